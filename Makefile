@@ -1,0 +1,52 @@
+# Consent Center — the two commands are `make run` and `make test`.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+FLASK := $(VENV)/bin/flask
+PORT ?= 5000
+export FLASK_APP := consent_center:create_app
+TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/consent_center_test
+export TEST_DATABASE_URL
+
+.PHONY: run test setup vendor translations messages lint bench browser-deps clean
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+setup: $(VENV)/.installed translations
+
+translations: $(VENV)/.installed
+	@$(VENV)/bin/pybabel compile -q -d translations
+
+# Re-extract messages after changing text in code or templates, then translate the .po files.
+messages: $(VENV)/.installed
+	$(VENV)/bin/pybabel extract -q -F babel.cfg -k _l -k lazy_gettext -o translations/messages.pot .
+	$(VENV)/bin/pybabel update -q -i translations/messages.pot -d translations --no-fuzzy-matching
+
+vendor:
+	./scripts/vendor.sh
+
+run: setup
+	$(FLASK) db upgrade
+	$(FLASK) demo seed
+	@$(PY) -m consent_center.devserver --port $(PORT)
+
+browser-deps:
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; }
+
+test: setup browser-deps
+	$(PY) scripts/ensure_test_database.py
+	$(PY) -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+bench: setup
+	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+	$(PY) bench/run.py $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) instance/*.db instance/dev_mailbox .pytest_cache

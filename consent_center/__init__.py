@@ -1,0 +1,64 @@
+"""Consent Center: a member-facing privacy consent center (Flask application factory)."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from flask import Flask
+
+from .config import PROJECT_ROOT, BaseConfig, load_config
+
+
+def create_app(config: BaseConfig | str | None = None, **overrides) -> Flask:
+    """Create the application.
+
+    :param config: a config object, an environment name, or None for `CONSENT_CENTER_ENV`.
+    :param overrides: individual settings (tests use these).
+    """
+    if config is None or isinstance(config, str):
+        if (config or os.environ.get("CONSENT_CENTER_ENV", "development")) == "development":
+            _load_dotenv()
+        config = load_config(config)
+    app = Flask(
+        __name__,
+        template_folder=str(PROJECT_ROOT / "templates"),
+        static_folder=str(PROJECT_ROOT / "static"),
+        instance_path=str(PROJECT_ROOT / "instance"),
+    )
+    app.config.from_object(config)
+    app.config["ENV_NAME"] = config.ENV_NAME
+    app.config.update(overrides)
+    app.config.setdefault("UNSUBSCRIBABLE_KINDS", ("policy_notice",))
+    os.makedirs(app.instance_path, exist_ok=True)
+
+    from . import models  # noqa: F401  (register the tables)
+    from .extensions import babel, csrf, db, limiter, login_manager, migrate
+    from .notify.email import mail
+    from .web import i18n
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
+    csrf.init_app(app)
+    login_manager.init_app(app)
+    limiter.init_app(app)
+    mail.init_app(app)
+    babel.init_app(app, locale_selector=i18n.select_locale)
+
+    from .web import register_web
+
+    register_web(app)
+
+    from .cli import register_cli
+
+    register_cli(app)
+    logging.getLogger("consent_center").setLevel(logging.INFO)
+    return app
+
+
+def _load_dotenv() -> None:
+    env_file = PROJECT_ROOT / ".env"
+    if env_file.exists():
+        from dotenv import load_dotenv
+
+        load_dotenv(env_file, override=False)

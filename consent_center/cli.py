@@ -1,0 +1,150 @@
+"""Thin `flask` commands that call services and commit."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+from sqlalchemy import func, select
+
+from .clock import utcnow
+from .config import PROJECT_ROOT
+from .domain import Locale, MemberStatus, Role
+from .extensions import db
+from .models import Member, PolicyVersion
+
+ledger_cli = AppGroup("ledger", help="The consent ledger.")
+demo_cli = AppGroup("demo", help="Demo data for a newcomer's machine.")
+policy_cli = AppGroup("policy", help="Policy versions.")
+
+SEED_POLICY = PROJECT_ROOT.parent / "shared" / "seed-privacy-policy.txt"
+DEMO_MEMBER_EMAIL = "member@example.com"
+DEMO_STAFF_EMAIL = "staff@example.com"
+
+
+@ledger_cli.command("verify")
+def ledger_verify() -> None:
+    """Recompute every member's consent hash chain; exit 1 when any link is broken."""
+    from .services.consents import verify_ledger
+
+    report = verify_ledger()
+    for member_id, seq, reason in report.broken:
+        click.echo(f"BROKEN member-row={member_id} seq={seq}: {reason}", err=True)
+    click.echo(
+        f"checked {report.events_checked} events of {report.members_checked} members: "
+        f"{'ok' if report.ok else f'{len(report.broken)} problems'}"
+    )
+    if not report.ok:
+        sys.exit(1)
+
+
+def seed_policy_text() -> tuple[str, str]:
+    from .services.policies import seed_text_to_markdown
+
+    path = Path(current_app.config.get("SEED_POLICY_PATH") or SEED_POLICY)
+    if not path.exists():  # a clone without ../shared: the copy shipped with the package
+        path = PROJECT_ROOT / "consent_center" / "seed" / "privacy-policy.txt"
+    return seed_text_to_markdown(path.read_text(encoding="utf-8"))
+
+
+def seed_demo() -> list[str]:
+    """Seed the company's policy as version 1 and demo users, when the database is empty."""
+    from .services.policies import publish_policy
+
+    lines = []
+    if db.session.scalar(select(func.count()).select_from(PolicyVersion)) == 0:
+        title, body = seed_policy_text()
+        publish_policy(
+            actor=None,
+            title=title,
+            body_md=body,
+            summary="The company's privacy policy as first published in Consent Center.",
+            effective_at=utcnow() - timedelta(days=1),
+            config=current_app.config,
+            allow_immediate=True,
+        )
+        lines.append("seeded policy version 1")
+    if db.session.scalar(select(func.count()).select_from(Member)) == 0:
+        now = utcnow()
+        db.session.add_all(
+            [
+                Member(
+                    name="Demo Member",
+                    email=DEMO_MEMBER_EMAIL,
+                    locale=Locale.EN,
+                    birth_date=datetime(1990, 5, 17, tzinfo=UTC).date(),
+                    role=Role.MEMBER,
+                    status=MemberStatus.ACTIVE,
+                    email_verified_at=now,
+                ),
+                Member(
+                    name="Demo Staff",
+                    email=DEMO_STAFF_EMAIL,
+                    locale=Locale.EN,
+                    birth_date=datetime(1985, 3, 2, tzinfo=UTC).date(),
+                    role=Role.STAFF,
+                    status=MemberStatus.ACTIVE,
+                    email_verified_at=now,
+                ),
+            ]
+        )
+        lines.append(f"seeded demo member {DEMO_MEMBER_EMAIL} and staff {DEMO_STAFF_EMAIL}")
+    db.session.commit()
+    return lines
+
+
+@demo_cli.command("seed")
+def demo_seed() -> None:
+    """Seed the policy and demo users if the database is empty (safe to run again)."""
+    for line in seed_demo() or ["database already has data; nothing seeded"]:
+        click.echo(line)
+
+
+@policy_cli.command("publish")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--effective", required=True, help="Effective date, YYYY-MM-DD (UTC midnight).")
+@click.option("--summary", required=True, help="What changed, in a sentence or two.")
+@click.option("--title", default="Privacy policy", show_default=True)
+@click.option(
+    "--changes-purpose",
+    "changed",
+    multiple=True,
+    help="A purpose whose terms change (repeatable); members are asked again.",
+)
+def policy_publish(file: Path, effective: str, summary: str, title: str, changed) -> None:
+    """Publish FILE (Markdown) as a new policy version."""
+    from .services.errors import Invalid
+    from .services.policies import publish_policy
+
+    try:
+        when = datetime.strptime(effective, "%Y-%m-%d").replace(tzinfo=UTC)
+    except ValueError:
+        raise click.BadParameter("use YYYY-MM-DD", param_hint="--effective") from None
+    try:
+        version = publish_policy(
+            actor=None,
+            title=title,
+            body_md=file.read_text(encoding="utf-8"),
+            summary=summary,
+            effective_at=when,
+            changed_purposes=tuple(changed),
+            config=current_app.config,
+        )
+    except Invalid as exc:
+        db.session.rollback()
+        for field, messages in exc.field_errors.items():
+            for message in messages:
+                click.echo(f"{field}: {message}", err=True)
+        sys.exit(2)
+    db.session.commit()
+    click.echo(f"published version {version.number}, effective {version.effective_at:%Y-%m-%d}")
+
+
+def register_cli(app: Flask) -> None:
+    app.cli.add_command(ledger_cli)
+    app.cli.add_command(demo_cli)
+    app.cli.add_command(policy_cli)

@@ -1,0 +1,185 @@
+"""Configuration, read only from the environment (a `.env` file is loaded in development)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _htmx_version() -> str:
+    """The vendored htmx version (static/vendor/htmx/VERSION, written by scripts/vendor.sh)."""
+    path = PROJECT_ROOT / "static" / "vendor" / "htmx" / "VERSION"
+    return path.read_text().strip() if path.exists() else "4.0.1"
+
+
+DEFAULT_SECRET = "dev-only-insecure-secret-key"  # noqa: S105 - refused in production
+
+
+def _bool(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value not in (None, "") else default
+
+
+def _str(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+def _database_url(url: str | None) -> str:
+    url = url or f"sqlite:///{PROJECT_ROOT / 'instance' / 'consent_center.db'}"
+    # Heroku-style and bare postgres URLs: use psycopg 3 explicitly.
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    return url
+
+
+class BaseConfig:
+    """Settings shared by every environment; each value comes from the environment."""
+
+    ENV_NAME = "base"
+    TESTING = False
+    DEBUG = False
+
+    def __init__(self) -> None:
+        self.SECRET_KEY = _str("SECRET_KEY", DEFAULT_SECRET)
+        self.SQLALCHEMY_DATABASE_URI = _database_url(_str("DATABASE_URL"))
+        self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+        self.PORT = _int("PORT", 5000)
+        self.PUBLIC_BASE_URL = _str("PUBLIC_BASE_URL")
+
+        # Sessions: the cookie holds only the member's id and the CSRF secret.
+        self.SESSION_COOKIE_NAME = "cc_session"
+        self.SESSION_COOKIE_HTTPONLY = True
+        self.SESSION_COOKIE_SAMESITE = "Lax"
+        self.SESSION_COOKIE_SECURE = _bool("SESSION_COOKIE_SECURE", False)
+        self.REMEMBER_COOKIE_HTTPONLY = True
+        self.PERMANENT_SESSION_LIFETIME = _int("SESSION_LIFETIME_SECONDS", 8 * 3600)
+        # The page's token stays valid for the whole session; sign-in rotates it.
+        self.WTF_CSRF_TIME_LIMIT = None
+
+        # Mail: with no MAIL_SERVER, messages land in the dev mailbox instead.
+        self.MAIL_SERVER = _str("MAIL_SERVER")
+        self.MAIL_PORT = _int("MAIL_PORT", 25)
+        self.MAIL_USERNAME = _str("MAIL_USERNAME")
+        self.MAIL_PASSWORD = _str("MAIL_PASSWORD")
+        self.MAIL_USE_TLS = _bool("MAIL_USE_TLS")
+        self.MAIL_USE_SSL = _bool("MAIL_USE_SSL")
+        self.MAIL_DEFAULT_SENDER = _str("MAIL_DEFAULT_SENDER", "Consent Center <privacy@localhost>")
+        self.MAIL_TIMEOUT = _int("MAIL_TIMEOUT", 10)
+        self.MAIL_SUPPRESS_SEND = False
+
+        # SMS through Twilio; with no credentials, SMS lands in the dev mailbox too.
+        self.TWILIO_ACCOUNT_SID = _str("TWILIO_ACCOUNT_SID")
+        self.TWILIO_AUTH_TOKEN = _str("TWILIO_AUTH_TOKEN")
+        self.TWILIO_FROM_NUMBER = _str("TWILIO_FROM_NUMBER")
+        self.TWILIO_API_BASE_URL = _str("TWILIO_API_BASE_URL", "https://api.twilio.com")
+        self.TWILIO_TIMEOUT = _int("TWILIO_TIMEOUT", 10)
+
+        self.RATELIMIT_STORAGE_URI = _str("RATELIMIT_STORAGE_URI", "memory://")
+        self.RATELIMIT_HEADERS_ENABLED = True
+        self.RATELIMIT_ENABLED = _bool("RATELIMIT_ENABLED", True)
+
+        # The company, as the policy names it; shown on the contact page and in messages.
+        self.COMPANY_NAME = _str("COMPANY_NAME", "AUTOOL")
+        self.COMPANY_EMAIL = _str("COMPANY_EMAIL", "aftersale@autooltech.com")
+        self.COMPANY_PHONE = _str("COMPANY_PHONE", "400-032-0988")
+        self.COMPANY_ADDRESS = _str("COMPANY_ADDRESS", "")
+        self.COMPANY_WECHAT = _str("COMPANY_WECHAT", "")
+        self.COMPANY_FACEBOOK = _str("COMPANY_FACEBOOK", "")
+        self.COMPANY_JURISDICTION = _str("COMPANY_JURISDICTION", "CN")
+
+        self.MINOR_AGE = _int("MINOR_AGE", 14)
+        self.DEFAULT_PHONE_REGION = _str("DEFAULT_PHONE_REGION", "CN")
+        self.POLICY_NOTICE_DAYS = _int("POLICY_NOTICE_DAYS", 7)
+        self.POLICY_PURPOSE_NOTICE_DAYS = _int("POLICY_PURPOSE_NOTICE_DAYS", 30)
+        self.SIGN_IN_CODE_TTL_SECONDS = _int("SIGN_IN_CODE_TTL_SECONDS", 600)
+        self.SIGN_IN_CODE_MAX_ATTEMPTS = _int("SIGN_IN_CODE_MAX_ATTEMPTS", 5)
+        self.SIGN_IN_RATE_LIMIT_IP = _str("SIGN_IN_RATE_LIMIT_IP", "20 per 10 minutes")
+        self.SIGN_IN_RATE_LIMIT_IDENTIFIER = _str(
+            "SIGN_IN_RATE_LIMIT_IDENTIFIER", "5 per 10 minutes"
+        )
+
+        self.BABEL_DEFAULT_LOCALE = "en"
+        # Dates and times are shown in this zone (stored in UTC).
+        self.BABEL_DEFAULT_TIMEZONE = _str("DISPLAY_TIMEZONE", "Asia/Shanghai")
+        self.HTMX_VERSION = _htmx_version()
+        self.BABEL_TRANSLATION_DIRECTORIES = str(PROJECT_ROOT / "translations")
+        self.DEV_MAILBOX = False
+
+    def validate(self) -> None:
+        """Raise when the configuration is unsafe for this environment."""
+
+
+class DevelopmentConfig(BaseConfig):
+    ENV_NAME = "development"
+    DEBUG = False  # the interactive debugger stays off; run with --debug to opt in
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.DEV_MAILBOX = True
+
+
+class TestingConfig(BaseConfig):
+    ENV_NAME = "testing"
+    TESTING = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.SQLALCHEMY_DATABASE_URI = _database_url(
+            _str("TEST_DATABASE_URL", "sqlite:///:memory:")
+        )
+        self.SECRET_KEY = "testing-secret-key"  # noqa: S105
+        self.DEV_MAILBOX = True
+        self.RATELIMIT_STORAGE_URI = "memory://"
+        self.MAIL_SERVER = None
+        self.TWILIO_ACCOUNT_SID = None
+        self.TWILIO_AUTH_TOKEN = None
+        self.PUBLIC_BASE_URL = "http://localhost"
+
+
+class ProductionConfig(BaseConfig):
+    ENV_NAME = "production"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.SESSION_COOKIE_SECURE = _bool("SESSION_COOKIE_SECURE", True)
+        self.REMEMBER_COOKIE_SECURE = True
+
+    def validate(self) -> None:
+        secret = self.SECRET_KEY or ""
+        if secret == DEFAULT_SECRET or len(secret) < 32:
+            raise RuntimeError(
+                "Refusing to start in production: set SECRET_KEY to a random value of at "
+                "least 32 characters (python -c 'import secrets; print(secrets.token_hex(32))')."
+            )
+        if not self.PUBLIC_BASE_URL:
+            raise RuntimeError("Refusing to start in production: set PUBLIC_BASE_URL.")
+
+
+CONFIGS: dict[str, type[BaseConfig]] = {
+    "development": DevelopmentConfig,
+    "testing": TestingConfig,
+    "production": ProductionConfig,
+}
+
+
+def load_config(name: str | None = None) -> BaseConfig:
+    """Build the configuration named by `name` or `CONSENT_CENTER_ENV` (default development)."""
+    name = name or os.environ.get("CONSENT_CENTER_ENV", "development")
+    try:
+        config = CONFIGS[name]()
+    except KeyError:
+        raise RuntimeError(f"Unknown CONSENT_CENTER_ENV {name!r}; use {sorted(CONFIGS)}") from None
+    config.validate()
+    return config

@@ -1,0 +1,432 @@
+"""The domain's fixed vocabulary: purposes, the data inventory, refusal grounds and enums.
+
+Everything a member is told about what we hold and why is generated from this module, and
+a test walks every database column to prove nothing stored is missing from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from flask_babel import lazy_gettext as _l
+
+
+class Role(StrEnum):
+    MEMBER = "member"
+    STAFF = "staff"
+    ADMIN = "admin"
+
+
+class MemberStatus(StrEnum):
+    ACTIVE = "active"
+    AWAITING_GUARDIAN = "awaiting_guardian"
+    ERASED = "erased"
+
+
+class Gender(StrEnum):
+    FEMALE = "female"
+    MALE = "male"
+    OTHER = "other"
+
+
+GENDER_LABELS = {
+    Gender.FEMALE: _l("Female"),
+    Gender.MALE: _l("Male"),
+    Gender.OTHER: _l("Another gender"),
+}
+
+
+class Locale(StrEnum):
+    EN = "en"
+    ZH = "zh_Hans_CN"
+
+
+LOCALE_LABELS = {Locale.EN: "English", Locale.ZH: "简体中文"}
+# The value for the HTML `lang` attribute of each locale.
+LOCALE_HTML_LANG = {Locale.EN: "en", Locale.ZH: "zh-Hans"}
+
+
+class Actor(StrEnum):
+    MEMBER = "member"
+    GUARDIAN = "guardian"
+    STAFF = "staff"
+    SYSTEM = "system"
+
+
+class Method(StrEnum):
+    FORM = "form"
+    HTMX = "htmx"
+    REGISTRATION = "registration"
+    GUARDIAN_LINK = "guardian_link"
+    API = "api"
+    GPC = "gpc"
+    POLICY_CHANGE = "policy_change"
+
+
+METHOD_LABELS = {
+    Method.FORM: _l("Web form"),
+    Method.HTMX: _l("Web page switch"),
+    Method.REGISTRATION: _l("Registration form"),
+    Method.GUARDIAN_LINK: _l("Guardian approval"),
+    Method.API: _l("API"),
+    Method.GPC: _l("Global Privacy Control signal"),
+    Method.POLICY_CHANGE: _l("Policy change"),
+}
+
+ACTOR_LABELS = {
+    Actor.MEMBER: _l("You"),
+    Actor.GUARDIAN: _l("Your guardian"),
+    Actor.STAFF: _l("Staff"),
+    Actor.SYSTEM: _l("System"),
+}
+
+
+class Channel(StrEnum):
+    EMAIL = "email"
+    SMS = "sms"
+
+
+class NotificationStatus(StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    DEAD = "dead"
+
+
+NOTIFICATION_STATUS_LABELS = {
+    NotificationStatus.PENDING: _l("Waiting to be sent"),
+    NotificationStatus.SENDING: _l("Sending"),
+    NotificationStatus.SENT: _l("Sent"),
+    NotificationStatus.DELIVERED: _l("Delivered"),
+    NotificationStatus.FAILED: _l("Could not be delivered"),
+    NotificationStatus.DEAD: _l("Gave up after retries"),
+}
+
+
+@dataclass(frozen=True)
+class Purpose:
+    key: str
+    title: object
+    description: object
+    optional: bool
+    kantara_category: str
+
+
+SERVICE = "service"
+TREND_ANALYSIS = "trend_analysis"
+ADVERTISING = "advertising"
+
+PURPOSES: dict[str, Purpose] = {
+    SERVICE: Purpose(
+        SERVICE,
+        _l("Providing the service"),
+        _l(
+            "Running your membership: signing you in, answering your requests, sending the "
+            "notices the law requires and keeping member statistics needed to provide the "
+            "services you apply for. This is necessary, so it cannot be switched off."
+        ),
+        optional=False,
+        kantara_category="Core Function",
+    ),
+    TREND_ANALYSIS: Purpose(
+        TREND_ANALYSIS,
+        _l("Trend analysis"),
+        _l(
+            "Using your information for general trend analysis to improve our service, such "
+            "as evaluating service facilities and customer preferences. Off unless you turn "
+            "it on; the service is the same either way."
+        ),
+        optional=True,
+        kantara_category="Improve Performance",
+    ),
+    ADVERTISING: Purpose(
+        ADVERTISING,
+        _l("Advertising planning"),
+        _l(
+            "Using your information to plan our advertising, for example deciding which "
+            "offers to show members like you. Off unless you turn it on; the service is the "
+            "same either way."
+        ),
+        optional=True,
+        kantara_category="Marketing",
+    ),
+}
+
+OPTIONAL_PURPOSES: tuple[str, ...] = tuple(k for k, p in PURPOSES.items() if p.optional)
+
+
+class RefusalGround(StrEnum):
+    """The five cases in which the policy lets the company refuse a deletion request."""
+
+    NATIONAL_SECURITY = "national_security"
+    PUBLIC_INTEREST = "public_interest"
+    CRIMINAL_JUSTICE = "criminal_justice"
+    ABUSE_OF_RIGHTS = "abuse_of_rights"
+    THIRD_PARTY_RIGHTS = "third_party_rights"
+
+
+REFUSAL_GROUNDS = {
+    RefusalGround.NATIONAL_SECURITY: _l(
+        "Directly related to national security and national defense security"
+    ),
+    RefusalGround.PUBLIC_INTEREST: _l(
+        "Directly related to public safety, public health, and major public interests"
+    ),
+    RefusalGround.CRIMINAL_JUSTICE: _l(
+        "Directly related to criminal investigation, prosecution, trial and execution of judgments"
+    ),
+    RefusalGround.ABUSE_OF_RIGHTS: _l(
+        "There is sufficient evidence to show subjective malice or abuse of rights"
+    ),
+    RefusalGround.THIRD_PARTY_RIGHTS: _l(
+        "Responding would cause serious damage to the legitimate rights and interests of "
+        "other individuals and organizations"
+    ),
+}
+
+
+# --- The data inventory ----------------------------------------------------------------
+
+PROVIDED = "provided"
+RECORDED = "recorded"
+SOURCE_LABELS = {PROVIDED: _l("You gave it"), RECORDED: _l("We recorded it")}
+
+_UNTIL_ERASED = _l("While you are a member; removed when your data is erased")
+_NOT_SHARED = _l("Not shared")
+_KEPT_ANONYMISED = _l(
+    "Kept as proof of your choices; on erasure it is re-keyed so it no longer identifies you"
+)
+
+
+@dataclass(frozen=True)
+class InventoryField:
+    """One stored field about a member, with what we tell the member about it."""
+
+    table: str
+    column: str
+    label: object
+    purposes: tuple[str, ...]
+    source: str
+    retention: object
+    shared: object = _NOT_SHARED
+
+
+@dataclass(frozen=True)
+class InventoryGroup:
+    """A table holding member data, shown as one section of "What we hold about you"."""
+
+    table: str
+    title: object
+    description: object
+    fields: tuple[InventoryField, ...]
+
+
+def _group(table: str, title, description, *fields: tuple) -> InventoryGroup:
+    return InventoryGroup(
+        table, title, description, tuple(InventoryField(table, *f) for f in fields)
+    )
+
+
+DATA_INVENTORY: tuple[InventoryGroup, ...] = (
+    _group(
+        "member",
+        _l("Your profile"),
+        _l("What you told us when you registered or later corrected."),
+        ("public_id", _l("Member number"), (SERVICE,), RECORDED, _UNTIL_ERASED),
+        ("name", _l("Name"), (SERVICE, TREND_ANALYSIS), PROVIDED, _UNTIL_ERASED),
+        ("gender", _l("Gender"), (SERVICE, TREND_ANALYSIS, ADVERTISING), PROVIDED, _UNTIL_ERASED),
+        ("email", _l("Email address"), (SERVICE,), PROVIDED, _UNTIL_ERASED),
+        ("phone", _l("Mobile number"), (SERVICE,), PROVIDED, _UNTIL_ERASED),
+        ("birth_date", _l("Date of birth"), (SERVICE, TREND_ANALYSIS), PROVIDED, _UNTIL_ERASED),
+        ("locale", _l("Preferred language"), (SERVICE,), PROVIDED, _UNTIL_ERASED),
+        ("role", _l("Account type"), (SERVICE,), RECORDED, _UNTIL_ERASED),
+        ("status", _l("Account status"), (SERVICE,), RECORDED, _UNTIL_ERASED),
+        ("email_verified_at", _l("Email verified on"), (SERVICE,), RECORDED, _UNTIL_ERASED),
+        ("phone_verified_at", _l("Mobile number verified on"), (SERVICE,), RECORDED, _UNTIL_ERASED),
+        ("created_at", _l("Member since"), (SERVICE,), RECORDED, _UNTIL_ERASED),
+        ("updated_at", _l("Profile last changed"), (SERVICE,), RECORDED, _UNTIL_ERASED),
+        ("erased_at", _l("Erased on"), (SERVICE,), RECORDED, _KEPT_ANONYMISED),
+        ("notify_email", _l("Policy notices by email"), (SERVICE,), PROVIDED, _UNTIL_ERASED),
+        ("notify_sms", _l("Policy notices by text message"), (SERVICE,), PROVIDED, _UNTIL_ERASED),
+        (
+            "sms_opted_out_at",
+            _l("Opted out of text messages on"),
+            (SERVICE,),
+            PROVIDED,
+            _UNTIL_ERASED,
+        ),
+    ),
+    _group(
+        "consent_state",
+        _l("Your current consent choices"),
+        _l("For each optional purpose, whether you have said yes, and since when."),
+        ("purpose", _l("Purpose"), (SERVICE,), PROVIDED, _KEPT_ANONYMISED),
+        ("granted", _l("Your answer"), (SERVICE,), PROVIDED, _KEPT_ANONYMISED),
+        ("event_id", _l("The receipt behind it"), (SERVICE,), RECORDED, _KEPT_ANONYMISED),
+        (
+            "policy_version_id",
+            _l("Policy version in force"),
+            (SERVICE,),
+            RECORDED,
+            _KEPT_ANONYMISED,
+        ),
+        ("updated_at", _l("Last changed"), (SERVICE,), RECORDED, _KEPT_ANONYMISED),
+    ),
+    _group(
+        "consent_event",
+        _l("Your consent history"),
+        _l("Every time a consent was given or withdrawn, as a receipt you can download."),
+        ("receipt_id", _l("Receipt number"), (SERVICE,), RECORDED, _KEPT_ANONYMISED),
+        ("seq", _l("Position in your history"), (SERVICE,), RECORDED, _KEPT_ANONYMISED),
+        ("purpose", _l("Purpose"), (SERVICE,), PROVIDED, _KEPT_ANONYMISED),
+        ("granted", _l("Given or withdrawn"), (SERVICE,), PROVIDED, _KEPT_ANONYMISED),
+        (
+            "policy_version_id",
+            _l("Policy version in force"),
+            (SERVICE,),
+            RECORDED,
+            _KEPT_ANONYMISED,
+        ),
+        ("actor", _l("Who made the change"), (SERVICE,), RECORDED, _KEPT_ANONYMISED),
+        (
+            "actor_member_id",
+            _l("Which account made the change"),
+            (SERVICE,),
+            RECORDED,
+            _KEPT_ANONYMISED,
+        ),
+        ("method", _l("How the change was made"), (SERVICE,), RECORDED, _KEPT_ANONYMISED),
+        ("created_at", _l("When"), (SERVICE,), RECORDED, _KEPT_ANONYMISED),
+        ("prev_hash", _l("Link to the previous receipt"), (SERVICE,), RECORDED, _KEPT_ANONYMISED),
+        ("hash", _l("Tamper-evident fingerprint"), (SERVICE,), RECORDED, _KEPT_ANONYMISED),
+    ),
+    _group(
+        "one_time_code",
+        _l("Sign-in and verification codes"),
+        _l(
+            "Codes we sent you to sign in or to confirm a new contact detail. We keep only a "
+            "fingerprint of each code, never the code itself."
+        ),
+        (
+            "purpose",
+            _l("What the code was for"),
+            (SERVICE,),
+            RECORDED,
+            _l("Deleted 24 hours after it expires"),
+        ),
+        ("channel", _l("Sent by"), (SERVICE,), RECORDED, _l("Deleted 24 hours after it expires")),
+        (
+            "identifier_digest",
+            _l("Fingerprint of the address it was sent to"),
+            (SERVICE,),
+            RECORDED,
+            _l("Deleted 24 hours after it expires"),
+        ),
+        (
+            "new_value",
+            _l("New contact detail waiting to be confirmed"),
+            (SERVICE,),
+            PROVIDED,
+            _l("Deleted 24 hours after it expires"),
+        ),
+        (
+            "code_hash",
+            _l("Fingerprint of the code"),
+            (SERVICE,),
+            RECORDED,
+            _l("Deleted 24 hours after it expires"),
+        ),
+        (
+            "attempts",
+            _l("Wrong attempts"),
+            (SERVICE,),
+            RECORDED,
+            _l("Deleted 24 hours after it expires"),
+        ),
+        (
+            "created_at",
+            _l("Sent at"),
+            (SERVICE,),
+            RECORDED,
+            _l("Deleted 24 hours after it expires"),
+        ),
+        (
+            "expires_at",
+            _l("Expires at"),
+            (SERVICE,),
+            RECORDED,
+            _l("Deleted 24 hours after it expires"),
+        ),
+        (
+            "consumed_at",
+            _l("Used at"),
+            (SERVICE,),
+            RECORDED,
+            _l("Deleted 24 hours after it expires"),
+        ),
+    ),
+    _group(
+        "notification",
+        _l("Messages we sent you"),
+        _l("Every email and text message we sent you, with its delivery status."),
+        ("channel", _l("Email or text message"), (SERVICE,), RECORDED, _UNTIL_ERASED),
+        ("kind", _l("What it was about"), (SERVICE,), RECORDED, _UNTIL_ERASED),
+        ("recipient", _l("Address it was sent to"), (SERVICE,), PROVIDED, _UNTIL_ERASED),
+        ("subject", _l("Subject"), (SERVICE,), RECORDED, _UNTIL_ERASED),
+        ("body_text", _l("Message text"), (SERVICE,), RECORDED, _UNTIL_ERASED),
+        ("body_html", _l("Message as formatted email"), (SERVICE,), RECORDED, _UNTIL_ERASED),
+        ("locale", _l("Language"), (SERVICE,), RECORDED, _UNTIL_ERASED),
+        ("status", _l("Delivery status"), (SERVICE,), RECORDED, _UNTIL_ERASED),
+        ("attempts", _l("Delivery attempts"), (SERVICE,), RECORDED, _UNTIL_ERASED),
+        ("provider_id", _l("Delivery reference"), (SERVICE,), RECORDED, _UNTIL_ERASED),
+        ("last_error", _l("Last delivery problem"), (SERVICE,), RECORDED, _UNTIL_ERASED),
+        ("created_at", _l("Written at"), (SERVICE,), RECORDED, _UNTIL_ERASED),
+        ("sent_at", _l("Sent at"), (SERVICE,), RECORDED, _UNTIL_ERASED),
+        ("delivered_at", _l("Delivered at"), (SERVICE,), RECORDED, _UNTIL_ERASED),
+    ),
+    _group(
+        "audit_event",
+        _l("Security and audit log"),
+        _l(
+            "A record of important actions on your account (such as sign-ins and changes), kept "
+            "to protect it from unauthorized access."
+        ),
+        ("action", _l("Action"), (SERVICE,), RECORDED, _KEPT_ANONYMISED),
+        ("actor_member_id", _l("Who acted"), (SERVICE,), RECORDED, _KEPT_ANONYMISED),
+        ("subject_member_id", _l("Whose account"), (SERVICE,), RECORDED, _KEPT_ANONYMISED),
+        ("details", _l("Details (never personal data)"), (SERVICE,), RECORDED, _KEPT_ANONYMISED),
+        ("created_at", _l("When"), (SERVICE,), RECORDED, _KEPT_ANONYMISED),
+    ),
+)
+
+# Columns that hold no information about a member: keys, bookkeeping and company content.
+# Every database column is either in DATA_INVENTORY or here, with the reason (a test checks).
+NOT_MEMBER_DATA: dict[tuple[str, str], str] = {
+    ("member", "id"): "internal row key",
+    ("consent_state", "member_id"): "internal row key",
+    ("consent_event", "id"): "internal row key",
+    ("consent_event", "member_id"): "internal row key",
+    ("one_time_code", "id"): "internal row key",
+    ("one_time_code", "token"): "random handle for the code-entry page, no meaning",
+    ("one_time_code", "member_id"): "internal row key",
+    ("notification", "id"): "internal row key",
+    ("notification", "public_id"): "random handle, no meaning",
+    ("notification", "member_id"): "internal row key",
+    ("notification", "dedupe_key"): "built from kinds and internal keys only",
+    ("notification", "next_attempt_at"): "delivery scheduling",
+    ("notification", "lease_until"): "delivery scheduling",
+    ("audit_event", "id"): "internal row key",
+    ("policy_version", "id"): "company content",
+    ("policy_version", "number"): "company content",
+    ("policy_version", "title"): "company content",
+    ("policy_version", "body_md"): "company content",
+    ("policy_version", "summary"): "company content",
+    ("policy_version", "changed_purposes"): "company content",
+    ("policy_version", "published_at"): "company content",
+    ("policy_version", "effective_at"): "company content",
+    ("policy_version", "created_at"): "company content",
+    ("alembic_version", "version_num"): "schema bookkeeping",
+}

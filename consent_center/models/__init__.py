@@ -1,0 +1,18 @@
+"""All models, re-exported so `from consent_center.models import Member` works."""
+
+from .audit import AuditEvent
+from .auth import OneTimeCode
+from .consent import ConsentEvent, ConsentState
+from .member import Member
+from .notification import Notification
+from .policy import PolicyVersion
+
+__all__ = [
+    "AuditEvent",
+    "ConsentEvent",
+    "ConsentState",
+    "Member",
+    "Notification",
+    "OneTimeCode",
+    "PolicyVersion",
+]

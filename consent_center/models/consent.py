@@ -1,0 +1,80 @@
+"""The consent ledger (append-only, hash-chained per member) and the current state it yields."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from datetime import datetime
+
+from sqlalchemy import Boolean, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ..clock import utcnow
+from ..extensions import db
+from .types import UTCDateTime
+
+GENESIS_HASH = "0" * 64
+
+
+class ConsentEvent(db.Model):
+    """One consent given or withdrawn. Never updated or deleted; each is a receipt."""
+
+    __tablename__ = "consent_event"
+    __table_args__ = (UniqueConstraint("member_id", "seq"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    receipt_id: Mapped[str] = mapped_column(
+        String(36), unique=True, default=lambda: str(uuid.uuid4())
+    )
+    member_id: Mapped[int] = mapped_column(ForeignKey("member.id"))
+    # Position in the member's chain; unique with member_id, so two racing writers cannot
+    # both extend the chain from the same link.
+    seq: Mapped[int] = mapped_column(Integer)
+    purpose: Mapped[str] = mapped_column(String(32))
+    granted: Mapped[bool] = mapped_column(Boolean)
+    policy_version_id: Mapped[int | None] = mapped_column(ForeignKey("policy_version.id"))
+    actor: Mapped[str] = mapped_column(String(16))
+    actor_member_id: Mapped[int | None] = mapped_column(ForeignKey("member.id"))
+    method: Mapped[str] = mapped_column(String(24))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+    def compute_hash(self) -> str:
+        """The fingerprint of this event's content chained to the previous one."""
+        return chain_hash(
+            prev_hash=self.prev_hash,
+            member_id=self.member_id,
+            seq=self.seq,
+            receipt_id=self.receipt_id,
+            purpose=self.purpose,
+            granted=self.granted,
+            policy_version_id=self.policy_version_id,
+            actor=self.actor,
+            actor_member_id=self.actor_member_id,
+            method=self.method,
+            created_at=self.created_at,
+        )
+
+
+def chain_hash(*, prev_hash: str, created_at: datetime, **fields) -> str:
+    """SHA-256 over a canonical JSON of the event's fields and the previous hash."""
+    payload = dict(
+        fields, prev_hash=prev_hash, created_at=created_at.isoformat(timespec="microseconds")
+    )
+    blob = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(blob).hexdigest()
+
+
+class ConsentState(db.Model):
+    """The current answer per member and purpose, written with its event in one transaction."""
+
+    __tablename__ = "consent_state"
+
+    member_id: Mapped[int] = mapped_column(ForeignKey("member.id"), primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(32), primary_key=True)
+    granted: Mapped[bool] = mapped_column(Boolean)
+    event_id: Mapped[int] = mapped_column(ForeignKey("consent_event.id"))
+    policy_version_id: Mapped[int | None] = mapped_column(ForeignKey("policy_version.id"))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,0 +1,34 @@
+"""What a transport is given and what it answers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A message ready to go: built from an outbox row, or in memory when it holds a secret."""
+
+    notification_id: int
+    public_id: str
+    channel: str
+    kind: str
+    recipient: str
+    subject: str | None
+    text: str
+    html: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    # Seconds after which the provider should drop an undelivered message (sign-in codes).
+    validity_seconds: int | None = None
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    """How one send went. `transient` failures are retried; others are final."""
+
+    ok: bool
+    provider_id: str | None = None
+    transient: bool = False
+    error: str | None = None
+    # The recipient told the provider to stop (Twilio 21610): record the opt-out.
+    opted_out: bool = False

@@ -1,0 +1,1 @@
+"""Domain services: plain functions that check rules, write and flush, and never commit."""

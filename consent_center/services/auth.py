@@ -1,0 +1,234 @@
+"""Password-less sign-in and contact verification by one-time code.
+
+Codes are 6 random digits, stored only as an HMAC bound to their row, valid for 10 minutes,
+used once, with a few attempts. Asking for a code looks the same whether or not an account
+exists: an unknown address gets a row that no code can ever match, and no message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from flask import current_app
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import select
+
+from ..clock import utcnow
+from ..domain import Channel, MemberStatus
+from ..extensions import db
+from ..models import Member, OneTimeCode
+from ..notify.base import Outgoing
+from .audit import record_audit
+from .errors import Invalid, TooManyAttempts
+from .notifications import enqueue_secret_notification
+from .validation import normalize_email, normalize_phone
+
+SIGN_IN = "sign_in"
+VERIFY_CONTACT = "verify_contact"
+
+
+def _key() -> bytes:
+    return current_app.config["SECRET_KEY"].encode()
+
+
+def identifier_digest(value: str) -> str:
+    """A keyed fingerprint of a normalized email or phone (used for lookups and rate limits)."""
+    return hmac.new(_key(), f"identifier:{value}".encode(), hashlib.sha256).hexdigest()
+
+
+def _code_hash(token: str, code: str) -> str:
+    return hmac.new(_key(), f"code:{token}:{code}".encode(), hashlib.sha256).hexdigest()
+
+
+def parse_identifier(raw: str) -> tuple[str, str]:
+    """Split what the member typed into (channel, normalized value).
+
+    :raises Invalid: when it is neither an email address nor a mobile number.
+    """
+    raw = (raw or "").strip()
+    if "@" in raw:
+        email = normalize_email(raw)
+        if email:
+            return Channel.EMAIL, email
+        raise Invalid(
+            _l("Enter a valid email address."), {"identifier": [_l("Enter a valid email address.")]}
+        )
+    phone = normalize_phone(raw, current_app.config["DEFAULT_PHONE_REGION"])
+    if phone:
+        return Channel.SMS, phone
+    message = _l("Enter your email address or mobile number (with country code, e.g. +86).")
+    raise Invalid(message, {"identifier": [message]})
+
+
+def find_member_by_contact(channel: str, value: str) -> Member | None:
+    """The account this email, or this *verified* mobile number, belongs to."""
+    if channel == Channel.EMAIL:
+        condition = Member.email == value
+    else:
+        condition = (Member.phone == value) & Member.phone_verified_at.is_not(None)
+    return db.session.scalars(
+        select(Member).where(condition, Member.status != MemberStatus.ERASED)
+    ).first()
+
+
+@dataclass(frozen=True)
+class CodeRequest:
+    token: str
+    channel: str
+    masked_to: str
+    outgoing: Outgoing | None
+    notification_id: int | None
+
+
+def _new_code() -> str:
+    return f"{secrets.randbelow(10**6):06d}"
+
+
+def _issue_code(
+    *,
+    purpose: str,
+    channel: str,
+    value: str,
+    member: Member | None,
+    locale: str,
+    new_value: str | None = None,
+) -> CodeRequest:
+    from .validation import mask_email, mask_phone
+
+    ttl = current_app.config["SIGN_IN_CODE_TTL_SECONDS"]
+    now = utcnow()
+    code = _new_code()
+    row = OneTimeCode(
+        purpose=purpose,
+        channel=channel,
+        identifier_digest=identifier_digest(value),
+        member_id=member.id if member else None,
+        new_value=new_value,
+        expires_at=now + timedelta(seconds=ttl),
+        code_hash="",
+    )
+    row.token = secrets.token_urlsafe(32)
+    row.code_hash = _code_hash(row.token, code)
+    db.session.add(row)
+    db.session.flush()
+    masked = mask_email(value) if channel == Channel.EMAIL else mask_phone(value)
+    if member is None:
+        return CodeRequest(row.token, channel, masked, None, None)
+    notification, outgoing = enqueue_secret_notification(
+        member=member,
+        channel=channel,
+        kind="sign_in_code" if purpose == SIGN_IN else "verify_contact",
+        dedupe_key=f"code:{row.token}",
+        recipient=value,
+        locale=member.locale,
+        context={"minutes": ttl // 60},
+        secret_context={"code": code},
+        masked_context={"code": "••••••"},
+        validity_seconds=ttl,
+    )
+    return CodeRequest(row.token, channel, masked, outgoing, notification.id)
+
+
+def request_sign_in_code(raw_identifier: str) -> CodeRequest:
+    """Start a sign-in: issue a code to the member with this email or phone, if any.
+
+    :raises Invalid: when the identifier is malformed (never when it is unknown).
+    """
+    channel, value = parse_identifier(raw_identifier)
+    member = find_member_by_contact(channel, value)
+    return _issue_code(
+        purpose=SIGN_IN,
+        channel=channel,
+        value=value,
+        member=member,
+        locale=member.locale if member else "en",
+    )
+
+
+def request_contact_change(member: Member, channel: str, new_value: str) -> CodeRequest:
+    """Send a code to a new email or phone; it replaces the old one only once confirmed."""
+    return _issue_code(
+        purpose=VERIFY_CONTACT,
+        channel=channel,
+        value=new_value,
+        member=member,
+        locale=member.locale,
+        new_value=new_value,
+    )
+
+
+def load_pending_code(token: str | None, purpose: str) -> OneTimeCode | None:
+    if not token:
+        return None
+    return db.session.scalars(
+        select(OneTimeCode).where(OneTimeCode.token == token, OneTimeCode.purpose == purpose)
+    ).first()
+
+
+def check_code(row: OneTimeCode | None, code: str) -> OneTimeCode:
+    """Check `code` against a pending row, counting a wrong attempt on the row.
+
+    The caller commits in every case, so wrong attempts are counted.
+
+    :raises Invalid: wrong, expired or used code.
+    :raises TooManyAttempts: after the configured number of wrong attempts.
+    """
+    expired = _l("This code has expired or was already used. Ask for a new one.")
+    if row is None or row.consumed_at is not None or row.expires_at <= utcnow():
+        raise Invalid(expired, {"code": [expired]})
+    if row.attempts >= current_app.config["SIGN_IN_CODE_MAX_ATTEMPTS"]:
+        raise TooManyAttempts(_l("Too many wrong attempts. Ask for a new code."))
+    code = "".join(ch for ch in (code or "") if ch.isdigit())
+    if row.member_id is None or not hmac.compare_digest(row.code_hash, _code_hash(row.token, code)):
+        row.attempts += 1
+        wrong = _l("That code is not right. Check the latest message and try again.")
+        if row.attempts >= current_app.config["SIGN_IN_CODE_MAX_ATTEMPTS"]:
+            raise TooManyAttempts(_l("Too many wrong attempts. Ask for a new code."))
+        raise Invalid(wrong, {"code": [wrong]})
+    row.consumed_at = utcnow()
+    return row
+
+
+def complete_sign_in(token: str | None, code: str) -> Member:
+    """Finish a sign-in: check the code, mark that contact verified, audit it.
+
+    :raises Invalid: wrong, expired or used code (see `check_code`).
+    """
+    row = check_code(load_pending_code(token, SIGN_IN), code)
+    member = db.session.get(Member, row.member_id)
+    if member is None or member.status == MemberStatus.ERASED:
+        raise Invalid(_l("This code has expired or was already used. Ask for a new one."))
+    now = utcnow()
+    if row.channel == Channel.EMAIL and member.email_verified_at is None:
+        member.email_verified_at = now
+    if row.channel == Channel.SMS and member.phone_verified_at is None:
+        member.phone_verified_at = now
+    record_audit("auth.signed_in", actor=member, subject=member, channel=row.channel)
+    return member
+
+
+def confirm_contact_change(member: Member, token: str | None, code: str) -> str:
+    """Apply a new email or phone after its code is confirmed; returns the channel.
+
+    :raises Invalid: wrong code, or the address now belongs to another account.
+    """
+    row = check_code(load_pending_code(token, VERIFY_CONTACT), code)
+    if row.member_id != member.id or not row.new_value:
+        raise Invalid(_l("This code has expired or was already used. Ask for a new one."))
+    other = find_member_by_contact(row.channel, row.new_value)
+    if other is not None and other.id != member.id:
+        message = _l("This contact detail cannot be used for your account.")
+        raise Invalid(message, {"code": [message]})
+    now = utcnow()
+    if row.channel == Channel.EMAIL:
+        member.email, member.email_verified_at = row.new_value, now
+    else:
+        member.phone, member.phone_verified_at = row.new_value, now
+    row.new_value = None
+    member.updated_at = now
+    record_audit("profile.contact_changed", actor=member, subject=member, channel=row.channel)
+    return row.channel

@@ -1,0 +1,222 @@
+"""Members: registration, corrections and preferences."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+
+from flask import current_app
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import select
+
+from ..clock import utcnow
+from ..domain import OPTIONAL_PURPOSES, Actor, Channel, Gender, Locale, MemberStatus, Method
+from ..extensions import db
+from ..models import Member
+from .audit import record_audit
+from .auth import SIGN_IN, CodeRequest, _issue_code, find_member_by_contact
+from .consents import set_consent
+from .errors import Invalid
+from .validation import normalize_email, normalize_phone, secret_text_problem
+
+
+@dataclass
+class RegistrationData:
+    name: str
+    email: str
+    birth_date: date | None
+    locale: str = Locale.EN
+    gender: str | None = None
+    phone: str | None = None
+    purposes: set[str] = field(default_factory=set)
+
+
+def age_on(birth_date: date, today: date) -> int:
+    return (
+        today.year
+        - birth_date.year
+        - ((today.month, today.day) < (birth_date.month, birth_date.day))
+    )
+
+
+def _check_name(name: str, errors: dict) -> str:
+    name = " ".join((name or "").split())
+    if not name:
+        errors.setdefault("name", []).append(_l("Tell us your name."))
+    elif len(name) > 100:
+        errors.setdefault("name", []).append(_l("Use at most 100 characters."))
+    elif problem := secret_text_problem(name):
+        errors.setdefault("name", []).append(problem)
+    return name
+
+
+def _check_phone(raw: str | None, errors: dict) -> str | None:
+    if not raw or not raw.strip():
+        return None
+    phone = normalize_phone(raw, current_app.config["DEFAULT_PHONE_REGION"])
+    if phone is None:
+        errors.setdefault("phone", []).append(
+            _l("Enter a valid mobile number, with its country code for numbers outside China.")
+        )
+    return phone
+
+
+def register_member(data: RegistrationData) -> tuple[Member | None, CodeRequest]:
+    """Create a member and send the first sign-in code to their email.
+
+    When the email already belongs to an account, nothing is created and that account is
+    sent a sign-in code instead, so the page looks the same either way.
+
+    :returns: (the new member or None, the code request to continue with).
+    :raises Invalid: with field errors for any bad input; nothing is written then.
+    """
+    errors: dict[str, list] = {}
+    name = _check_name(data.name, errors)
+    email = normalize_email(data.email or "")
+    if email is None:
+        errors.setdefault("email", []).append(_l("Enter a valid email address."))
+    phone = _check_phone(data.phone, errors)
+    if data.gender and data.gender not in set(Gender):
+        errors.setdefault("gender", []).append(_l("Choose one of the options."))
+    if data.locale not in set(Locale):
+        errors.setdefault("locale", []).append(_l("Choose one of the options."))
+    today = utcnow().date()
+    if data.birth_date is None:
+        errors.setdefault("birth_date", []).append(_l("Enter your date of birth."))
+    elif data.birth_date > today or data.birth_date.year < 1900:
+        errors.setdefault("birth_date", []).append(_l("Enter a real date of birth."))
+    elif age_on(data.birth_date, today) < current_app.config["MINOR_AGE"]:
+        errors.setdefault("birth_date", []).append(
+            _l(
+                "You must be at least %(age)d to register on your own. Please ask a parent or "
+                "guardian to contact us.",
+                age=current_app.config["MINOR_AGE"],
+            )
+        )
+    unknown = data.purposes - set(OPTIONAL_PURPOSES)
+    if unknown:
+        errors.setdefault("purposes", []).append(_l("Choose only from the purposes shown."))
+    if errors:
+        raise Invalid(_l("Please correct the highlighted fields."), errors)
+
+    existing = find_member_by_contact(Channel.EMAIL, email)
+    if existing is not None:
+        return None, _issue_code(
+            purpose=SIGN_IN,
+            channel=Channel.EMAIL,
+            value=email,
+            member=existing,
+            locale=existing.locale,
+        )
+    member = Member(
+        name=name,
+        email=email,
+        phone=phone,
+        gender=data.gender or None,
+        birth_date=data.birth_date,
+        locale=data.locale,
+        status=MemberStatus.ACTIVE,
+    )
+    db.session.add(member)
+    db.session.flush()
+    record_audit("member.registered", actor=member, subject=member)
+    for purpose in OPTIONAL_PURPOSES:
+        if purpose in data.purposes:
+            set_consent(
+                member,
+                purpose,
+                True,
+                actor=Actor.MEMBER,
+                method=Method.REGISTRATION,
+                actor_member=member,
+            )
+    code = _issue_code(
+        purpose=SIGN_IN, channel=Channel.EMAIL, value=email, member=member, locale=member.locale
+    )
+    return member, code
+
+
+@dataclass
+class ProfileChanges:
+    name: str
+    gender: str | None
+    locale: str
+    email: str | None = None
+    phone: str | None = None
+
+
+def update_profile(member: Member, changes: ProfileChanges) -> list[CodeRequest]:
+    """Correct the member's profile. Name, gender and language change at once; a new email or
+    phone gets a code and replaces the old one only when confirmed.
+
+    :returns: the code requests sent for changed contact details (possibly none).
+    :raises Invalid: with field errors; nothing is written then.
+    """
+    from .auth import request_contact_change
+
+    errors: dict[str, list] = {}
+    name = _check_name(changes.name, errors)
+    if changes.gender and changes.gender not in set(Gender):
+        errors.setdefault("gender", []).append(_l("Choose one of the options."))
+    if changes.locale not in set(Locale):
+        errors.setdefault("locale", []).append(_l("Choose one of the options."))
+    email = None
+    if changes.email and changes.email.strip():
+        email = normalize_email(changes.email)
+        if email is None:
+            errors.setdefault("email", []).append(_l("Enter a valid email address."))
+    phone = _check_phone(changes.phone, errors)
+    if errors:
+        raise Invalid(_l("Please correct the highlighted fields."), errors)
+
+    changed = []
+    for attr, value in (
+        ("name", name),
+        ("gender", changes.gender or None),
+        ("locale", changes.locale),
+    ):
+        if getattr(member, attr) != value:
+            setattr(member, attr, value)
+            changed.append(attr)
+    requests = []
+    if email and email != member.email:
+        requests.append(request_contact_change(member, Channel.EMAIL, email))
+    if phone and phone != member.phone:
+        requests.append(request_contact_change(member, Channel.SMS, phone))
+    if changed:
+        member.updated_at = utcnow()
+        record_audit("profile.corrected", actor=member, subject=member, fields=changed)
+    return requests
+
+
+def remove_phone(member: Member) -> None:
+    """Remove the member's mobile number (it is optional)."""
+    if member.phone is None:
+        return
+    member.phone = None
+    member.phone_verified_at = None
+    member.notify_sms = False
+    member.updated_at = utcnow()
+    record_audit("profile.phone_removed", actor=member, subject=member)
+
+
+def set_locale(member: Member, locale: str) -> None:
+    """Store the member's language choice."""
+    if locale not in set(Locale):
+        raise Invalid(_l("Choose one of the options."))
+    if member.locale != locale:
+        member.locale = locale
+        member.updated_at = utcnow()
+
+
+def record_sms_opt_out(member_id: int, *, source: str) -> None:
+    """Stop all SMS to this member (they replied STOP, or opted out on the website)."""
+    member = db.session.get(Member, member_id)
+    if member is None or member.sms_opted_out_at is not None:
+        return
+    member.sms_opted_out_at = utcnow()
+    record_audit("notify.sms_opted_out", actor=None, subject=member, source=source)
+
+
+def load_member_by_public_id(public_id: str) -> Member | None:
+    return db.session.scalars(select(Member).where(Member.public_id == public_id)).first()

@@ -1,0 +1,266 @@
+"""Policy versions: which one is current, safe rendering, and what changed between two."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import nh3
+from flask_babel import lazy_gettext as _l
+from markdown_it import MarkdownIt
+from markupsafe import Markup
+from sqlalchemy import select
+
+from ..clock import utcnow
+from ..domain import PURPOSES
+from ..extensions import db
+from ..models import Member, PolicyVersion
+from .audit import record_audit
+from .errors import Invalid, NotFound
+
+# Raw HTML in policy text is escaped, not passed through; nh3 is a second line of defence.
+_markdown = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
+_ALLOWED_TAGS = {
+    "p",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "ul",
+    "ol",
+    "li",
+    "strong",
+    "em",
+    "a",
+    "blockquote",
+    "code",
+    "pre",
+    "hr",
+    "br",
+    "table",
+    "thead",
+    "tbody",
+    "tr",
+    "th",
+    "td",
+}
+
+
+def render_markdown(text: str) -> Markup:
+    """Render policy Markdown to sanitized HTML."""
+    html = _markdown.render(text or "")
+    clean = nh3.clean(
+        html,
+        tags=_ALLOWED_TAGS,
+        attributes={"a": {"href", "title"}},
+        url_schemes={"https", "http", "mailto", "tel"},
+        link_rel="noopener noreferrer",
+    )
+    return Markup(clean)
+
+
+def current_policy(now: datetime | None = None) -> PolicyVersion | None:
+    """The version in effect now: the latest published one whose effective date has come."""
+    now = now or utcnow()
+    return db.session.scalars(
+        select(PolicyVersion)
+        .where(PolicyVersion.published_at.is_not(None), PolicyVersion.effective_at <= now)
+        .order_by(PolicyVersion.effective_at.desc(), PolicyVersion.number.desc())
+        .limit(1)
+    ).first()
+
+
+def upcoming_policy(now: datetime | None = None) -> PolicyVersion | None:
+    """The next published version not yet in effect, if one is scheduled."""
+    now = now or utcnow()
+    return db.session.scalars(
+        select(PolicyVersion)
+        .where(PolicyVersion.published_at.is_not(None), PolicyVersion.effective_at > now)
+        .order_by(PolicyVersion.effective_at)
+        .limit(1)
+    ).first()
+
+
+def published_versions() -> list[PolicyVersion]:
+    """Every published version, newest first."""
+    return list(
+        db.session.scalars(
+            select(PolicyVersion)
+            .where(PolicyVersion.published_at.is_not(None))
+            .order_by(PolicyVersion.number.desc())
+        )
+    )
+
+
+def load_published_version(number: int) -> PolicyVersion:
+    """The published version with this number.
+
+    :raises NotFound: when there is none (drafts are not public).
+    """
+    version = db.session.scalars(
+        select(PolicyVersion).where(
+            PolicyVersion.number == number, PolicyVersion.published_at.is_not(None)
+        )
+    ).first()
+    if version is None:
+        raise NotFound(_l("No such policy version."))
+    return version
+
+
+def previous_version(version: PolicyVersion) -> PolicyVersion | None:
+    """The published version just before `version`."""
+    return db.session.scalars(
+        select(PolicyVersion)
+        .where(PolicyVersion.published_at.is_not(None), PolicyVersion.number < version.number)
+        .order_by(PolicyVersion.number.desc())
+        .limit(1)
+    ).first()
+
+
+@dataclass(frozen=True)
+class DiffBlock:
+    """One paragraph of a diff: `same`, `added`, `removed`, or `changed` with word pieces."""
+
+    kind: str
+    text: str = ""
+    pieces: tuple[tuple[str, str], ...] = ()
+
+
+_WORD = re.compile(r"\s+|[\w'-]+|[^\w\s]", re.UNICODE)
+
+
+def _words(text: str) -> list[str]:
+    # CJK text has no spaces: compare it character by character.
+    out: list[str] = []
+    for token in _WORD.findall(text):
+        if any("\u3000" <= ch <= "\u9fff" for ch in token):
+            out.extend(token)
+        else:
+            out.append(token)
+    return out
+
+
+def diff_texts(old: str, new: str) -> list[DiffBlock]:
+    """A readable paragraph-level diff, with word-level detail for edited paragraphs."""
+    old_paras = [p.strip() for p in re.split(r"\n\s*\n|\n(?=[-*#] )", old or "") if p.strip()]
+    new_paras = [p.strip() for p in re.split(r"\n\s*\n|\n(?=[-*#] )", new or "") if p.strip()]
+    blocks: list[DiffBlock] = []
+    matcher = difflib.SequenceMatcher(a=old_paras, b=new_paras, autojunk=False)
+    for op, a1, a2, b1, b2 in matcher.get_opcodes():
+        if op == "equal":
+            blocks.extend(DiffBlock("same", p) for p in old_paras[a1:a2])
+            continue
+        olds, news = old_paras[a1:a2], new_paras[b1:b2]
+        if op == "replace":
+            # Pair edited paragraphs one to one; the rest are plain additions or removals.
+            for o, n in zip(olds, news, strict=False):
+                blocks.append(DiffBlock("changed", pieces=_word_pieces(o, n)))
+            blocks.extend(DiffBlock("removed", p) for p in olds[len(news) :])
+            blocks.extend(DiffBlock("added", p) for p in news[len(olds) :])
+        elif op == "delete":
+            blocks.extend(DiffBlock("removed", p) for p in olds)
+        else:
+            blocks.extend(DiffBlock("added", p) for p in news)
+    return blocks
+
+
+def _word_pieces(old: str, new: str) -> tuple[tuple[str, str], ...]:
+    a, b = _words(old), _words(new)
+    pieces: list[tuple[str, str]] = []
+    for op, a1, a2, b1, b2 in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
+        if op == "equal":
+            pieces.append(("same", "".join(a[a1:a2])))
+        else:
+            if a2 > a1:
+                pieces.append(("removed", "".join(a[a1:a2])))
+            if b2 > b1:
+                pieces.append(("added", "".join(b[b1:b2])))
+    return tuple(pieces)
+
+
+def notice_days(changed_purposes: tuple[str, ...], config) -> int:
+    """Days of advance notice a version needs: longer when it changes a purpose."""
+    if changed_purposes:
+        return config["POLICY_PURPOSE_NOTICE_DAYS"]
+    return config["POLICY_NOTICE_DAYS"]
+
+
+def publish_policy(
+    *,
+    actor: Member | None,
+    title: str,
+    body_md: str,
+    summary: str,
+    effective_at: datetime,
+    changed_purposes: tuple[str, ...] = (),
+    config,
+    allow_immediate: bool = False,
+) -> PolicyVersion:
+    """Publish a new, immutable policy version.
+
+    :param effective_at: when it takes effect; at least the notice period from now unless
+        ``allow_immediate`` (used only for the very first version, which replaces nothing).
+    :raises Invalid: on an empty text or summary, an unknown purpose or too short a notice.
+    """
+    errors: dict[str, list] = {}
+    if not body_md.strip():
+        errors["body_md"] = [_l("The policy text is required.")]
+    if not summary.strip():
+        errors["summary"] = [_l("Say what changed.")]
+    unknown = [p for p in changed_purposes if p not in PURPOSES]
+    if unknown:
+        errors["changed_purposes"] = [_l("Unknown purpose: %(names)s", names=", ".join(unknown))]
+    now = utcnow()
+    days = notice_days(changed_purposes, config)
+    if not allow_immediate and effective_at < now + timedelta(days=days):
+        errors["effective_at"] = [
+            _l("Members must be told at least %(days)d days in advance.", days=days)
+        ]
+    if errors:
+        raise Invalid(_l("The policy version cannot be published."), errors)
+    last = db.session.scalar(select(db.func.max(PolicyVersion.number))) or 0
+    version = PolicyVersion(
+        number=last + 1,
+        title=title.strip(),
+        body_md=body_md,
+        summary=summary.strip(),
+        changed_purposes=",".join(changed_purposes),
+        published_at=now,
+        effective_at=effective_at,
+    )
+    db.session.add(version)
+    db.session.flush()
+    record_audit(
+        "policy.published",
+        actor=actor,
+        version=version.number,
+        effective_at=effective_at.isoformat(),
+        changed_purposes=list(changed_purposes),
+    )
+    return version
+
+
+def seed_text_to_markdown(text: str) -> tuple[str, str]:
+    """Turn the company's plain-text policy into Markdown; returns (title, markdown).
+
+    Short lines without a final full stop are section headings; "- " lines stay list items.
+    """
+    lines = [line.rstrip() for line in text.strip().splitlines() if line.strip()]
+    title = lines[0].strip()
+    out: list[str] = []
+    for line in lines[1:]:
+        stripped = line.strip()
+        if stripped.startswith("- "):
+            out.append(stripped)
+            continue
+        if out and out[-1].startswith("- "):
+            out.append("")
+        if stripped.lower().startswith(("email:", "tel:")):
+            out.append(stripped + "  ")  # contact lines: hard line breaks, one paragraph
+        elif len(stripped) < 70 and not stripped.endswith((".", ";", ":", "。")):
+            out.extend([f"## {stripped}", ""])
+        else:
+            out.extend([stripped, ""])
+    return title, "\n".join(out).strip() + "\n"

@@ -1,0 +1,21 @@
+"""The web layer: thin views over the services, one blueprint per area."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+
+def register_web(app: Flask) -> None:
+    from . import errors, i18n, security
+    from .auth.views import bp as auth_bp
+    from .dev.views import bp as dev_bp
+    from .member.views import bp as member_bp
+    from .public.views import bp as public_bp
+
+    security.init_app(app)
+    i18n.init_app(app)
+    errors.init_app(app)
+    app.register_blueprint(public_bp)
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(member_bp)
+    app.register_blueprint(dev_bp)

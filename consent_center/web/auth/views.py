@@ -1,0 +1,157 @@
+"""Registration, password-less sign-in and sign-out."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
+from flask_login import current_user, login_required, login_user, logout_user
+
+from ...extensions import db, limiter
+from ...models import Notification
+from ...notify.delivery import deliver_now
+from ...services import auth as auth_service
+from ...services.errors import Invalid, TooManyAttempts
+from ...services.members import RegistrationData, register_member
+from ..forms import apply_field_errors
+from .forms import CodeForm, RegisterForm, SignInForm
+
+bp = Blueprint("auth", __name__)
+
+PENDING_TOKEN = "sign_in_token"
+PENDING_TO = "sign_in_to"
+
+
+def _identifier_key() -> str:
+    """Rate-limit key for the address being signed in to (a keyed digest, not the address)."""
+    raw = request.form.get("identifier") or request.form.get("email") or ""
+    try:
+        _channel, value = auth_service.parse_identifier(raw)
+    except Invalid:
+        value = raw.strip().lower()
+    return "id:" + auth_service.identifier_digest(value)
+
+
+def _ip_limit() -> str:
+    return current_app.config["SIGN_IN_RATE_LIMIT_IP"]
+
+
+def _identifier_limit() -> str:
+    return current_app.config["SIGN_IN_RATE_LIMIT_IDENTIFIER"]
+
+
+def safe_next(target: str | None) -> str | None:
+    """Only same-site paths may be redirected to after sign-in."""
+    if not target:
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return None
+    return target
+
+
+def _send_code_and_continue(code_request):
+    """Commit, send the code at once (not queued), remember the pending sign-in."""
+    db.session.commit()
+    if code_request.notification_id is not None:
+        row = db.session.get(Notification, code_request.notification_id)
+        deliver_now([row], {row.id: code_request.outgoing})
+    session[PENDING_TOKEN] = code_request.token
+    session[PENDING_TO] = code_request.masked_to
+    return redirect(url_for("auth.enter_code", next=safe_next(request.args.get("next"))), 303)
+
+
+@bp.route("/register", methods=["GET", "POST"])
+@limiter.limit(_ip_limit, methods=["POST"])
+def register():
+    """Register with name, contact and date of birth; optional purposes start unticked."""
+    if current_user.is_authenticated:
+        return redirect(url_for("member.overview"))
+    form = RegisterForm()
+    if request.method == "GET" and "locale" in session:
+        form.locale.data = session["locale"]
+    if form.validate_on_submit():
+        purposes = {p for p in ("trend_analysis", "advertising") if getattr(form, p).data}
+        data = RegistrationData(
+            name=form.name.data,
+            email=form.email.data,
+            phone=form.phone.data,
+            gender=form.gender.data or None,
+            birth_date=form.birth_date.data,
+            locale=form.locale.data,
+            purposes=purposes,
+        )
+        try:
+            _member, code_request = register_member(data)
+        except Invalid as exc:
+            db.session.rollback()
+            apply_field_errors(form, exc.field_errors)
+        else:
+            return _send_code_and_continue(code_request)
+    status = 422 if request.method == "POST" else 200
+    return render_template("auth/register.html", form=form), status
+
+
+@bp.route("/sign-in", methods=["GET", "POST"])
+@limiter.limit(_ip_limit, methods=["POST"])
+@limiter.limit(_identifier_limit, key_func=_identifier_key, methods=["POST"])
+def sign_in():
+    """Ask for a one-time code by email or SMS."""
+    if current_user.is_authenticated:
+        return redirect(url_for("member.overview"))
+    form = SignInForm()
+    if form.validate_on_submit():
+        try:
+            code_request = auth_service.request_sign_in_code(form.identifier.data)
+        except Invalid as exc:
+            db.session.rollback()
+            apply_field_errors(form, exc.field_errors)
+        else:
+            return _send_code_and_continue(code_request)
+    status = 422 if request.method == "POST" else 200
+    return render_template("auth/sign_in.html", form=form), status
+
+
+@bp.route("/sign-in/code", methods=["GET", "POST"])
+@limiter.limit(_ip_limit, methods=["POST"])
+def enter_code():
+    """Enter the code: the same page whether or not the account exists."""
+    token = session.get(PENDING_TOKEN)
+    if not token:
+        return redirect(url_for("auth.sign_in"), 303)
+    form = CodeForm()
+    status = 200
+    if form.validate_on_submit():
+        try:
+            member = auth_service.complete_sign_in(token, form.code.data)
+        except TooManyAttempts as exc:
+            db.session.commit()  # keep the attempt count
+            session.pop(PENDING_TOKEN, None)
+            form.code.errors = [exc.message]
+            status = 429
+        except Invalid as exc:
+            db.session.commit()  # keep the attempt count
+            apply_field_errors(form, exc.field_errors or {"code": [exc.message]})
+            status = 422
+        else:
+            db.session.commit()
+            next_url = safe_next(request.args.get("next"))
+            session.clear()  # a new session on sign-in: no fixation, old tokens die
+            login_user(member)
+            return redirect(next_url or url_for("member.overview"), 303)
+    elif request.method == "POST":
+        status = 422
+    return render_template(
+        "auth/enter_code.html",
+        form=form,
+        sent_to=session.get(PENDING_TO),
+    ), status
+
+
+@bp.route("/sign-out", methods=["POST"])
+@login_required
+def sign_out():
+    """Sign out and drop the session."""
+    logout_user()
+    session.clear()
+    return redirect(url_for("public.index", signed_out=1), 303)

@@ -1,0 +1,43 @@
+"""Language: the member's stored choice, else the session's, else the browser's."""
+
+from __future__ import annotations
+
+from flask import Flask, request, session
+from flask_login import current_user
+
+from ..domain import LOCALE_HTML_LANG, LOCALE_LABELS, Locale
+
+_BROWSER_TAGS = {"en": Locale.EN, "zh": Locale.ZH}
+
+
+def select_locale() -> str:
+    if current_user and current_user.is_authenticated:
+        return current_user.locale
+    chosen = session.get("locale")
+    if chosen in LOCALE_LABELS:
+        return chosen
+    best = (
+        request.accept_languages.best_match(["en", "zh", "zh-CN", "zh-Hans"]) if request else None
+    )
+    return _BROWSER_TAGS.get((best or "en")[:2], Locale.EN)
+
+
+def init_app(app: Flask) -> None:
+    from flask_babel import format_date, format_datetime
+
+    from ..domain import PURPOSES
+
+    app.jinja_env.filters["format_date"] = lambda value: format_date(value, "long")
+    app.jinja_env.filters["format_datetime"] = lambda value: format_datetime(value, "medium")
+    app.jinja_env.globals["purposes"] = PURPOSES
+
+    @app.context_processor
+    def language_context() -> dict:
+        from flask_babel import get_locale
+
+        current = str(get_locale() or Locale.EN)
+        return {
+            "locales": LOCALE_LABELS,
+            "current_locale": current,
+            "html_lang": LOCALE_HTML_LANG.get(current, "en"),
+        }

@@ -1,0 +1,29 @@
+"""Forms on the member's own pages."""
+
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import EmailField, HiddenField, SelectField, StringField, TelField
+from wtforms.validators import DataRequired, Length, Optional
+
+from ..auth.forms import gender_choices, locale_choices
+
+
+class ConsentForm(FlaskForm):
+    # The answer the member is giving: "1" to grant, "0" to withdraw.
+    granted = HiddenField(validators=[DataRequired()])
+
+
+class ProfileForm(FlaskForm):
+    name = StringField(
+        _l("Name"), validators=[DataRequired(_l("Tell us your name.")), Length(max=100)]
+    )
+    gender = SelectField(_l("Gender (optional)"), choices=gender_choices, validate_choice=False)
+    locale = SelectField(_l("Preferred language"), choices=locale_choices, validate_choice=False)
+    email = EmailField(_l("Email address"), validators=[Optional(), Length(max=254)])
+    phone = TelField(_l("Mobile number (optional)"), validators=[Optional(), Length(max=32)])
+
+
+class EmptyForm(FlaskForm):
+    """A form with only the CSRF token, for one-button actions."""

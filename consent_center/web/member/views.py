@@ -1,0 +1,278 @@
+"""The member's own pages: what we hold, consents, history and receipts, profile, export."""
+
+from __future__ import annotations
+
+import json
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+
+from ...domain import (
+    ACTOR_LABELS,
+    METHOD_LABELS,
+    OPTIONAL_PURPOSES,
+    PURPOSES,
+    Actor,
+    Channel,
+    Method,
+)
+from ...extensions import db
+from ...models import Notification
+from ...notify.delivery import deliver_now
+from ...services import auth as auth_service
+from ...services import consents as consent_service
+from ...services import member_data
+from ...services.errors import Invalid, TooManyAttempts
+from ...services.members import ProfileChanges, remove_phone, update_profile
+from ...services.policies import current_policy
+from ..auth.forms import CodeForm
+from ..forms import apply_field_errors
+from ..htmx import render_page_or_fragment, wants_fragment
+from .forms import ConsentForm, EmptyForm, ProfileForm
+
+bp = Blueprint("member", __name__, url_prefix="/me")
+
+CONTACT_TOKENS = "contact_change_tokens"
+
+
+@bp.before_request
+@login_required
+def require_sign_in() -> None:
+    """Every page here is the signed-in member's own."""
+
+
+@bp.get("")
+def overview():
+    """What we hold about you, and your consent switches."""
+    consents = consent_service.current_consents(current_user)
+    return render_template(
+        "member/overview.html",
+        consents=consents,
+        groups=member_data.inventory_view(current_user, consent_count=len(consents)),
+        policy=current_policy(),
+        form=ConsentForm(),
+        status_message=None,
+    )
+
+
+@bp.post("/consents/<purpose>")
+def set_consent(purpose: str):
+    """Give or withdraw one optional purpose: one action, either way."""
+    if purpose not in OPTIONAL_PURPOSES:
+        abort(404)
+    form = ConsentForm()
+    if not form.validate_on_submit() or form.granted.data not in ("0", "1"):
+        view = consent_service.consent_view(current_user, purpose)
+        return render_page_or_fragment(
+            "member/consent_page.html",
+            "member/_consent_switch.html",
+            status=422,
+            consent=view,
+            form=form,
+            status_message=_("That did not work: please use the switch on the page."),
+        )
+    granted = form.granted.data == "1"
+    method = Method.HTMX if wants_fragment() else Method.FORM
+    event = consent_service.set_consent(
+        current_user,
+        purpose,
+        granted,
+        actor=Actor.MEMBER,
+        method=method,
+        actor_member=current_user,
+    )
+    db.session.commit()
+    title = PURPOSES[purpose].title
+    message = (
+        _("%(purpose)s is now on.", purpose=title)
+        if granted
+        else _("%(purpose)s is now off.", purpose=title)
+    )
+    if wants_fragment():
+        view = consent_service.consent_view(current_user, purpose)
+        return render_page_or_fragment(
+            "member/consent_page.html",
+            "member/_consent_switch_response.html",
+            consent=view,
+            form=ConsentForm(),
+            status_message=message,
+            receipt=event,
+        )
+    flash(message, "status")
+    flash(event.receipt_id, "receipt")
+    return redirect(url_for("member.overview") + f"#consent-{purpose}", 303)
+
+
+@bp.get("/history")
+def history():
+    """Every consent given or withdrawn, newest first, each with its receipt."""
+    return render_template(
+        "member/history.html",
+        events=consent_service.consent_history(current_user),
+        purposes=PURPOSES,
+        actors=ACTOR_LABELS,
+        methods=METHOD_LABELS,
+    )
+
+
+@bp.get("/receipts/<receipt_id>")
+def receipt(receipt_id: str):
+    """One consent receipt."""
+    event = consent_service.load_receipt_for(current_user, receipt_id)
+    document = consent_service.kantara_receipt(event, current_user, _policy_url(event))
+    return render_template(
+        "member/receipt.html",
+        event=event,
+        document=document,
+        purposes=PURPOSES,
+        actors=ACTOR_LABELS,
+        methods=METHOD_LABELS,
+    )
+
+
+@bp.get("/receipts/<receipt_id>.json")
+def receipt_json(receipt_id: str):
+    """The receipt as Kantara Consent Receipt v1.1 JSON, as a download."""
+    event = consent_service.load_receipt_for(current_user, receipt_id)
+    body = consent_service.receipt_json(event, current_user, _policy_url(event))
+    return Response(
+        body,
+        mimetype="application/json",
+        headers={
+            "Content-Disposition": f'attachment; filename="consent-receipt-{receipt_id}.json"'
+        },
+    )
+
+
+def _policy_url(event) -> str:
+    if event.policy_version_id is None:
+        return url_for("public.policy", _external=True)
+    from ...models import PolicyVersion
+
+    version = db.session.get(PolicyVersion, event.policy_version_id)
+    return url_for("public.policy_version", number=version.number, _external=True)
+
+
+@bp.route("/profile", methods=["GET", "POST"])
+def profile():
+    """Correct your name, gender, language and contact details."""
+    form = ProfileForm(obj=current_user if request.method == "GET" else None)
+    if request.method == "GET":
+        form.gender.data = current_user.gender or ""
+    status = 200
+    if form.validate_on_submit():
+        changes = ProfileChanges(
+            name=form.name.data,
+            gender=form.gender.data or None,
+            locale=form.locale.data,
+            email=form.email.data,
+            phone=form.phone.data,
+        )
+        try:
+            code_requests = update_profile(current_user, changes)
+        except Invalid as exc:
+            db.session.rollback()
+            apply_field_errors(form, exc.field_errors)
+            status = 422
+        else:
+            db.session.commit()
+            for code_request in code_requests:
+                row = db.session.get(Notification, code_request.notification_id)
+                deliver_now([row], {row.id: code_request.outgoing})
+            if code_requests:
+                session[CONTACT_TOKENS] = [[c.token, c.channel, c.masked_to] for c in code_requests]
+                return redirect(url_for("member.verify_contact"), 303)
+            flash(_("Your profile is saved."), "status")
+            return redirect(url_for("member.overview"), 303)
+    elif request.method == "POST":
+        status = 422
+    return render_template("member/profile.html", form=form, remove_form=EmptyForm()), status
+
+
+@bp.route("/profile/verify", methods=["GET", "POST"])
+def verify_contact():
+    """Confirm a new email or phone with the code sent to it."""
+    pending = session.get(CONTACT_TOKENS) or []
+    if not pending:
+        return redirect(url_for("member.profile"), 303)
+    token, channel, masked = pending[0]
+    form = CodeForm()
+    status = 200
+    if form.validate_on_submit():
+        try:
+            auth_service.confirm_contact_change(current_user, token, form.code.data)
+        except TooManyAttempts as exc:
+            db.session.commit()
+            session[CONTACT_TOKENS] = pending[1:]
+            form.code.errors = [exc.message]
+            status = 429
+        except Invalid as exc:
+            db.session.commit()
+            apply_field_errors(form, exc.field_errors or {"code": [exc.message]})
+            status = 422
+        else:
+            db.session.commit()
+            session[CONTACT_TOKENS] = pending[1:]
+            if pending[1:]:
+                return redirect(url_for("member.verify_contact"), 303)
+            flash(_("Your new contact details are confirmed."), "status")
+            return redirect(url_for("member.overview"), 303)
+    elif request.method == "POST":
+        status = 422
+    return render_template(
+        "member/verify_contact.html",
+        form=form,
+        channel=channel,
+        sent_to=masked,
+    ), status
+
+
+@bp.post("/profile/phone/verify")
+def verify_phone():
+    """Send a code to confirm the mobile number already on the profile."""
+    form = EmptyForm()
+    if not form.validate_on_submit() or not current_user.phone:
+        abort(400)
+    code_request = auth_service.request_contact_change(
+        current_user, Channel.SMS, current_user.phone
+    )
+    db.session.commit()
+    row = db.session.get(Notification, code_request.notification_id)
+    deliver_now([row], {row.id: code_request.outgoing})
+    session[CONTACT_TOKENS] = [[code_request.token, code_request.channel, code_request.masked_to]]
+    return redirect(url_for("member.verify_contact"), 303)
+
+
+@bp.post("/profile/phone/remove")
+def remove_phone_number():
+    """Remove your mobile number."""
+    form = EmptyForm()
+    if not form.validate_on_submit():
+        abort(400)
+    remove_phone(current_user)
+    db.session.commit()
+    flash(_("Your mobile number is removed."), "status")
+    return redirect(url_for("member.profile"), 303)
+
+
+@bp.get("/export")
+def export():
+    """Download everything we hold about you as JSON."""
+    data = member_data.export_member_data(current_user)
+    body = json.dumps(data, ensure_ascii=False, indent=2)
+    return Response(
+        body,
+        mimetype="application/json",
+        headers={"Content-Disposition": 'attachment; filename="my-data.json"'},
+    )

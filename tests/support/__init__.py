@@ -1,0 +1,1 @@
+"""Test-support servers: a real SMTP sink and a Twilio Messages API stand-in."""
