@@ -41,6 +41,8 @@ def create_app(config: BaseConfig | str | None = None, **overrides) -> Flask:
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
     csrf.init_app(app)
     login_manager.init_app(app)
+    login_manager.login_view = "auth.sign_in"
+    login_manager.login_message = None  # the sign-in page itself says what to do
     limiter.init_app(app)
     mail.init_app(app)
     babel.init_app(app, locale_selector=i18n.select_locale)

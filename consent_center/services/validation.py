@@ -8,7 +8,7 @@ import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 from flask_babel import lazy_gettext as _l
 
-_DIGIT_RUNS = re.compile(r"(?:\d[ \-]?){13,19}")
+_DIGIT_RUNS = re.compile(r"(?<!\d)(?:\d[ \-]?){12,18}\d(?!\d)")
 _CREDENTIAL = re.compile(
     r"\b(pass(word|wd)?|pwd|pin|cvv|cvc|密码|口令|验证码)\s*[:=：是]\s*\S+", re.IGNORECASE
 )
@@ -35,14 +35,11 @@ def luhn_valid(digits: str) -> bool:
 
 
 def contains_card_number(text: str) -> bool:
-    """True when `text` holds 13-19 digits (spaces or dashes allowed) that pass Luhn."""
+    """True when `text` holds a run of 13-19 digits (spaces or dashes allowed) passing Luhn."""
     for match in _DIGIT_RUNS.finditer(text or ""):
         digits = re.sub(r"\D", "", match.group())
-        for length in range(len(digits), 12, -1):
-            # A run may be longer than the card inside it (e.g. followed by a date).
-            for start in range(0, len(digits) - length + 1):
-                if luhn_valid(digits[start : start + length]) and length >= 13:
-                    return True
+        if 13 <= len(digits) <= 19 and luhn_valid(digits):
+            return True
     return False
 
 

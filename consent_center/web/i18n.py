@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, request, session
+from flask import Flask, has_request_context, request, session
 from flask_login import current_user
 
 from ..domain import LOCALE_HTML_LANG, LOCALE_LABELS, Locale
@@ -11,14 +11,14 @@ _BROWSER_TAGS = {"en": Locale.EN, "zh": Locale.ZH}
 
 
 def select_locale() -> str:
+    if not has_request_context():  # CLI and workers pass the locale explicitly
+        return Locale.EN
     if current_user and current_user.is_authenticated:
         return current_user.locale
     chosen = session.get("locale")
     if chosen in LOCALE_LABELS:
         return chosen
-    best = (
-        request.accept_languages.best_match(["en", "zh", "zh-CN", "zh-Hans"]) if request else None
-    )
+    best = request.accept_languages.best_match(["en", "zh", "zh-CN", "zh-Hans"])
     return _BROWSER_TAGS.get((best or "en")[:2], Locale.EN)
 
 

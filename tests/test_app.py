@@ -1,0 +1,96 @@
+"""App-wide behaviour: health, security headers, configuration safety, error pages."""
+
+from __future__ import annotations
+
+import pytest
+
+from consent_center import create_app
+from consent_center.config import DEFAULT_SECRET
+
+
+def test_healthz_names_backend_and_reachability(client, backend):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json == {
+        "status": "ok", "database": {"backend": backend, "reachable": True},
+    }
+
+
+def test_healthz_503_when_database_unreachable(app, monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    from consent_center.extensions import db
+
+    def broken(*args, **kwargs):
+        raise OperationalError("SELECT 1", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(db.session, "execute", broken)
+    response = app.test_client().get("/healthz")
+    assert response.status_code == 503
+    assert response.json["database"]["reachable"] is False
+
+
+def test_strict_security_headers(client):
+    response = client.get("/")
+    csp = response.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "style-src 'self'" in csp
+    assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
+    assert "frame-ancestors 'none'" in csp
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_session_cookie_is_httponly_and_samesite(client):
+    from tests.conftest import csrf_token
+
+    csrf_token(client)
+    response = client.get("/sign-in")
+    cookie = client.get_cookie("cc_session")
+    assert cookie is not None
+    assert cookie.http_only and cookie.same_site == "Lax"
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("secret", [None, DEFAULT_SECRET, "short"])
+def test_production_refuses_to_start_without_a_real_secret(monkeypatch, secret):
+    monkeypatch.setenv("CONSENT_CENTER_ENV", "production")
+    monkeypatch.setenv("PUBLIC_BASE_URL", "https://privacy.example.com")
+    if secret is None:
+        monkeypatch.delenv("SECRET_KEY", raising=False)
+    else:
+        monkeypatch.setenv("SECRET_KEY", secret)
+    with pytest.raises(RuntimeError, match="SECRET_KEY"):
+        create_app()
+
+
+def test_production_starts_with_a_real_secret_and_secure_cookies(monkeypatch):
+    monkeypatch.setenv("CONSENT_CENTER_ENV", "production")
+    monkeypatch.setenv("PUBLIC_BASE_URL", "https://privacy.example.com")
+    monkeypatch.setenv("SECRET_KEY", "x" * 64)
+    monkeypatch.setenv("DATABASE_URL", "sqlite://")
+    app = create_app()
+    assert app.config["SESSION_COOKIE_SECURE"] is True
+    assert app.config["DEV_MAILBOX"] is False
+    assert app.test_client().get("/dev/mailbox").status_code == 404
+
+
+def test_unknown_page_is_a_friendly_404(client):
+    response = client.get("/no/such/page")
+    assert response.status_code == 404
+    assert b"<html" in response.data and b"not be yours" in response.data
+
+
+def test_post_without_csrf_token_is_refused(client):
+    response = client.post("/sign-in", data={"identifier": "a@example.org"})
+    assert response.status_code == 400
+    assert b"expired" in response.data
+
+
+def test_htmx_vendored_locally_and_referenced_without_cdn(client, app):
+    page = client.get("/").get_data(as_text=True)
+    version = app.config["HTMX_VERSION"]
+    assert f"/static/vendor/htmx/{version}/htmx.min.js" in page
+    assert "https://" not in page.split("<body")[0]
+    response = client.get(f"/static/vendor/htmx/{version}/htmx.min.js")
+    assert response.status_code == 200
+    response.close()

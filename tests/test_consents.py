@@ -1,0 +1,179 @@
+"""Consent switches, the ledger and receipts."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlalchemy import event, select, update
+
+from consent_center.domain import Actor, Method
+from consent_center.extensions import db
+from consent_center.models import ConsentEvent, ConsentState
+from consent_center.services.consents import set_consent, verify_ledger
+from tests.conftest import make_member, post
+
+
+def state(member, purpose):
+    return db.session.get(ConsentState, (member.id, purpose))
+
+
+def test_optional_purposes_are_off_until_granted(client, member, login_as, policy):
+    login_as(member)
+    page = client.get("/me").get_data(as_text=True)
+    assert page.count('role="switch"') == 2
+    assert page.count('aria-checked="false"') == 2
+
+
+def test_toggle_with_htmx_returns_the_fragment(client, member, login_as, policy):
+    login_as(member)
+    response = post(client, "/me/consents/advertising", {"granted": "1"}, htmx=True)
+    assert response.status_code == 200
+    assert "HX-Request" in response.headers["Vary"]
+    body = response.get_data(as_text=True)
+    assert "<html" not in body and 'id="consent-advertising"' in body
+    assert 'aria-checked="true"' in body
+    assert 'hx-swap-oob="innerHTML"' in body and "Advertising planning is now on" in body
+    assert state(member, "advertising").granted is True
+    ev = db.session.scalars(select(ConsentEvent)).one()
+    assert (ev.method, ev.actor, ev.granted) == ("htmx", "member", True)
+
+
+def test_toggle_without_javascript_redirects(client, member, login_as, policy):
+    login_as(member)
+    response = post(client, "/me/consents/trend_analysis", {"granted": "1"})
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/me#consent-trend_analysis"
+    page = client.get("/me").get_data(as_text=True)
+    assert "Trend analysis is now on" in page and "View the receipt" in page
+    # Withdrawing is the same single action.
+    response = post(client, "/me/consents/trend_analysis", {"granted": "0"})
+    assert response.status_code == 303
+    assert state(member, "trend_analysis").granted is False
+    assert [e.granted for e in db.session.scalars(select(ConsentEvent))] == [True, False]
+
+
+@pytest.mark.parametrize("htmx", [False, True])
+def test_bad_input_is_422_and_writes_nothing(client, member, login_as, htmx):
+    login_as(member)
+    response = post(client, "/me/consents/advertising", {"granted": "maybe"}, htmx=htmx)
+    assert response.status_code == 422
+    assert ("<html" in response.get_data(as_text=True)) is not htmx
+    assert db.session.scalars(select(ConsentEvent)).first() is None
+
+
+def test_unknown_or_necessary_purpose_is_404(client, member, login_as):
+    login_as(member)
+    assert post(client, "/me/consents/service", {"granted": "0"}).status_code == 404
+    assert post(client, "/me/consents/nope", {"granted": "1"}).status_code == 404
+
+
+def test_htmx_toggle_without_csrf_header_is_refused(client, member, login_as):
+    login_as(member)
+    response = client.post("/me/consents/advertising", data={"granted": "1"},
+                           headers={"HX-Request": "true"})
+    assert response.status_code == 400
+    assert db.session.scalars(select(ConsentEvent)).first() is None
+
+
+def test_ledger_chain_verifies_and_detects_tampering(app, member, runner, policy):
+    for granted in (True, False, True):
+        set_consent(member, "advertising", granted, actor=Actor.MEMBER, method=Method.FORM,
+                    actor_member=member)
+    set_consent(member, "trend_analysis", True, actor=Actor.MEMBER, method=Method.FORM,
+                actor_member=member)
+    db.session.commit()
+    assert verify_ledger().ok
+    result = runner.invoke(args=["ledger", "verify"])
+    assert result.exit_code == 0 and "checked 4 events of 1 members: ok" in result.output
+    db.session.execute(update(ConsentEvent).where(ConsentEvent.seq == 2).values(granted=True))
+    db.session.commit()
+    report = verify_ledger()
+    assert not report.ok and report.broken[0][1] == 2
+    result = runner.invoke(args=["ledger", "verify"])
+    assert result.exit_code == 1 and "BROKEN" in result.output
+
+
+def test_chain_links_each_event_to_the_previous(app, member, policy):
+    a = set_consent(member, "advertising", True, actor=Actor.MEMBER, method=Method.FORM)
+    b = set_consent(member, "advertising", False, actor=Actor.MEMBER, method=Method.FORM)
+    db.session.commit()
+    assert a.prev_hash == "0" * 64 and b.prev_hash == a.hash and (a.seq, b.seq) == (1, 2)
+
+
+def test_ledger_is_append_only_per_member_sequence(app, member, policy):
+    """Two writers cannot extend the chain from the same link: (member, seq) is unique."""
+    from sqlalchemy.exc import IntegrityError
+
+    set_consent(member, "advertising", True, actor=Actor.MEMBER, method=Method.FORM)
+    db.session.commit()
+    first = db.session.scalars(select(ConsentEvent)).one()
+    dup = ConsentEvent(member_id=member.id, seq=1, purpose="advertising", granted=False,
+                       actor="member", method="form", prev_hash=first.prev_hash, hash="x" * 64)
+    db.session.add(dup)
+    with pytest.raises(IntegrityError):
+        db.session.commit()
+    db.session.rollback()
+
+
+def test_receipt_page_and_kantara_json(client, member, login_as, policy):
+    login_as(member)
+    post(client, "/me/consents/advertising", {"granted": "1"})
+    ev = db.session.scalars(select(ConsentEvent)).one()
+    page = client.get(f"/me/receipts/{ev.receipt_id}")
+    assert page.status_code == 200 and ev.hash.encode() in page.data
+    response = client.get(f"/me/receipts/{ev.receipt_id}.json")
+    assert response.status_code == 200
+    assert "attachment" in response.headers["Content-Disposition"]
+    doc = json.loads(response.data)
+    assert doc["version"] == "KI-CR-v1.1.0"
+    assert doc["consentReceiptID"] == ev.receipt_id
+    assert doc["consentTimestamp"] == int(ev.created_at.timestamp())
+    assert isinstance(doc["consentTimestamp"], int)
+    assert doc["piiPrincipalId"] == member.public_id
+    assert doc["piiControllers"][0]["email"] == "aftersale@autooltech.com"
+    assert doc["policyUrl"].endswith(f"/policy/versions/{policy.number}")
+    purpose = doc["services"][0]["purposes"][0]
+    assert purpose["purposeCategory"] == ["Marketing"] and purpose["consentType"] == "EXPLICIT"
+    for key in ("jurisdiction", "collectionMethod", "language", "sensitive", "spiCat"):
+        assert key in doc
+
+
+def test_another_members_receipt_is_404(client, member, login_as, policy):
+    other = make_member()
+    ev = set_consent(other, "advertising", True, actor=Actor.MEMBER, method=Method.FORM)
+    db.session.commit()
+    login_as(member)
+    assert client.get(f"/me/receipts/{ev.receipt_id}").status_code == 404
+    assert client.get(f"/me/receipts/{ev.receipt_id}.json").status_code == 404
+
+
+def test_history_lists_every_change(client, member, login_as, policy):
+    login_as(member)
+    for granted in ("1", "0"):
+        post(client, "/me/consents/advertising", {"granted": granted})
+    page = client.get("/me/history").get_data(as_text=True)
+    assert page.count('.json" download') == 2  # one downloadable receipt per change
+    assert "Given" in page and "Withdrawn" in page
+
+
+@pytest.mark.parametrize("events", [1, 500])
+def test_me_issues_a_constant_number_of_queries(client, member, login_as, policy, events):
+    for i in range(events):
+        set_consent(member, "advertising", i % 2 == 0, actor=Actor.MEMBER, method=Method.FORM)
+    db.session.commit()
+    login_as(member)
+    client.get("/me")  # warm-up
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    engine = db.engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        assert client.get("/me").status_code == 200
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    # member, consent states, record counts, current policy
+    assert len(statements) <= 4, statements
