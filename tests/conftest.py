@@ -18,6 +18,7 @@ from consent_center.extensions import db, limiter
 from consent_center.models import Member, PolicyVersion
 from tests.support.databases import BACKENDS, empty_tables, migrate_fresh, url_for_backend
 
+
 class IsolatedClient(FlaskClient):
     """A test client whose requests each run in their own app context, as in production.
 
@@ -172,3 +173,51 @@ def member(app) -> Member:
 @pytest.fixture
 def policy(app) -> PolicyVersion:
     return make_policy()
+
+
+# --- Real parts: an SMTP server and a Twilio stand-in, started by the tests -------------
+
+
+@pytest.fixture(scope="session")
+def _smtp_sink():
+    from tests.support.smtp_server import SmtpSink
+
+    with SmtpSink() as sink:
+        yield sink
+
+
+@pytest.fixture
+def smtp(app, _smtp_sink):
+    """Email goes over real SMTP (Flask-Mail) to a local server; returns the server."""
+    _smtp_sink.clear()
+    if not _smtp_sink.running:
+        _smtp_sink.start()
+    app.config.update(MAIL_SERVER=_smtp_sink.host, MAIL_PORT=_smtp_sink.port, MAIL_TIMEOUT=5)
+    yield _smtp_sink
+    if not _smtp_sink.running:
+        _smtp_sink.start()
+    _smtp_sink.clear()
+
+
+@pytest.fixture(scope="session")
+def _fake_twilio():
+    from tests.support.fake_twilio import FakeTwilio
+
+    with FakeTwilio() as fake:
+        yield fake
+
+
+@pytest.fixture
+def twilio(app, _fake_twilio, monkeypatch):
+    """SMS goes through the real twilio SDK to a local stand-in; returns the stand-in."""
+    for name in ("TWILIO_EDGE", "TWILIO_REGION", "HTTP_PROXY", "HTTPS_PROXY", "http_proxy",
+                 "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    _fake_twilio.clear()
+    app.config.update(
+        TWILIO_ACCOUNT_SID=_fake_twilio.account_sid, TWILIO_AUTH_TOKEN=_fake_twilio.auth_token,
+        TWILIO_FROM_NUMBER="+15005550006", TWILIO_API_BASE_URL=_fake_twilio.base_url,
+        TWILIO_TIMEOUT=2,
+    )
+    yield _fake_twilio
+    _fake_twilio.clear()

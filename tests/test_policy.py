@@ -71,7 +71,8 @@ def test_demo_seed_publishes_the_company_policy(runner, client):
     result = runner.invoke(args=["demo", "seed"])
     assert result.exit_code == 0 and "seeded policy version 1" in result.output
     page = client.get("/policy").get_data(as_text=True)
-    assert "aftersale@autooltech.com" in page and "Special Agreement on the Privacy Protection" in page
+    assert "aftersale@autooltech.com" in page
+    assert "Special Agreement on the Privacy Protection" in page
     again = runner.invoke(args=["demo", "seed"])
     assert "nothing seeded" in again.output
 

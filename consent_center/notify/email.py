@@ -71,7 +71,9 @@ class SmtpTransport:
     """Sends a batch over one SMTP connection; one bad recipient does not abort the batch."""
 
     def send_batch(self, messages: list[Outgoing]) -> list[DeliveryResult]:
-        state = current_app.extensions["mail"]
+        # Built from the current config on each batch: Flask-Mail's own state is a snapshot
+        # taken at init_app, which would ignore later configuration (and tests).
+        state = mail.init_mail(current_app.config, testing=False)
         timeout = current_app.config.get("MAIL_TIMEOUT", 10)
         results: list[DeliveryResult] = []
         pending = list(messages)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import current_app
+from requests.exceptions import RequestException
 from twilio.base.exceptions import TwilioException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
@@ -65,10 +66,11 @@ class TwilioTransport:
                 kwargs["validity_period"] = msg.validity_seconds
             try:
                 created = client.messages.create(**kwargs)
-            except TwilioException as exc:
-                results.append(classify_twilio_error(exc))
-            except OSError as exc:  # requests' connection errors and timeouts
+            except (TwilioException, RequestException) as exc:
+                # Timeouts and connection errors come from requests, not as TwilioException.
                 results.append(classify_twilio_error(exc))
             else:
                 results.append(DeliveryResult(ok=True, provider_id=created.sid))
+        if client.http_client.session is not None:
+            client.http_client.session.close()
         return results
