@@ -24,7 +24,7 @@ translations: $(VENV)/.installed
 # Re-extract messages after changing text in code or templates, then translate the .po files.
 messages: $(VENV)/.installed
 	$(VENV)/bin/pybabel extract -F babel.cfg -k _l -k lazy_gettext --ignore-dirs=".venv tests bench" -o translations/messages.pot .
-	$(VENV)/bin/pybabel update -q -i translations/messages.pot -d translations --no-fuzzy-matching
+	$(VENV)/bin/pybabel update -i translations/messages.pot -d translations --no-fuzzy-matching
 
 vendor:
 	./scripts/vendor.sh

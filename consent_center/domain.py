@@ -317,7 +317,7 @@ DATA_INVENTORY: tuple[InventoryGroup, ...] = (
             RECORDED,
             _l("Deleted 24 hours after it expires"),
         ),
-        ("channel", _l("Sent by"), (SERVICE,), RECORDED, _l("Deleted 24 hours after it expires")),
+        ("channel", _l("Sent via"), (SERVICE,), RECORDED, _l("Deleted 24 hours after it expires")),
         (
             "identifier_digest",
             _l("Fingerprint of the address it was sent to"),

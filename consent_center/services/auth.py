@@ -60,7 +60,10 @@ def parse_identifier(raw: str) -> tuple[str, str]:
     phone = normalize_phone(raw, current_app.config["DEFAULT_PHONE_REGION"])
     if phone:
         return Channel.SMS, phone
-    message = _l("Enter your email address or mobile number (with country code, e.g. +86).")
+    message = _l(
+        "Enter your email address or mobile number. Numbers outside China need the country "
+        "code, e.g. +44."
+    )
     raise Invalid(message, {"identifier": [message]})
 
 

@@ -89,7 +89,7 @@ def set_consent(
         awaiting a guardian).
     """
     if purpose not in PURPOSES or not PURPOSES[purpose].optional:
-        raise Invalid(_l("There is no optional purpose called %(name)s.", name=purpose))
+        raise Invalid(_l("There is no such optional purpose."))
     if member.status != MemberStatus.ACTIVE and granted:
         raise NotAllowed(_l("This account cannot give optional consent yet."))
     db.session.execute(select(Member.id).where(Member.id == member.id).with_for_update())

@@ -1,0 +1,859 @@
+"""Benchmark harness: Consent Center under gunicorn, driven by wrk, against a Flask hello world.
+
+    .venv/bin/python bench/run.py [--duration 10] [--members 2000] [--connections 32] [--only NAME]
+
+What it does (see bench/README.md for what the numbers mean):
+
+1. Makes a fresh PostgreSQL database `consent_center_bench`, builds the schema with
+   `flask db upgrade`, seeds the policy with `flask demo seed`, inserts N members set-wise and
+   a few consent events each: a sample through the real `set_consent` service, the rest as
+   plain SQL rows chained with the model's own `chain_hash` (so `flask ledger verify` passes).
+2. Writes one signed-in session cookie and CSRF token per member, made the way sign-in makes
+   them (same SECRET_KEY, `_user_id`, `_fresh`, `_id`, the CSRF secret), without signing in.
+3. Serves bench/hello.py and then the app (wsgi:app, production config) with gunicorn sync
+   workers on 127.0.0.1, and drives each with wrk and a Lua script that picks a random member
+   per request: hello, me, toggle, hello again. The baseline is the mean of the two hellos.
+4. After the toggle run checks that the ledger and the current state agree for every member
+   and purpose (one SQL query) and that `flask ledger verify` exits 0.
+5. Prints one `bench <name> <requests/s> p99=<ms> ratio=<r>` line per measurement and writes
+   bench/results/latest.json. Exits 1 when a run had errors or a check failed.
+
+All load stays on 127.0.0.1 and every run is bounded in time. Every process it starts is
+stopped on exit, Ctrl-C included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import http.client
+import json
+import os
+import platform
+import random
+import re
+import secrets
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+RESULTS = BENCH / "results"
+BIN = Path(sys.executable).parent  # the venv's bin/, where flask and gunicorn live
+DB_NAME = "consent_center_bench"
+PG_SERVER = os.environ.get("BENCH_PG_SERVER", "postgresql://postgres@127.0.0.1:5432")
+ADMIN_URL = f"{PG_SERVER}/postgres"
+DB_URL = f"{PG_SERVER}/{DB_NAME}"
+SCENARIOS = ("hello", "me", "toggle")
+OPTIONAL = ("trend_analysis", "advertising")
+
+# Chosen once by measuring hello world on this 2-core machine (`--tune`, see README):
+# 4 sync workers gave the best and steadiest hello throughput; the same settings serve every
+# app so that the ratios compare like with like.
+GUNICORN_WORKERS = 4
+WRK_THREADS = 2
+
+TARGETS = {"me": 0.25, "toggle": 0.20}
+
+
+# --- processes --------------------------------------------------------------------------
+
+_children: list[subprocess.Popen] = []
+
+
+def _on_sigterm(signum, frame):  # turn `kill` into the same clean-up path as Ctrl-C
+    raise KeyboardInterrupt
+
+
+def spawn(cmd: list[str], **kwargs) -> subprocess.Popen:
+    """Start a child in its own session (so Ctrl-C reaches only us) and remember it."""
+    proc = subprocess.Popen(cmd, start_new_session=True, **kwargs)
+    _children.append(proc)
+    return proc
+
+
+def stop(proc: subprocess.Popen, timeout: float = 15) -> None:
+    """SIGTERM (gunicorn stops its workers gracefully), then SIGKILL the process group."""
+    if proc.poll() is None:
+        try:
+            os.kill(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)  # its own group: start_new_session
+            except ProcessLookupError:
+                pass
+            proc.wait(timeout=5)
+        except ProcessLookupError:
+            pass
+    if proc in _children:
+        _children.remove(proc)
+
+
+def stop_all() -> None:
+    for proc in list(reversed(_children)):
+        stop(proc)
+
+
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+class BenchError(RuntimeError):
+    """A failed step: the run stops, cleans up and exits 1."""
+
+
+# --- environment ------------------------------------------------------------------------
+
+
+def app_env(secret_key: str) -> dict[str, str]:
+    """The environment of every app process: production config, the bench database."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("FLASK_", "CONSENT_CENTER_", "SQLALCHEMY_")) and k != "DATABASE_URL"
+    }
+    env.update(
+        CONSENT_CENTER_ENV="production",
+        SECRET_KEY=secret_key,
+        PUBLIC_BASE_URL="http://127.0.0.1",
+        DATABASE_URL=DB_URL,
+        FLASK_APP="consent_center:create_app",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+def flask_cli(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        [str(BIN / "flask"), *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+    if check and proc.returncode != 0:
+        raise BenchError(
+            f"`flask {' '.join(args)}` exited {proc.returncode}:\n{proc.stdout}{proc.stderr}"
+        )
+    return proc
+
+
+# --- database ---------------------------------------------------------------------------
+
+
+def create_database() -> None:
+    import psycopg
+
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {DB_NAME}")
+
+
+def consent_plan(rng: random.Random) -> list[tuple[str, bool, str]]:
+    """A member's history: opt-ins at registration, then a few changes of mind."""
+    plan, state = [], dict.fromkeys(OPTIONAL, False)
+    for purpose in OPTIONAL:
+        if rng.random() < 0.5:
+            plan.append((purpose, True, "registration"))
+            state[purpose] = True
+    for _ in range(rng.randint(1 if not plan else 0, 3)):
+        purpose = rng.choice(OPTIONAL)
+        state[purpose] = not state[purpose]
+        plan.append((purpose, state[purpose], rng.choice(("form", "htmx"))))
+    return plan
+
+
+@dataclass
+class SeedReport:
+    members: int = 0
+    via_service: int = 0
+    events: int = 0
+    seconds: float = 0.0
+
+
+def seed_members(app, n: int, service_sample: int, rng: random.Random) -> SeedReport:
+    """N members in one INSERT ... SELECT generate_series, and their consent history.
+
+    The first `service_sample` members get theirs through the real service
+    (`consent_center.services.consents.set_consent`); everyone else's is computed here with the
+    model's own `chain_hash` and COPYed in, then consent_state and audit_event are derived from
+    those events set-wise, as the service would have written them.
+    """
+    import psycopg
+    from sqlalchemy import select
+
+    from consent_center.domain import Actor
+    from consent_center.extensions import db
+    from consent_center.models import Member
+    from consent_center.models.consent import GENESIS_HASH, chain_hash
+    from consent_center.services.consents import set_consent
+
+    started = time.monotonic()
+    report = SeedReport()
+    with psycopg.connect(DB_URL, autocommit=False) as conn:
+        policy_id = conn.execute("SELECT max(id) FROM policy_version").fetchone()[0]
+        if policy_id is None:
+            raise BenchError("no policy version after `flask demo seed`")
+        joined = datetime.now(UTC) - timedelta(days=60)
+        # 16 random bytes, URL-safe base64 without padding: the shape of new_public_id().
+        conn.execute(
+            """
+            INSERT INTO member (public_id, name, email, birth_date, locale, role, status,
+                                email_verified_at, created_at, updated_at, notify_email,
+                                notify_sms)
+            SELECT rtrim(translate(encode(decode(md5(random()::text || clock_timestamp()::text
+                                                     || g::text), 'hex'), 'base64'),
+                                   '+/', '-_'), '='),
+                   'Bench Member ' || g, 'bench-member-' || g || '@example.com',
+                   date '1970-01-01' + (g * 37) % 12000, 'en', 'member', 'active',
+                   %(joined)s, %(joined)s, %(joined)s, true, false
+            FROM generate_series(1, %(n)s) AS g
+            """,
+            {"n": n, "joined": joined},
+        )
+        members = conn.execute(
+            "SELECT id, public_id FROM member WHERE email LIKE 'bench-member-%%' ORDER BY id"
+        ).fetchall()
+        conn.commit()
+        report.members = len(members)
+
+        sample_ids = [m[0] for m in members[:service_sample]]
+        direct = members[service_sample:]
+        rows = []
+        for member_id, _public_id in direct:
+            prev, when = GENESIS_HASH, joined + timedelta(seconds=rng.randint(0, 86_400))
+            for seq, (purpose, granted, method) in enumerate(consent_plan(rng), start=1):
+                when += timedelta(minutes=rng.randint(1, 20_000), microseconds=rng.randint(0, 999_999))
+                event = dict(
+                    member_id=member_id,
+                    seq=seq,
+                    receipt_id=str(uuid.uuid4()),
+                    purpose=purpose,
+                    granted=granted,
+                    policy_version_id=policy_id,
+                    actor=Actor.MEMBER.value,
+                    actor_member_id=member_id,
+                    method=method,
+                    created_at=when,
+                )
+                digest = chain_hash(prev_hash=prev, **event)
+                rows.append((*event.values(), prev, digest))
+                prev = digest
+        columns = (
+            "member_id, seq, receipt_id, purpose, granted, policy_version_id, actor, "
+            "actor_member_id, method, created_at, prev_hash, hash"
+        )
+        with conn.cursor() as cur:
+            with cur.copy(f"COPY consent_event ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            direct_ids = [m[0] for m in direct]
+            cur.execute(
+                """
+                INSERT INTO consent_state (member_id, purpose, granted, event_id,
+                                           policy_version_id, updated_at)
+                SELECT DISTINCT ON (member_id, purpose)
+                       member_id, purpose, granted, id, policy_version_id, created_at
+                FROM consent_event WHERE member_id = ANY(%s)
+                ORDER BY member_id, purpose, seq DESC
+                """,
+                (direct_ids,),
+            )
+            cur.execute(
+                """
+                INSERT INTO audit_event (actor_member_id, subject_member_id, action, details,
+                                         created_at)
+                SELECT member_id, member_id,
+                       CASE WHEN granted THEN 'consent.granted' ELSE 'consent.withdrawn' END,
+                       json_build_object('purpose', purpose, 'method', method,
+                                         'receipt', receipt_id),
+                       created_at
+                FROM consent_event WHERE member_id = ANY(%s) ORDER BY id
+                """,
+                (direct_ids,),
+            )
+        conn.commit()
+        report.events = len(rows)
+
+    with app.app_context():
+        for member in db.session.scalars(select(Member).where(Member.id.in_(sample_ids))):
+            for purpose, granted, method in consent_plan(rng):
+                set_consent(
+                    member, purpose, granted, actor=Actor.MEMBER, method=method,
+                    actor_member=member,
+                )
+                report.events += 1
+            db.session.commit()
+            report.via_service += 1
+        db.session.remove()
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def write_credentials(app, path: Path) -> int:
+    """One signed-in session per member, serialised exactly as Flask would send it.
+
+    The session holds what `login_user` puts there (`_user_id` = public id, `_fresh`, and `_id`,
+    the session-protection hash of the client's address and user agent: 127.0.0.1 and none, as
+    wrk sends) plus the CSRF secret; the token is `generate_csrf()`'s. A fresh request context
+    (and so a fresh `g`) per member keeps generate_csrf from reusing the previous token.
+    """
+    import psycopg
+    from flask import request, session
+    from flask_wtf.csrf import generate_csrf
+
+    with psycopg.connect(DB_URL) as conn:
+        members = conn.execute(
+            "SELECT public_id FROM member WHERE email LIKE 'bench-member-%%' ORDER BY id"
+        ).fetchall()
+    serializer = app.session_interface.get_signing_serializer(app)
+    lines = []
+    for (public_id,) in members:
+        with app.test_request_context("/me", environ_base={"REMOTE_ADDR": "127.0.0.1"}):
+            assert request.headers.get("User-Agent") is None
+            session["_user_id"] = public_id
+            session["_fresh"] = True
+            session["_id"] = app.login_manager._session_identifier_generator()
+            session["csrf_token"] = hashlib.sha1(os.urandom(64)).hexdigest()
+            token = generate_csrf()
+            cookie = serializer.dumps(dict(session))
+        lines.append(f"{public_id}\t{cookie}\t{token}\n")
+    path.write_text("".join(lines))
+    return len(lines)
+
+
+INVARIANT_SQL = """
+WITH latest AS (
+    SELECT DISTINCT ON (member_id, purpose) member_id, purpose, granted, id
+    FROM consent_event
+    ORDER BY member_id, purpose, seq DESC
+)
+SELECT count(*) AS pairs,
+       count(*) FILTER (WHERE s.member_id IS NULL) AS state_missing,
+       count(*) FILTER (WHERE l.member_id IS NULL) AS state_without_event,
+       count(*) FILTER (WHERE l.granted IS DISTINCT FROM s.granted) AS granted_differs,
+       count(*) FILTER (WHERE l.id IS DISTINCT FROM s.event_id) AS points_elsewhere
+FROM latest l FULL JOIN consent_state s ON s.member_id = l.member_id AND s.purpose = l.purpose
+"""
+
+
+def ledger_state_agree() -> dict:
+    """For every member and purpose: the state row is the latest event's answer (one query)."""
+    import psycopg
+
+    with psycopg.connect(DB_URL) as conn:
+        cur = conn.execute(INVARIANT_SQL)
+        row = dict(zip([c.name for c in cur.description], cur.fetchone(), strict=True))
+    row["ok"] = all(v == 0 for k, v in row.items() if k != "pairs")
+    return row
+
+
+def count_rows(table: str) -> int:
+    import psycopg
+
+    with psycopg.connect(DB_URL) as conn:
+        return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608
+
+
+# --- gunicorn ---------------------------------------------------------------------------
+
+
+@dataclass
+class Server:
+    name: str
+    proc: subprocess.Popen
+    port: int
+    log_path: Path
+
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def gunicorn_cmd(app_spec: str, chdir: Path, workers: int, log_path: Path) -> list[str]:
+    return [
+        str(BIN / "gunicorn"),
+        "--worker-class", "sync",
+        "--workers", str(workers),
+        "--bind", "127.0.0.1:0",
+        "--backlog", "2048",
+        "--chdir", str(chdir),
+        "--error-logfile", str(log_path),
+        "--log-level", "info",
+        "--capture-output",
+        "--no-control-socket",
+        app_spec,
+    ]  # fmt: skip
+
+
+def start_server(
+    name: str, app_spec: str, chdir: Path, env: dict, workers: int, health: str, logs: Path
+) -> Server:
+    log_path = logs / f"gunicorn-{name}.log"
+    log_path.unlink(missing_ok=True)
+    proc = spawn(
+        gunicorn_cmd(app_spec, chdir, workers, log_path),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline, port = time.monotonic() + 60, None
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise BenchError(f"gunicorn ({name}) exited {proc.returncode}:\n{tail(log_path)}")
+        if port is None and log_path.exists():
+            found = re.search(r"Listening at: http://127\.0\.0\.1:(\d+)", log_path.read_text())
+            port = int(found.group(1)) if found else None
+        if port is not None:
+            try:
+                status, _headers, _body = http_request(port, "GET", health)
+                if status == 200:
+                    return Server(name, proc, port, log_path)
+            except OSError:
+                pass
+        time.sleep(0.2)
+    raise BenchError(f"gunicorn ({name}) did not answer {health} in 60 s:\n{tail(log_path)}")
+
+
+def tail(path: Path, lines: int = 40) -> str:
+    if not path.exists():
+        return "(no log)"
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def http_request(port: int, method: str, path: str, headers=None, body=None):
+    """One request without a User-Agent (as wrk sends it); returns (status, headers, body)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        resp = conn.getresponse()
+        return resp.status, resp.getheaders(), resp.read()
+    finally:
+        conn.close()
+
+
+def read_credentials(path: Path) -> list[tuple[str, str, str]]:
+    return [tuple(line.split("\t")) for line in path.read_text().splitlines()]
+
+
+def preflight(server: Server, creds: Path) -> None:
+    """A few real requests before the load: the cookies sign in and the toggle answers 200.
+
+    Also that the session is left alone (no Set-Cookie): a session the app had to rewrite on
+    every request would mean the cookie is not what sign-in makes.
+    """
+    sample = random.Random(7).sample(read_credentials(creds), 3)
+    for public_id, cookie, token in sample:
+        status, headers, body = http_request(
+            server.port, "GET", "/me", {"Cookie": f"cc_session={cookie}"}
+        )
+        if status != 200 or b"Bench Member" not in body:
+            raise BenchError(f"preflight GET /me for {public_id}: {status}\n{body[:500]!r}")
+        if any(k.lower() == "set-cookie" for k, _ in headers):
+            raise BenchError(f"preflight GET /me rewrote the session: {headers}")
+        status, headers, body = http_request(
+            server.port,
+            "POST",
+            "/me/consents/advertising",
+            {
+                "Cookie": f"cc_session={cookie}",
+                "X-CSRFToken": token,
+                "HX-Request": "true",
+                "Content-Type": "application/x-www-form-urlencoded",
+            },
+            "granted=1",
+        )
+        if status != 200 or b'id="consent-advertising"' not in body:
+            raise BenchError(f"preflight toggle for {public_id}: {status}\n{body[:500]!r}")
+
+
+# --- wrk --------------------------------------------------------------------------------
+
+
+@dataclass
+class WrkResult:
+    name: str
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    seconds: float
+    non_2xx_3xx: int  # as wrk counts them (status >= 400)
+    bad_status: int  # as the Lua script counts them (anything but 2xx)
+    first_bad_status: int
+    socket_errors: dict = field(default_factory=dict)
+    raw: str = ""
+
+    @property
+    def errors(self) -> int:
+        return self.non_2xx_3xx + self.bad_status + sum(self.socket_errors.values())
+
+
+_UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
+
+
+def _ms(text: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m|h)", text).groups()
+    return float(number) * _UNITS_MS[unit]
+
+
+def parse_wrk(name: str, out: str) -> WrkResult:
+    def grab(pattern: str, default=None):
+        found = re.search(pattern, out, re.MULTILINE)
+        return found.groups() if found else default
+
+    rps = grab(r"^Requests/sec:\s+([\d.]+)")
+    p50 = grab(r"^\s+50%\s+(\S+)")
+    p99 = grab(r"^\s+99%\s+(\S+)")
+    total = grab(r"^\s+(\d+) requests in ([\d.]+)(\w+),")
+    if not (rps and p50 and p99 and total):
+        raise BenchError(f"could not read wrk's output:\n{out}")
+    socket = grab(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)")
+    status = grab(r"^BENCH_STATUS ok=(\d+) bad=(\d+) first_bad_status=(\d+)", ("0", "0", "0"))
+    return WrkResult(
+        name=name,
+        rps=float(rps[0]),
+        p50_ms=_ms(p50[0]),
+        p99_ms=_ms(p99[0]),
+        requests=int(total[0]),
+        seconds=_ms(total[1] + total[2]) / 1000,
+        non_2xx_3xx=int((grab(r"Non-2xx or 3xx responses: (\d+)") or ("0",))[0]),
+        bad_status=int(status[1]),
+        first_bad_status=int(status[2]),
+        socket_errors=dict(
+            zip(("connect", "read", "write", "timeout"), map(int, socket or (0, 0, 0, 0)), strict=True)
+        ),
+        raw=out,
+    )
+
+
+def run_wrk(
+    name: str, server: Server, path: str, script: str, creds: Path | None, duration: float,
+    connections: int, threads: int,
+) -> WrkResult:  # fmt: skip
+    cmd = [
+        shutil.which("wrk") or "/usr/bin/wrk",
+        "--latency",
+        "--threads", str(threads),
+        "--connections", str(connections),
+        "--duration", f"{max(1, round(duration))}s",
+        "--timeout", "5s",
+        "--script", str(BENCH / script),
+        server.base() + path,
+    ]  # fmt: skip
+    if creds is not None:
+        cmd += ["--", str(creds)]
+    proc = spawn(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        out, _ = proc.communicate(timeout=duration + 60)
+    finally:
+        stop(proc)
+    if proc.returncode != 0:
+        raise BenchError(f"wrk exited {proc.returncode}:\n{out}")
+    return parse_wrk(name, out)
+
+
+def curl_sample(server: Server, scenario: str, creds: Path | None) -> str:
+    """Replay one request of the scenario with curl, to show what an error looks like."""
+    curl = shutil.which("curl")
+    if curl is None:
+        return "(curl is not installed)"
+    cmd = [curl, "-sS", "-i", "--max-time", "10", "-H", "User-Agent:"]
+    if scenario == "hello":
+        cmd.append(server.base() + "/")
+    else:
+        public_id, cookie, token = random.choice(read_credentials(creds))
+        cmd += ["-H", f"Cookie: cc_session={cookie}"]
+        if scenario == "me":
+            cmd.append(server.base() + "/me")
+        else:
+            cmd += [
+                "-H", f"X-CSRFToken: {token}",
+                "-H", "HX-Request: true",
+                "--data", "granted=1",
+                server.base() + "/me/consents/advertising",
+            ]  # fmt: skip
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=20)
+    return "$ curl ... (" + scenario + ")\n" + "\n".join((out.stdout + out.stderr).splitlines()[:40])
+
+
+def measure(
+    name: str, server: Server, args, creds: Path | None, path: str, before=None
+) -> WrkResult:
+    """Warm up (every worker boots, imports and compiles its templates), then measure.
+
+    :param before: called between the warm-up and the measured run.
+    """
+    script = f"{name}.lua"
+    if args.warmup > 0:
+        warm = run_wrk(f"{name}-warmup", server, path, script, creds, args.warmup,
+                       args.connections, args.threads)  # fmt: skip
+        check_errors(warm, server, creds)
+    if before is not None:
+        before()
+    result = run_wrk(name, server, path, script, creds, args.duration, args.connections,
+                     args.threads)  # fmt: skip
+    log(
+        f"  {name}: {result.rps:.1f} req/s, p50 {result.p50_ms:.2f} ms, p99 {result.p99_ms:.2f} ms,"
+        f" {result.requests} requests, errors {result.errors}"
+    )
+    check_errors(result, server, creds)
+    return result
+
+
+def check_errors(result: WrkResult, server: Server, creds: Path | None) -> None:
+    """Fail loudly on any error response or socket error, with a sample and the server log."""
+    if not result.errors:
+        return
+    scenario = result.name.removesuffix("-warmup")
+    log(result.raw)
+    log(curl_sample(server, scenario, creds))
+    log(f"--- {server.log_path} (tail)\n{tail(server.log_path)}")
+    raise BenchError(
+        f"{result.name}: {result.non_2xx_3xx} responses >= 400 (wrk), {result.bad_status} non-2xx"
+        f" (first {result.first_bad_status}), socket errors {result.socket_errors}"
+    )
+
+
+# --- worker tuning ----------------------------------------------------------------------
+
+
+def tune(args, logs: Path) -> int:
+    """Hello world with several worker counts and wrk thread counts, interleaved rounds."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    combos = [(w, t) for w in (2, 3, 4, 6, 8) for t in (1, 2)]
+    samples: dict[tuple[int, int], list[float]] = {c: [] for c in combos}
+    for round_no in range(args.tune_rounds):
+        for workers, threads in combos:
+            server = start_server("hello", "hello:app", BENCH, env, workers, "/", logs)
+            try:
+                run_wrk("warmup", server, "/", "hello.lua", None, 1, args.connections, threads)
+                result = run_wrk("hello", server, "/", "hello.lua", None, args.duration,
+                                 args.connections, threads)  # fmt: skip
+            finally:
+                stop(server.proc)
+            samples[(workers, threads)].append(result.rps)
+            log(f"round {round_no + 1}: workers={workers} wrk-threads={threads}: "
+                f"{result.rps:.0f} req/s p99={result.p99_ms:.2f}ms")  # fmt: skip
+    log("median req/s over rounds:")
+    for (workers, threads), values in sorted(samples.items(), key=lambda kv: -statistics.median(kv[1])):
+        log(f"  workers={workers} wrk-threads={threads}: {statistics.median(values):.0f} "
+            f"(min {min(values):.0f}, max {max(values):.0f})")  # fmt: skip
+    return 0
+
+
+# --- main -------------------------------------------------------------------------------
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=10, help="seconds per measured run")
+    parser.add_argument("--warmup", type=float, default=2, help="seconds of load before each")
+    parser.add_argument("--members", type=int, default=2000)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=WRK_THREADS, help="wrk threads")
+    parser.add_argument("--workers", type=int, default=GUNICORN_WORKERS, help="gunicorn workers")
+    parser.add_argument(
+        "--only",
+        choices=SCENARIOS,
+        help="run one scenario (the hello baseline runs around it anyway, for the ratio)",
+    )
+    parser.add_argument("--service-sample", type=int, default=50,
+                        help="members whose history is written through set_consent")  # fmt: skip
+    parser.add_argument("--seed", type=int, default=20261125, help="seed for the member data")
+    parser.add_argument("--keep-db", action="store_true", help="leave the bench database")
+    parser.add_argument("--tune", action="store_true",
+                        help="only measure hello world for several worker counts")  # fmt: skip
+    parser.add_argument("--tune-rounds", type=int, default=3)
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    logs = RESULTS / "logs"
+    logs.mkdir(exist_ok=True)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    if args.tune:
+        try:
+            return tune(args, logs)
+        finally:
+            stop_all()
+
+    wanted = [args.only] if args.only else list(SCENARIOS)
+    app_scenarios = [s for s in wanted if s != "hello"]
+    started_at = datetime.now(UTC)
+    t0 = time.monotonic()
+    secret_key = secrets.token_hex(32)  # 64 characters, new every run
+    env = app_env(secret_key)
+    tmp = Path(tempfile.mkdtemp(prefix="cc-bench-"))
+    creds = tmp / "members.tsv"
+    results: dict[str, list[WrkResult]] = {}
+    checks: dict = {}
+    failures: list[str] = []
+    info: dict = {}
+    try:
+        if app_scenarios:
+            log(f"database {DB_NAME}: create, migrate, seed")
+            create_database()
+            flask_cli(env, "db", "upgrade")
+            flask_cli(env, "demo", "seed")
+            os.environ.update({k: env[k] for k in ("CONSENT_CENTER_ENV", "SECRET_KEY",
+                                                   "PUBLIC_BASE_URL", "DATABASE_URL")})  # fmt: skip
+            from consent_center import create_app
+
+            app = create_app("production")
+            seeded = seed_members(app, args.members, min(args.service_sample, args.members),
+                                  random.Random(args.seed))  # fmt: skip
+            log(
+                f"  {seeded.members} members, {seeded.events} consent events "
+                f"({seeded.via_service} members through set_consent) in {seeded.seconds:.1f} s"
+            )
+            info["seed"] = asdict(seeded)
+            verify = flask_cli(env, "ledger", "verify", check=False)
+            log(f"  flask ledger verify (seeded): {verify.stdout.strip()}")
+            if verify.returncode != 0:
+                raise BenchError(f"seeded ledger does not verify:\n{verify.stderr[-2000:]}")
+            count = write_credentials(app, creds)
+            log(f"  {count} signed-in sessions written")
+
+        log(f"gunicorn: sync, {args.workers} workers; wrk: {args.threads} threads, "
+            f"{args.connections} connections, {args.duration:g} s (+{args.warmup:g} s warm-up)")  # fmt: skip
+        hello_env = dict(env, PYTHONUNBUFFERED="1")
+
+        def hello_run() -> None:
+            server = start_server("hello", "hello:app", BENCH, hello_env, args.workers, "/", logs)
+            try:
+                results.setdefault("hello", []).append(
+                    measure("hello", server, args, None, "/")
+                )
+            finally:
+                stop(server.proc)
+
+        hello_run()
+        if app_scenarios:
+            server = start_server("app", "wsgi:app", ROOT, env, args.workers, "/healthz", logs)
+            try:
+                preflight(server, creds)
+                if "me" in app_scenarios:
+                    results["me"] = [measure("me", server, args, creds, "/me")]
+                if "toggle" in app_scenarios:
+                    # Count only the measured run's writes: the warm-up writes too.
+                    def remember_count() -> None:
+                        checks["_events_before"] = count_rows("consent_event")
+
+                    results["toggle"] = [
+                        measure("toggle", server, args, creds, "/me/consents/advertising",
+                                before=remember_count)  # fmt: skip
+                    ]
+            finally:
+                stop(server.proc)  # graceful: requests in flight finish before the counts
+            if "toggle" in app_scenarios:
+                added = count_rows("consent_event") - checks.pop("_events_before")
+                done_ = results["toggle"][0].requests
+                # wrk stops counting at the deadline; up to one request per connection is
+                # still in flight then, and the server completes it.
+                writes_ok = done_ <= added <= done_ + args.connections
+                checks["toggle_writes"] = {"wrk_completed": done_, "events_added": added,
+                                           "ok": writes_ok}  # fmt: skip
+                log(f"check: toggle wrote {added} consent events for {done_} completed requests:"
+                    f" {'ok' if writes_ok else 'MISMATCH'}")  # fmt: skip
+                if not writes_ok:
+                    failures.append("toggle event count")
+                agree = ledger_state_agree()
+                checks["ledger_state_agree"] = agree
+                log(
+                    f"check: ledger and state agree for all {agree['pairs']} member/purpose pairs:"
+                    f" {'ok' if agree['ok'] else 'FAILED ' + json.dumps(agree)}"
+                )
+                if not agree["ok"]:
+                    failures.append("ledger and state disagree")
+        hello_run()
+
+        if app_scenarios:
+            verify = flask_cli(env, "ledger", "verify", check=False)
+            checks["ledger_verify"] = {"exit": verify.returncode, "output": verify.stdout.strip()}
+            log(f"check: flask ledger verify: exit {verify.returncode}: {verify.stdout.strip()}")
+            if verify.returncode != 0:
+                log(verify.stderr[-2000:])
+                failures.append("flask ledger verify")
+    except BenchError as exc:
+        log(f"FAILED: {exc}")
+        failures.append(str(exc).splitlines()[0])
+    except KeyboardInterrupt:
+        log("interrupted; stopping everything")
+        failures.append("interrupted")
+    finally:
+        stop_all()
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not args.keep_db and app_scenarios and not failures:
+            try:
+                import psycopg
+
+                with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+                    conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
+            except Exception as exc:  # noqa: BLE001 - clean-up is best effort
+                log(f"(could not drop {DB_NAME}: {exc})")
+
+    if "hello" not in results or (app_scenarios and not all(s in results for s in app_scenarios)):
+        return 1
+
+    hellos = results["hello"]
+    baseline = statistics.mean(r.rps for r in hellos)
+    lines, measurements = [], []
+    summary = {
+        "hello": (baseline, statistics.mean(r.p99_ms for r in hellos), 1.0),
+        **{s: (results[s][0].rps, results[s][0].p99_ms, results[s][0].rps / baseline)
+           for s in app_scenarios},
+    }  # fmt: skip
+    if len(hellos) > 1:
+        spread = abs(hellos[0].rps - hellos[1].rps) / baseline * 100
+        log(f"hello runs: {' / '.join(f'{r.rps:.1f}' for r in hellos)} req/s "
+            f"(differ by {spread:.1f}%); baseline = their mean")  # fmt: skip
+    for name, target in TARGETS.items():
+        if name in summary:
+            ratio = summary[name][2]
+            log(f"target: {name} ratio >= {target:.2f}: {ratio:.2f} "
+                f"{'met' if ratio >= target else 'MISSED'}")  # fmt: skip
+    for name, (rps, p99, ratio) in summary.items():
+        lines.append(f"bench {name} {rps:.1f} p99={p99:.2f} ratio={ratio:.2f}")
+        measurements.append({"name": name, "rps": round(rps, 1), "p99_ms": round(p99, 2),
+                             "ratio": round(ratio, 3), "target_ratio": TARGETS.get(name)})  # fmt: skip
+    document = {
+        "started_at": started_at.isoformat(timespec="seconds"),
+        "seconds": round(time.monotonic() - t0, 1),
+        "ok": not failures,
+        "failures": failures,
+        "measurements": measurements,
+        "runs": [
+            {k: v for k, v in asdict(r).items() if k != "raw"} | {"errors": r.errors}
+            for name in ("hello", *app_scenarios)
+            for r in results[name]
+        ],
+        "checks": checks,
+        "settings": {
+            "gunicorn": {"worker_class": "sync", "workers": args.workers, "backlog": 2048,
+                         "bind": "127.0.0.1:<ephemeral>", "app": "wsgi:app / hello:app"},
+            "wrk": {"threads": args.threads, "connections": args.connections,
+                    "duration_s": args.duration, "warmup_s": args.warmup, "timeout": "5s"},
+            "members": args.members,
+            "config": "CONSENT_CENTER_ENV=production, random 64-char SECRET_KEY",
+        },  # fmt: skip
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "platform": platform.platform()},  # fmt: skip
+        **info,
+    }
+    (RESULTS / "latest.json").write_text(json.dumps(document, indent=2) + "\n")
+    log(f"wrote {RESULTS / 'latest.json'} ({document['seconds']} s in all)")
+    for line in lines:
+        print(line)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
