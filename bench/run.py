@@ -169,6 +169,37 @@ def consent_plan(rng: random.Random) -> list[tuple[str, bool, str]]:
     return plan
 
 
+def required_extras(conn, table: str, given: str) -> tuple[str, str, dict]:
+    """Values for NOT NULL columns, added to the schema since this file was written, that have
+    no database default: the model's scalar default. Returns (", col, ...", ", %(p)s, ...",
+    params) to append to an INSERT's column and value lists; fails clearly when it can't.
+    """
+    from consent_center.extensions import db
+
+    given_names = {c.strip() for c in given.split(",")}
+    missing = [
+        name
+        for (name,) in conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = %s"
+            " AND is_nullable = 'NO' AND column_default IS NULL AND is_identity = 'NO'",
+            (table,),
+        )
+        if name not in given_names
+    ]
+    columns, values, params = "", "", {}
+    for name in missing:
+        column = db.metadata.tables[table].c.get(name)
+        default = column.default if column is not None else None
+        if default is None or not default.is_scalar:
+            raise BenchError(
+                f"bench/run.py does not fill {table}.{name} (NOT NULL, no default): add it"
+            )
+        columns += f", {name}"
+        values += f", %(extra_{name})s"
+        params[f"extra_{name}"] = default.arg
+    return columns, values, params
+
+
 @dataclass
 class SeedReport:
     members: int = 0
@@ -202,20 +233,23 @@ def seed_members(app, n: int, service_sample: int, rng: random.Random) -> SeedRe
             raise BenchError("no policy version after `flask demo seed`")
         joined = datetime.now(UTC) - timedelta(days=60)
         # 16 random bytes, URL-safe base64 without padding: the shape of new_public_id().
+        given = (
+            "public_id, name, email, birth_date, locale, role, status, email_verified_at,"
+            " created_at, updated_at, notify_email, notify_sms"
+        )
+        extra_cols, extra_vals, extra = required_extras(conn, "member", given)
         conn.execute(
-            """
-            INSERT INTO member (public_id, name, email, birth_date, locale, role, status,
-                                email_verified_at, created_at, updated_at, notify_email,
-                                notify_sms)
+            f"""
+            INSERT INTO member ({given}{extra_cols})
             SELECT rtrim(translate(encode(decode(md5(random()::text || clock_timestamp()::text
                                                      || g::text), 'hex'), 'base64'),
                                    '+/', '-_'), '='),
                    'Bench Member ' || g, 'bench-member-' || g || '@example.com',
-                   date '1970-01-01' + (g * 37) % 12000, 'en', 'member', 'active',
-                   %(joined)s, %(joined)s, %(joined)s, true, false
+                   date '1970-01-01' + (g * 37) %% 12000, 'en', 'member', 'active',
+                   %(joined)s, %(joined)s, %(joined)s, true, false{extra_vals}
             FROM generate_series(1, %(n)s) AS g
             """,
-            {"n": n, "joined": joined},
+            {"n": n, "joined": joined, **extra},
         )
         members = conn.execute(
             "SELECT id, public_id FROM member WHERE email LIKE 'bench-member-%%' ORDER BY id"
@@ -229,7 +263,9 @@ def seed_members(app, n: int, service_sample: int, rng: random.Random) -> SeedRe
         for member_id, _public_id in direct:
             prev, when = GENESIS_HASH, joined + timedelta(seconds=rng.randint(0, 86_400))
             for seq, (purpose, granted, method) in enumerate(consent_plan(rng), start=1):
-                when += timedelta(minutes=rng.randint(1, 20_000), microseconds=rng.randint(0, 999_999))
+                when += timedelta(
+                    minutes=rng.randint(1, 20_000), microseconds=rng.randint(0, 999_999)
+                )
                 event = dict(
                     member_id=member_id,
                     seq=seq,
@@ -249,34 +285,37 @@ def seed_members(app, n: int, service_sample: int, rng: random.Random) -> SeedRe
             "member_id, seq, receipt_id, purpose, granted, policy_version_id, actor, "
             "actor_member_id, method, created_at, prev_hash, hash"
         )
+        extra_cols, _values, extra = required_extras(conn, "consent_event", columns)
         with conn.cursor() as cur:
-            with cur.copy(f"COPY consent_event ({columns}) FROM STDIN") as copy:
+            with cur.copy(f"COPY consent_event ({columns}{extra_cols}) FROM STDIN") as copy:
                 for row in rows:
-                    copy.write_row(row)
+                    copy.write_row((*row, *extra.values()))
             direct_ids = [m[0] for m in direct]
+            given = "member_id, purpose, granted, event_id, policy_version_id, updated_at"
+            extra_cols, extra_vals, extra = required_extras(conn, "consent_state", given)
             cur.execute(
-                """
-                INSERT INTO consent_state (member_id, purpose, granted, event_id,
-                                           policy_version_id, updated_at)
+                f"""
+                INSERT INTO consent_state ({given}{extra_cols})
                 SELECT DISTINCT ON (member_id, purpose)
-                       member_id, purpose, granted, id, policy_version_id, created_at
-                FROM consent_event WHERE member_id = ANY(%s)
+                       member_id, purpose, granted, id, policy_version_id, created_at{extra_vals}
+                FROM consent_event WHERE member_id = ANY(%(ids)s)
                 ORDER BY member_id, purpose, seq DESC
                 """,
-                (direct_ids,),
+                {"ids": direct_ids, **extra},
             )
+            given = "actor_member_id, subject_member_id, action, details, created_at"
+            extra_cols, extra_vals, extra = required_extras(conn, "audit_event", given)
             cur.execute(
-                """
-                INSERT INTO audit_event (actor_member_id, subject_member_id, action, details,
-                                         created_at)
+                f"""
+                INSERT INTO audit_event ({given}{extra_cols})
                 SELECT member_id, member_id,
                        CASE WHEN granted THEN 'consent.granted' ELSE 'consent.withdrawn' END,
                        json_build_object('purpose', purpose, 'method', method,
                                          'receipt', receipt_id),
-                       created_at
-                FROM consent_event WHERE member_id = ANY(%s) ORDER BY id
+                       created_at{extra_vals}
+                FROM consent_event WHERE member_id = ANY(%(ids)s) ORDER BY id
                 """,
-                (direct_ids,),
+                {"ids": direct_ids, **extra},
             )
         conn.commit()
         report.events = len(rows)
@@ -285,7 +324,11 @@ def seed_members(app, n: int, service_sample: int, rng: random.Random) -> SeedRe
         for member in db.session.scalars(select(Member).where(Member.id.in_(sample_ids))):
             for purpose, granted, method in consent_plan(rng):
                 set_consent(
-                    member, purpose, granted, actor=Actor.MEMBER, method=method,
+                    member,
+                    purpose,
+                    granted,
+                    actor=Actor.MEMBER,
+                    method=method,
                     actor_member=member,
                 )
                 report.events += 1
@@ -352,6 +395,19 @@ def ledger_state_agree() -> dict:
         row = dict(zip([c.name for c in cur.description], cur.fetchone(), strict=True))
     row["ok"] = all(v == 0 for k, v in row.items() if k != "pairs")
     return row
+
+
+def settled_count(table: str, quiet: float = 0.5, limit: float = 30) -> int:
+    """The row count once it has stopped changing for `quiet` seconds: wrk has exited, but the
+    server is still finishing the requests that were in flight (up to one per connection)."""
+    deadline, last = time.monotonic() + limit, count_rows(table)
+    while time.monotonic() < deadline:
+        time.sleep(quiet)
+        now = count_rows(table)
+        if now == last:
+            return now
+        last = now
+    raise BenchError(f"{table} kept growing for {limit:g} s after wrk stopped")
 
 
 def count_rows(table: str) -> int:
@@ -526,16 +582,26 @@ def parse_wrk(name: str, out: str) -> WrkResult:
         bad_status=int(status[1]),
         first_bad_status=int(status[2]),
         socket_errors=dict(
-            zip(("connect", "read", "write", "timeout"), map(int, socket or (0, 0, 0, 0)), strict=True)
+            zip(
+                ("connect", "read", "write", "timeout"),
+                map(int, socket or (0, 0, 0, 0)),
+                strict=True,
+            )
         ),
         raw=out,
     )
 
 
 def run_wrk(
-    name: str, server: Server, path: str, script: str, creds: Path | None, duration: float,
-    connections: int, threads: int,
-) -> WrkResult:  # fmt: skip
+    name: str,
+    server: Server,
+    path: str,
+    script: str,
+    creds: Path | None,
+    duration: float,
+    connections: int,
+    threads: int,
+) -> WrkResult:
     cmd = [
         shutil.which("wrk") or "/usr/bin/wrk",
         "--latency",
@@ -579,7 +645,9 @@ def curl_sample(server: Server, scenario: str, creds: Path | None) -> str:
                 server.base() + "/me/consents/advertising",
             ]  # fmt: skip
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=20)
-    return "$ curl ... (" + scenario + ")\n" + "\n".join((out.stdout + out.stderr).splitlines()[:40])
+    return (
+        "$ curl ... (" + scenario + ")\n" + "\n".join((out.stdout + out.stderr).splitlines()[:40])
+    )
 
 
 def measure(
@@ -591,13 +659,22 @@ def measure(
     """
     script = f"{name}.lua"
     if args.warmup > 0:
-        warm = run_wrk(f"{name}-warmup", server, path, script, creds, args.warmup,
-                       args.connections, args.threads)  # fmt: skip
+        warm = run_wrk(
+            f"{name}-warmup",
+            server,
+            path,
+            script,
+            creds,
+            args.warmup,
+            args.connections,
+            args.threads,
+        )
         check_errors(warm, server, creds)
     if before is not None:
         before()
-    result = run_wrk(name, server, path, script, creds, args.duration, args.connections,
-                     args.threads)  # fmt: skip
+    result = run_wrk(
+        name, server, path, script, creds, args.duration, args.connections, args.threads
+    )
     log(
         f"  {name}: {result.rps:.1f} req/s, p50 {result.p50_ms:.2f} ms, p99 {result.p99_ms:.2f} ms,"
         f" {result.requests} requests, errors {result.errors}"
@@ -633,17 +710,31 @@ def tune(args, logs: Path) -> int:
             server = start_server("hello", "hello:app", BENCH, env, workers, "/", logs)
             try:
                 run_wrk("warmup", server, "/", "hello.lua", None, 1, args.connections, threads)
-                result = run_wrk("hello", server, "/", "hello.lua", None, args.duration,
-                                 args.connections, threads)  # fmt: skip
+                result = run_wrk(
+                    "hello",
+                    server,
+                    "/",
+                    "hello.lua",
+                    None,
+                    args.duration,
+                    args.connections,
+                    threads,
+                )
             finally:
                 stop(server.proc)
             samples[(workers, threads)].append(result.rps)
-            log(f"round {round_no + 1}: workers={workers} wrk-threads={threads}: "
-                f"{result.rps:.0f} req/s p99={result.p99_ms:.2f}ms")  # fmt: skip
+            log(
+                f"round {round_no + 1}: workers={workers} wrk-threads={threads}: "
+                f"{result.rps:.0f} req/s p99={result.p99_ms:.2f}ms"
+            )
     log("median req/s over rounds:")
-    for (workers, threads), values in sorted(samples.items(), key=lambda kv: -statistics.median(kv[1])):
-        log(f"  workers={workers} wrk-threads={threads}: {statistics.median(values):.0f} "
-            f"(min {min(values):.0f}, max {max(values):.0f})")  # fmt: skip
+    for (workers, threads), values in sorted(
+        samples.items(), key=lambda kv: -statistics.median(kv[1])
+    ):
+        log(
+            f"  workers={workers} wrk-threads={threads}: {statistics.median(values):.0f} "
+            f"(min {min(values):.0f}, max {max(values):.0f})"
+        )
     return 0
 
 
@@ -663,12 +754,17 @@ def parse_args(argv=None):
         choices=SCENARIOS,
         help="run one scenario (the hello baseline runs around it anyway, for the ratio)",
     )
-    parser.add_argument("--service-sample", type=int, default=50,
-                        help="members whose history is written through set_consent")  # fmt: skip
+    parser.add_argument(
+        "--service-sample",
+        type=int,
+        default=50,
+        help="members whose history is written through set_consent",
+    )
     parser.add_argument("--seed", type=int, default=20261125, help="seed for the member data")
     parser.add_argument("--keep-db", action="store_true", help="leave the bench database")
-    parser.add_argument("--tune", action="store_true",
-                        help="only measure hello world for several worker counts")  # fmt: skip
+    parser.add_argument(
+        "--tune", action="store_true", help="only measure hello world for several worker counts"
+    )
     parser.add_argument("--tune-rounds", type=int, default=3)
     return parser.parse_args(argv)
 
@@ -703,13 +799,18 @@ def main(argv=None) -> int:
             create_database()
             flask_cli(env, "db", "upgrade")
             flask_cli(env, "demo", "seed")
-            os.environ.update({k: env[k] for k in ("CONSENT_CENTER_ENV", "SECRET_KEY",
-                                                   "PUBLIC_BASE_URL", "DATABASE_URL")})  # fmt: skip
+            os.environ.update(
+                {
+                    k: env[k]
+                    for k in ("CONSENT_CENTER_ENV", "SECRET_KEY", "PUBLIC_BASE_URL", "DATABASE_URL")
+                }
+            )
             from consent_center import create_app
 
             app = create_app("production")
-            seeded = seed_members(app, args.members, min(args.service_sample, args.members),
-                                  random.Random(args.seed))  # fmt: skip
+            seeded = seed_members(
+                app, args.members, min(args.service_sample, args.members), random.Random(args.seed)
+            )
             log(
                 f"  {seeded.members} members, {seeded.events} consent events "
                 f"({seeded.via_service} members through set_consent) in {seeded.seconds:.1f} s"
@@ -722,16 +823,16 @@ def main(argv=None) -> int:
             count = write_credentials(app, creds)
             log(f"  {count} signed-in sessions written")
 
-        log(f"gunicorn: sync, {args.workers} workers; wrk: {args.threads} threads, "
-            f"{args.connections} connections, {args.duration:g} s (+{args.warmup:g} s warm-up)")  # fmt: skip
+        log(
+            f"gunicorn: sync, {args.workers} workers; wrk: {args.threads} threads, "
+            f"{args.connections} connections, {args.duration:g} s (+{args.warmup:g} s warm-up)"
+        )
         hello_env = dict(env, PYTHONUNBUFFERED="1")
 
         def hello_run() -> None:
             server = start_server("hello", "hello:app", BENCH, hello_env, args.workers, "/", logs)
             try:
-                results.setdefault("hello", []).append(
-                    measure("hello", server, args, None, "/")
-                )
+                results.setdefault("hello", []).append(measure("hello", server, args, None, "/"))
             finally:
                 stop(server.proc)
 
@@ -745,11 +846,17 @@ def main(argv=None) -> int:
                 if "toggle" in app_scenarios:
                     # Count only the measured run's writes: the warm-up writes too.
                     def remember_count() -> None:
-                        checks["_events_before"] = count_rows("consent_event")
+                        checks["_events_before"] = settled_count("consent_event")
 
                     results["toggle"] = [
-                        measure("toggle", server, args, creds, "/me/consents/advertising",
-                                before=remember_count)  # fmt: skip
+                        measure(
+                            "toggle",
+                            server,
+                            args,
+                            creds,
+                            "/me/consents/advertising",
+                            before=remember_count,
+                        )
                     ]
             finally:
                 stop(server.proc)  # graceful: requests in flight finish before the counts
@@ -759,10 +866,15 @@ def main(argv=None) -> int:
                 # wrk stops counting at the deadline; up to one request per connection is
                 # still in flight then, and the server completes it.
                 writes_ok = done_ <= added <= done_ + args.connections
-                checks["toggle_writes"] = {"wrk_completed": done_, "events_added": added,
-                                           "ok": writes_ok}  # fmt: skip
-                log(f"check: toggle wrote {added} consent events for {done_} completed requests:"
-                    f" {'ok' if writes_ok else 'MISMATCH'}")  # fmt: skip
+                checks["toggle_writes"] = {
+                    "wrk_completed": done_,
+                    "events_added": added,
+                    "ok": writes_ok,
+                }
+                log(
+                    f"check: toggle wrote {added} consent events for {done_} completed requests:"
+                    f" {'ok' if writes_ok else 'MISMATCH'}"
+                )
                 if not writes_ok:
                     failures.append("toggle event count")
                 agree = ledger_state_agree()
@@ -808,22 +920,35 @@ def main(argv=None) -> int:
     lines, measurements = [], []
     summary = {
         "hello": (baseline, statistics.mean(r.p99_ms for r in hellos), 1.0),
-        **{s: (results[s][0].rps, results[s][0].p99_ms, results[s][0].rps / baseline)
-           for s in app_scenarios},
-    }  # fmt: skip
+        **{
+            s: (results[s][0].rps, results[s][0].p99_ms, results[s][0].rps / baseline)
+            for s in app_scenarios
+        },
+    }
     if len(hellos) > 1:
         spread = abs(hellos[0].rps - hellos[1].rps) / baseline * 100
-        log(f"hello runs: {' / '.join(f'{r.rps:.1f}' for r in hellos)} req/s "
-            f"(differ by {spread:.1f}%); baseline = their mean")  # fmt: skip
+        log(
+            f"hello runs: {' / '.join(f'{r.rps:.1f}' for r in hellos)} req/s "
+            f"(differ by {spread:.1f}%); baseline = their mean"
+        )
     for name, target in TARGETS.items():
         if name in summary:
             ratio = summary[name][2]
-            log(f"target: {name} ratio >= {target:.2f}: {ratio:.2f} "
-                f"{'met' if ratio >= target else 'MISSED'}")  # fmt: skip
+            log(
+                f"target: {name} ratio >= {target:.2f}: {ratio:.2f} "
+                f"{'met' if ratio >= target else 'MISSED'}"
+            )
     for name, (rps, p99, ratio) in summary.items():
         lines.append(f"bench {name} {rps:.1f} p99={p99:.2f} ratio={ratio:.2f}")
-        measurements.append({"name": name, "rps": round(rps, 1), "p99_ms": round(p99, 2),
-                             "ratio": round(ratio, 3), "target_ratio": TARGETS.get(name)})  # fmt: skip
+        measurements.append(
+            {
+                "name": name,
+                "rps": round(rps, 1),
+                "p99_ms": round(p99, 2),
+                "ratio": round(ratio, 3),
+                "target_ratio": TARGETS.get(name),
+            }
+        )
     document = {
         "started_at": started_at.isoformat(timespec="seconds"),
         "seconds": round(time.monotonic() - t0, 1),
@@ -837,15 +962,28 @@ def main(argv=None) -> int:
         ],
         "checks": checks,
         "settings": {
-            "gunicorn": {"worker_class": "sync", "workers": args.workers, "backlog": 2048,
-                         "bind": "127.0.0.1:<ephemeral>", "app": "wsgi:app / hello:app"},
-            "wrk": {"threads": args.threads, "connections": args.connections,
-                    "duration_s": args.duration, "warmup_s": args.warmup, "timeout": "5s"},
+            "gunicorn": {
+                "worker_class": "sync",
+                "workers": args.workers,
+                "backlog": 2048,
+                "bind": "127.0.0.1:<ephemeral>",
+                "app": "wsgi:app / hello:app",
+            },
+            "wrk": {
+                "threads": args.threads,
+                "connections": args.connections,
+                "duration_s": args.duration,
+                "warmup_s": args.warmup,
+                "timeout": "5s",
+            },
             "members": args.members,
             "config": "CONSENT_CENTER_ENV=production, random 64-char SECRET_KEY",
-        },  # fmt: skip
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "platform": platform.platform()},  # fmt: skip
+        },
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
         **info,
     }
     (RESULTS / "latest.json").write_text(json.dumps(document, indent=2) + "\n")

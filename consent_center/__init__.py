@@ -29,7 +29,6 @@ def create_app(config: BaseConfig | str | None = None, **overrides) -> Flask:
     app.config.from_object(config)
     app.config["ENV_NAME"] = config.ENV_NAME
     app.config.update(overrides)
-    app.config.setdefault("UNSUBSCRIBABLE_KINDS", ("policy_notice",))
     os.makedirs(app.instance_path, exist_ok=True)
 
     from . import models  # noqa: F401  (register the tables)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,6 +21,7 @@ from .models import Member, PolicyVersion
 ledger_cli = AppGroup("ledger", help="The consent ledger.")
 demo_cli = AppGroup("demo", help="Demo data for a newcomer's machine.")
 policy_cli = AppGroup("policy", help="Policy versions.")
+notify_cli = AppGroup("notify", help="The notification outbox.")
 
 SEED_POLICY = PROJECT_ROOT.parent / "shared" / "seed-privacy-policy.txt"
 DEMO_MEMBER_EMAIL = "member@example.com"
@@ -66,6 +68,7 @@ def seed_demo() -> list[str]:
             effective_at=utcnow() - timedelta(days=1),
             config=current_app.config,
             allow_immediate=True,
+            notify=False,
         )
         lines.append("seeded policy version 1")
     if db.session.scalar(select(func.count()).select_from(Member)) == 0:
@@ -144,7 +147,30 @@ def policy_publish(file: Path, effective: str, summary: str, title: str, changed
     click.echo(f"published version {version.number}, effective {version.effective_at:%Y-%m-%d}")
 
 
+@notify_cli.command("worker")
+@click.option("--poll", type=float, default=None, help="Seconds between rounds when idle.")
+@click.option("--batch", type=int, default=None, help="Messages claimed per round.")
+def notify_worker(poll: float | None, batch: int | None) -> None:
+    """Deliver queued email and SMS continuously (run any number on PostgreSQL)."""
+    from .notify.worker import run_worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    run_worker(poll, batch)
+
+
+@notify_cli.command("drain")
+@click.option("--batch", type=int, default=None, help="Messages claimed per round.")
+def notify_drain(batch: int | None) -> None:
+    """Deliver everything that is due now, then exit."""
+    from .notify.worker import drain
+
+    counts = drain(batch)
+    click.echo("delivered: " + (", ".join(f"{k}={v}" for k, v in sorted(counts.items()))
+                                or "nothing was due"))
+
+
 def register_cli(app: Flask) -> None:
     app.cli.add_command(ledger_cli)
     app.cli.add_command(demo_cli)
     app.cli.add_command(policy_cli)
+    app.cli.add_command(notify_cli)

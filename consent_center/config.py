@@ -86,6 +86,15 @@ class BaseConfig:
         self.TWILIO_API_BASE_URL = _str("TWILIO_API_BASE_URL", "https://api.twilio.com")
         self.TWILIO_TIMEOUT = _int("TWILIO_TIMEOUT", 10)
 
+        # The outbox: retries with exponential backoff, leases that survive a dead worker.
+        self.NOTIFY_MAX_ATTEMPTS = _int("NOTIFY_MAX_ATTEMPTS", 8)
+        self.NOTIFY_BACKOFF_BASE_SECONDS = _int("NOTIFY_BACKOFF_BASE_SECONDS", 30)
+        self.NOTIFY_BACKOFF_MAX_SECONDS = _int("NOTIFY_BACKOFF_MAX_SECONDS", 3600)
+        self.NOTIFY_LEASE_SECONDS = _int("NOTIFY_LEASE_SECONDS", 120)
+        self.NOTIFY_BATCH_SIZE = _int("NOTIFY_BATCH_SIZE", 200)
+        self.NOTIFY_POLL_SECONDS = float(_str("NOTIFY_POLL_SECONDS", "1.0"))
+        self.UNSUBSCRIBABLE_KINDS = ("policy_notice",)
+
         self.RATELIMIT_STORAGE_URI = _str("RATELIMIT_STORAGE_URI", "memory://")
         self.RATELIMIT_HEADERS_ENABLED = True
         self.RATELIMIT_ENABLED = _bool("RATELIMIT_ENABLED", True)
@@ -110,6 +119,7 @@ class BaseConfig:
             "SIGN_IN_RATE_LIMIT_IDENTIFIER", "5 per 10 minutes"
         )
 
+        self.CONTACT_RATE_LIMIT = _str("CONTACT_RATE_LIMIT", "5 per hour")
         self.BABEL_DEFAULT_LOCALE = "en"
         # Dates and times are shown in this zone (stored in UTC).
         self.BABEL_DEFAULT_TIMEZONE = _str("DISPLAY_TIMEZONE", "Asia/Shanghai")

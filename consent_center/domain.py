@@ -106,6 +106,15 @@ NOTIFICATION_STATUS_LABELS = {
 }
 
 
+NOTIFICATION_KIND_LABELS = {
+    "sign_in_code": _l("Sign-in code"),
+    "verify_contact": _l("Contact confirmation code"),
+    "policy_notice": _l("Privacy policy change notice"),
+    "contact_message": _l("Message to customer service"),
+    "contact_ack": _l("We received your message"),
+}
+
+
 @dataclass(frozen=True)
 class Purpose:
     key: str
@@ -254,6 +263,13 @@ DATA_INVENTORY: tuple[InventoryGroup, ...] = (
         (
             "sms_opted_out_at",
             _l("Opted out of text messages on"),
+            (SERVICE,),
+            PROVIDED,
+            _UNTIL_ERASED,
+        ),
+        (
+            "policy_seen_number",
+            _l("Latest policy notice you acknowledged"),
             (SERVICE,),
             PROVIDED,
             _UNTIL_ERASED,
@@ -418,6 +434,22 @@ NOT_MEMBER_DATA: dict[tuple[str, str], str] = {
     ("notification", "dedupe_key"): "built from kinds and internal keys only",
     ("notification", "next_attempt_at"): "delivery scheduling",
     ("notification", "lease_until"): "delivery scheduling",
+    ("notification", "content_id"): "internal row key (shared, non-personal content)",
+    ("notification", "fan_out_id"): "internal row key",
+    ("fan_out", "id"): "internal row key",
+    ("fan_out", "public_id"): "random handle, no meaning",
+    ("fan_out", "kind"): "company bulk-send bookkeeping",
+    ("fan_out", "cause"): "company bulk-send bookkeeping",
+    ("fan_out", "created_by_id"): "staff member who started it (staff data, not the recipient's)",
+    ("fan_out", "created_at"): "company bulk-send bookkeeping",
+    ("fan_out", "total"): "company bulk-send bookkeeping",
+    ("notification_content", "id"): "internal row key",
+    ("notification_content", "fan_out_id"): "internal row key",
+    ("notification_content", "channel"): "company content shared by many members",
+    ("notification_content", "locale"): "company content shared by many members",
+    ("notification_content", "subject"): "company content shared by many members",
+    ("notification_content", "body_text"): "company content shared by many members",
+    ("notification_content", "body_html"): "company content shared by many members",
     ("audit_event", "id"): "internal row key",
     ("policy_version", "id"): "company content",
     ("policy_version", "number"): "company content",

@@ -43,7 +43,7 @@ def test_smtp_batch_survives_one_bad_recipient(app, smtp):
     smtp.reject_recipient("bad@example.org", code=550)
     batch = [outgoing("email", "a@example.org", 1), outgoing("email", "bad@example.org", 2),
              outgoing("email", "c@example.org", 3)]
-    results = SmtpTransport().send_batch(batch)
+    results = list(SmtpTransport().send_each(batch))
     assert [r.ok for r in results] == [True, False, True]
     assert results[1].transient is False
     assert sorted(m.rcpt_tos[0] for m in smtp.wait_for(2)) == ["a@example.org", "c@example.org"]
@@ -51,23 +51,23 @@ def test_smtp_batch_survives_one_bad_recipient(app, smtp):
 
 def test_smtp_temporary_failure_is_transient(app, smtp):
     smtp.fail_next(1, code=451)
-    results = SmtpTransport().send_batch([outgoing("email", "a@example.org", 1),
-                                          outgoing("email", "b@example.org", 2)])
+    results = list(SmtpTransport().send_each([outgoing("email", "a@example.org", 1),
+                                          outgoing("email", "b@example.org", 2)]))
     assert results[0].ok is False and results[0].transient is True
     assert results[1].ok is True
 
 
 def test_smtp_server_down_is_transient_for_the_whole_batch(app, smtp):
     smtp.stop()
-    results = SmtpTransport().send_batch([outgoing("email", "a@example.org", 1),
-                                          outgoing("email", "b@example.org", 2)])
+    results = list(SmtpTransport().send_each([outgoing("email", "a@example.org", 1),
+                                          outgoing("email", "b@example.org", 2)]))
     assert [(r.ok, r.transient) for r in results] == [(False, True), (False, True)]
 
 
 def test_unsubscribe_headers_are_sent(app, smtp):
     headers = {"List-Unsubscribe": "<https://x.example/unsubscribe/p1>",
                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
-    SmtpTransport().send_batch([outgoing("email", "a@example.org", headers=headers)])
+    list(SmtpTransport().send_each([outgoing("email", "a@example.org", headers=headers)]))
     msg = smtp.wait_for(1)[0].message
     assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
 
@@ -94,13 +94,13 @@ def test_sign_in_code_by_sms_through_the_twilio_sdk(client, twilio, app):
 )
 def test_twilio_failures_are_classified(app, twilio, status, code, transient, opted_out):
     twilio.fail_next(status=status, code=code)
-    result = TwilioTransport().send_batch([outgoing("sms", "+8613800138000")])[0]
+    result = list(TwilioTransport().send_each([outgoing("sms", "+8613800138000")]))[0]
     assert (result.ok, result.transient, result.opted_out) == (False, transient, opted_out)
 
 
 def test_twilio_timeout_is_transient(app, twilio):
     app.config["TWILIO_TIMEOUT"] = 0.5
     twilio.hang_next(1.5)
-    result = TwilioTransport().send_batch([outgoing("sms", "+8613800138000")])[0]
+    result = list(TwilioTransport().send_each([outgoing("sms", "+8613800138000")]))[0]
     assert (result.ok, result.transient) == (False, True)
     twilio.wait_for_scripts()

@@ -4,7 +4,7 @@ from .audit import AuditEvent
 from .auth import OneTimeCode
 from .consent import ConsentEvent, ConsentState
 from .member import Member
-from .notification import Notification
+from .notification import FanOut, Notification, NotificationContent
 from .policy import PolicyVersion
 
 __all__ = [
@@ -12,7 +12,9 @@ __all__ = [
     "ConsentEvent",
     "ConsentState",
     "Member",
+    "FanOut",
     "Notification",
+    "NotificationContent",
     "OneTimeCode",
     "PolicyVersion",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from flask_login import UserMixin
-from sqlalchemy import Boolean, Date, Index, String, text
+from sqlalchemy import Boolean, Date, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..clock import utcnow
@@ -49,6 +49,8 @@ class Member(UserMixin, db.Model):
     notify_sms: Mapped[bool] = mapped_column(Boolean, default=False)
     # Set when the member (or the carrier, via STOP) opted out of all SMS.
     sms_opted_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The newest policy version whose notice the member has acknowledged (hides the banner).
+    policy_seen_number: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     def get_id(self) -> str:
         # Flask-Login keeps this in the session cookie: the public id, never the row key.

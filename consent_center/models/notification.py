@@ -13,6 +13,38 @@ from ..extensions import db
 from .types import UTCDateTime, new_public_id
 
 
+class FanOut(db.Model):
+    """One bulk send (a policy notice, an incident notice): its rows share content."""
+
+    __tablename__ = "fan_out"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True, default=new_public_id)
+    kind: Mapped[str] = mapped_column(String(40))
+    # The thing that caused it, e.g. "policy_version:3"; unique so a re-run adds nothing.
+    cause: Mapped[str] = mapped_column(String(100), unique=True)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("member.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    total: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class NotificationContent(db.Model):
+    """Rendered text shared by many rows of a fan-out (one per channel and language).
+
+    Holds no personal data: personal messages keep their own body on the row instead.
+    """
+
+    __tablename__ = "notification_content"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    fan_out_id: Mapped[int] = mapped_column(ForeignKey("fan_out.id"), index=True)
+    channel: Mapped[str] = mapped_column(String(8))
+    locale: Mapped[str] = mapped_column(String(16))
+    subject: Mapped[str | None] = mapped_column(String(300))
+    body_text: Mapped[str] = mapped_column(Text)
+    body_html: Mapped[str | None] = mapped_column(Text)
+
+
 class Notification(db.Model):
     __tablename__ = "notification"
     __table_args__ = (Index("ix_notification_due", "status", "next_attempt_at"),)
@@ -27,6 +59,9 @@ class Notification(db.Model):
     subject: Mapped[str | None] = mapped_column(String(300))
     body_text: Mapped[str | None] = mapped_column(Text)
     body_html: Mapped[str | None] = mapped_column(Text)
+    # Fan-out rows point at shared content instead of holding their own body.
+    content_id: Mapped[int | None] = mapped_column(ForeignKey("notification_content.id"))
+    fan_out_id: Mapped[int | None] = mapped_column(ForeignKey("fan_out.id"), index=True)
     locale: Mapped[str] = mapped_column(String(16), default="en")
     status: Mapped[str] = mapped_column(String(12), default=NotificationStatus.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)

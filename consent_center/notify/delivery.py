@@ -1,21 +1,49 @@
-"""Applying sends to outbox rows: claim, send through a transport, record the outcome.
+"""Delivering outbox rows: claim, send through a transport, record each outcome at once.
 
 Functions here are delivery boundaries (like a request or a CLI command): they commit.
+Each outcome is committed as soon as the provider answers, so a crash can repeat at most
+the one message in flight; that message keeps the same Message-ID (email) on a retry.
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import or_, select
+from sqlalchemy import and_, or_, select, update
 
 from ..clock import utcnow
 from ..domain import Channel, NotificationStatus
 from ..extensions import db
-from ..models import Notification
+from ..models import Notification, NotificationContent
 from .base import DeliveryResult, Outgoing
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A row this worker holds a lease on, as plain values (no ORM state to reload)."""
+
+    id: int
+    public_id: str
+    member_id: int | None
+    channel: str
+    kind: str
+    recipient: str | None
+    attempts: int
+    subject: str | None
+    body_text: str | None
+    body_html: str | None
+    content_id: int | None
+
+
+_CLAIM_COLUMNS = (
+    Notification.id, Notification.public_id, Notification.member_id, Notification.channel,
+    Notification.kind, Notification.recipient, Notification.attempts, Notification.subject,
+    Notification.body_text, Notification.body_html, Notification.content_id,
+)
 
 
 def transport_for(channel: str):
@@ -38,126 +66,146 @@ def transport_for(channel: str):
     return DevMailboxTransport()
 
 
-def outgoing_from_row(row: Notification) -> Outgoing:
-    headers = {}
-    if row.kind in current_app.config.get("UNSUBSCRIBABLE_KINDS", ()):
-        headers = unsubscribe_headers(row)
-    return Outgoing(
-        notification_id=row.id,
-        public_id=row.public_id,
-        channel=row.channel,
-        kind=row.kind,
-        recipient=row.recipient or "",
-        subject=row.subject,
-        text=row.body_text or "",
-        html=row.body_html,
-        headers=headers,
-    )
-
-
-def unsubscribe_headers(row: Notification) -> dict[str, str]:
-    """RFC 8058 one-click unsubscribe headers for a non-essential email."""
+def unsubscribe_url(public_id: str) -> str:
     base = (current_app.config.get("PUBLIC_BASE_URL") or "").rstrip("/")
-    url = f"{base}/unsubscribe/{row.public_id}"
+    return f"{base}/unsubscribe/{public_id}"
+
+
+def unsubscribe_headers(public_id: str) -> dict[str, str]:
+    """RFC 8058 one-click unsubscribe headers for a non-essential email."""
     return {
-        "List-Unsubscribe": f"<{url}>",
+        "List-Unsubscribe": f"<{unsubscribe_url(public_id)}>",
         "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
     }
 
 
+def _outgoing(row: Claimed, contents: dict[int, NotificationContent]) -> Outgoing:
+    subject, text, html = row.subject, row.body_text, row.body_html
+    if row.content_id is not None:
+        content = contents[row.content_id]
+        subject, text, html = content.subject, content.body_text, content.body_html
+        if html is not None:
+            html = html.replace("__UNSUBSCRIBE_URL__", unsubscribe_url(row.public_id))
+        text = text.replace("__UNSUBSCRIBE_URL__", unsubscribe_url(row.public_id))
+    headers = {}
+    if row.channel == Channel.EMAIL and row.kind in current_app.config["UNSUBSCRIBABLE_KINDS"]:
+        headers = unsubscribe_headers(row.public_id)
+    return Outgoing(
+        notification_id=row.id, public_id=row.public_id, channel=row.channel, kind=row.kind,
+        recipient=row.recipient or "", subject=subject, text=text or "", html=html,
+        headers=headers,
+    )
+
+
 def backoff_seconds(attempts: int) -> float:
-    """Exponential backoff with full jitter: up to base * 2^(attempts-1), capped."""
-    base = current_app.config.get("NOTIFY_BACKOFF_BASE_SECONDS", 30)
-    cap = current_app.config.get("NOTIFY_BACKOFF_MAX_SECONDS", 3600)
+    """Exponential backoff with jitter: between half and all of base * 2^(attempts-1)."""
+    base = current_app.config["NOTIFY_BACKOFF_BASE_SECONDS"]
+    cap = current_app.config["NOTIFY_BACKOFF_MAX_SECONDS"]
     ceiling = min(cap, base * 2 ** max(attempts - 1, 0))
     return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
-def apply_result(row: Notification, result: DeliveryResult) -> None:
-    """Record the outcome of one send on its row (no commit)."""
+def record_result(row: Claimed, result: DeliveryResult) -> str:
+    """Write one send's outcome (no commit); returns the new status."""
     now = utcnow()
-    row.lease_until = None
+    values: dict = {"lease_until": None}
     if result.ok:
-        row.status = NotificationStatus.SENT
-        row.sent_at = now
-        row.provider_id = result.provider_id
-        row.last_error = None
-        return
-    row.last_error = (result.error or "unknown error")[:500]
-    if result.opted_out and row.member_id is not None:
-        from ..services.members import record_sms_opt_out
-
-        record_sms_opt_out(row.member_id, source="provider")
-    if not result.transient:
-        row.status = NotificationStatus.FAILED
-    elif row.attempts >= current_app.config.get("NOTIFY_MAX_ATTEMPTS", 8):
-        row.status = NotificationStatus.DEAD
+        values.update(status=NotificationStatus.SENT, sent_at=now,
+                      provider_id=result.provider_id, last_error=None)
     else:
-        row.status = NotificationStatus.PENDING
-        row.next_attempt_at = now + timedelta(seconds=backoff_seconds(row.attempts))
+        values["last_error"] = (result.error or "unknown error")[:500]
+        if result.opted_out and row.member_id is not None:
+            from ..services.members import record_sms_opt_out
+
+            record_sms_opt_out(row.member_id, source="provider")
+        if not result.transient:
+            values["status"] = NotificationStatus.FAILED
+        elif row.attempts >= current_app.config["NOTIFY_MAX_ATTEMPTS"]:
+            values["status"] = NotificationStatus.DEAD
+        else:
+            values["status"] = NotificationStatus.PENDING
+            values["next_attempt_at"] = now + timedelta(seconds=backoff_seconds(row.attempts))
+    # Only the lease holder may record: a row re-claimed after our lease expired is not ours.
+    db.session.execute(
+        update(Notification)
+        .where(Notification.id == row.id, Notification.status == NotificationStatus.SENDING,
+               Notification.attempts == row.attempts)
+        .values(**values)
+    )
+    return values["status"]
 
 
-def send_claimed(rows: list[Notification], overrides: dict[int, Outgoing] | None = None) -> None:
-    """Send rows already marked `sending` (grouped per channel) and record each outcome."""
+def send_claimed(rows: list[Claimed], overrides: dict[int, Outgoing] | None = None) -> dict:
+    """Send claimed rows per channel and commit each outcome as it comes; returns counts."""
     overrides = overrides or {}
-    by_channel: dict[str, list[Notification]] = {}
+    content_ids = {r.content_id for r in rows if r.content_id is not None}
+    contents = {}
+    if content_ids:
+        contents = {
+            c.id: c for c in db.session.scalars(
+                select(NotificationContent).where(NotificationContent.id.in_(content_ids))
+            )
+        }
+    counts: dict[str, int] = {}
+    by_channel: dict[str, list[Claimed]] = {}
     for row in rows:
         by_channel.setdefault(row.channel, []).append(row)
+    db.session.commit()  # hold no transaction open while talking to providers
     for channel, group in by_channel.items():
-        messages = [overrides.get(r.id) or outgoing_from_row(r) for r in group]
-        results = transport_for(channel).send_batch(messages)
-        for row, result in zip(group, results, strict=True):
-            apply_result(row, result)
+        messages = [overrides.get(r.id) or _outgoing(r, contents) for r in group]
+        for row, result in zip(group, transport_for(channel).send_each(messages), strict=True):
+            status = record_result(row, result)
+            db.session.commit()
+            counts[status] = counts.get(status, 0) + 1
+    return counts
 
 
-def deliver_now(rows: list[Notification], overrides: dict[int, Outgoing] | None = None) -> None:
-    """Send freshly committed rows at once, from the request that made them (sign-in codes).
-
-    Marks them `sending` and commits first, so a worker never picks them up as well.
-    """
+def _claim(condition, limit: int | None) -> list[Claimed]:
     now = utcnow()
-    lease = timedelta(seconds=current_app.config.get("NOTIFY_LEASE_SECONDS", 120))
-    claimed = []
-    for row in rows:
-        if row.status != NotificationStatus.PENDING:
-            continue
-        row.status = NotificationStatus.SENDING
-        row.attempts += 1
-        row.lease_until = now + lease
-        claimed.append(row)
-    db.session.commit()
-    if claimed:
-        send_claimed(claimed, overrides)
-        db.session.commit()
-
-
-def claim_due(batch_size: int) -> list[Notification]:
-    """Claim up to `batch_size` due rows for this worker and commit the claim.
-
-    Rows are due when pending and their time has come, or when a worker's lease on them
-    expired (it crashed mid-send). On PostgreSQL, `SKIP LOCKED` lets workers run in parallel.
-    """
-    now = utcnow()
-    lease = timedelta(seconds=current_app.config.get("NOTIFY_LEASE_SECONDS", 120))
-    rows = list(
-        db.session.scalars(
-            select(Notification)
-            .where(
-                or_(
-                    (Notification.status == NotificationStatus.PENDING)
-                    & (Notification.next_attempt_at <= now),
-                    (Notification.status == NotificationStatus.SENDING)
-                    & (Notification.lease_until < now),
-                )
-            )
-            .order_by(Notification.next_attempt_at, Notification.id)
-            .limit(batch_size)
-            .with_for_update(skip_locked=True)
-        )
+    lease = timedelta(seconds=current_app.config["NOTIFY_LEASE_SECONDS"])
+    chosen = select(Notification.id).where(condition).order_by(
+        Notification.next_attempt_at, Notification.id
     )
-    for row in rows:
-        row.status = NotificationStatus.SENDING
-        row.attempts += 1
-        row.lease_until = now + lease
+    if limit:
+        chosen = chosen.limit(limit)
+    # SKIP LOCKED lets workers on PostgreSQL claim disjoint rows in parallel (SQLite, whose
+    # writers are serialised, ignores it).
+    chosen = chosen.with_for_update(skip_locked=True)
+    result = db.session.execute(
+        update(Notification)
+        .where(Notification.id.in_(chosen.scalar_subquery()))
+        .values(status=NotificationStatus.SENDING, attempts=Notification.attempts + 1,
+                lease_until=now + lease)
+        .returning(*_CLAIM_COLUMNS)
+        .execution_options(synchronize_session=False)
+    )
+    rows = [Claimed(*r) for r in result.all()]
     db.session.commit()
-    return rows
+    return sorted(rows, key=lambda r: r.id)
+
+
+def due_condition():
+    now = utcnow()
+    return or_(
+        and_(Notification.status == NotificationStatus.PENDING,
+             Notification.next_attempt_at <= now),
+        # A worker died mid-send: its lease ran out, so the row is due again.
+        and_(Notification.status == NotificationStatus.SENDING, Notification.lease_until < now),
+    )
+
+
+def claim_due(batch_size: int) -> list[Claimed]:
+    """Claim up to `batch_size` due rows for this worker and commit the claim."""
+    return _claim(due_condition(), batch_size)
+
+
+def deliver_now(rows: Iterable[Notification], overrides: dict[int, Outgoing] | None = None):
+    """Send freshly committed rows at once from the request that made them (sign-in codes),
+    never queued behind a bulk fan-out. Claims them first, so no worker sends them too."""
+    ids = [r.id for r in rows]
+    if not ids:
+        return {}
+    claimed = _claim(
+        and_(Notification.id.in_(ids), Notification.status == NotificationStatus.PENDING), None
+    )
+    return send_claimed(claimed, overrides)

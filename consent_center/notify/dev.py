@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from flask import current_app
@@ -24,9 +25,8 @@ def mailbox_dir() -> Path:
 class DevMailboxTransport:
     """Writes each message to a file; never fails."""
 
-    def send_batch(self, messages: list[Outgoing]) -> list[DeliveryResult]:
+    def send_each(self, messages: list[Outgoing]) -> Iterator[DeliveryResult]:
         folder = mailbox_dir()
-        results = []
         for msg in messages:
             stamp = utcnow()
             name = f"{stamp.strftime('%Y%m%dT%H%M%S%f')}-{msg.public_id}.json"
@@ -44,8 +44,7 @@ class DevMailboxTransport:
             tmp = folder / (name + ".tmp")
             tmp.write_text(json.dumps(record, ensure_ascii=False, indent=1), encoding="utf-8")
             os.replace(tmp, folder / name)  # readers never see a half-written file
-            results.append(DeliveryResult(ok=True, provider_id=f"dev-{msg.public_id}"))
-        return results
+            yield DeliveryResult(ok=True, provider_id=f"dev-{msg.public_id}")
 
 
 def read_mailbox(limit: int = 50) -> list[dict]:

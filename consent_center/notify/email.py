@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import smtplib
 import ssl
+from collections.abc import Iterator
 
 from flask import current_app
 from flask_mail import Connection, Mail, Message
@@ -42,6 +43,11 @@ class _SafeConnection(Connection):
                 self.host.close()
 
 
+def _message_domain() -> str:
+    sender = current_app.config["MAIL_DEFAULT_SENDER"] or "localhost"
+    return sender.rsplit("@", 1)[-1].strip("> ") or "localhost"
+
+
 def _build_message(msg: Outgoing) -> Message:
     message = Message(
         subject=msg.subject or "",
@@ -51,6 +57,9 @@ def _build_message(msg: Outgoing) -> Message:
         sender=current_app.config["MAIL_DEFAULT_SENDER"],
         extra_headers=dict(msg.headers),
     )
+    # Stable per notification: a retry after a crash carries the same id, so mail systems
+    # can recognise it as the same message.
+    message.msgId = f"<{msg.public_id}@{_message_domain()}>"
     return message
 
 
@@ -67,49 +76,43 @@ def _classify(exc: Exception) -> DeliveryResult:
     return DeliveryResult(ok=False, transient=True, error=f"SMTP {type(exc).__name__}")
 
 
-class SmtpTransport:
-    """Sends a batch over one SMTP connection; one bad recipient does not abort the batch."""
+def _valid_recipient(address: str) -> bool:
+    # Flask-Mail validates with `assert`, which vanishes under `python -O`: check here.
+    return bool(address) and "@" in address and "\n" not in address and "\r" not in address
 
-    def send_batch(self, messages: list[Outgoing]) -> list[DeliveryResult]:
+
+class SmtpTransport:
+    """Sends over one SMTP connection per batch; one bad recipient does not abort the batch."""
+
+    def send_each(self, messages: list[Outgoing]) -> Iterator[DeliveryResult]:
         # Built from the current config on each batch: Flask-Mail's own state is a snapshot
         # taken at init_app, which would ignore later configuration (and tests).
         state = mail.init_mail(current_app.config, testing=False)
         timeout = current_app.config.get("MAIL_TIMEOUT", 10)
-        results: list[DeliveryResult] = []
-        pending = list(messages)
-        while pending:
-            try:
-                with _SafeConnection(state, timeout) as conn:
-                    while pending:
-                        msg = pending[0]
-                        message = _build_message(msg)
-                        try:
-                            conn.send(message)
-                        except smtplib.SMTPServerDisconnected:
-                            raise
-                        except (
-                            smtplib.SMTPRecipientsRefused,
-                            smtplib.SMTPResponseException,
-                        ) as exc:
-                            results.append(_classify(exc))
-                            pending.pop(0)
-                            if (
-                                isinstance(exc, smtplib.SMTPResponseException)
-                                and exc.smtp_code >= 421
-                            ):
-                                # The session may be in a bad state after DATA errors: reset it.
-                                conn.host.rset()
-                            continue
-                        results.append(DeliveryResult(ok=True, provider_id=message.msgId))
-                        pending.pop(0)
-            except (TimeoutError, smtplib.SMTPException, OSError) as exc:
-                # Connection-level failure: everything not yet attempted is transient.
-                if pending:
-                    results.append(_classify(exc))
-                    pending.pop(0)
-                    results.extend(
-                        DeliveryResult(ok=False, transient=True, error="SMTP connection lost")
-                        for _ in pending
-                    )
-                    pending = []
-        return results
+        index = 0
+        try:
+            with _SafeConnection(state, timeout) as conn:
+                while index < len(messages):
+                    msg = messages[index]
+                    if not _valid_recipient(msg.recipient):
+                        index += 1
+                        yield DeliveryResult(ok=False, error="invalid recipient address")
+                        continue
+                    message = _build_message(msg)
+                    try:
+                        conn.send(message)
+                    except smtplib.SMTPServerDisconnected:
+                        raise
+                    except (smtplib.SMTPRecipientsRefused, smtplib.SMTPResponseException) as exc:
+                        index += 1
+                        # After a refused DATA the session needs a reset before the next one.
+                        conn.host.rset()
+                        yield _classify(exc)
+                        continue
+                    index += 1
+                    yield DeliveryResult(ok=True, provider_id=message.msgId)
+        except (smtplib.SMTPException, OSError) as exc:
+            # Connection-level failure: this message and the rest are retried later.
+            failure = _classify(exc)
+            for _ in range(index, len(messages)):
+                yield failure

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from flask import current_app
 from requests.exceptions import RequestException
 from twilio.base.exceptions import TwilioException
@@ -53,11 +55,17 @@ def classify_twilio_error(exc: Exception) -> DeliveryResult:
 class TwilioTransport:
     """Sends each message through the Messages API."""
 
-    def send_batch(self, messages: list[Outgoing]) -> list[DeliveryResult]:
+    def send_each(self, messages: list[Outgoing]) -> Iterator[DeliveryResult]:
         client = twilio_client()
         sender = current_app.config["TWILIO_FROM_NUMBER"]
         callback = status_callback_url()
-        results = []
+        try:
+            yield from self._send(client, sender, callback, messages)
+        finally:
+            if client.http_client.session is not None:
+                client.http_client.session.close()
+
+    def _send(self, client, sender, callback, messages) -> Iterator[DeliveryResult]:
         for msg in messages:
             kwargs = {"to": msg.recipient, "from_": sender, "body": msg.text}
             if callback:
@@ -68,9 +76,6 @@ class TwilioTransport:
                 created = client.messages.create(**kwargs)
             except (TwilioException, RequestException) as exc:
                 # Timeouts and connection errors come from requests, not as TwilioException.
-                results.append(classify_twilio_error(exc))
+                yield classify_twilio_error(exc)
             else:
-                results.append(DeliveryResult(ok=True, provider_id=created.sid))
-        if client.http_client.session is not None:
-            client.http_client.session.close()
-        return results
+                yield DeliveryResult(ok=True, provider_id=created.sid)

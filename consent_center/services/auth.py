@@ -119,7 +119,9 @@ def _issue_code(
     db.session.add(row)
     db.session.flush()
     masked = mask_email(value) if channel == Channel.EMAIL else mask_phone(value)
-    if member is None:
+    # An SMS opt-out is honoured for every text, codes included; the page looks the same.
+    opted_out = channel == Channel.SMS and member is not None and member.sms_opted_out_at
+    if member is None or opted_out:
         return CodeRequest(row.token, channel, masked, None, None)
     notification, outgoing = enqueue_secret_notification(
         member=member,

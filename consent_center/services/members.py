@@ -220,3 +220,52 @@ def record_sms_opt_out(member_id: int, *, source: str) -> None:
 
 def load_member_by_public_id(public_id: str) -> Member | None:
     return db.session.scalars(select(Member).where(Member.public_id == public_id)).first()
+
+
+def set_notification_preferences(member: Member, *, email: bool, sms: bool) -> None:
+    """Choose the channels for policy notices (in-app notices are always shown).
+
+    :raises Invalid: when SMS is chosen without a verified mobile number.
+    """
+    if sms and (member.phone is None or member.phone_verified_at is None):
+        message = _l("Add and verify a mobile number first.")
+        raise Invalid(message, {"sms": [message]})
+    changed = (member.notify_email, member.notify_sms) != (email, sms)
+    member.notify_email, member.notify_sms = email, sms
+    if sms and member.sms_opted_out_at is not None:
+        # Choosing SMS here is an explicit opt-in again.
+        member.sms_opted_out_at = None
+        record_audit("notify.sms_opted_in", actor=member, subject=member, source="website")
+    if changed:
+        member.updated_at = utcnow()
+        record_audit("notify.preferences_changed", actor=member, subject=member, email=email,
+                     sms=sms)
+
+
+def opt_out_of_sms(member: Member) -> None:
+    """Stop every text message to this member (the web equivalent of replying STOP)."""
+    member.notify_sms = False
+    record_sms_opt_out(member.id, source="website")
+
+
+def unsubscribe_policy_emails(notification_public_id: str) -> Member | None:
+    """One-click unsubscribe from policy-notice emails, by the id in the email's link.
+
+    :returns: the member, or None for an unknown id (answered the same way, on purpose).
+    """
+    from ..models import Notification
+
+    row = db.session.scalars(
+        select(Notification).where(Notification.public_id == notification_public_id)
+    ).first()
+    if row is None or row.member_id is None:
+        return None
+    member = db.session.get(Member, row.member_id)
+    if member is None or member.status == MemberStatus.ERASED:
+        return None
+    if member.notify_email:
+        member.notify_email = False
+        member.updated_at = utcnow()
+        record_audit("notify.unsubscribed", actor=None, subject=member, channel="email",
+                     kind=row.kind)
+    return member

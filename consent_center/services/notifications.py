@@ -6,12 +6,17 @@ from dataclasses import dataclass
 
 from flask import current_app, render_template
 from flask_babel import force_locale
-from sqlalchemy import select
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import String, case, func, literal, select
 
-from ..domain import Channel
+from ..clock import utcnow
+from ..domain import Channel, Locale, MemberStatus, NotificationStatus
 from ..extensions import db
-from ..models import Member, Notification
+from ..models import FanOut, Member, Notification, NotificationContent
+from ..models.types import UTCDateTime
 from ..notify.base import Outgoing
+from .audit import record_audit
+from .errors import NotFound
 
 SMS_MAX_CHARS_GSM = 160
 SMS_MAX_CHARS_UCS2 = 70
@@ -133,3 +138,128 @@ def enqueue_secret_notification(
         validity_seconds=validity_seconds,
     )
     return row, outgoing
+
+
+# --- Fan-outs: one notice per member per chosen channel, enqueued set-wise ---------------
+
+
+def _random_public_id_sql():
+    """A per-row random 32-hex-character id, computed by the database."""
+    if db.engine.dialect.name == "postgresql":
+        return func.md5(func.random().cast(String) + func.clock_timestamp().cast(String))
+    return func.lower(func.hex(func.randomblob(16)))
+
+
+def _insert_ignoring_duplicates(table, columns: list[str], query):
+    if db.engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    stmt = insert(table).from_select(columns, query)
+    return stmt.on_conflict_do_nothing(index_elements=["dedupe_key"])
+
+
+def start_fan_out(
+    *,
+    kind: str,
+    cause: str,
+    actor: Member | None,
+    context: dict,
+    audience=None,
+) -> FanOut:
+    """Enqueue one `kind` notice per member per chosen channel, in a few set-wise statements.
+
+    Renders the content once per channel and language; each row points at it. The cause
+    is unique, and each row's dedupe key is built from it, so running this again (a retried
+    request, a re-run command) adds nothing.
+
+    :param audience: an optional extra SQL condition on `Member` (e.g. a filter by status).
+    """
+    existing = db.session.scalars(select(FanOut).where(FanOut.cause == cause)).first()
+    if existing is not None:
+        return existing
+    fan = FanOut(kind=kind, cause=cause, created_by_id=actor.id if actor else None)
+    db.session.add(fan)
+    db.session.flush()
+    now = utcnow()
+    total = 0
+    for channel in (Channel.EMAIL, Channel.SMS):
+        content_ids = {}
+        for locale in Locale:
+            rendered = render_message(kind, channel, locale, dict(context, fan_out=fan))
+            content = NotificationContent(
+                fan_out_id=fan.id, channel=channel, locale=locale, subject=rendered.subject,
+                body_text=rendered.text, body_html=rendered.html,
+            )
+            db.session.add(content)
+            db.session.flush()
+            content_ids[locale] = content.id
+        if channel == Channel.EMAIL:
+            reachable = Member.email.is_not(None) & Member.notify_email.is_(True)
+            recipient = Member.email
+        else:
+            reachable = (
+                Member.phone.is_not(None) & Member.phone_verified_at.is_not(None)
+                & Member.notify_sms.is_(True) & Member.sms_opted_out_at.is_(None)
+            )
+            recipient = Member.phone
+        condition = (Member.status == MemberStatus.ACTIVE) & reachable
+        if audience is not None:
+            condition = condition & audience
+        content_for_locale = case(
+            (Member.locale == Locale.ZH, content_ids[Locale.ZH]), else_=content_ids[Locale.EN]
+        )
+        query = select(
+            _random_public_id_sql(),
+            Member.id,
+            literal(str(channel)),
+            literal(kind),
+            literal(f"{cause}:{channel}:") + Member.id.cast(String),
+            recipient,
+            Member.locale,
+            content_for_locale,
+            literal(fan.id),
+            literal(str(NotificationStatus.PENDING)),
+            literal(0),
+            literal(now, UTCDateTime()),
+            literal(now, UTCDateTime()),
+        ).where(condition)
+        columns = ["public_id", "member_id", "channel", "kind", "dedupe_key", "recipient",
+                   "locale", "content_id", "fan_out_id", "status", "attempts",
+                   "next_attempt_at", "created_at"]
+        result = db.session.execute(_insert_ignoring_duplicates(Notification.__table__,
+                                                                columns, query))
+        total += max(result.rowcount or 0, 0)
+    fan.total = total
+    record_audit(f"notify.{kind}_enqueued", actor=actor, fan_out=fan.public_id, total=total,
+                 cause=cause)
+    db.session.flush()
+    return fan
+
+
+def fan_out_progress(fan: FanOut) -> dict[str, int]:
+    """How many of the fan-out's messages are in each status."""
+    rows = db.session.execute(
+        select(Notification.status, func.count())
+        .where(Notification.fan_out_id == fan.id)
+        .group_by(Notification.status)
+    ).all()
+    counts = {str(s): 0 for s in NotificationStatus}
+    counts.update({status: n for status, n in rows})
+    return counts
+
+
+def load_fan_out(public_id: str) -> FanOut:
+    """:raises NotFound: for an unknown id."""
+    fan = db.session.scalars(select(FanOut).where(FanOut.public_id == public_id)).first()
+    if fan is None:
+        raise NotFound(_l("No such notice."))
+    return fan
+
+
+def member_messages(member: Member, limit: int = 200) -> list[Notification]:
+    """The member's messages, newest first (their own data: shown on /me/notifications)."""
+    return list(db.session.scalars(
+        select(Notification).where(Notification.member_id == member.id)
+        .order_by(Notification.created_at.desc(), Notification.id.desc()).limit(limit)
+    ))

@@ -197,11 +197,14 @@ def publish_policy(
     changed_purposes: tuple[str, ...] = (),
     config,
     allow_immediate: bool = False,
+    notify: bool = True,
 ) -> PolicyVersion:
     """Publish a new, immutable policy version.
 
     :param effective_at: when it takes effect; at least the notice period from now unless
         ``allow_immediate`` (used only for the very first version, which replaces nothing).
+    :param notify: tell every member in advance (in-app banner, and email/SMS per their
+        choices, through the outbox in this same transaction).
     :raises Invalid: on an empty text or summary, an unknown purpose or too short a notice.
     """
     errors: dict[str, list] = {}
@@ -239,7 +242,26 @@ def publish_policy(
         effective_at=effective_at.isoformat(),
         changed_purposes=list(changed_purposes),
     )
+    if notify:
+        notify_policy_change(version, actor)
     return version
+
+
+def notify_policy_change(version: PolicyVersion, actor: Member | None):
+    """Enqueue the advance notice of `version` to every member (see `start_fan_out`)."""
+    from .notifications import start_fan_out
+
+    return start_fan_out(
+        kind="policy_notice",
+        cause=f"policy_version:{version.number}",
+        actor=actor,
+        context={
+            "number": version.number,
+            "summary": version.summary,
+            "effective_at": version.effective_at,
+            "changed_purpose_keys": version.changed_purpose_keys,
+        },
+    )
 
 
 def seed_text_to_markdown(text: str) -> tuple[str, str]:

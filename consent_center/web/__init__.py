@@ -9,8 +9,11 @@ def register_web(app: Flask) -> None:
     from . import errors, i18n, security
     from .auth.views import bp as auth_bp
     from .dev.views import bp as dev_bp
+    from .member import notifications as _member_notifications  # noqa: F401 (routes)
     from .member.views import bp as member_bp
     from .public.views import bp as public_bp
+    from .staff.views import bp as staff_bp
+    from .webhooks.views import bp as webhooks_bp
 
     security.init_app(app)
     i18n.init_app(app)
@@ -19,3 +22,5 @@ def register_web(app: Flask) -> None:
     app.register_blueprint(auth_bp)
     app.register_blueprint(member_bp)
     app.register_blueprint(dev_bp)
+    app.register_blueprint(staff_bp)
+    app.register_blueprint(webhooks_bp)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import secrets
+
 from flask import (
     Blueprint,
     current_app,
+    flash,
     jsonify,
     redirect,
     render_template,
@@ -12,15 +15,24 @@ from flask import (
     session,
     url_for,
 )
+from flask_babel import get_locale
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
+from flask_wtf import FlaskForm
 from sqlalchemy import text
+from wtforms import EmailField, HiddenField, SelectField, StringField, TextAreaField
+from wtforms.validators import Length
 
 from ...domain import LOCALE_LABELS, PURPOSES
-from ...extensions import db, login_manager
+from ...extensions import csrf, db, limiter, login_manager
 from ...models import Member
 from ...services import policies
-from ...services.members import set_locale
+from ...services.contact import CATEGORIES, ContactMessage, submit_contact
+from ...services.errors import Invalid
+from ...services.members import set_locale, unsubscribe_policy_emails
 from ..auth.views import safe_next
+from ..forms import apply_field_errors
 
 bp = Blueprint("public", __name__)
 
@@ -77,10 +89,56 @@ def policy_version(number: int):
     )
 
 
-@bp.get("/contact")
+class ContactForm(FlaskForm):
+    category = SelectField(_l("What is it about?"),
+                           choices=lambda: list(CATEGORIES.items()), validate_choice=False)
+    name = StringField(_l("Your name"), validators=[Length(max=100)])
+    email = EmailField(_l("Your email address"), validators=[Length(max=254)])
+    message = TextAreaField(_l("Your message"), validators=[Length(max=5000)])
+    submission_id = HiddenField()
+
+
+@bp.route("/contact", methods=["GET", "POST"])
+@limiter.limit(lambda: current_app.config["CONTACT_RATE_LIMIT"], methods=["POST"])
 def contact():
-    """How to reach the company's customer service center."""
-    return render_template("public/contact.html")
+    """How to reach customer service, and a form that reaches them through the outbox."""
+    form = ContactForm()
+    if request.method == "GET":
+        form.submission_id.data = secrets.token_urlsafe(16)
+        if current_user.is_authenticated:
+            form.name.data, form.email.data = current_user.name, current_user.email
+        if request.args.get("category") in CATEGORIES:
+            form.category.data = request.args["category"]
+    status = 200
+    if form.validate_on_submit():
+        data = ContactMessage(form.category.data, form.name.data, form.email.data,
+                              form.message.data, form.submission_id.data)
+        member = current_user if current_user.is_authenticated else None
+        try:
+            submit_contact(data, member, str(get_locale()))
+        except Invalid as exc:
+            db.session.rollback()
+            apply_field_errors(form, exc.field_errors)
+            status = 422
+        else:
+            db.session.commit()
+            flash(_("Thank you. Your message is on its way to customer service, and we have "
+                    "sent you an acknowledgement."), "status")
+            return redirect(url_for("public.contact"), 303)
+    elif request.method == "POST":
+        status = 422
+    return render_template("public/contact.html", form=form), status
+
+
+@bp.route("/unsubscribe/<public_id>", methods=["GET", "POST"])
+@csrf.exempt
+def unsubscribe(public_id: str):
+    """RFC 8058: POST unsubscribes at once (no sign-in, no redirect); GET only asks."""
+    if request.method == "POST":
+        unsubscribe_policy_emails(public_id)
+        db.session.commit()
+        return render_template("public/unsubscribed.html")
+    return render_template("public/unsubscribe.html", public_id=public_id)
 
 
 @bp.post("/language")
