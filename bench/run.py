@@ -56,11 +56,13 @@ DB_URL = f"{PG_SERVER}/{DB_NAME}"
 SCENARIOS = ("hello", "me", "toggle")
 OPTIONAL = ("trend_analysis", "advertising")
 
-# Chosen once by measuring hello world on this 2-core machine (`--tune`, see README):
-# 4 sync workers gave the best and steadiest hello throughput; the same settings serve every
-# app so that the ratios compare like with like.
+# Chosen once by measuring hello world on this 2-core machine (`--tune`: 2, 3, 4, 6 and 8 sync
+# workers, wrk with 1 and 2 threads, 3 interleaved rounds; numbers in bench/README.md): 3 or 4
+# workers with one wrk thread gave the best medians (~7.7k req/s); 4 = 2 x cores also lets a
+# worker run while another waits on PostgreSQL. One wrk thread is plenty for 32 connections and
+# leaves more CPU to the server. The same settings serve every app so the ratios are fair.
 GUNICORN_WORKERS = 4
-WRK_THREADS = 2
+WRK_THREADS = 1
 
 TARGETS = {"me": 0.25, "toggle": 0.20}
 

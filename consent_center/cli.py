@@ -55,7 +55,7 @@ def seed_policy_text() -> tuple[str, str]:
 
 def seed_demo() -> list[str]:
     """Seed the company's policy as version 1 and demo users, when the database is empty."""
-    from .services.policies import publish_policy
+    from .services.policies import latest_published_number, publish_policy
 
     lines = []
     if db.session.scalar(select(func.count()).select_from(PolicyVersion)) == 0:
@@ -73,6 +73,7 @@ def seed_demo() -> list[str]:
         lines.append("seeded policy version 1")
     if db.session.scalar(select(func.count()).select_from(Member)) == 0:
         now = utcnow()
+        seen = latest_published_number()
         db.session.add_all(
             [
                 Member(
@@ -83,6 +84,7 @@ def seed_demo() -> list[str]:
                     role=Role.MEMBER,
                     status=MemberStatus.ACTIVE,
                     email_verified_at=now,
+                    policy_seen_number=seen,
                 ),
                 Member(
                     name="Demo Staff",
@@ -92,6 +94,7 @@ def seed_demo() -> list[str]:
                     role=Role.STAFF,
                     status=MemberStatus.ACTIVE,
                     email_verified_at=now,
+                    policy_seen_number=seen,
                 ),
             ]
         )
@@ -165,8 +168,10 @@ def notify_drain(batch: int | None) -> None:
     from .notify.worker import drain
 
     counts = drain(batch)
-    click.echo("delivered: " + (", ".join(f"{k}={v}" for k, v in sorted(counts.items()))
-                                or "nothing was due"))
+    click.echo(
+        "delivered: "
+        + (", ".join(f"{k}={v}" for k, v in sorted(counts.items())) or "nothing was due")
+    )
 
 
 def register_cli(app: Flask) -> None:

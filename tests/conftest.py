@@ -103,8 +103,7 @@ def csrf_token(client: FlaskClient, path: str = "/contact") -> str:
     return match.group(1)
 
 
-def post(client: FlaskClient, url: str, data: dict | None = None, *, htmx: bool = False,
-         **kwargs):
+def post(client: FlaskClient, url: str, data: dict | None = None, *, htmx: bool = False, **kwargs):
     """POST a form with the session's CSRF token, as a no-JS form or as htmx does."""
     token = csrf_token(client)
     headers = dict(kwargs.pop("headers", {}) or {})
@@ -150,14 +149,22 @@ def make_member(**fields) -> Member:
     return member
 
 
-def make_policy(number: int | None = None, body: str = "# Policy\n\nWe respect you.\n",
-                effective_in_days: int = -1, summary: str = "First version",
-                changed_purposes: str = "") -> PolicyVersion:
+def make_policy(
+    number: int | None = None,
+    body: str = "# Policy\n\nWe respect you.\n",
+    effective_in_days: int = -1,
+    summary: str = "First version",
+    changed_purposes: str = "",
+) -> PolicyVersion:
     now = clock.utcnow()
     number = number or (db.session.query(db.func.max(PolicyVersion.number)).scalar() or 0) + 1
     version = PolicyVersion(
-        number=number, title="Privacy policy", body_md=body, summary=summary,
-        changed_purposes=changed_purposes, published_at=now,
+        number=number,
+        title="Privacy policy",
+        body_md=body,
+        summary=summary,
+        changed_purposes=changed_purposes,
+        published_at=now,
         effective_at=now + timedelta(days=effective_in_days),
     )
     db.session.add(version)
@@ -210,13 +217,21 @@ def _fake_twilio():
 @pytest.fixture
 def twilio(app, _fake_twilio, monkeypatch):
     """SMS goes through the real twilio SDK to a local stand-in; returns the stand-in."""
-    for name in ("TWILIO_EDGE", "TWILIO_REGION", "HTTP_PROXY", "HTTPS_PROXY", "http_proxy",
-                 "https_proxy"):
+    for name in (
+        "TWILIO_EDGE",
+        "TWILIO_REGION",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "http_proxy",
+        "https_proxy",
+    ):
         monkeypatch.delenv(name, raising=False)
     _fake_twilio.clear()
     app.config.update(
-        TWILIO_ACCOUNT_SID=_fake_twilio.account_sid, TWILIO_AUTH_TOKEN=_fake_twilio.auth_token,
-        TWILIO_FROM_NUMBER="+15005550006", TWILIO_API_BASE_URL=_fake_twilio.base_url,
+        TWILIO_ACCOUNT_SID=_fake_twilio.account_sid,
+        TWILIO_AUTH_TOKEN=_fake_twilio.auth_token,
+        TWILIO_FROM_NUMBER="+15005550006",
+        TWILIO_API_BASE_URL=_fake_twilio.base_url,
         TWILIO_TIMEOUT=2,
     )
     yield _fake_twilio

@@ -12,7 +12,8 @@ def test_healthz_names_backend_and_reachability(client, backend):
     response = client.get("/healthz")
     assert response.status_code == 200
     assert response.json == {
-        "status": "ok", "database": {"backend": backend, "reachable": True},
+        "status": "ok",
+        "database": {"backend": backend, "reachable": True},
     }
 
 

@@ -150,15 +150,20 @@ def test_rate_limit_per_ip(client, app):
 def test_sign_out_requires_post_and_ends_the_session(client, member, login_as):
     login_as(member)
     assert client.get("/sign-out").status_code == 405
-    response = post(client, "/sign-out", {}, )
+    response = post(
+        client,
+        "/sign-out",
+        {},
+    )
     assert response.status_code == 303
     assert client.get("/me").status_code == 302
 
 
 def test_open_redirect_after_sign_in_is_refused(client, member):
     post(client, "/sign-in?next=//evil.example/", {"identifier": member.email})
-    response = post(client, "/sign-in/code?next=//evil.example/",
-                    {"code": latest_code(member.email)})
+    response = post(
+        client, "/sign-in/code?next=//evil.example/", {"code": latest_code(member.email)}
+    )
     assert response.headers["Location"] == "/me"
 
 

@@ -70,18 +70,26 @@ def test_unknown_or_necessary_purpose_is_404(client, member, login_as):
 
 def test_htmx_toggle_without_csrf_header_is_refused(client, member, login_as):
     login_as(member)
-    response = client.post("/me/consents/advertising", data={"granted": "1"},
-                           headers={"HX-Request": "true"})
+    response = client.post(
+        "/me/consents/advertising", data={"granted": "1"}, headers={"HX-Request": "true"}
+    )
     assert response.status_code == 400
     assert db.session.scalars(select(ConsentEvent)).first() is None
 
 
 def test_ledger_chain_verifies_and_detects_tampering(app, member, runner, policy):
     for granted in (True, False, True):
-        set_consent(member, "advertising", granted, actor=Actor.MEMBER, method=Method.FORM,
-                    actor_member=member)
-    set_consent(member, "trend_analysis", True, actor=Actor.MEMBER, method=Method.FORM,
-                actor_member=member)
+        set_consent(
+            member,
+            "advertising",
+            granted,
+            actor=Actor.MEMBER,
+            method=Method.FORM,
+            actor_member=member,
+        )
+    set_consent(
+        member, "trend_analysis", True, actor=Actor.MEMBER, method=Method.FORM, actor_member=member
+    )
     db.session.commit()
     assert verify_ledger().ok
     result = runner.invoke(args=["ledger", "verify"])
@@ -108,8 +116,16 @@ def test_ledger_is_append_only_per_member_sequence(app, member, policy):
     set_consent(member, "advertising", True, actor=Actor.MEMBER, method=Method.FORM)
     db.session.commit()
     first = db.session.scalars(select(ConsentEvent)).one()
-    dup = ConsentEvent(member_id=member.id, seq=1, purpose="advertising", granted=False,
-                       actor="member", method="form", prev_hash=first.prev_hash, hash="x" * 64)
+    dup = ConsentEvent(
+        member_id=member.id,
+        seq=1,
+        purpose="advertising",
+        granted=False,
+        actor="member",
+        method="form",
+        prev_hash=first.prev_hash,
+        hash="x" * 64,
+    )
     db.session.add(dup)
     with pytest.raises(IntegrityError):
         db.session.commit()
@@ -175,5 +191,5 @@ def test_me_issues_a_constant_number_of_queries(client, member, login_as, policy
         assert client.get("/me").status_code == 200
     finally:
         event.remove(engine, "before_cursor_execute", count)
-    # member, consent states, record counts, current policy
-    assert len(statements) <= 4, statements
+    # member, consent states, record counts, current policy, pending policy notice
+    assert len(statements) <= 5, statements

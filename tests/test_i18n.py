@@ -39,12 +39,16 @@ def test_catalogue_covers_every_message_in_the_code():
     root = Path(__file__).resolve().parent.parent
     with open(PO / "messages.po", "rb") as f:
         known = {m.id if isinstance(m.id, str) else m.id[0] for m in read_po(f) if m.id}
-    method_map = [("consent_center/**.py", "python"), ("templates/**.html", "jinja2"),
-                  ("templates/**.txt", "jinja2")]
+    method_map = [
+        ("consent_center/**.py", "python"),
+        ("templates/**.html", "jinja2"),
+        ("templates/**.txt", "jinja2"),
+    ]
     missing = set()
     for _file, _line, message, _comments, _ctx in extract_from_dir(
-        str(root), method_map, keywords={"_": None, "_l": None, "lazy_gettext": None,
-                                          "gettext": None, "ngettext": (1, 2)},
+        str(root),
+        method_map,
+        keywords={"_": None, "_l": None, "lazy_gettext": None, "gettext": None, "ngettext": (1, 2)},
     ):
         msgid = message if isinstance(message, str) else message[0]
         if msgid and msgid not in known:
@@ -75,8 +79,15 @@ def test_switcher_refuses_offsite_next(client):
 def test_every_public_page_renders_in_chinese(client, policy):
     client.get("/", headers={"Accept-Language": "zh"})
     post(client, "/language", {"locale": "zh_Hans_CN"})
-    for path in ("/", "/policy", "/policy/versions", "/policy/versions/1", "/contact",
-                 "/sign-in", "/register"):
+    for path in (
+        "/",
+        "/policy",
+        "/policy/versions",
+        "/policy/versions/1",
+        "/contact",
+        "/sign-in",
+        "/register",
+    ):
         page = client.get(path).get_data(as_text=True)
         assert '<html lang="zh-Hans">' in page, path
         assert "同意管理中心" in page, path

@@ -29,7 +29,9 @@ def test_every_database_column_is_in_the_inventory_or_explained(app):
 
 def test_every_model_column_is_in_the_inventory_or_explained():
     missing = [
-        (t.name, c.name) for t in db.metadata.sorted_tables for c in t.columns
+        (t.name, c.name)
+        for t in db.metadata.sorted_tables
+        for c in t.columns
         if (t.name, c.name) not in declared() and (t.name, c.name) not in NOT_MEMBER_DATA
     ]
     assert not missing

@@ -21,11 +21,17 @@ from tests.conftest import make_member, make_policy
 def enqueue(member, n: int = 1, kind: str = "contact_ack") -> list[Notification]:
     rows = []
     for i in range(n):
-        rows.append(enqueue_notification(
-            member=member, channel="email", kind=kind, dedupe_key=f"test:{member.id}:{i}",
-            recipient=member.email, locale="en",
-            context={"sender_name": member.name, "message": f"message {i}"},
-        ))
+        rows.append(
+            enqueue_notification(
+                member=member,
+                channel="email",
+                kind=kind,
+                dedupe_key=f"test:{member.id}:{i}",
+                recipient=member.email,
+                locale="en",
+                context={"sender_name": member.name, "message": f"message {i}"},
+            )
+        )
     db.session.commit()
     return rows
 
@@ -100,9 +106,15 @@ def test_permanent_smtp_failure_is_failed_not_retried(app, member, smtp):
 
 def test_twilio_500_then_ok_delivers_once(app, twilio):
     member = make_member(phone="+8613800138000", phone_verified_at=clock.utcnow())
-    enqueue_notification(member=member, channel="sms", kind="policy_notice",
-                         dedupe_key="sms:1", recipient=member.phone, locale="en",
-                         context={"number": 2, "effective_at": clock.utcnow()})
+    enqueue_notification(
+        member=member,
+        channel="sms",
+        kind="policy_notice",
+        dedupe_key="sms:1",
+        recipient=member.phone,
+        locale="en",
+        context={"number": 2, "effective_at": clock.utcnow()},
+    )
     db.session.commit()
     twilio.fail_next(status=500)
     start = clock.utcnow()
@@ -116,11 +128,16 @@ def test_twilio_500_then_ok_delivers_once(app, twilio):
 
 
 def test_twilio_21610_records_the_opt_out(app, twilio):
-    member = make_member(phone="+8613800138000", phone_verified_at=clock.utcnow(),
-                         notify_sms=True)
-    enqueue_notification(member=member, channel="sms", kind="policy_notice",
-                         dedupe_key="sms:1", recipient=member.phone, locale="en",
-                         context={"number": 2, "effective_at": clock.utcnow()})
+    member = make_member(phone="+8613800138000", phone_verified_at=clock.utcnow(), notify_sms=True)
+    enqueue_notification(
+        member=member,
+        channel="sms",
+        kind="policy_notice",
+        dedupe_key="sms:1",
+        recipient=member.phone,
+        locale="en",
+        context={"number": 2, "effective_at": clock.utcnow()},
+    )
     db.session.commit()
     twilio.fail_next(status=400, code=21610)
     assert drain() == {"failed": 1}
@@ -149,16 +166,24 @@ def test_policy_fan_out_is_set_wise_and_idempotent(app, smtp):
         make_member(locale="zh_Hans_CN" if i % 2 else "en")
     make_member(notify_email=False)
     make_member(phone="+8613800138001", phone_verified_at=clock.utcnow(), notify_sms=True)
-    make_member(phone="+8613800138002", phone_verified_at=clock.utcnow(), notify_sms=True,
-                sms_opted_out_at=clock.utcnow())
+    make_member(
+        phone="+8613800138002",
+        phone_verified_at=clock.utcnow(),
+        notify_sms=True,
+        sms_opted_out_at=clock.utcnow(),
+    )
     make_member(status="erased", email=None)
     statements: list[str] = []
     listener = lambda *args: statements.append(args[2])  # noqa: E731
     event.listen(db.engine, "before_cursor_execute", listener)
     try:
         version = publish_policy(
-            actor=None, title="Privacy policy", body_md="# P\n\nNew.\n", summary="Clearer",
-            effective_at=clock.utcnow() + timedelta(days=8), config=app.config,
+            actor=None,
+            title="Privacy policy",
+            body_md="# P\n\nNew.\n",
+            summary="Clearer",
+            effective_at=clock.utcnow() + timedelta(days=8),
+            config=app.config,
         )
         db.session.commit()
     finally:
@@ -187,8 +212,14 @@ def test_erased_and_unapproved_members_get_no_policy_notice(app):
     make_policy()
     make_member(status="awaiting_guardian")
     make_member()
-    publish_policy(actor=None, title="P", body_md="x", summary="y",
-                   effective_at=clock.utcnow() + timedelta(days=8), config=app.config)
+    publish_policy(
+        actor=None,
+        title="P",
+        body_md="x",
+        summary="y",
+        effective_at=clock.utcnow() + timedelta(days=8),
+        config=app.config,
+    )
     db.session.commit()
     recipients = db.session.scalars(select(Notification.member_id)).all()
     active = db.session.scalars(select(Member.id).where(Member.status == "active")).all()
@@ -201,10 +232,15 @@ def test_notice_period_is_enforced(app, days):
 
     make_policy()
     with pytest.raises(Invalid) as info:
-        publish_policy(actor=None, title="P", body_md="x", summary="y",
-                       effective_at=clock.utcnow() + timedelta(days=days),
-                       changed_purposes=("advertising",) if days == 29 else (),
-                       config=app.config)
+        publish_policy(
+            actor=None,
+            title="P",
+            body_md="x",
+            summary="y",
+            effective_at=clock.utcnow() + timedelta(days=days),
+            changed_purposes=("advertising",) if days == 29 else (),
+            config=app.config,
+        )
     assert "effective_at" in info.value.field_errors
     assert db.session.scalar(select(func.count()).select_from(Notification)) == 0
 
@@ -217,13 +253,25 @@ def test_sign_in_code_is_not_queued_behind_a_fan_out(client, app, smtp):
     member = make_member()
     for _ in range(50):
         make_member()
-    publish_policy(actor=None, title="P", body_md="x", summary="y",
-                   effective_at=clock.utcnow() + timedelta(days=8), config=app.config)
+    publish_policy(
+        actor=None,
+        title="P",
+        body_md="x",
+        summary="y",
+        effective_at=clock.utcnow() + timedelta(days=8),
+        config=app.config,
+    )
     db.session.commit()
     post(client, "/sign-in", {"identifier": member.email})
     received = smtp.wait_for(1)
-    assert received[0].rcpt_tos == [member.email] and "sign-in code" in received[0].message["Subject"]
-    assert db.session.scalar(
-        select(func.count()).select_from(Notification).where(
-            Notification.status == NotificationStatus.PENDING)
-    ) == 51
+    assert (
+        received[0].rcpt_tos == [member.email] and "sign-in code" in received[0].message["Subject"]
+    )
+    assert (
+        db.session.scalar(
+            select(func.count())
+            .select_from(Notification)
+            .where(Notification.status == NotificationStatus.PENDING)
+        )
+        == 51
+    )

@@ -19,10 +19,12 @@ def test_markdown_is_rendered_safely():
 
 def test_policy_page_shows_current_version_and_last_updated(client):
     make_policy(body="# Privacy policy\n\nOld text.\n", effective_in_days=-30)
-    make_policy(body="# Privacy policy\n\nCurrent text.\n", effective_in_days=-1,
-                summary="Clarified")
-    make_policy(body="# Privacy policy\n\nFuture text.\n", effective_in_days=10,
-                summary="Coming soon")
+    make_policy(
+        body="# Privacy policy\n\nCurrent text.\n", effective_in_days=-1, summary="Clarified"
+    )
+    make_policy(
+        body="# Privacy policy\n\nFuture text.\n", effective_in_days=10, summary="Coming soon"
+    )
     page = client.get("/policy").get_data(as_text=True)
     assert "Current text." in page and "Future text." not in page
     assert "Last updated:" in page and "Version 2" in page
@@ -31,8 +33,11 @@ def test_policy_page_shows_current_version_and_last_updated(client):
 
 def test_versions_list_and_version_diff(client):
     make_policy(body="We use data for statistics.\n\nWe never sell data.\n")
-    make_policy(body="We use data for statistics and trend analysis.\n\nWe never sell data.\n\n"
-                     "New paragraph.\n", summary="Added trend analysis")
+    make_policy(
+        body="We use data for statistics and trend analysis.\n\nWe never sell data.\n\n"
+        "New paragraph.\n",
+        summary="Added trend analysis",
+    )
     listing = client.get("/policy/versions").get_data(as_text=True)
     assert "Version 1" in listing and "Version 2" in listing and "Added trend analysis" in listing
     page = client.get("/policy/versions/2").get_data(as_text=True)
@@ -81,6 +86,7 @@ def test_cli_publish_enforces_notice_period(runner, tmp_path, client):
     make_policy()
     text = tmp_path / "v2.md"
     text.write_text("# Policy\n\nUpdated.\n")
-    result = runner.invoke(args=["policy", "publish", str(text), "--effective", "2000-01-01",
-                                 "--summary", "Too soon"])
+    result = runner.invoke(
+        args=["policy", "publish", str(text), "--effective", "2000-01-01", "--summary", "Too soon"]
+    )
     assert result.exit_code == 2 and "7 days in advance" in result.output

@@ -18,16 +18,22 @@ def code_sent_to(to: str) -> str:
 
 
 def profile(member, **changes):
-    data = {"name": member.name, "gender": member.gender or "", "locale": member.locale,
-            "email": member.email, "phone": member.phone or ""}
+    data = {
+        "name": member.name,
+        "gender": member.gender or "",
+        "locale": member.locale,
+        "email": member.email,
+        "phone": member.phone or "",
+    }
     data.update(changes)
     return data
 
 
 def test_correct_name_gender_language(client, member, login_as):
     login_as(member)
-    response = post(client, "/me/profile", profile(member, name="New Name", gender="other",
-                                                   locale="zh_Hans_CN"))
+    response = post(
+        client, "/me/profile", profile(member, name="New Name", gender="other", locale="zh_Hans_CN")
+    )
     assert response.status_code == 303 and response.headers["Location"] == "/me"
     db.session.refresh(member)
     assert (member.name, member.gender, member.locale) == ("New Name", "other", "zh_Hans_CN")
@@ -44,8 +50,12 @@ def test_new_email_replaces_old_only_after_code(client, member, login_as):
     db.session.refresh(member)
     assert member.email == old
     code = code_sent_to("new@example.org")
-    assert post(client, "/me/profile/verify", {"code": "000000" if code != "000000" else "1"}
-                ).status_code == 422
+    assert (
+        post(
+            client, "/me/profile/verify", {"code": "000000" if code != "000000" else "1"}
+        ).status_code
+        == 422
+    )
     assert post(client, "/me/profile/verify", {"code": code}).status_code == 303
     db.session.refresh(member)
     assert member.email == "new@example.org" and member.email_verified_at is not None
@@ -74,8 +84,9 @@ def test_contact_already_verified_elsewhere_cannot_be_taken(client, member, logi
 def test_bad_profile_input_changes_nothing(client, member, login_as):
     login_as(member)
     name = member.name
-    response = post(client, "/me/profile", profile(member, name="4111111111111111",
-                                                   phone="not a phone"))
+    response = post(
+        client, "/me/profile", profile(member, name="4111111111111111", phone="not a phone")
+    )
     assert response.status_code == 422
     assert b"payment card number" in response.data and b"valid mobile number" in response.data
     db.session.refresh(member)

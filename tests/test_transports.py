@@ -16,9 +16,17 @@ from tests.conftest import make_member, post
 
 
 def outgoing(channel: str, to: str, n: int = 1, **kw) -> Outgoing:
-    return Outgoing(notification_id=n, public_id=f"p{n}", channel=channel, kind="test",
-                    recipient=to, subject=kw.get("subject", "Hello"), text=kw.get("text", "Hi"),
-                    html=kw.get("html"), headers=kw.get("headers", {}))
+    return Outgoing(
+        notification_id=n,
+        public_id=f"p{n}",
+        channel=channel,
+        kind="test",
+        recipient=to,
+        subject=kw.get("subject", "Hello"),
+        text=kw.get("text", "Hi"),
+        html=kw.get("html"),
+        headers=kw.get("headers", {}),
+    )
 
 
 def test_sign_in_code_goes_over_real_smtp(client, smtp):
@@ -41,8 +49,11 @@ def test_sign_in_code_goes_over_real_smtp(client, smtp):
 
 def test_smtp_batch_survives_one_bad_recipient(app, smtp):
     smtp.reject_recipient("bad@example.org", code=550)
-    batch = [outgoing("email", "a@example.org", 1), outgoing("email", "bad@example.org", 2),
-             outgoing("email", "c@example.org", 3)]
+    batch = [
+        outgoing("email", "a@example.org", 1),
+        outgoing("email", "bad@example.org", 2),
+        outgoing("email", "c@example.org", 3),
+    ]
     results = list(SmtpTransport().send_each(batch))
     assert [r.ok for r in results] == [True, False, True]
     assert results[1].transient is False
@@ -51,22 +62,30 @@ def test_smtp_batch_survives_one_bad_recipient(app, smtp):
 
 def test_smtp_temporary_failure_is_transient(app, smtp):
     smtp.fail_next(1, code=451)
-    results = list(SmtpTransport().send_each([outgoing("email", "a@example.org", 1),
-                                          outgoing("email", "b@example.org", 2)]))
+    results = list(
+        SmtpTransport().send_each(
+            [outgoing("email", "a@example.org", 1), outgoing("email", "b@example.org", 2)]
+        )
+    )
     assert results[0].ok is False and results[0].transient is True
     assert results[1].ok is True
 
 
 def test_smtp_server_down_is_transient_for_the_whole_batch(app, smtp):
     smtp.stop()
-    results = list(SmtpTransport().send_each([outgoing("email", "a@example.org", 1),
-                                          outgoing("email", "b@example.org", 2)]))
+    results = list(
+        SmtpTransport().send_each(
+            [outgoing("email", "a@example.org", 1), outgoing("email", "b@example.org", 2)]
+        )
+    )
     assert [(r.ok, r.transient) for r in results] == [(False, True), (False, True)]
 
 
 def test_unsubscribe_headers_are_sent(app, smtp):
-    headers = {"List-Unsubscribe": "<https://x.example/unsubscribe/p1>",
-               "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
+    headers = {
+        "List-Unsubscribe": "<https://x.example/unsubscribe/p1>",
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+    }
     list(SmtpTransport().send_each([outgoing("email", "a@example.org", headers=headers)]))
     msg = smtp.wait_for(1)[0].message
     assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
@@ -89,8 +108,13 @@ def test_sign_in_code_by_sms_through_the_twilio_sdk(client, twilio, app):
 
 @pytest.mark.parametrize(
     ("status", "code", "transient", "opted_out"),
-    [(429, 20429, True, False), (500, None, True, False), (400, 21211, False, False),
-     (400, 21610, False, True), (400, 21614, False, False)],
+    [
+        (429, 20429, True, False),
+        (500, None, True, False),
+        (400, 21211, False, False),
+        (400, 21610, False, True),
+        (400, 21614, False, False),
+    ],
 )
 def test_twilio_failures_are_classified(app, twilio, status, code, transient, opted_out):
     twilio.fail_next(status=status, code=code)

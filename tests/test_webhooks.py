@@ -34,9 +34,16 @@ def signed(app, client):
 @pytest.fixture
 def sms_row(app):
     member = make_member(phone="+8613800138000", phone_verified_at=clock.utcnow())
-    row = Notification(member_id=member.id, channel="sms", kind="policy_notice",
-                       dedupe_key="x", recipient=member.phone, status="sent",
-                       provider_id="SM" + "a" * 32, body_text="hi")
+    row = Notification(
+        member_id=member.id,
+        channel="sms",
+        kind="policy_notice",
+        dedupe_key="x",
+        recipient=member.phone,
+        status="sent",
+        provider_id="SM" + "a" * 32,
+        body_text="hi",
+    )
     db.session.add(row)
     db.session.commit()
     return row
@@ -48,30 +55,40 @@ def status_of(row) -> str:
 
 
 def test_status_callback_records_delivery(signed, sms_row):
-    response = signed("/webhooks/twilio/status",
-                      {"MessageSid": sms_row.provider_id, "MessageStatus": "delivered"})
+    response = signed(
+        "/webhooks/twilio/status", {"MessageSid": sms_row.provider_id, "MessageStatus": "delivered"}
+    )
     assert response.status_code == 200 and b"<Response/>" in response.data
     assert status_of(sms_row) == "delivered" and sms_row.delivered_at is not None
 
 
 def test_out_of_order_and_repeated_callbacks_never_go_backwards(signed, sms_row):
     for status in ("delivered", "sent", "queued", "delivered"):
-        assert signed("/webhooks/twilio/status", {"MessageSid": sms_row.provider_id,
-                                                  "MessageStatus": status}).status_code == 200
+        assert (
+            signed(
+                "/webhooks/twilio/status",
+                {"MessageSid": sms_row.provider_id, "MessageStatus": status},
+            ).status_code
+            == 200
+        )
     assert status_of(sms_row) == "delivered"
 
 
 def test_undelivered_callback_marks_failed_with_error(signed, sms_row):
-    signed("/webhooks/twilio/status", {"MessageSid": sms_row.provider_id,
-                                       "MessageStatus": "undelivered", "ErrorCode": "30005"})
+    signed(
+        "/webhooks/twilio/status",
+        {"MessageSid": sms_row.provider_id, "MessageStatus": "undelivered", "ErrorCode": "30005"},
+    )
     assert status_of(sms_row) == "failed" and "30005" in sms_row.last_error
 
 
 @pytest.mark.parametrize("signature", [None, "bm90IGEgc2lnbmF0dXJl", ""])
 def test_missing_or_wrong_signature_is_403(signed, sms_row, signature):
-    response = signed("/webhooks/twilio/status",
-                      {"MessageSid": sms_row.provider_id, "MessageStatus": "delivered"},
-                      signature=signature)
+    response = signed(
+        "/webhooks/twilio/status",
+        {"MessageSid": sms_row.provider_id, "MessageStatus": "delivered"},
+        signature=signature,
+    )
     assert response.status_code == 403
     assert status_of(sms_row) == "sent"
 
@@ -79,16 +96,20 @@ def test_missing_or_wrong_signature_is_403(signed, sms_row, signature):
 def test_tampered_body_is_403(signed, sms_row, app, client):
     form = {"MessageSid": sms_row.provider_id, "MessageStatus": "sent"}
     good = RequestValidator(TOKEN).compute_signature(BASE + "/webhooks/twilio/status", form)
-    response = client.post("/webhooks/twilio/status",
-                           data=dict(form, MessageStatus="delivered"),
-                           headers={"X-Twilio-Signature": good})
+    response = client.post(
+        "/webhooks/twilio/status",
+        data=dict(form, MessageStatus="delivered"),
+        headers={"X-Twilio-Signature": good},
+    )
     assert response.status_code == 403
 
 
 def test_signature_for_another_url_is_403(signed, sms_row):
-    response = signed("/webhooks/twilio/status",
-                      {"MessageSid": sms_row.provider_id, "MessageStatus": "delivered"},
-                      url="https://evil.example/webhooks/twilio/status")
+    response = signed(
+        "/webhooks/twilio/status",
+        {"MessageSid": sms_row.provider_id, "MessageStatus": "delivered"},
+        url="https://evil.example/webhooks/twilio/status",
+    )
     assert response.status_code == 403
 
 
@@ -109,15 +130,15 @@ def test_replayed_callback_is_harmless(signed, sms_row):
 
 def test_without_a_configured_token_every_call_is_403(app, client):
     app.config["TWILIO_AUTH_TOKEN"] = None
-    response = client.post("/webhooks/twilio/status", data={"MessageSid": "x"},
-                           headers={"X-Twilio-Signature": "abc"})
+    response = client.post(
+        "/webhooks/twilio/status", data={"MessageSid": "x"}, headers={"X-Twilio-Signature": "abc"}
+    )
     assert response.status_code == 403
 
 
 @pytest.mark.parametrize("word", ["STOP", "stopall", "Unsubscribe", "CANCEL", "END", "QUIT"])
 def test_stop_keywords_opt_out_of_sms(signed, app, word):
-    member = make_member(phone="+8613800138000", phone_verified_at=clock.utcnow(),
-                         notify_sms=True)
+    member = make_member(phone="+8613800138000", phone_verified_at=clock.utcnow(), notify_sms=True)
     response = signed("/webhooks/twilio/inbound", {"From": member.phone, "Body": word})
     assert response.status_code == 200
     db.session.refresh(member)
@@ -126,8 +147,10 @@ def test_stop_keywords_opt_out_of_sms(signed, app, word):
 
 def test_opt_out_type_field_is_honoured_and_start_opts_back_in(signed, app):
     member = make_member(phone="+8613800138000", phone_verified_at=clock.utcnow())
-    signed("/webhooks/twilio/inbound", {"From": member.phone, "Body": "please no",
-                                        "OptOutType": "STOP"})
+    signed(
+        "/webhooks/twilio/inbound",
+        {"From": member.phone, "Body": "please no", "OptOutType": "STOP"},
+    )
     db.session.refresh(member)
     assert member.sms_opted_out_at is not None
     signed("/webhooks/twilio/inbound", {"From": member.phone, "Body": "START"})
@@ -148,5 +171,7 @@ def test_opted_out_member_gets_no_more_sms(app, signed, client):
     member = make_member(phone="+8613800138000", phone_verified_at=clock.utcnow())
     signed("/webhooks/twilio/inbound", {"From": member.phone, "Body": "STOP"})
     post(client, "/sign-in", {"identifier": member.phone})
-    assert db.session.scalars(select(Notification).where(Notification.channel == "sms")
-                              ).first() is None
+    assert (
+        db.session.scalars(select(Notification).where(Notification.channel == "sms")).first()
+        is None
+    )

@@ -40,9 +40,17 @@ class Claimed:
 
 
 _CLAIM_COLUMNS = (
-    Notification.id, Notification.public_id, Notification.member_id, Notification.channel,
-    Notification.kind, Notification.recipient, Notification.attempts, Notification.subject,
-    Notification.body_text, Notification.body_html, Notification.content_id,
+    Notification.id,
+    Notification.public_id,
+    Notification.member_id,
+    Notification.channel,
+    Notification.kind,
+    Notification.recipient,
+    Notification.attempts,
+    Notification.subject,
+    Notification.body_text,
+    Notification.body_html,
+    Notification.content_id,
 )
 
 
@@ -91,8 +99,14 @@ def _outgoing(row: Claimed, contents: dict[int, NotificationContent]) -> Outgoin
     if row.channel == Channel.EMAIL and row.kind in current_app.config["UNSUBSCRIBABLE_KINDS"]:
         headers = unsubscribe_headers(row.public_id)
     return Outgoing(
-        notification_id=row.id, public_id=row.public_id, channel=row.channel, kind=row.kind,
-        recipient=row.recipient or "", subject=subject, text=text or "", html=html,
+        notification_id=row.id,
+        public_id=row.public_id,
+        channel=row.channel,
+        kind=row.kind,
+        recipient=row.recipient or "",
+        subject=subject,
+        text=text or "",
+        html=html,
         headers=headers,
     )
 
@@ -110,8 +124,12 @@ def record_result(row: Claimed, result: DeliveryResult) -> str:
     now = utcnow()
     values: dict = {"lease_until": None}
     if result.ok:
-        values.update(status=NotificationStatus.SENT, sent_at=now,
-                      provider_id=result.provider_id, last_error=None)
+        values.update(
+            status=NotificationStatus.SENT,
+            sent_at=now,
+            provider_id=result.provider_id,
+            last_error=None,
+        )
     else:
         values["last_error"] = (result.error or "unknown error")[:500]
         if result.opted_out and row.member_id is not None:
@@ -128,8 +146,11 @@ def record_result(row: Claimed, result: DeliveryResult) -> str:
     # Only the lease holder may record: a row re-claimed after our lease expired is not ours.
     db.session.execute(
         update(Notification)
-        .where(Notification.id == row.id, Notification.status == NotificationStatus.SENDING,
-               Notification.attempts == row.attempts)
+        .where(
+            Notification.id == row.id,
+            Notification.status == NotificationStatus.SENDING,
+            Notification.attempts == row.attempts,
+        )
         .values(**values)
     )
     return values["status"]
@@ -142,7 +163,8 @@ def send_claimed(rows: list[Claimed], overrides: dict[int, Outgoing] | None = No
     contents = {}
     if content_ids:
         contents = {
-            c.id: c for c in db.session.scalars(
+            c.id: c
+            for c in db.session.scalars(
                 select(NotificationContent).where(NotificationContent.id.in_(content_ids))
             )
         }
@@ -163,8 +185,10 @@ def send_claimed(rows: list[Claimed], overrides: dict[int, Outgoing] | None = No
 def _claim(condition, limit: int | None) -> list[Claimed]:
     now = utcnow()
     lease = timedelta(seconds=current_app.config["NOTIFY_LEASE_SECONDS"])
-    chosen = select(Notification.id).where(condition).order_by(
-        Notification.next_attempt_at, Notification.id
+    chosen = (
+        select(Notification.id)
+        .where(condition)
+        .order_by(Notification.next_attempt_at, Notification.id)
     )
     if limit:
         chosen = chosen.limit(limit)
@@ -174,8 +198,11 @@ def _claim(condition, limit: int | None) -> list[Claimed]:
     result = db.session.execute(
         update(Notification)
         .where(Notification.id.in_(chosen.scalar_subquery()))
-        .values(status=NotificationStatus.SENDING, attempts=Notification.attempts + 1,
-                lease_until=now + lease)
+        .values(
+            status=NotificationStatus.SENDING,
+            attempts=Notification.attempts + 1,
+            lease_until=now + lease,
+        )
         .returning(*_CLAIM_COLUMNS)
         .execution_options(synchronize_session=False)
     )
@@ -187,8 +214,9 @@ def _claim(condition, limit: int | None) -> list[Claimed]:
 def due_condition():
     now = utcnow()
     return or_(
-        and_(Notification.status == NotificationStatus.PENDING,
-             Notification.next_attempt_at <= now),
+        and_(
+            Notification.status == NotificationStatus.PENDING, Notification.next_attempt_at <= now
+        ),
         # A worker died mid-send: its lease ran out, so the row is due again.
         and_(Notification.status == NotificationStatus.SENDING, Notification.lease_until < now),
     )

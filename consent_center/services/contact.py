@@ -56,16 +56,29 @@ def submit_contact(data: ContactMessage, member: Member | None, locale: str) -> 
         errors["message"] = [_l("This form has expired. Please reload the page and try again.")]
     if errors:
         raise Invalid(_l("Please correct the highlighted fields."), errors)
-    context = {"category_label": CATEGORIES[data.category], "sender_name": name, "sender_email": email,
-               "message": text, "member_id": member.public_id if member else None}
+    context = {
+        "category_label": CATEGORIES[data.category],
+        "sender_name": name,
+        "sender_email": email,
+        "message": text,
+        "member_id": member.public_id if member else None,
+    }
     enqueue_notification(
-        member=None, channel=Channel.EMAIL, kind="contact_message",
+        member=None,
+        channel=Channel.EMAIL,
+        kind="contact_message",
         dedupe_key=f"contact:{data.submission_id}:service",
-        recipient=current_app.config["COMPANY_EMAIL"], locale="zh_Hans_CN", context=context,
+        recipient=current_app.config["COMPANY_EMAIL"],
+        locale="zh_Hans_CN",
+        context=context,
     )
     enqueue_notification(
-        member=member, channel=Channel.EMAIL, kind="contact_ack",
-        dedupe_key=f"contact:{data.submission_id}:ack", recipient=email, locale=locale,
+        member=member,
+        channel=Channel.EMAIL,
+        kind="contact_ack",
+        dedupe_key=f"contact:{data.submission_id}:ack",
+        recipient=email,
+        locale=locale,
         context=context,
     )
     record_audit("contact.submitted", actor=member, subject=member, category=data.category)

@@ -238,8 +238,9 @@ def set_notification_preferences(member: Member, *, email: bool, sms: bool) -> N
         record_audit("notify.sms_opted_in", actor=member, subject=member, source="website")
     if changed:
         member.updated_at = utcnow()
-        record_audit("notify.preferences_changed", actor=member, subject=member, email=email,
-                     sms=sms)
+        record_audit(
+            "notify.preferences_changed", actor=member, subject=member, email=email, sms=sms
+        )
 
 
 def opt_out_of_sms(member: Member) -> None:
@@ -266,6 +267,7 @@ def unsubscribe_policy_emails(notification_public_id: str) -> Member | None:
     if member.notify_email:
         member.notify_email = False
         member.updated_at = utcnow()
-        record_audit("notify.unsubscribed", actor=None, subject=member, channel="email",
-                     kind=row.kind)
+        record_audit(
+            "notify.unsubscribed", actor=None, subject=member, channel="email", kind=row.kind
+        )
     return member

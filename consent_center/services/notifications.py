@@ -182,14 +182,17 @@ def start_fan_out(
     db.session.add(fan)
     db.session.flush()
     now = utcnow()
-    total = 0
     for channel in (Channel.EMAIL, Channel.SMS):
         content_ids = {}
         for locale in Locale:
             rendered = render_message(kind, channel, locale, dict(context, fan_out=fan))
             content = NotificationContent(
-                fan_out_id=fan.id, channel=channel, locale=locale, subject=rendered.subject,
-                body_text=rendered.text, body_html=rendered.html,
+                fan_out_id=fan.id,
+                channel=channel,
+                locale=locale,
+                subject=rendered.subject,
+                body_text=rendered.text,
+                body_html=rendered.html,
             )
             db.session.add(content)
             db.session.flush()
@@ -199,8 +202,10 @@ def start_fan_out(
             recipient = Member.email
         else:
             reachable = (
-                Member.phone.is_not(None) & Member.phone_verified_at.is_not(None)
-                & Member.notify_sms.is_(True) & Member.sms_opted_out_at.is_(None)
+                Member.phone.is_not(None)
+                & Member.phone_verified_at.is_not(None)
+                & Member.notify_sms.is_(True)
+                & Member.sms_opted_out_at.is_(None)
             )
             recipient = Member.phone
         condition = (Member.status == MemberStatus.ACTIVE) & reachable
@@ -224,15 +229,30 @@ def start_fan_out(
             literal(now, UTCDateTime()),
             literal(now, UTCDateTime()),
         ).where(condition)
-        columns = ["public_id", "member_id", "channel", "kind", "dedupe_key", "recipient",
-                   "locale", "content_id", "fan_out_id", "status", "attempts",
-                   "next_attempt_at", "created_at"]
-        result = db.session.execute(_insert_ignoring_duplicates(Notification.__table__,
-                                                                columns, query))
-        total += max(result.rowcount or 0, 0)
+        columns = [
+            "public_id",
+            "member_id",
+            "channel",
+            "kind",
+            "dedupe_key",
+            "recipient",
+            "locale",
+            "content_id",
+            "fan_out_id",
+            "status",
+            "attempts",
+            "next_attempt_at",
+            "created_at",
+        ]
+        db.session.execute(_insert_ignoring_duplicates(Notification.__table__, columns, query))
+    # Counted, not summed from rowcount: drivers disagree on rowcount for INSERT ... SELECT.
+    total = db.session.scalar(
+        select(func.count()).select_from(Notification).where(Notification.fan_out_id == fan.id)
+    )
     fan.total = total
-    record_audit(f"notify.{kind}_enqueued", actor=actor, fan_out=fan.public_id, total=total,
-                 cause=cause)
+    record_audit(
+        f"notify.{kind}_enqueued", actor=actor, fan_out=fan.public_id, total=total, cause=cause
+    )
     db.session.flush()
     return fan
 
@@ -259,7 +279,11 @@ def load_fan_out(public_id: str) -> FanOut:
 
 def member_messages(member: Member, limit: int = 200) -> list[Notification]:
     """The member's messages, newest first (their own data: shown on /me/notifications)."""
-    return list(db.session.scalars(
-        select(Notification).where(Notification.member_id == member.id)
-        .order_by(Notification.created_at.desc(), Notification.id.desc()).limit(limit)
-    ))
+    return list(
+        db.session.scalars(
+            select(Notification)
+            .where(Notification.member_id == member.id)
+            .order_by(Notification.created_at.desc(), Notification.id.desc())
+            .limit(limit)
+        )
+    )

@@ -286,3 +286,38 @@ def seed_text_to_markdown(text: str) -> tuple[str, str]:
         else:
             out.extend([stripped, ""])
     return title, "\n".join(out).strip() + "\n"
+
+
+def pending_policy_notice(member: Member) -> PolicyVersion | None:
+    """The newest published version the member has not acknowledged yet, if any."""
+    return db.session.scalars(
+        select(PolicyVersion)
+        .where(
+            PolicyVersion.published_at.is_not(None),
+            PolicyVersion.number > member.policy_seen_number,
+        )
+        .order_by(PolicyVersion.number.desc())
+        .limit(1)
+    ).first()
+
+
+def acknowledge_policy_notice(member: Member, number: int) -> None:
+    """Hide the notice of version `number` (and every older one) for this member.
+
+    :raises NotFound: for a version that is not published.
+    """
+    version = load_published_version(number)
+    if member.policy_seen_number < version.number:
+        member.policy_seen_number = version.number
+        record_audit(
+            "policy.notice_acknowledged", actor=member, subject=member, version=version.number
+        )
+
+
+def latest_published_number() -> int:
+    return (
+        db.session.scalar(
+            select(db.func.max(PolicyVersion.number)).where(PolicyVersion.published_at.is_not(None))
+        )
+        or 0
+    )

@@ -62,9 +62,11 @@ def record_sms_status(message_sid: str, twilio_status: str, error_code: str | No
 
 
 def _members_with_phone(phone: str) -> list[Member]:
-    return list(db.session.scalars(
-        select(Member).where(Member.phone == phone, Member.status != MemberStatus.ERASED)
-    ))
+    return list(
+        db.session.scalars(
+            select(Member).where(Member.phone == phone, Member.status != MemberStatus.ERASED)
+        )
+    )
 
 
 def handle_inbound_sms(from_number: str, body: str, opt_out_type: str | None) -> str | None:
@@ -81,8 +83,9 @@ def handle_inbound_sms(from_number: str, body: str, opt_out_type: str | None) ->
         for member in members:
             if member.sms_opted_out_at is not None:
                 member.sms_opted_out_at = None
-                record_audit("notify.sms_opted_in", actor=member, subject=member,
-                             source="sms_keyword")
+                record_audit(
+                    "notify.sms_opted_in", actor=member, subject=member, source="sms_keyword"
+                )
         return None
     if word in HELP_WORDS:
         return "help"

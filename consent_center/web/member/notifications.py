@@ -29,13 +29,13 @@ def notifications():
     """Choose email and/or SMS for policy notices; see every message we sent you."""
     form = NotificationPreferencesForm(
         data={"email": current_user.notify_email, "sms": current_user.notify_sms}
-        if request.method == "GET" else None
+        if request.method == "GET"
+        else None
     )
     status = 200
     if form.validate_on_submit():
         try:
-            set_notification_preferences(current_user, email=form.email.data,
-                                         sms=form.sms.data)
+            set_notification_preferences(current_user, email=form.email.data, sms=form.sms.data)
         except Invalid as exc:
             db.session.rollback()
             apply_field_errors(form, exc.field_errors)
@@ -47,8 +47,11 @@ def notifications():
     elif request.method == "POST":
         status = 422
     return render_template(
-        "member/notifications.html", form=form, stop_form=EmptyForm(),
-        messages=member_messages(current_user), status_labels=NOTIFICATION_STATUS_LABELS,
+        "member/notifications.html",
+        form=form,
+        stop_form=EmptyForm(),
+        messages=member_messages(current_user),
+        status_labels=NOTIFICATION_STATUS_LABELS,
         kind_labels=NOTIFICATION_KIND_LABELS,
     ), status
 

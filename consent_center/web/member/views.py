@@ -9,6 +9,7 @@ from flask import (
     Response,
     abort,
     flash,
+    make_response,
     redirect,
     render_template,
     request,
@@ -35,7 +36,11 @@ from ...services import consents as consent_service
 from ...services import member_data
 from ...services.errors import Invalid, TooManyAttempts
 from ...services.members import ProfileChanges, remove_phone, update_profile
-from ...services.policies import current_policy
+from ...services.policies import (
+    acknowledge_policy_notice,
+    current_policy,
+    pending_policy_notice,
+)
 from ..auth.forms import CodeForm
 from ..forms import apply_field_errors
 from ..htmx import render_page_or_fragment, wants_fragment
@@ -61,9 +66,25 @@ def overview():
         consents=consents,
         groups=member_data.inventory_view(current_user, consent_count=len(consents)),
         policy=current_policy(),
+        notice=pending_policy_notice(current_user),
         form=ConsentForm(),
         status_message=None,
     )
+
+
+@bp.post("/policy-notice/<int:number>/ack")
+def acknowledge_notice(number: int):
+    """Hide the policy-change notice (htmx removes it in place)."""
+    form = EmptyForm()
+    if not form.validate_on_submit():
+        abort(400)
+    acknowledge_policy_notice(current_user, number)
+    db.session.commit()
+    if wants_fragment():
+        response = make_response("", 200)
+        response.vary.add("HX-Request")
+        return response
+    return redirect(url_for("member.overview"), 303)
 
 
 @bp.post("/consents/<purpose>")

@@ -90,8 +90,9 @@ def policy_version(number: int):
 
 
 class ContactForm(FlaskForm):
-    category = SelectField(_l("What is it about?"),
-                           choices=lambda: list(CATEGORIES.items()), validate_choice=False)
+    category = SelectField(
+        _l("What is it about?"), choices=lambda: list(CATEGORIES.items()), validate_choice=False
+    )
     name = StringField(_l("Your name"), validators=[Length(max=100)])
     email = EmailField(_l("Your email address"), validators=[Length(max=254)])
     message = TextAreaField(_l("Your message"), validators=[Length(max=5000)])
@@ -111,8 +112,13 @@ def contact():
             form.category.data = request.args["category"]
     status = 200
     if form.validate_on_submit():
-        data = ContactMessage(form.category.data, form.name.data, form.email.data,
-                              form.message.data, form.submission_id.data)
+        data = ContactMessage(
+            form.category.data,
+            form.name.data,
+            form.email.data,
+            form.message.data,
+            form.submission_id.data,
+        )
         member = current_user if current_user.is_authenticated else None
         try:
             submit_contact(data, member, str(get_locale()))
@@ -122,8 +128,13 @@ def contact():
             status = 422
         else:
             db.session.commit()
-            flash(_("Thank you. Your message is on its way to customer service, and we have "
-                    "sent you an acknowledgement."), "status")
+            flash(
+                _(
+                    "Thank you. Your message is on its way to customer service, and we have "
+                    "sent you an acknowledgement."
+                ),
+                "status",
+            )
             return redirect(url_for("public.contact"), 303)
     elif request.method == "POST":
         status = 422

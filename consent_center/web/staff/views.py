@@ -14,8 +14,12 @@ from ..htmx import render_page_or_fragment
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
 
-FINAL = {NotificationStatus.SENT, NotificationStatus.DELIVERED, NotificationStatus.FAILED,
-         NotificationStatus.DEAD}
+FINAL = {
+    NotificationStatus.SENT,
+    NotificationStatus.DELIVERED,
+    NotificationStatus.FAILED,
+    NotificationStatus.DEAD,
+}
 
 
 @bp.before_request
@@ -41,9 +45,15 @@ def fan_out(public_id: str):
     done = sum(counts[s] for s in FINAL)
     total = sum(counts.values())
     return render_page_or_fragment(
-        "staff/fan_out.html", "staff/_fan_out_progress.html", fan=fan, counts=counts,
-        done=done, total=total, finished=done >= total,
-        labels=NOTIFICATION_STATUS_LABELS, kinds=NOTIFICATION_KIND_LABELS,
+        "staff/fan_out.html",
+        "staff/_fan_out_progress.html",
+        fan=fan,
+        counts=counts,
+        done=done,
+        total=total,
+        finished=done >= total,
+        labels=NOTIFICATION_STATUS_LABELS,
+        kinds=NOTIFICATION_KIND_LABELS,
     )
 
 
@@ -53,9 +63,18 @@ def notifications():
     status = request.args.get("status", NotificationStatus.DEAD)
     if status not in set(NotificationStatus):
         abort(404)
-    rows = list(db.session.scalars(
-        select(Notification).where(Notification.status == status)
-        .order_by(Notification.id.desc()).limit(200)
-    ))
-    return render_template("staff/notifications.html", rows=rows, status=status,
-                           labels=NOTIFICATION_STATUS_LABELS, kinds=NOTIFICATION_KIND_LABELS)
+    rows = list(
+        db.session.scalars(
+            select(Notification)
+            .where(Notification.status == status)
+            .order_by(Notification.id.desc())
+            .limit(200)
+        )
+    )
+    return render_template(
+        "staff/notifications.html",
+        rows=rows,
+        status=status,
+        labels=NOTIFICATION_STATUS_LABELS,
+        kinds=NOTIFICATION_KIND_LABELS,
+    )

@@ -45,7 +45,8 @@ def _twiml(body: str = EMPTY_TWIML) -> Response:
 def twilio_status():
     """Record a message's delivery status (idempotent, out-of-order safe)."""
     record_sms_status(
-        request.form.get("MessageSid", ""), request.form.get("MessageStatus", ""),
+        request.form.get("MessageSid", ""),
+        request.form.get("MessageStatus", ""),
         request.form.get("ErrorCode"),
     )
     db.session.commit()
@@ -56,18 +57,23 @@ def twilio_status():
 def twilio_inbound():
     """STOP and friends opt out of SMS; START opts back in; HELP gets our contact details."""
     reply = handle_inbound_sms(
-        request.form.get("From", ""), request.form.get("Body", ""),
+        request.form.get("From", ""),
+        request.form.get("Body", ""),
         request.form.get("OptOutType"),
     )
     db.session.commit()
     if reply == "help":
-        with force_locale("zh_Hans_CN" if request.form.get("From", "").startswith("+86")
-                          else "en"):
-            text = render_template("sms/help.txt", company_name=current_app.config["COMPANY_NAME"],
-                                   company_phone=current_app.config["COMPANY_PHONE"],
-                                   company_email=current_app.config["COMPANY_EMAIL"]).strip()
+        with force_locale("zh_Hans_CN" if request.form.get("From", "").startswith("+86") else "en"):
+            text = render_template(
+                "sms/help.txt",
+                company_name=current_app.config["COMPANY_NAME"],
+                company_phone=current_app.config["COMPANY_PHONE"],
+                company_email=current_app.config["COMPANY_EMAIL"],
+            ).strip()
         from xml.sax.saxutils import escape
 
-        return _twiml('<?xml version="1.0" encoding="UTF-8"?><Response><Message>'
-                      f"{escape(text)}</Message></Response>")
+        return _twiml(
+            '<?xml version="1.0" encoding="UTF-8"?><Response><Message>'
+            f"{escape(text)}</Message></Response>"
+        )
     return _twiml()

@@ -1,0 +1,149 @@
+"""The member's side of notifications: choices, SMS opt-out on the web, message history,
+one-click unsubscribe (RFC 8058), the in-app policy notice; and the contact form."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import func, select
+
+from consent_center import clock
+from consent_center.extensions import db
+from consent_center.models import Notification
+from consent_center.notify.worker import drain
+from consent_center.services.policies import publish_policy
+from tests.conftest import make_member, make_policy, post
+
+
+def test_choose_channels(client, login_as):
+    member = make_member(phone="+8613800138000", phone_verified_at=clock.utcnow())
+    login_as(member)
+    response = post(client, "/me/notifications", {"sms": "y"})
+    assert response.status_code == 303
+    db.session.refresh(member)
+    assert (member.notify_email, member.notify_sms) == (False, True)
+
+
+def test_sms_needs_a_verified_number(client, member, login_as):
+    login_as(member)
+    response = post(client, "/me/notifications", {"email": "y", "sms": "y"})
+    assert response.status_code == 422 and b"verify a mobile number first" in response.data
+    db.session.refresh(member)
+    assert member.notify_sms is False
+
+
+def test_stop_all_sms_on_the_website(client, login_as):
+    member = make_member(phone="+8613800138000", phone_verified_at=clock.utcnow(), notify_sms=True)
+    login_as(member)
+    assert post(client, "/me/notifications/sms/stop", {}).status_code == 303
+    db.session.refresh(member)
+    assert member.sms_opted_out_at is not None and member.notify_sms is False
+    page = client.get("/me/notifications").get_data(as_text=True)
+    assert "You opted out of all text messages" in page
+
+
+def test_message_history_lists_each_message_with_status(client, member, login_as, app):
+    make_policy()
+    publish_policy(
+        actor=None,
+        title="P",
+        body_md="x",
+        summary="Clearer wording",
+        effective_at=clock.utcnow() + timedelta(days=8),
+        config=app.config,
+    )
+    db.session.commit()
+    drain()
+    login_as(member)
+    page = client.get("/me/notifications").get_data(as_text=True)
+    assert "Privacy policy change notice" in page and member.email in page and "Sent" in page
+
+
+def test_one_click_unsubscribe(app, client, member):
+    make_policy()
+    publish_policy(
+        actor=None,
+        title="P",
+        body_md="x",
+        summary="y",
+        effective_at=clock.utcnow() + timedelta(days=8),
+        config=app.config,
+    )
+    db.session.commit()
+    row = db.session.scalars(select(Notification)).one()
+    page = client.get(f"/unsubscribe/{row.public_id}")
+    assert page.status_code == 200 and b"Stop these emails" in page.data
+    db.session.refresh(member)
+    assert member.notify_email is True  # a GET never unsubscribes
+    # The mail provider's one-click POST: no sign-in, no CSRF token, no redirect.
+    response = client.post(f"/unsubscribe/{row.public_id}", data={"List-Unsubscribe": "One-Click"})
+    assert response.status_code == 200
+    db.session.refresh(member)
+    assert member.notify_email is False
+    assert client.post("/unsubscribe/unknown-id").status_code == 200
+
+
+def test_in_app_banner_until_acknowledged(client, member, login_as, app):
+    make_policy()
+    publish_policy(
+        actor=None,
+        title="P",
+        body_md="x",
+        summary="We explain trend analysis",
+        effective_at=clock.utcnow() + timedelta(days=8),
+        config=app.config,
+    )
+    db.session.commit()
+    login_as(member)
+    page = client.get("/me").get_data(as_text=True)
+    assert "Policy changes on" in page and "We explain trend analysis" in page
+    assert post(client, "/me/policy-notice/2/ack", {}).status_code == 303
+    assert "Policy changes on" not in client.get("/me").get_data(as_text=True)
+
+
+def test_contact_form_reaches_customer_service_and_acknowledges(client, app, smtp):
+    page = client.get("/contact").get_data(as_text=True)
+    submission = page.split('name="submission_id" type="hidden" value="')[1].split('"')[0]
+    data = {
+        "category": "phishing",
+        "name": "Zhang San",
+        "email": "zs@example.org",
+        "message": "A site at example.net pretends to be you.",
+        "submission_id": submission,
+    }
+    assert post(client, "/contact", data).status_code == 303
+    assert post(client, "/contact", data).status_code == 303  # a resubmitted form: no twice
+    assert db.session.scalar(select(func.count()).select_from(Notification)) == 2
+    drain()
+    received = {m.rcpt_tos[0]: m.message for m in smtp.wait_for(2)}
+    assert (
+        "pretends to be you"
+        in received["aftersale@autooltech.com"].get_body(("plain",)).get_content()
+    )
+    assert "received your message" in received["zs@example.org"]["Subject"]
+
+
+def test_contact_form_refuses_card_numbers_and_bad_input(client):
+    page = client.get("/contact").get_data(as_text=True)
+    submission = page.split('name="submission_id" type="hidden" value="')[1].split('"')[0]
+    response = post(
+        client,
+        "/contact",
+        {
+            "category": "question",
+            "name": "",
+            "email": "bad",
+            "submission_id": submission,
+            "message": "my card is 4111 1111 1111 1111 thanks",
+        },
+    )
+    assert response.status_code == 422
+    for text in (b"Tell us your name", b"valid email", b"payment card number"):
+        assert text in response.data
+    assert db.session.scalar(select(func.count()).select_from(Notification)) == 0
+
+
+def test_contact_form_is_rate_limited(client, app):
+    app.config["CONTACT_RATE_LIMIT"] = "2 per hour"
+    for expected in (422, 422, 429):
+        assert post(client, "/contact", {"category": "question"}).status_code == expected
