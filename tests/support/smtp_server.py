@@ -36,6 +36,8 @@ Implementation notes (checked against aiosmtpd 1.4.6):
 
 from __future__ import annotations
 
+import asyncio
+
 import threading
 import time
 from dataclasses import dataclass, field
@@ -108,6 +110,9 @@ class _SinkHandler:
         failure = self._sink._take_data_failure()
         if failure is not None:
             return failure
+        if self._sink.data_delay:
+            # A slow server: lets fault tests kill a client in the middle of a batch.
+            await asyncio.sleep(self._sink.data_delay)
         raw = envelope.original_content or b""
         if isinstance(raw, str):  # only when decode_data=True, which the sink never sets
             raw = raw.encode("utf-8", errors="surrogateescape")
@@ -174,6 +179,8 @@ class SmtpSink:
         """
         self._host = host
         self._port = port
+        # Seconds to wait before accepting each message (0: answer at once).
+        self.data_delay = 0.0
         self._server_hostname = server_hostname
         self._ready_timeout = ready_timeout
         self._handler = _SinkHandler(self)
@@ -270,6 +277,7 @@ class SmtpSink:
             self._messages.clear()
             self._rejections.clear()
             self._data_failures.clear()
+            self.data_delay = 0.0
 
     def wait_for(self, count: int, timeout: float = 5.0) -> list[ReceivedMessage]:
         """Block until at least ``count`` messages have been accepted in total.
