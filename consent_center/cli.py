@@ -22,6 +22,7 @@ ledger_cli = AppGroup("ledger", help="The consent ledger.")
 demo_cli = AppGroup("demo", help="Demo data for a newcomer's machine.")
 policy_cli = AppGroup("policy", help="Policy versions.")
 notify_cli = AppGroup("notify", help="The notification outbox.")
+staff_cli = AppGroup("staff", help="Staff accounts.")
 
 SEED_POLICY = PROJECT_ROOT.parent / "shared" / "seed-privacy-policy.txt"
 DEMO_MEMBER_EMAIL = "member@example.com"
@@ -174,8 +175,34 @@ def notify_drain(batch: int | None) -> None:
     )
 
 
+@staff_cli.command("add")
+@click.argument("email")
+@click.option(
+    "--role",
+    type=click.Choice([Role.STAFF.value, Role.ADMIN.value]),
+    default=Role.STAFF.value,
+    show_default=True,
+)
+@click.option("--name", default=None, help="Display name (default: the part before @).")
+def staff_add(email: str, role: str, name: str | None) -> None:
+    """Create a staff account for EMAIL, or give an existing member that role."""
+    from .services.staff import add_staff
+
+    try:
+        member, created = add_staff(email, role=role, name=name)
+    except Exception as exc:  # noqa: BLE001 - a clear message instead of a traceback
+        db.session.rollback()
+        raise click.ClickException(str(getattr(exc, "message", exc))) from exc
+    db.session.commit()
+    click.echo(
+        f"{'created' if created else 'updated'} {role} {member.email}; "
+        "they sign in with a one-time code sent to that address"
+    )
+
+
 def register_cli(app: Flask) -> None:
     app.cli.add_command(ledger_cli)
     app.cli.add_command(demo_cli)
     app.cli.add_command(policy_cli)
     app.cli.add_command(notify_cli)
+    app.cli.add_command(staff_cli)

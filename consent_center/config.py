@@ -119,6 +119,7 @@ class BaseConfig:
             "SIGN_IN_RATE_LIMIT_IDENTIFIER", "5 per 10 minutes"
         )
 
+        self.DELETION_DUE_WORKING_DAYS = _int("DELETION_DUE_WORKING_DAYS", 15)
         self.CONTACT_RATE_LIMIT = _str("CONTACT_RATE_LIMIT", "5 per hour")
         self.BABEL_DEFAULT_LOCALE = "en"
         # Dates and times are shown in this zone (stored in UTC).

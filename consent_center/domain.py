@@ -112,6 +112,10 @@ NOTIFICATION_KIND_LABELS = {
     "policy_notice": _l("Privacy policy change notice"),
     "contact_message": _l("Message to customer service"),
     "contact_ack": _l("We received your message"),
+    "deletion_received": _l("Deletion request received"),
+    "deletion_refused": _l("Deletion request refused"),
+    "deletion_completed": _l("Your data is erased"),
+    "reauth_code": _l("Confirmation code"),
 }
 
 
@@ -165,6 +169,24 @@ PURPOSES: dict[str, Purpose] = {
 }
 
 OPTIONAL_PURPOSES: tuple[str, ...] = tuple(k for k, p in PURPOSES.items() if p.optional)
+
+
+class DeletionStatus(StrEnum):
+    RECEIVED = "received"
+    IN_REVIEW = "in_review"
+    COMPLETED = "completed"
+    REFUSED = "refused"
+    WITHDRAWN = "withdrawn"
+
+
+OPEN_DELETION_STATUSES = (DeletionStatus.RECEIVED, DeletionStatus.IN_REVIEW)
+DELETION_STATUS_LABELS = {
+    DeletionStatus.RECEIVED: _l("Received"),
+    DeletionStatus.IN_REVIEW: _l("In review"),
+    DeletionStatus.COMPLETED: _l("Completed: your data is erased"),
+    DeletionStatus.REFUSED: _l("Refused"),
+    DeletionStatus.WITHDRAWN: _l("Withdrawn"),
+}
 
 
 class RefusalGround(StrEnum):
@@ -404,6 +426,48 @@ DATA_INVENTORY: tuple[InventoryGroup, ...] = (
         ("delivered_at", _l("Delivered at"), (SERVICE,), RECORDED, _UNTIL_ERASED),
     ),
     _group(
+        "deletion_request",
+        _l("Your deletion requests"),
+        _l("Requests to delete your data, and how we answered them."),
+        ("status", _l("Status"), (SERVICE,), RECORDED, _KEPT_ANONYMISED),
+        ("requested_by_id", _l("Who asked"), (SERVICE,), RECORDED, _KEPT_ANONYMISED),
+        ("reason", _l("Your reason"), (SERVICE,), PROVIDED, _l("Removed when your data is erased")),
+        ("received_at", _l("Received"), (SERVICE,), RECORDED, _KEPT_ANONYMISED),
+        ("due_at", _l("Due by"), (SERVICE,), RECORDED, _KEPT_ANONYMISED),
+        ("decided_at", _l("Decided"), (SERVICE,), RECORDED, _KEPT_ANONYMISED),
+        ("decided_by_id", _l("Decided by"), (SERVICE,), RECORDED, _KEPT_ANONYMISED),
+        ("refusal_ground", _l("Legal ground of a refusal"), (SERVICE,), RECORDED, _KEPT_ANONYMISED),
+        (
+            "refusal_explanation",
+            _l("Our explanation of a refusal"),
+            (SERVICE,),
+            RECORDED,
+            _KEPT_ANONYMISED,
+        ),
+        ("withdrawn_at", _l("Withdrawn"), (SERVICE,), RECORDED, _KEPT_ANONYMISED),
+        (
+            "notify_channel",
+            _l("How to tell you it is done"),
+            (SERVICE,),
+            PROVIDED,
+            _l("Discarded once the completion notice is sent"),
+        ),
+        (
+            "notify_to",
+            _l("Where to tell you it is done"),
+            (SERVICE,),
+            PROVIDED,
+            _l("Discarded once the completion notice is sent"),
+        ),
+        (
+            "notify_locale",
+            _l("Language of the completion notice"),
+            (SERVICE,),
+            PROVIDED,
+            _l("Discarded once the completion notice is sent"),
+        ),
+    ),
+    _group(
         "audit_event",
         _l("Security and audit log"),
         _l(
@@ -437,6 +501,9 @@ NOT_MEMBER_DATA: dict[tuple[str, str], str] = {
     ("notification", "content_id"): "internal row key (shared, non-personal content)",
     ("notification", "fan_out_id"): "internal row key",
     ("fan_out", "id"): "internal row key",
+    ("deletion_request", "id"): "internal row key",
+    ("deletion_request", "public_id"): "random handle, no meaning",
+    ("deletion_request", "member_id"): "internal row key",
     ("fan_out", "public_id"): "random handle, no meaning",
     ("fan_out", "kind"): "company bulk-send bookkeeping",
     ("fan_out", "cause"): "company bulk-send bookkeeping",

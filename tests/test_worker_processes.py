@@ -28,8 +28,12 @@ def worker_env(app, smtp, **extra) -> dict:
         FLASK_APP="consent_center:create_app",
         DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"],
         SECRET_KEY="worker-test-secret-key-that-is-long-enough",
-        MAIL_SERVER=smtp.host, MAIL_PORT=str(smtp.port), MAIL_TIMEOUT="5",
-        NOTIFY_LEASE_SECONDS="2", NOTIFY_POLL_SECONDS="0.2", NOTIFY_BATCH_SIZE="50",
+        MAIL_SERVER=smtp.host,
+        MAIL_PORT=str(smtp.port),
+        MAIL_TIMEOUT="5",
+        NOTIFY_LEASE_SECONDS="2",
+        NOTIFY_POLL_SECONDS="0.2",
+        NOTIFY_BATCH_SIZE="50",
         NOTIFY_BACKOFF_BASE_SECONDS="1",
     )
     env.update({k: str(v) for k, v in extra.items()})
@@ -37,16 +41,27 @@ def worker_env(app, smtp, **extra) -> dict:
 
 
 def start_worker(env: dict, command: str = "worker") -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "flask", "notify", command], env=env,
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-m", "flask", "notify", command],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
 
 
 def enqueue_many(n: int) -> None:
     member = make_member()
     for i in range(n):
-        enqueue_notification(member=member, channel="email", kind="contact_ack",
-                             dedupe_key=f"proc:{i}", recipient=f"r{i}@example.org", locale="en",
-                             context={"sender_name": "X", "message": f"m{i}"})
+        enqueue_notification(
+            member=member,
+            channel="email",
+            kind="contact_ack",
+            dedupe_key=f"proc:{i}",
+            recipient=f"r{i}@example.org",
+            locale="en",
+            context={"sender_name": "X", "message": f"m{i}"},
+        )
     db.session.commit()
 
 
@@ -54,8 +69,9 @@ def wait_until_all_sent(n: int, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         db.session.expire_all()
-        sent = db.session.scalar(select(func.count()).select_from(Notification)
-                                 .where(Notification.status == "sent"))
+        sent = db.session.scalar(
+            select(func.count()).select_from(Notification).where(Notification.status == "sent")
+        )
         db.session.rollback()
         if sent == n:
             return
@@ -120,9 +136,14 @@ def test_two_workers_never_send_the_same_message(app, smtp, backend):
 
 def test_drain_command_delivers_and_exits(app, smtp, runner):
     enqueue_many(3)
-    proc = subprocess.run([sys.executable, "-m", "flask", "notify", "drain"],
-                          env=worker_env(app, smtp), cwd=ROOT, capture_output=True, text=True,
-                          timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "flask", "notify", "drain"],
+        env=worker_env(app, smtp),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "sent=3" in proc.stdout
     assert len(smtp.wait_for(3)) == 3

@@ -3,6 +3,7 @@
 from .audit import AuditEvent
 from .auth import OneTimeCode
 from .consent import ConsentEvent, ConsentState
+from .deletion import DeletionRequest
 from .member import Member
 from .notification import FanOut, Notification, NotificationContent
 from .policy import PolicyVersion
@@ -11,6 +12,7 @@ __all__ = [
     "AuditEvent",
     "ConsentEvent",
     "ConsentState",
+    "DeletionRequest",
     "Member",
     "FanOut",
     "Notification",

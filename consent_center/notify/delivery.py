@@ -21,6 +21,9 @@ from ..extensions import db
 from ..models import Notification, NotificationContent
 from .base import DeliveryResult, Outgoing
 
+# Kinds whose recipient and text are deleted as soon as they are sent.
+SCRUB_AFTER_SEND = {"deletion_completed"}
+
 
 @dataclass(frozen=True)
 class Claimed:
@@ -143,6 +146,14 @@ def record_result(row: Claimed, result: DeliveryResult) -> str:
         else:
             values["status"] = NotificationStatus.PENDING
             values["next_attempt_at"] = now + timedelta(seconds=backoff_seconds(row.attempts))
+    final = values["status"] in (
+        NotificationStatus.SENT,
+        NotificationStatus.FAILED,
+        NotificationStatus.DEAD,
+    )
+    if row.kind in SCRUB_AFTER_SEND and final:
+        # Addressed to an erased member's old contact: forget it once it is settled.
+        values.update(recipient=None, subject=None, body_text=None, body_html=None)
     # Only the lease holder may record: a row re-claimed after our lease expired is not ours.
     db.session.execute(
         update(Notification)

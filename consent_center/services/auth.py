@@ -29,6 +29,8 @@ from .validation import normalize_email, normalize_phone
 
 SIGN_IN = "sign_in"
 VERIFY_CONTACT = "verify_contact"
+REAUTH = "reauth"
+_KINDS = {SIGN_IN: "sign_in_code", VERIFY_CONTACT: "verify_contact", REAUTH: "reauth_code"}
 
 
 def _key() -> bytes:
@@ -126,7 +128,7 @@ def _issue_code(
     notification, outgoing = enqueue_secret_notification(
         member=member,
         channel=channel,
-        kind="sign_in_code" if purpose == SIGN_IN else "verify_contact",
+        kind=_KINDS[purpose],
         dedupe_key=f"code:{row.token}",
         recipient=value,
         locale=member.locale,
@@ -164,6 +166,29 @@ def request_contact_change(member: Member, channel: str, new_value: str) -> Code
         locale=member.locale,
         new_value=new_value,
     )
+
+
+def request_reauth_code(member: Member) -> CodeRequest:
+    """Send a fresh code to the member's email, to confirm a serious action (deletion)."""
+    return _issue_code(
+        purpose=REAUTH,
+        channel=Channel.EMAIL,
+        value=member.email,
+        member=member,
+        locale=member.locale,
+    )
+
+
+def confirm_reauth(member: Member, token: str | None, code: str) -> None:
+    """Check a re-authentication code; the caller commits in every case.
+
+    :raises Invalid: wrong, expired or used code, or one issued to someone else.
+    :raises TooManyAttempts: after too many wrong attempts.
+    """
+    row = load_pending_code(token, REAUTH)
+    if row is not None and row.member_id != member.id:
+        row = None
+    check_code(row, code)
 
 
 def load_pending_code(token: str | None, purpose: str) -> OneTimeCode | None:

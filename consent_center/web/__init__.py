@@ -9,9 +9,11 @@ def register_web(app: Flask) -> None:
     from . import errors, i18n, security
     from .auth.views import bp as auth_bp
     from .dev.views import bp as dev_bp
+    from .member import deletion as _member_deletion  # noqa: F401 (routes)
     from .member import notifications as _member_notifications  # noqa: F401 (routes)
     from .member.views import bp as member_bp
     from .public.views import bp as public_bp
+    from .staff import deletions as _staff_deletions  # noqa: F401 (routes)
     from .staff.views import bp as staff_bp
     from .webhooks.views import bp as webhooks_bp
 

@@ -25,11 +25,12 @@ def select_locale() -> str:
 def init_app(app: Flask) -> None:
     from flask_babel import format_date, format_datetime, gettext
 
-    from ..domain import PURPOSES
+    from ..domain import PURPOSES, REFUSAL_GROUNDS
 
     app.jinja_env.filters["format_date"] = lambda value, fmt="long": format_date(value, fmt)
     app.jinja_env.filters["format_datetime"] = lambda value: format_datetime(value, "medium")
     app.jinja_env.globals["purposes"] = PURPOSES
+    app.jinja_env.globals["refusal_grounds"] = REFUSAL_GROUNDS
     app.jinja_env.filters["purpose_titles"] = lambda keys: gettext(", ").join(
         str(PURPOSES[k].title) for k in keys
     )

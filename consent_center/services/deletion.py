@@ -1,0 +1,266 @@
+"""Deletion requests: asked for by the member (re-authenticated), decided by staff on the
+policy's terms, completed by erasure by the due date."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from flask import current_app
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import case, select
+
+from ..clock import utcnow
+from ..domain import (
+    OPEN_DELETION_STATUSES,
+    Channel,
+    DeletionStatus,
+    MemberStatus,
+    RefusalGround,
+)
+from ..extensions import db
+from ..models import DeletionRequest, Member
+from .audit import record_audit
+from .erasure import erase_member
+from .errors import Conflict, Invalid, NotAllowed, NotFound
+from .notifications import enqueue_notification
+from .validation import secret_text_problem
+
+
+def add_working_days(start: datetime, days: int) -> datetime:
+    """`start` plus `days` working days (Monday to Friday)."""
+    current = start
+    added = 0
+    while added < days:
+        current += timedelta(days=1)
+        if current.weekday() < 5:
+            added += 1
+    return current
+
+
+def open_request_for(member: Member) -> DeletionRequest | None:
+    return db.session.scalars(
+        select(DeletionRequest).where(
+            DeletionRequest.member_id == member.id,
+            DeletionRequest.status.in_(OPEN_DELETION_STATUSES),
+        )
+    ).first()
+
+
+def _notify(request: DeletionRequest, member: Member, kind: str, **context) -> None:
+    """Tell the member by email (and SMS when they chose it) about their request."""
+    context = dict(
+        context,
+        request_id=request.public_id,
+        due_at=request.due_at,
+        refusal_ground=request.refusal_ground,
+        refusal_explanation=request.refusal_explanation,
+    )
+    if member.email:
+        enqueue_notification(
+            member=member,
+            channel=Channel.EMAIL,
+            kind=kind,
+            dedupe_key=f"{kind}:{request.public_id}:email",
+            recipient=member.email,
+            locale=member.locale,
+            context=context,
+        )
+    if (
+        member.phone
+        and member.phone_verified_at
+        and member.notify_sms
+        and member.sms_opted_out_at is None
+    ):
+        enqueue_notification(
+            member=member,
+            channel=Channel.SMS,
+            kind=kind,
+            dedupe_key=f"{kind}:{request.public_id}:sms",
+            recipient=member.phone,
+            locale=member.locale,
+            context=context,
+        )
+
+
+def request_deletion(
+    member: Member, *, requested_by: Member, reason: str | None
+) -> DeletionRequest:
+    """Open a deletion request (the caller has re-authenticated the requester).
+
+    :raises Conflict: when a request is already open (its id is in the message's args).
+    :raises Invalid: for a reason holding a card number or credential.
+    """
+    if member.status == MemberStatus.ERASED:
+        raise NotFound(_l("No such account."))
+    existing = open_request_for(member)
+    if existing is not None:
+        raise Conflict(
+            _l("You already have an open deletion request."), {"open": [existing.public_id]}
+        )
+    reason = (reason or "").strip() or None
+    if reason and len(reason) > 2000:
+        raise Invalid(
+            _l("Use at most 2000 characters."), {"reason": [_l("Use at most 2000 characters.")]}
+        )
+    if problem := secret_text_problem(reason):
+        raise Invalid(problem, {"reason": [problem]})
+    now = utcnow()
+    request = DeletionRequest(
+        member_id=member.id,
+        requested_by_id=requested_by.id,
+        status=DeletionStatus.RECEIVED,
+        reason=reason,
+        received_at=now,
+        due_at=add_working_days(now, current_app.config["DELETION_DUE_WORKING_DAYS"]),
+        notify_channel=Channel.EMAIL if member.email else Channel.SMS,
+        notify_to=member.email or member.phone,
+        notify_locale=member.locale,
+    )
+    db.session.add(request)
+    db.session.flush()
+    record_audit(
+        "deletion.requested", actor=requested_by, subject=member, request=request.public_id
+    )
+    _notify(request, member, "deletion_received")
+    return request
+
+
+def load_request_for(actor: Member, public_id: str) -> DeletionRequest:
+    """A deletion request the actor may see: their own (or, for staff, any).
+
+    :raises NotFound: otherwise; existence never leaks.
+    """
+    request = db.session.scalars(
+        select(DeletionRequest).where(DeletionRequest.public_id == public_id)
+    ).first()
+    if request is None:
+        raise NotFound(_l("No such request."))
+    if actor.is_staff or request.member_id == actor.id or request.requested_by_id == actor.id:
+        return request
+    from .guardians import is_guardian_of
+
+    if is_guardian_of(actor, request.member_id):
+        return request
+    raise NotFound(_l("No such request."))
+
+
+def withdraw_deletion(request: DeletionRequest, actor: Member) -> None:
+    """Withdraw an open request (by the member, or the guardian who made it).
+
+    :raises Conflict: when it is no longer open.
+    """
+    if request.status not in OPEN_DELETION_STATUSES:
+        raise Conflict(_l("This request is no longer open."))
+    request.status = DeletionStatus.WITHDRAWN
+    request.withdrawn_at = utcnow()
+    request.notify_to = request.notify_channel = request.notify_locale = None
+    record_audit(
+        "deletion.withdrawn",
+        actor=actor,
+        subject=db.session.get(Member, request.member_id),
+        request=request.public_id,
+    )
+
+
+def _require_staff(actor: Member) -> None:
+    if not actor.is_staff:
+        raise NotAllowed(_l("Only staff may decide deletion requests."))
+
+
+def start_review(request: DeletionRequest, staff: Member) -> None:
+    """Mark a received request as being reviewed (so colleagues see someone is on it)."""
+    _require_staff(staff)
+    if request.status != DeletionStatus.RECEIVED:
+        raise Conflict(_l("This request is no longer waiting for review."))
+    request.status = DeletionStatus.IN_REVIEW
+    record_audit(
+        "deletion.review_started",
+        actor=staff,
+        subject=db.session.get(Member, request.member_id),
+        request=request.public_id,
+    )
+
+
+def refuse_deletion(
+    request: DeletionRequest, staff: Member, *, ground: str, explanation: str
+) -> None:
+    """Refuse on exactly one of the policy's five grounds, with a written explanation.
+
+    :raises Invalid: without a valid ground or an explanation.
+    :raises Conflict: when the request is not open.
+    """
+    _require_staff(staff)
+    errors: dict[str, list] = {}
+    if ground not in set(RefusalGround):
+        errors["ground"] = [_l("Choose one of the five grounds the policy allows.")]
+    explanation = (explanation or "").strip()
+    if len(explanation) < 20:
+        errors["explanation"] = [_l("Explain the refusal to the member (at least 20 characters).")]
+    if errors:
+        raise Invalid(_l("A refusal needs a ground and an explanation."), errors)
+    if request.status not in OPEN_DELETION_STATUSES:
+        raise Conflict(_l("This request is no longer open."))
+    now = utcnow()
+    request.status = DeletionStatus.REFUSED
+    request.refusal_ground = ground
+    request.refusal_explanation = explanation
+    request.decided_at, request.decided_by_id = now, staff.id
+    request.notify_to = request.notify_channel = request.notify_locale = None
+    member = db.session.get(Member, request.member_id)
+    record_audit(
+        "deletion.refused", actor=staff, subject=member, request=request.public_id, ground=ground
+    )
+    _notify(request, member, "deletion_refused")
+
+
+def complete_deletion(request: DeletionRequest, staff: Member) -> None:
+    """Complete the request: erase the member, then send the completion notice to the
+    contact captured at request time, which is then discarded.
+
+    :raises Conflict: when the request is not open.
+    """
+    _require_staff(staff)
+    if request.status not in OPEN_DELETION_STATUSES:
+        raise Conflict(_l("This request is no longer open."))
+    member = db.session.get(Member, request.member_id)
+    channel, to, locale = request.notify_channel, request.notify_to, request.notify_locale
+    erase_member(member, actor=staff, reason="deletion_request")
+    now = utcnow()
+    request.status = DeletionStatus.COMPLETED
+    request.decided_at, request.decided_by_id = now, staff.id
+    request.notify_to = request.notify_channel = request.notify_locale = None
+    record_audit("deletion.completed", actor=staff, subject=member, request=request.public_id)
+    if to:
+        # Not linked to the tombstone; the worker scrubs the address once it is sent.
+        enqueue_notification(
+            member=None,
+            channel=channel,
+            kind="deletion_completed",
+            dedupe_key=f"deletion_completed:{request.public_id}",
+            recipient=to,
+            locale=locale or "en",
+            context={"request_id": request.public_id},
+        )
+
+
+def deletion_queue(status: str | None = None) -> list[tuple[DeletionRequest, bool]]:
+    """Requests ordered by due date, each with whether it is overdue."""
+    query = select(DeletionRequest)
+    if status:
+        query = query.where(DeletionRequest.status == status)
+    else:
+        query = query.where(DeletionRequest.status.in_(OPEN_DELETION_STATUSES))
+    open_first = case((DeletionRequest.status.in_(OPEN_DELETION_STATUSES), 0), else_=1)
+    rows = db.session.scalars(query.order_by(open_first, DeletionRequest.due_at).limit(500))
+    now = utcnow()
+    return [(r, r.status in OPEN_DELETION_STATUSES and r.due_at < now) for r in rows]
+
+
+def member_requests(member: Member) -> list[DeletionRequest]:
+    return list(
+        db.session.scalars(
+            select(DeletionRequest)
+            .where(DeletionRequest.member_id == member.id)
+            .order_by(DeletionRequest.received_at.desc())
+        )
+    )

@@ -1,0 +1,141 @@
+"""Asking for deletion: re-authenticate, confirm, then follow or withdraw the request."""
+
+from __future__ import annotations
+
+from flask import abort, current_app, flash, redirect, render_template, session, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, StringField, TextAreaField
+from wtforms.validators import DataRequired, Length
+
+from ...clock import utcnow
+from ...domain import DELETION_STATUS_LABELS, OPEN_DELETION_STATUSES
+from ...extensions import db
+from ...models import Notification
+from ...notify.delivery import deliver_now
+from ...services import auth as auth_service
+from ...services import deletion as deletion_service
+from ...services.errors import Conflict, Invalid, TooManyAttempts
+from ..forms import apply_field_errors
+from .forms import EmptyForm
+from .views import bp
+
+REAUTH_TOKEN = "reauth_token"
+
+
+class DeletionForm(FlaskForm):
+    code = StringField(
+        _l("Confirmation code"),
+        validators=[DataRequired(_l("Enter the code we sent you.")), Length(max=12)],
+    )
+    reason = TextAreaField(_l("Why? (optional)"), validators=[Length(max=2000)])
+    confirm = BooleanField(
+        _l("I understand that my account will be closed and my data erased."),
+        validators=[DataRequired(_l("Tick this box to confirm."))],
+    )
+
+
+@bp.get("/delete")
+def delete_start():
+    """What deletion erases and keeps, when it will be done, and how to ask."""
+    existing = deletion_service.open_request_for(current_user)
+    due = deletion_service.add_working_days(utcnow(), request_due_days())
+    return render_template(
+        "member/delete.html",
+        existing=existing,
+        due=due,
+        send_form=EmptyForm(),
+        form=DeletionForm() if session.get(REAUTH_TOKEN) else None,
+    )
+
+
+def request_due_days() -> int:
+    return current_app.config["DELETION_DUE_WORKING_DAYS"]
+
+
+@bp.post("/delete/code")
+def delete_send_code():
+    """Send a fresh code to re-authenticate before a deletion request."""
+    if not EmptyForm().validate_on_submit():
+        abort(400)
+    if deletion_service.open_request_for(current_user) is not None:
+        return redirect(url_for("member.delete_start"), 303)
+    code_request = auth_service.request_reauth_code(current_user)
+    db.session.commit()
+    row = db.session.get(Notification, code_request.notification_id)
+    deliver_now([row], {row.id: code_request.outgoing})
+    session[REAUTH_TOKEN] = code_request.token
+    flash(_("We sent a confirmation code to %(to)s.", to=code_request.masked_to), "status")
+    return redirect(url_for("member.delete_start") + "#confirm", 303)
+
+
+@bp.post("/delete")
+def delete_confirm():
+    """Check the code and open the request."""
+    form = DeletionForm()
+    existing = deletion_service.open_request_for(current_user)
+    status = 422
+    if form.validate_on_submit():
+        try:
+            auth_service.confirm_reauth(current_user, session.get(REAUTH_TOKEN), form.code.data)
+        except TooManyAttempts as exc:
+            db.session.commit()
+            session.pop(REAUTH_TOKEN, None)
+            form.code.errors = [exc.message]
+            status = 429
+        except Invalid as exc:
+            db.session.commit()  # count the attempt
+            apply_field_errors(form, exc.field_errors or {"code": [exc.message]})
+        else:
+            try:
+                deletion = deletion_service.request_deletion(
+                    current_user, requested_by=current_user, reason=form.reason.data
+                )
+            except Conflict:
+                db.session.rollback()
+                flash(_("You already have an open deletion request."), "status")
+                return redirect(url_for("member.delete_start"), 303)
+            except Invalid as exc:
+                db.session.rollback()
+                apply_field_errors(form, exc.field_errors)
+            else:
+                db.session.commit()
+                session.pop(REAUTH_TOKEN, None)
+                flash(_("Your request is received."), "status")
+                return redirect(
+                    url_for("member.deletion_status", public_id=deletion.public_id), 303
+                )
+    return render_template(
+        "member/delete.html",
+        existing=existing,
+        send_form=EmptyForm(),
+        form=form,
+        due=deletion_service.add_working_days(utcnow(), request_due_days()),
+    ), status
+
+
+@bp.get("/deletion/<public_id>")
+def deletion_status(public_id: str):
+    """Where a deletion request stands."""
+    deletion = deletion_service.load_request_for(current_user, public_id)
+    return render_template(
+        "member/deletion_status.html",
+        deletion=deletion,
+        labels=DELETION_STATUS_LABELS,
+        is_open=deletion.status in OPEN_DELETION_STATUSES,
+        form=EmptyForm(),
+    )
+
+
+@bp.post("/deletion/<public_id>/withdraw")
+def withdraw_deletion(public_id: str):
+    """Withdraw an open request."""
+    deletion = deletion_service.load_request_for(current_user, public_id)
+    if not EmptyForm().validate_on_submit():
+        abort(400)
+    deletion_service.withdraw_deletion(deletion, current_user)
+    db.session.commit()
+    flash(_("Your request is withdrawn. Nothing was deleted."), "status")
+    return redirect(url_for("member.deletion_status", public_id=public_id), 303)

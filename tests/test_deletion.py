@@ -1,0 +1,270 @@
+"""Deletion requests end to end, and an erasure that leaves nothing behind."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import inspect, select, text
+
+from consent_center import clock
+from consent_center.domain import Actor, Method
+from consent_center.extensions import db
+from consent_center.models import AuditEvent, DeletionRequest, Member, Notification
+from consent_center.notify.dev import read_mailbox
+from consent_center.notify.worker import drain
+from consent_center.services.consents import set_consent, verify_ledger
+from consent_center.services.deletion import add_working_days
+from tests.conftest import make_member, make_policy, post
+
+
+def code_for(to: str, smtp=None) -> str:
+    if smtp is not None:  # sent over real SMTP
+        message = [m for m in smtp.messages if m.rcpt_tos == [to]][-1].message
+        text_body = message.get_body(("plain",)).get_content()
+    else:  # sent to the dev mailbox
+        text_body = next(m for m in read_mailbox() if m["to"] == to)["text"]
+    return re.search(r"\b(\d{6})\b", text_body).group(1)
+
+
+def ask_for_deletion(client, member, reason: str = "", smtp=None) -> DeletionRequest:
+    assert post(client, "/me/delete/code", {}).status_code == 303
+    response = post(
+        client,
+        "/me/delete",
+        {"code": code_for(member.email, smtp), "reason": reason, "confirm": "y"},
+    )
+    assert response.status_code == 303, response.data
+    return db.session.scalars(select(DeletionRequest)).one()
+
+
+@pytest.fixture
+def staff(app):
+    return make_member(role="staff", email="staff@example.org")
+
+
+def test_due_date_skips_weekends():
+    friday = datetime(2026, 11, 27, 10, tzinfo=UTC)
+    assert add_working_days(friday, 1).weekday() == 0  # Monday
+    assert (add_working_days(friday, 15) - friday).days == 21
+
+
+def test_request_needs_a_fresh_code_and_confirmation(client, member, login_as):
+    login_as(member)
+    page = client.get("/me/delete").get_data(as_text=True)
+    assert "What we erase" in page and "What we keep" in page and "at the latest" in page
+    post(client, "/me/delete/code", {})
+    response = post(client, "/me/delete", {"code": "000000", "confirm": "y"})
+    assert response.status_code == 422
+    response = post(client, "/me/delete", {"code": code_for(member.email)})
+    assert response.status_code == 422 and b"Tick this box" in response.data
+    assert db.session.scalars(select(DeletionRequest)).first() is None
+
+
+def test_member_requests_and_is_notified_with_due_date(client, member, login_as, app):
+    clock.freeze(datetime(2026, 11, 25, 9, tzinfo=UTC))
+    login_as(member)
+    deletion = ask_for_deletion(client, member, reason="I no longer use the service")
+    assert deletion.status == "received" and deletion.reason == "I no longer use the service"
+    assert deletion.due_at == datetime(2026, 12, 16, 9, tzinfo=UTC)
+    assert deletion.notify_to == member.email
+    kinds = db.session.scalars(select(Notification.kind)).all()
+    assert "deletion_received" in kinds
+    page = client.get(f"/me/deletion/{deletion.public_id}").get_data(as_text=True)
+    assert "Received" in page and "Withdraw my request" in page
+
+
+def test_second_request_while_open_links_to_the_first(client, member, login_as):
+    login_as(member)
+    first = ask_for_deletion(client, member)
+    page = client.get("/me/delete").get_data(as_text=True)
+    assert "already have an open deletion request" in page
+    assert f"/me/deletion/{first.public_id}" in page
+    assert post(client, "/me/delete/code", {}).status_code == 303
+    assert db.session.scalars(select(DeletionRequest)).all() == [first]
+
+
+def test_withdraw_while_open(client, member, login_as):
+    login_as(member)
+    deletion = ask_for_deletion(client, member)
+    assert post(client, f"/me/deletion/{deletion.public_id}/withdraw", {}).status_code == 303
+    db.session.refresh(deletion)
+    assert deletion.status == "withdrawn" and deletion.notify_to is None
+    response = post(client, f"/me/deletion/{deletion.public_id}/withdraw", {})
+    assert response.status_code == 409
+
+
+def test_another_members_request_is_404(client, member, login_as, app):
+    other = make_member()
+    other_client = app.test_client()
+    login_as(other, on=other_client)
+    deletion = ask_for_deletion(other_client, other)
+    login_as(member)
+    assert client.get(f"/me/deletion/{deletion.public_id}").status_code == 404
+    assert post(client, f"/me/deletion/{deletion.public_id}/withdraw", {}).status_code == 404
+
+
+def test_refusal_requires_one_of_the_five_grounds(client, member, login_as, staff, app):
+    login_as(member)
+    deletion = ask_for_deletion(client, member)
+    staff_client = app.test_client()
+    login_as(staff, on=staff_client)
+    url = f"/staff/deletions/{deletion.public_id}/refuse"
+    response = post(
+        staff_client,
+        url,
+        {"ground": "we_like_data", "explanation": "Because we want to keep it all."},
+    )
+    assert response.status_code == 422 and b"five grounds" in response.data
+    response = post(staff_client, url, {"ground": "criminal_justice", "explanation": "short"})
+    assert response.status_code == 422
+    db.session.refresh(deletion)
+    assert deletion.status == "received"
+    explanation = "The account is subject to an open police investigation (case 2026-114)."
+    response = post(staff_client, url, {"ground": "criminal_justice", "explanation": explanation})
+    assert response.status_code == 303
+    db.session.refresh(deletion)
+    assert (deletion.status, deletion.refusal_ground) == ("refused", "criminal_justice")
+    assert deletion.decided_by_id == staff.id
+    audit = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "deletion.refused"))
+    assert audit.one().actor_member_id == staff.id
+    page = client.get(f"/me/deletion/{deletion.public_id}").get_data(as_text=True)
+    assert "criminal investigation" in page and explanation in page
+    assert "aftersale@autooltech.com" in page
+    zh = post(client, "/language", {"locale": "zh_Hans_CN"})
+    assert zh.status_code == 303
+    page = client.get(f"/me/deletion/{deletion.public_id}").get_data(as_text=True)
+    assert "犯罪侦查" in page
+    assert "deletion_refused" in db.session.scalars(select(Notification.kind)).all()
+
+
+def test_queue_orders_by_due_date_and_marks_overdue(client, staff, login_as, app):
+    older, newer = make_member(), make_member()
+    start = datetime(2026, 1, 5, 9, tzinfo=UTC)
+    from consent_center.services.deletion import request_deletion
+
+    clock.freeze(start)
+    first = request_deletion(older, requested_by=older, reason=None)
+    clock.freeze(datetime(2026, 2, 2, 9, tzinfo=UTC))
+    second = request_deletion(newer, requested_by=newer, reason=None)
+    db.session.commit()
+    login_as(staff)
+    page = client.get("/staff/deletions").get_data(as_text=True)
+    assert page.index(first.public_id[:8]) < page.index(second.public_id[:8])
+    assert page.count("Overdue") == 1
+
+
+def test_completion_erases_everything_and_ledger_still_verifies(
+    client, login_as, staff, app, smtp, runner
+):
+    make_policy()
+    name, email, phone = "Zyxwvut Qqqq", "zyxwvut.unique@example.org", "+8613912345678"
+    member = make_member(
+        name=name, email=email, phone=phone, phone_verified_at=clock.utcnow(), notify_sms=False
+    )
+    for granted in (True, False, True):
+        set_consent(
+            member,
+            "advertising",
+            granted,
+            actor=Actor.MEMBER,
+            method=Method.FORM,
+            actor_member=member,
+        )
+    db.session.commit()
+    login_as(member)
+    post(client, "/sign-in", {"identifier": email})  # a sign-in code row and a message
+    deletion = ask_for_deletion(client, member, reason=f"Please forget {name}", smtp=smtp)
+    drain()
+    staff_client = app.test_client()
+    login_as(staff, on=staff_client)
+    response = post(
+        staff_client, f"/staff/deletions/{deletion.public_id}/complete", {"confirm": "y"}
+    )
+    assert response.status_code == 303
+    db.session.refresh(member)
+    assert member.status == "erased" and member.public_id.startswith("erased-")
+    # The completion notice reached the address captured at request time...
+    assert drain() == {"sent": 1}
+    completion = [m for m in smtp.messages if m.message["Subject"] == "Your data is erased"]
+    assert completion and completion[0].rcpt_tos == [email]
+    # ... and then nothing personal remains anywhere in the database.
+    assert_nothing_remains(name, email, phone, "Zyxwvut", "8613912345678")
+    assert verify_ledger().ok
+    assert runner.invoke(args=["ledger", "verify"]).exit_code == 0
+    # The erased member can no longer sign in; the session ends too.
+    assert client.get("/me").status_code == 302
+    fresh = app.test_client()
+    post(fresh, "/sign-in", {"identifier": email})
+    assert post(fresh, "/sign-in/code", {"code": "123456"}).status_code == 422
+    # The same email may register again, as a new member.
+    response = post(
+        fresh,
+        "/register",
+        {"name": "New Person", "email": email, "birth_date": "1990-01-01", "locale": "en"},
+    )
+    assert response.status_code == 303
+    assert db.session.scalar(select(Member).where(Member.email == email)).id != member.id
+
+
+def assert_nothing_remains(*needles: str) -> None:
+    """Scan every text column of every table the database itself lists."""
+    inspector = inspect(db.engine)
+    found = []
+    for table in inspector.get_table_names():
+        for column in inspector.get_columns(table):
+            type_name = str(column["type"]).upper()
+            if not any(t in type_name for t in ("CHAR", "TEXT", "JSON", "CLOB")):
+                continue
+            quoted = f'"{column["name"]}"'
+            cast = f"CAST({quoted} AS TEXT)" if "JSON" in type_name else quoted
+            for needle in needles:
+                hits = db.session.execute(
+                    text(f'SELECT COUNT(*) FROM "{table}" WHERE {cast} LIKE :n'),
+                    {"n": f"%{needle}%"},
+                ).scalar()
+                if hits:
+                    found.append((table, column["name"], needle))
+    assert not found, found
+
+
+def test_staff_pages_are_staff_only(client, member, login_as, app):
+    deletion_member = make_member()
+    from consent_center.services.deletion import request_deletion
+
+    deletion = request_deletion(deletion_member, requested_by=deletion_member, reason=None)
+    db.session.commit()
+    urls = [
+        "/staff/deletions",
+        f"/staff/deletions/{deletion.public_id}",
+        "/staff/fan-outs",
+        "/staff/notifications",
+    ]
+    for url in urls:
+        response = client.get(url)
+        assert response.status_code == 302 and "/sign-in" in response.headers["Location"]
+    login_as(member)
+    for url in urls:
+        assert client.get(url).status_code == 403, url
+    for action in ("review", "refuse", "complete"):
+        url = f"/staff/deletions/{deletion.public_id}/{action}"
+        assert (
+            post(
+                client,
+                url,
+                {"confirm": "y", "ground": "national_security", "explanation": "x" * 40},
+            ).status_code
+            == 403
+        )
+    db.session.refresh(deletion)
+    assert deletion.status == "received"
+
+
+def test_staff_add_command(runner, app):
+    result = runner.invoke(args=["staff", "add", "Boss@Example.org", "--role", "admin"])
+    assert result.exit_code == 0, result.output
+    member = db.session.scalars(select(Member).where(Member.email == "boss@example.org")).one()
+    assert member.role == "admin"
+    result = runner.invoke(args=["staff", "add", "not-an-email"])
+    assert result.exit_code != 0 and "valid email" in result.output
