@@ -202,7 +202,7 @@ def test_policy_fan_out_is_set_wise_and_idempotent(app, smtp):
     assert drain()["sent"] == 33
     received = smtp.wait_for(32)
     zh = [m for m in received if "隐私政策" in m.message["Subject"]]
-    assert len(zh) == 16
+    assert len(zh) == 15
     sample = received[0].message
     assert sample["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert "/unsubscribe/" in sample["List-Unsubscribe"]

@@ -37,7 +37,6 @@ Implementation notes (checked against aiosmtpd 1.4.6):
 from __future__ import annotations
 
 import asyncio
-
 import threading
 import time
 from dataclasses import dataclass, field
