@@ -109,6 +109,8 @@ class BaseConfig:
         self.COMPANY_JURISDICTION = _str("COMPANY_JURISDICTION", "CN")
 
         self.MINOR_AGE = _int("MINOR_AGE", 14)
+        # Advertising for minors stays barred unless this is switched on.
+        self.MINORS_ADVERTISING = _bool("MINORS_ADVERTISING", False)
         self.DEFAULT_PHONE_REGION = _str("DEFAULT_PHONE_REGION", "CN")
         self.POLICY_NOTICE_DAYS = _int("POLICY_NOTICE_DAYS", 7)
         self.POLICY_PURPOSE_NOTICE_DAYS = _int("POLICY_PURPOSE_NOTICE_DAYS", 30)

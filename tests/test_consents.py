@@ -193,3 +193,44 @@ def test_me_issues_a_constant_number_of_queries(client, member, login_as, policy
         event.remove(engine, "before_cursor_execute", count)
     # member, consent states, record counts, current policy, pending policy notice
     assert len(statements) <= 5, statements
+
+
+def test_policy_change_asks_again_and_turns_the_purpose_off_until_answered(
+        client, member, login_as, policy):
+    from datetime import timedelta
+
+    from consent_center import clock
+    from consent_center.services.consents import current_consents
+    from tests.conftest import make_policy
+
+    set_consent(member, "advertising", True, actor=Actor.MEMBER, method=Method.FORM)
+    set_consent(member, "trend_analysis", True, actor=Actor.MEMBER, method=Method.FORM)
+    db.session.commit()
+    make_policy(effective_in_days=10, changed_purposes="advertising", summary="Ads change")
+    views = {v.purpose: v for v in current_consents(member)}
+    assert views["advertising"].granted  # not in effect yet: the yes still stands
+    clock.freeze(clock.utcnow() + timedelta(days=11))
+    views = {v.purpose: v for v in current_consents(member)}
+    assert views["advertising"].needs_reconsent and not views["advertising"].granted
+    assert views["trend_analysis"].granted and not views["trend_analysis"].needs_reconsent
+    login_as(member)
+    page = client.get("/me").get_data(as_text=True)
+    assert "changed how we use your information for this" in page
+    # One click answers again, under the version now in force.
+    post(client, "/me/consents/advertising", {"granted": "1"})
+    views = {v.purpose: v for v in current_consents(member)}
+    assert views["advertising"].granted and not views["advertising"].needs_reconsent
+
+
+def test_minor_cannot_grant_advertising(app, member):
+    from datetime import date
+
+    from consent_center.services.errors import NotAllowed
+
+    member.birth_date = date.today().replace(year=date.today().year - 10)
+    db.session.commit()
+    with pytest.raises(NotAllowed):
+        set_consent(member, "advertising", True, actor=Actor.MEMBER, method=Method.FORM)
+    set_consent(member, "trend_analysis", True, actor=Actor.MEMBER, method=Method.FORM)
+    app.config["MINORS_ADVERTISING"] = True
+    set_consent(member, "advertising", True, actor=Actor.MEMBER, method=Method.FORM)

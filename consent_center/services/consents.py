@@ -31,16 +31,26 @@ class ConsentView:
     granted: bool
     changed_at: datetime | None
     receipt_id: str | None
+    # A yes given under terms a later policy version changed: asked again, off until then.
+    needs_reconsent: bool = False
+    # Not open to this member at all (advertising for minors), with the reason shown.
+    barred: bool = False
+    # The account cannot give optional consent yet (a minor awaiting a guardian).
+    locked: bool = False
 
 
 def current_consents(member: Member) -> list[ConsentView]:
-    """Every optional purpose with the member's answer (off until granted). One query."""
+    """Every optional purpose with the member's effective answer (off until granted, off
+    again when a policy change asks anew). One query."""
+    from .usability import purpose_barred, stale_grant_condition
+
     rows = db.session.execute(
         select(
             ConsentState.purpose,
             ConsentState.granted,
             ConsentState.updated_at,
             ConsentEvent.receipt_id,
+            stale_grant_condition().label("stale"),
         )
         .join(ConsentEvent, ConsentEvent.id == ConsentState.event_id)
         .where(ConsentState.member_id == member.id)
@@ -49,14 +59,19 @@ def current_consents(member: Member) -> list[ConsentView]:
     views = []
     for key in OPTIONAL_PURPOSES:
         purpose, row = PURPOSES[key], by_purpose.get(key)
+        stale = bool(row and row.granted and row.stale)
+        barred = purpose_barred(member, key)
         views.append(
             ConsentView(
                 key,
                 purpose.title,
                 purpose.description,
-                granted=bool(row and row.granted),
+                granted=bool(row and row.granted) and not stale and not barred,
                 changed_at=row.updated_at if row else None,
                 receipt_id=row.receipt_id if row else None,
+                needs_reconsent=stale,
+                barred=barred,
+                locked=member.status != MemberStatus.ACTIVE,
             )
         )
     return views
@@ -92,6 +107,11 @@ def set_consent(
         raise Invalid(_l("There is no such optional purpose."))
     if member.status != MemberStatus.ACTIVE and granted:
         raise NotAllowed(_l("This account cannot give optional consent yet."))
+    from .usability import purpose_barred
+
+    if granted and purpose_barred(member, purpose):
+        raise NotAllowed(_l("This use is not open to members under %(age)d.",
+                            age=current_app.config["MINOR_AGE"]))
     db.session.execute(select(Member.id).where(Member.id == member.id).with_for_update())
     last = db.session.execute(
         select(ConsentEvent.seq, ConsentEvent.hash)

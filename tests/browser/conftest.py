@@ -1,0 +1,387 @@
+"""Browser tests: a live server per database, system Chromium through Playwright, and axe-core
+on every page a test visits.
+
+Every page a test opens is watched: a console error, an uncaught exception, a CSP violation
+(Chromium reports those as console errors), a request to another origin, or a page (or htmx
+swap) left without an axe check fails the test once its body has run.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from flask import Flask
+from playwright.sync_api import BrowserContext, ConsoleMessage, Frame, Page, Request, Response
+from playwright.sync_api import Error as PlaywrightError
+from playwright.sync_api import expect as pw_expect
+from playwright.sync_api import sync_playwright
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from consent_center import create_app
+from consent_center.cli import DEMO_MEMBER_EMAIL, seed_demo
+from consent_center.extensions import db
+from tests.support.databases import BACKENDS, empty_tables, migrate_fresh, url_for_backend
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
+AXE_SOURCE = (Path(__file__).parent / "vendor" / "axe.min.js").read_text(encoding="utf-8")
+VIEWPORT = {"width": 1280, "height": 800}
+# Playwright's own default is 30 s; a local server answers in milliseconds.
+TIMEOUT_MS = 5_000
+SIGN_IN_CODE = re.compile(r"(?<![\d-])(\d{6})(?![\d-])")
+
+pw_expect.set_options(timeout=TIMEOUT_MS)
+
+
+# --------------------------------------------------------------------------------------
+# the live server
+
+
+@dataclass
+class LiveServer:
+    """The app served over real HTTP on 127.0.0.1, with its dev mailbox folder."""
+
+    backend: str
+    url: str
+    app: Flask
+    mailbox: Path
+
+    def reset(self) -> None:
+        """Empty every table, seed the policy and demo users again, empty the mailbox."""
+        empty_tables(self.app)
+        with self.app.app_context():
+            seed_demo()
+            db.session.remove()
+        for path in self.mailbox.glob("*.json"):
+            path.unlink()
+
+    def messages(self, to: str, kind: str | None = None) -> list[dict]:
+        """Messages sent to `to` (optionally of one kind), newest first."""
+        found = []
+        for path in sorted(self.mailbox.glob("*.json"), reverse=True):
+            message = json.loads(path.read_text(encoding="utf-8"))
+            if message["to"] == to and (kind is None or message["kind"] == kind):
+                found.append(message)
+        return found
+
+    def sign_in_code(self, to: str) -> str:
+        """The code in the newest sign-in message sent to `to`."""
+        messages = self.messages(to, kind="sign_in_code")
+        assert messages, f"no sign-in code was sent to {to}"
+        # "Your sign-in code is: 123456" in English; match the digits in any language.
+        match = SIGN_IN_CODE.search(messages[0]["text"])
+        assert match, f"no 6-digit code in: {messages[0]['text']!r}"
+        return match.group(1)
+
+    def query(self, fn: Callable[[], object]) -> object:
+        """Run `fn` inside an app context (to look at the database) and return its result."""
+        with self.app.app_context():
+            try:
+                return fn()
+            finally:
+                db.session.remove()
+
+
+def _not_ready(environ, start_response):  # replaced by the app before serving starts
+    start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
+    return [b"starting"]
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def _live_server(request, tmp_path_factory) -> Iterator[LiveServer]:
+    """One server per database backend for the whole session (schema made by migrations)."""
+    backend = request.param
+    folder = tmp_path_factory.mktemp(f"browser-{backend}")
+    # Bind first so the app can be told its own public URL.
+    server: BaseWSGIServer = make_server("127.0.0.1", 0, _not_ready, threaded=True)
+    url = f"http://127.0.0.1:{server.server_port}"
+    app = create_app(
+        "testing",
+        SQLALCHEMY_DATABASE_URI=url_for_backend(backend, folder),
+        DEV_MAILBOX_DIR=str(folder / "mailbox"),
+        PUBLIC_BASE_URL=url,
+        WTF_CSRF_ENABLED=True,
+        RATELIMIT_ENABLED=False,
+    )
+    migrate_fresh(app)
+    server.app = app
+    thread = threading.Thread(target=server.serve_forever, name=f"live-{backend}", daemon=True)
+    thread.start()
+    live = LiveServer(backend=backend, url=url, app=app, mailbox=folder / "mailbox")
+    live.mailbox.mkdir(exist_ok=True)
+    try:
+        yield live
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+        server.server_close()
+        with app.app_context():
+            db.engine.dispose()
+
+
+@pytest.fixture
+def live_server(_live_server: LiveServer) -> LiveServer:
+    """The live server with a freshly emptied and seeded database, for one test."""
+    _live_server.reset()
+    return _live_server
+
+
+# --------------------------------------------------------------------------------------
+# the browser
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """Debian's Chromium driven by Playwright (never a downloaded browser)."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing: install it with `make browser-deps` (or make test)")
+    playwright = sync_playwright().start()
+    try:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+    finally:
+        playwright.stop()
+
+
+class Unwatched(AssertionError):
+    pass
+
+
+@dataclass
+class PageWatch:
+    """What happened on one page: errors, navigations, and whether axe saw the latest DOM."""
+
+    page: Page
+    origin: str
+    js: bool
+    errors: list[str] = field(default_factory=list)
+    allowed: list[re.Pattern] = field(default_factory=list)
+    unaudited: list[str] = field(default_factory=list)
+    current: str | None = None  # what the page shows now, if axe has not checked it yet
+    loaded: list[str] = field(default_factory=list)
+
+    def attach(self) -> None:
+        self.page.on("console", self._on_console)
+        self.page.on("pageerror", self._on_page_error)
+        self.page.on("framenavigated", self._on_navigated)
+        self.page.on("request", self._on_request)
+
+    def _on_console(self, message: ConsoleMessage) -> None:
+        if message.type != "error":
+            return
+        where = message.location.get("url", "")
+        # Chromium asks every site for /favicon.ico; tracked by test_favicon_is_not_a_404.
+        if urlsplit(where).path == "/favicon.ico":
+            return
+        text = f"console error: {message.text} (at {where or self.page.url})"
+        if not any(p.search(text) for p in self.allowed):
+            self.errors.append(text)
+
+    def _on_page_error(self, error: PlaywrightError) -> None:
+        self.errors.append(f"uncaught exception on {self.page.url}: {error}")
+
+    def _on_navigated(self, frame: Frame) -> None:
+        if frame is not self.page.main_frame or frame.url == "about:blank":
+            return
+        self._mark_changed(f"page {frame.url}")
+
+    def _on_request(self, request: Request) -> None:
+        url = request.url
+        if not url.startswith(self.origin + "/") and not url.startswith("data:"):
+            self.errors.append(f"request to another origin: {request.method} {url}")
+        self.loaded.append(urlsplit(url).path)
+        if request.headers.get("hx-request") == "true":
+            self._mark_changed(f"htmx {request.method} {urlsplit(url).path} on {self.page.url}")
+
+    def _mark_changed(self, label: str) -> None:
+        if self.current is not None:
+            self.unaudited.append(self.current)
+        self.current = label
+
+    def problems(self) -> list[str]:
+        left = self.unaudited + ([self.current] if self.current else [])
+        return self.errors + [f"no axe check of: {what}" for what in left]
+
+
+class Browsing:
+    """The pages of one test, their contexts, and the helpers that visit and audit them."""
+
+    def __init__(self, browser, server: LiveServer) -> None:
+        self.browser = browser
+        self.server = server
+        self.contexts: list[BrowserContext] = []
+        self.watches: dict[int, PageWatch] = {}
+        self._auditor: Page | None = None
+        self._snapshot = ""
+
+    def new_page(self, js: bool = True, **options) -> Page:
+        """A page in a new context (own cookies), with JavaScript on or off."""
+        options = {"viewport": VIEWPORT, "locale": "en-US", **options}
+        context = self.browser.new_context(
+            base_url=self.server.url, java_script_enabled=js, **options
+        )
+        context.set_default_timeout(TIMEOUT_MS)
+        self.contexts.append(context)
+        page = context.new_page()
+        watch = PageWatch(page=page, origin=self.server.url, js=js)
+        watch.attach()
+        self.watches[id(page)] = watch
+        return page
+
+    def watch(self, page: Page) -> PageWatch:
+        return self.watches[id(page)]
+
+    def visit(self, page: Page, path: str, status: int = 200) -> Response:
+        """Open `path`, check the status, and run axe on the page."""
+        response = page.goto(path)
+        assert response is not None, f"no response for {path}"
+        assert response.status == status, f"GET {path}: {response.status}, wanted {status}"
+        self.axe_check(page)
+        return response
+
+    def allow_console_error(self, page: Page, pattern: str) -> None:
+        """Let one expected console error through (e.g. the 422 of a rejected form)."""
+        self.watch(page).allowed.append(re.compile(pattern))
+
+    def axe_check(self, page: Page) -> None:
+        """Run axe-core on what the page shows now; fail listing every violation."""
+        watch = self.watch(page)
+        if watch.js:
+            target = page
+        else:
+            # Timers never fire with JavaScript off, and axe needs them: audit an exact copy
+            # of the page (same DOM, same stylesheet) in a tab with JavaScript on.
+            target = self._audit_copy(page)
+        # CSP (script-src 'self') forbids injected <script> tags; evaluating is allowed.
+        target.evaluate(AXE_SOURCE + "; 0")
+        result = target.evaluate(
+            "async () => await axe.run(document, {resultTypes: ['violations']})"
+        )
+        watch.current = None
+        violations = result["violations"]
+        if violations:
+            pytest.fail(f"axe on {page.url}:\n" + format_violations(violations), pytrace=False)
+
+    def _audit_copy(self, page: Page) -> Page:
+        self._snapshot = page.content()
+        if self._auditor is None:
+            context = self.browser.new_context(base_url=self.server.url, viewport=VIEWPORT)
+            context.set_default_timeout(TIMEOUT_MS)
+            context.route("**/*", self._serve_copy)
+            self.contexts.append(context)
+            self._auditor = context.new_page()
+        self._auditor.set_viewport_size(page.viewport_size or VIEWPORT)
+        self._auditor.goto(page.url)
+        return self._auditor
+
+    def _serve_copy(self, route) -> None:
+        kind = route.request.resource_type
+        if kind == "document":
+            route.fulfill(status=200, content_type="text/html; charset=utf-8", body=self._snapshot)
+        elif kind == "script":  # the copy must stay as it was without JavaScript
+            route.fulfill(status=200, content_type="text/javascript", body="")
+        else:
+            route.continue_()
+
+    def close(self) -> None:
+        for context in self.contexts:
+            context.close()
+
+    def problems(self) -> list[str]:
+        return [p for w in self.watches.values() for p in w.problems()]
+
+
+def format_violations(violations: list[dict]) -> str:
+    lines = []
+    for v in violations:
+        lines.append(f"- {v['id']} ({v['impact']}): {v['help']} <{v['helpUrl']}>")
+        for node in v["nodes"][:10]:
+            lines.append(f"    {' '.join(map(str, node['target']))}: {node['html'][:160]}")
+    return "\n".join(lines)
+
+
+BROWSING = pytest.StashKey[Browsing]()
+
+
+@pytest.fixture
+def browsing(request, chromium, live_server: LiveServer) -> Iterator[Browsing]:
+    browsing = Browsing(chromium, live_server)
+    request.node.stash[BROWSING] = browsing
+    try:
+        yield browsing
+    finally:
+        browsing.close()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    """After a passing test body, fail it for console errors or pages axe never checked."""
+    result = yield
+    browsing = item.stash.get(BROWSING, None)
+    if browsing is not None and (problems := browsing.problems()):
+        raise Unwatched("\n".join(problems))
+    return result
+
+
+@pytest.fixture
+def page(browsing: Browsing) -> Page:
+    """A page with JavaScript on."""
+    return browsing.new_page(js=True)
+
+
+@pytest.fixture
+def nojs_page(browsing: Browsing) -> Page:
+    """A page with JavaScript off (`java_script_enabled=False`)."""
+    return browsing.new_page(js=False)
+
+
+@pytest.fixture
+def visit(browsing: Browsing) -> Callable[..., Response]:
+    """`visit(page, path, status=200)`: open a page and run axe on it."""
+    return browsing.visit
+
+
+@pytest.fixture
+def axe_check(browsing: Browsing) -> Callable[[Page], None]:
+    """`axe_check(page)`: run axe on what the page shows now (after a click or an htmx swap)."""
+    return browsing.axe_check
+
+
+@pytest.fixture
+def sign_in(browsing: Browsing, live_server: LiveServer) -> Callable[..., None]:
+    """`sign_in(page, email=demo member)`: ask for a code, read it from the mailbox, enter it."""
+
+    def sign_in(page: Page, email: str = DEMO_MEMBER_EMAIL) -> None:
+        browsing.visit(page, "/sign-in")
+        page.fill("#identifier", email)
+        with page.expect_navigation():
+            page.get_by_role("button", name="Send my code").click()
+        assert urlsplit(page.url).path == "/sign-in/code"
+        browsing.axe_check(page)
+        page.fill("#code", live_server.sign_in_code(email))
+        with page.expect_navigation():
+            page.locator("main form button[type=submit]").click()
+        assert urlsplit(page.url).path == "/me"
+        browsing.axe_check(page)
+
+    return sign_in
