@@ -52,6 +52,7 @@ def stale_grant_condition(now: datetime | None = None):
     granted_number = (
         select(granted_under.number)
         .where(granted_under.id == ConsentState.policy_version_id)
+        .correlate(ConsentState)
         .scalar_subquery()
     )
     return exists(
@@ -62,7 +63,7 @@ def stale_grant_condition(now: datetime | None = None):
             (literal(",") + later.changed_purposes + literal(",")).like(
                 literal("%,") + ConsentState.purpose + literal(",%")
             ),
-        )
+        ).correlate(ConsentState)
     )
 
 
