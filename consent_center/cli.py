@@ -23,6 +23,7 @@ demo_cli = AppGroup("demo", help="Demo data for a newcomer's machine.")
 policy_cli = AppGroup("policy", help="Policy versions.")
 notify_cli = AppGroup("notify", help="The notification outbox.")
 staff_cli = AppGroup("staff", help="Staff accounts.")
+minors_cli = AppGroup("minors", help="Minors and their guardians.")
 
 SEED_POLICY = PROJECT_ROOT.parent / "shared" / "seed-privacy-policy.txt"
 DEMO_MEMBER_EMAIL = "member@example.com"
@@ -200,9 +201,20 @@ def staff_add(email: str, role: str, name: str | None) -> None:
     )
 
 
+@minors_cli.command("transition")
+def minors_transition() -> None:
+    """End guardian oversight for wards who reached MINOR_AGE (run daily)."""
+    from .services.guardians import transition_coming_of_age
+
+    count = transition_coming_of_age()
+    db.session.commit()
+    click.echo(f"{count} ward(s) came of age")
+
+
 def register_cli(app: Flask) -> None:
     app.cli.add_command(ledger_cli)
     app.cli.add_command(demo_cli)
     app.cli.add_command(policy_cli)
     app.cli.add_command(notify_cli)
     app.cli.add_command(staff_cli)
+    app.cli.add_command(minors_cli)

@@ -110,6 +110,7 @@ class BaseConfig:
 
         self.MINOR_AGE = _int("MINOR_AGE", 14)
         # Advertising for minors stays barred unless this is switched on.
+        self.GUARDIAN_RESEND_LIMIT = _str("GUARDIAN_RESEND_LIMIT", "3 per day")
         self.MINORS_ADVERTISING = _bool("MINORS_ADVERTISING", False)
         self.DEFAULT_PHONE_REGION = _str("DEFAULT_PHONE_REGION", "CN")
         self.POLICY_NOTICE_DAYS = _int("POLICY_NOTICE_DAYS", 7)

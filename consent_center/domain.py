@@ -47,6 +47,23 @@ LOCALE_LABELS = {Locale.EN: "English", Locale.ZH: "简体中文"}
 LOCALE_HTML_LANG = {Locale.EN: "en", Locale.ZH: "zh-Hans"}
 
 
+class GuardianStatus(StrEnum):
+    INVITED = "invited"
+    APPROVED = "approved"
+    REFUSED = "refused"
+    REVOKED = "revoked"
+    ENDED = "ended"
+
+
+GUARDIAN_STATUS_LABELS = {
+    GuardianStatus.INVITED: _l("Waiting for the guardian"),
+    GuardianStatus.APPROVED: _l("Approved"),
+    GuardianStatus.REFUSED: _l("Refused"),
+    GuardianStatus.REVOKED: _l("Ended"),
+    GuardianStatus.ENDED: _l("Ended: came of age"),
+}
+
+
 class Actor(StrEnum):
     MEMBER = "member"
     GUARDIAN = "guardian"
@@ -116,6 +133,12 @@ NOTIFICATION_KIND_LABELS = {
     "deletion_refused": _l("Deletion request refused"),
     "deletion_completed": _l("Your data is erased"),
     "reauth_code": _l("Confirmation code"),
+    "guardian_invite": _l("Request for a guardian's approval"),
+    "guardian_code": _l("Guardian verification code"),
+    "guardian_approved": _l("Guardian approved the account"),
+    "guardian_refused": _l("Guardian refused the account"),
+    "guardian_change": _l("A guardian changed a choice"),
+    "guardian_ended": _l("Guardian oversight ended"),
 }
 
 
@@ -296,6 +319,13 @@ DATA_INVENTORY: tuple[InventoryGroup, ...] = (
             PROVIDED,
             _UNTIL_ERASED,
         ),
+        (
+            "confirm_guardian_choices",
+            _l("Asked to confirm your guardian's choices"),
+            (SERVICE,),
+            RECORDED,
+            _UNTIL_ERASED,
+        ),
     ),
     _group(
         "consent_state",
@@ -468,6 +498,33 @@ DATA_INVENTORY: tuple[InventoryGroup, ...] = (
         ),
     ),
     _group(
+        "guardian_link",
+        _l("Your guardians"),
+        _l("The parent or guardian who approved your account, and how."),
+        (
+            "contact_channel",
+            _l("How we reached your guardian"),
+            (SERVICE,),
+            PROVIDED,
+            _UNTIL_ERASED,
+        ),
+        (
+            "contact",
+            _l("Your guardian's email or mobile number"),
+            (SERVICE,),
+            PROVIDED,
+            _UNTIL_ERASED,
+        ),
+        ("guardian_id", _l("Your guardian's account"), (SERVICE,), RECORDED, _UNTIL_ERASED),
+        ("status", _l("Status"), (SERVICE,), RECORDED, _UNTIL_ERASED),
+        ("token_hash", _l("Fingerprint of the approval link"), (SERVICE,), RECORDED, _UNTIL_ERASED),
+        ("token_expires_at", _l("Approval link expires"), (SERVICE,), RECORDED, _UNTIL_ERASED),
+        ("invited_at", _l("Guardian asked on"), (SERVICE,), RECORDED, _UNTIL_ERASED),
+        ("decided_at", _l("Guardian answered on"), (SERVICE,), RECORDED, _UNTIL_ERASED),
+        ("note", _l("Your guardian's note"), (SERVICE,), PROVIDED, _UNTIL_ERASED),
+        ("ended_at", _l("Oversight ended on"), (SERVICE,), RECORDED, _UNTIL_ERASED),
+    ),
+    _group(
         "audit_event",
         _l("Security and audit log"),
         _l(
@@ -502,6 +559,9 @@ NOT_MEMBER_DATA: dict[tuple[str, str], str] = {
     ("notification", "fan_out_id"): "internal row key",
     ("fan_out", "id"): "internal row key",
     ("deletion_request", "id"): "internal row key",
+    ("guardian_link", "id"): "internal row key",
+    ("guardian_link", "public_id"): "random handle, no meaning",
+    ("guardian_link", "minor_id"): "internal row key",
     ("deletion_request", "public_id"): "random handle, no meaning",
     ("deletion_request", "member_id"): "internal row key",
     ("fan_out", "public_id"): "random handle, no meaning",

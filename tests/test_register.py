@@ -78,11 +78,11 @@ def test_bad_input_is_a_field_error_and_writes_nothing(client, field, value, mes
     assert count(Member) == 0 and count(Notification) == 0
 
 
-def test_minor_is_refused_with_a_clear_message(client, app):
+def test_minor_without_guardian_contact_gets_a_clear_message(client, app):
     clock.freeze(clock.utcnow().replace(year=2026, month=11, day=25))
     response = post(client, "/register", dict(GOOD, birth_date="2013-01-01"))
     assert response.status_code == 422
-    assert b"at least 14" in response.data
+    assert b"You are under 14" in response.data and b'id="guardian_contact-error"' in response.data
     assert count(Member) == 0
 
 

@@ -4,6 +4,7 @@ from .audit import AuditEvent
 from .auth import OneTimeCode
 from .consent import ConsentEvent, ConsentState
 from .deletion import DeletionRequest
+from .guardian import GuardianLink
 from .member import Member
 from .notification import FanOut, Notification, NotificationContent
 from .policy import PolicyVersion
@@ -15,6 +16,7 @@ __all__ = [
     "DeletionRequest",
     "Member",
     "FanOut",
+    "GuardianLink",
     "Notification",
     "NotificationContent",
     "OneTimeCode",

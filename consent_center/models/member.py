@@ -51,6 +51,10 @@ class Member(UserMixin, db.Model):
     sms_opted_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # The newest policy version whose notice the member has acknowledged (hides the banner).
     policy_seen_number: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Came of age with choices a guardian made: asked to confirm them (they stand until then).
+    confirm_guardian_choices: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default="0"
+    )
 
     def get_id(self) -> str:
         # Flask-Login keeps this in the session cookie: the public id, never the row key.

@@ -30,7 +30,13 @@ from .validation import normalize_email, normalize_phone
 SIGN_IN = "sign_in"
 VERIFY_CONTACT = "verify_contact"
 REAUTH = "reauth"
-_KINDS = {SIGN_IN: "sign_in_code", VERIFY_CONTACT: "verify_contact", REAUTH: "reauth_code"}
+GUARDIAN = "guardian"
+_KINDS = {
+    SIGN_IN: "sign_in_code",
+    VERIFY_CONTACT: "verify_contact",
+    REAUTH: "reauth_code",
+    GUARDIAN: "guardian_code",
+}
 
 
 def _key() -> bytes:
@@ -189,6 +195,32 @@ def confirm_reauth(member: Member, token: str | None, code: str) -> None:
     if row is not None and row.member_id != member.id:
         row = None
     check_code(row, code)
+
+
+def request_guardian_code(link, minor: Member) -> CodeRequest:
+    """Send a code to the guardian contact of `link`, to prove the guardian holds it."""
+    locale = "zh_Hans_CN" if (link.contact or "").startswith("+86") else minor.locale
+    return _issue_code(
+        purpose=GUARDIAN,
+        channel=link.contact_channel,
+        value=link.contact,
+        member=minor,
+        locale=locale,
+        new_value=link.public_id,
+    )
+
+
+def confirm_guardian_code(link, token: str | None, code: str) -> None:
+    """Check the guardian's code for this link; the caller commits in every case.
+
+    :raises Invalid: wrong, expired or used code, or a code for another link.
+    :raises TooManyAttempts: after too many wrong attempts.
+    """
+    row = load_pending_code(token, GUARDIAN)
+    if row is not None and row.new_value != link.public_id:
+        row = None
+    check_code(row, code)
+    row.new_value = None
 
 
 def load_pending_code(token: str | None, purpose: str) -> OneTimeCode | None:

@@ -1,18 +1,424 @@
-"""Guardians of minors (their links arrive with the minors feature)."""
+"""Minors and their guardians.
+
+A minor's account waits (`awaiting_guardian`) until a guardian, reached at the contact the
+minor gave, verifies that contact with a one-time code and approves. A refusal erases the
+minor's data. Guardians then oversee their wards; at most two guardians per ward.
+"""
 
 from __future__ import annotations
 
-from ..models import Member
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from flask import current_app
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import func, select, update
+
+from ..clock import utcnow
+from ..domain import OPTIONAL_PURPOSES, Actor, Channel, GuardianStatus, MemberStatus, Method
+from ..extensions import db
+from ..models import GuardianLink, Member
+from ..notify.base import Outgoing
+from .audit import record_audit
+from .errors import Conflict, Invalid, NotFound
+from .notifications import enqueue_notification, enqueue_secret_notification
+
+MAX_GUARDIANS = 2
+LINK_TTL = timedelta(days=7)
 
 
-def dissolve_guardian_links(member: Member) -> int:
-    """End every guardian link in which `member` is the minor or the guardian.
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
 
-    :returns: how many links were ended.
+
+@dataclass(frozen=True)
+class Invitation:
+    link: GuardianLink
+    notification_id: int
+    outgoing: Outgoing
+
+
+def invite_guardian(minor: Member, channel: str, contact: str, *, actor: Member) -> Invitation:
+    """Send a single-use approval link to the guardian's contact (no commit).
+
+    The token exists only in the message that is sent at once; the row keeps its hash.
     """
-    return 0
+    now = utcnow()
+    token = secrets.token_urlsafe(32)
+    link = GuardianLink(
+        minor_id=minor.id,
+        contact_channel=channel,
+        contact=contact,
+        status=GuardianStatus.INVITED,
+        token_hash=_hash(token),
+        token_expires_at=now + LINK_TTL,
+        invited_at=now,
+    )
+    db.session.add(link)
+    db.session.flush()
+    return _send_invitation(link, minor, token, actor)
+
+
+def _send_invitation(link: GuardianLink, minor: Member, token: str, actor: Member) -> Invitation:
+    base = (current_app.config.get("PUBLIC_BASE_URL") or "").rstrip("/")
+    locale = "zh_Hans_CN" if (link.contact or "").startswith("+86") else minor.locale
+    row, outgoing = enqueue_secret_notification(
+        member=None,
+        channel=link.contact_channel,
+        kind="guardian_invite",
+        dedupe_key=f"guardian_invite:{link.public_id}:{link.token_hash[:16]}",
+        recipient=link.contact,
+        locale=locale,
+        context={"minor_name": minor.name, "expires_at": link.token_expires_at},
+        secret_context={"link": f"{base}/guardian/invite/{token}"},
+        masked_context={"link": f"{base}/guardian/invite/••••••"},
+    )
+    record_audit(
+        "guardian.invited",
+        actor=actor,
+        subject=minor,
+        link=link.public_id,
+        channel=link.contact_channel,
+    )
+    return Invitation(link, row.id, outgoing)
+
+
+def resend_invitation(minor: Member) -> Invitation:
+    """A new link for the minor's pending guardian request (the old link stops working).
+
+    :raises NotFound: when no request is waiting.
+    """
+    link = db.session.scalars(
+        select(GuardianLink)
+        .where(GuardianLink.minor_id == minor.id, GuardianLink.status == GuardianStatus.INVITED)
+        .order_by(GuardianLink.id.desc())
+    ).first()
+    if link is None:
+        raise NotFound(_l("There is no guardian request waiting."))
+    token = secrets.token_urlsafe(32)
+    link.token_hash = _hash(token)
+    link.token_expires_at = utcnow() + LINK_TTL
+    return _send_invitation(link, minor, token, minor)
+
+
+def load_invitation(token: str) -> GuardianLink:
+    """The invited link for a token from a message.
+
+    :raises NotFound: for an unknown, used, expired or replaced link (one clear page).
+    """
+    link = db.session.scalars(
+        select(GuardianLink).where(GuardianLink.token_hash == _hash(token or ""))
+    ).first()
+    if (
+        link is None
+        or link.status != GuardianStatus.INVITED
+        or link.token_expires_at is None
+        or link.token_expires_at <= utcnow()
+    ):
+        raise NotFound(_l("This link has expired or was already used."))
+    return link
+
+
+def _approved_guardians(minor_id: int) -> list[GuardianLink]:
+    return list(
+        db.session.scalars(
+            select(GuardianLink).where(
+                GuardianLink.minor_id == minor_id, GuardianLink.status == GuardianStatus.APPROVED
+            )
+        )
+    )
+
+
+def _guardian_account(link: GuardianLink, name: str | None) -> Member:
+    """The guardian's member account for the verified contact, created when missing."""
+    from .auth import find_member_by_contact
+
+    # Only a verified number finds an account: an unverified one proves nothing.
+    guardian = find_member_by_contact(link.contact_channel, link.contact)
+    if guardian is None:
+        clean = " ".join((name or "").split())
+        if not clean:
+            raise Invalid(_l("Tell us your name."), {"guardian_name": [_l("Tell us your name.")]})
+        now = utcnow()
+        guardian = Member(
+            name=clean[:100],
+            status=MemberStatus.ACTIVE,
+            locale="zh_Hans_CN" if link.contact_channel == Channel.SMS else "en",
+        )
+        if link.contact_channel == Channel.EMAIL:
+            guardian.email, guardian.email_verified_at = link.contact, now
+        else:
+            guardian.phone, guardian.phone_verified_at = link.contact, now
+        db.session.add(guardian)
+        db.session.flush()
+        record_audit("member.registered", actor=guardian, subject=guardian, via="guardian_link")
+    return guardian
+
+
+def approve_minor(
+    link: GuardianLink, *, guardian_name: str | None, purposes: set[str], note: str | None
+) -> Member:
+    """The verified guardian approves: the minor's account becomes active, the guardian's
+    choices of optional purposes are recorded with the guardian as actor.
+
+    :returns: the guardian's account (created if needed).
+    :raises Conflict: when the ward already has the maximum number of guardians.
+    """
+    from .consents import set_consent
+    from .usability import purpose_barred
+
+    minor = db.session.get(Member, link.minor_id)
+    if len(_approved_guardians(minor.id)) >= MAX_GUARDIANS:
+        raise Conflict(_l("This account already has two guardians."))
+    guardian = _guardian_account(link, guardian_name)
+    from .usability import is_minor
+
+    if guardian.id == minor.id or is_minor(guardian):
+        message = _l("A guardian must be an adult other than the child.")
+        raise Invalid(message, {"guardian_name": [message]})
+    now = utcnow()
+    link.status, link.guardian_id, link.decided_at = GuardianStatus.APPROVED, guardian.id, now
+    link.token_hash, link.note = None, (note or "").strip() or None
+    first_approval = minor.status == MemberStatus.AWAITING_GUARDIAN
+    minor.status = MemberStatus.ACTIVE
+    record_audit("guardian.approved", actor=guardian, subject=minor, link=link.public_id)
+    for purpose in OPTIONAL_PURPOSES:
+        if purpose in purposes and not purpose_barred(minor, purpose):
+            set_consent(
+                minor,
+                purpose,
+                True,
+                actor=Actor.GUARDIAN,
+                method=Method.GUARDIAN_LINK,
+                actor_member=guardian,
+            )
+    if first_approval:
+        _tell(minor, "guardian_approved", {"guardian_name": guardian.name})
+    _tell(
+        guardian,
+        "guardian_approved",
+        {"guardian_name": guardian.name, "minor_name": minor.name, "to_guardian": True},
+        key=f"guardian_approved:{link.public_id}:guardian",
+    )
+    return guardian
+
+
+def refuse_minor(link: GuardianLink, *, note: str | None) -> None:
+    """The verified guardian refuses: the minor's data is erased and the minor is told (at
+    the address they registered with, which is then forgotten)."""
+    from .erasure import erase_member
+
+    minor = db.session.get(Member, link.minor_id)
+    to, locale = minor.email, minor.locale
+    link.status, link.decided_at, link.token_hash = GuardianStatus.REFUSED, utcnow(), None
+    link.note = (note or "").strip() or None
+    record_audit("guardian.refused", actor=None, subject=minor, link=link.public_id)
+    erase_member(minor, actor=None, reason="guardian_refused")
+    if to:
+        enqueue_notification(
+            member=None,
+            channel=Channel.EMAIL,
+            kind="guardian_refused",
+            dedupe_key=f"guardian_refused:{link.public_id}",
+            recipient=to,
+            locale=locale,
+            context={},
+        )
+
+
+def _tell(member: Member, kind: str, context: dict, key: str | None = None) -> None:
+    if member.email:
+        enqueue_notification(
+            member=member,
+            channel=Channel.EMAIL,
+            kind=kind,
+            dedupe_key=key or f"{kind}:{member.public_id}:{utcnow().isoformat()}",
+            recipient=member.email,
+            locale=member.locale,
+            context=context,
+        )
+    elif member.phone and member.phone_verified_at and member.sms_opted_out_at is None:
+        enqueue_notification(
+            member=member,
+            channel=Channel.SMS,
+            kind=kind,
+            dedupe_key=key or f"{kind}:{member.public_id}:{utcnow().isoformat()}",
+            recipient=member.phone,
+            locale=member.locale,
+            context=context,
+        )
+
+
+def wards_of(guardian: Member) -> list[tuple[GuardianLink, Member]]:
+    """The guardian's wards (approved links), with each ward's account."""
+    rows = db.session.execute(
+        select(GuardianLink, Member)
+        .join(Member, Member.id == GuardianLink.minor_id)
+        .where(
+            GuardianLink.guardian_id == guardian.id, GuardianLink.status == GuardianStatus.APPROVED
+        )
+        .order_by(Member.name)
+    ).all()
+    return [(link, ward) for link, ward in rows]
 
 
 def is_guardian_of(actor: Member, member_id: int) -> bool:
     """Whether `actor` is an approved guardian of the member with this row id."""
-    return False
+    return (
+        db.session.scalar(
+            select(func.count())
+            .select_from(GuardianLink)
+            .where(
+                GuardianLink.guardian_id == actor.id,
+                GuardianLink.minor_id == member_id,
+                GuardianLink.status == GuardianStatus.APPROVED,
+            )
+        )
+        > 0
+    )
+
+
+def load_ward_for(guardian: Member, public_id: str) -> Member:
+    """A ward of this guardian.
+
+    :raises NotFound: for anyone else's ward, or no such member (indistinguishable).
+    """
+    ward = db.session.scalars(select(Member).where(Member.public_id == public_id)).first()
+    if ward is None or not is_guardian_of(guardian, ward.id):
+        raise NotFound(_l("No such account."))
+    return ward
+
+
+def notify_co_guardians(ward: Member, acting: Member, purpose: str, granted: bool) -> None:
+    """Tell the ward's other guardian(s) that `acting` changed a choice."""
+    for link in _approved_guardians(ward.id):
+        if link.guardian_id == acting.id:
+            continue
+        other = db.session.get(Member, link.guardian_id)
+        if other is None or other.status != MemberStatus.ACTIVE:
+            continue
+        _tell(
+            other,
+            "guardian_change",
+            {
+                "guardian_name": acting.name,
+                "minor_name": ward.name,
+                "purpose": purpose,
+                "granted": granted,
+            },
+        )
+
+
+def pending_link_for(minor: Member) -> GuardianLink | None:
+    return db.session.scalars(
+        select(GuardianLink)
+        .where(GuardianLink.minor_id == minor.id)
+        .order_by(GuardianLink.id.desc())
+    ).first()
+
+
+def links_of_minor(minor: Member) -> list[GuardianLink]:
+    return list(
+        db.session.scalars(
+            select(GuardianLink).where(GuardianLink.minor_id == minor.id).order_by(GuardianLink.id)
+        )
+    )
+
+
+def invite_second_guardian(
+    ward: Member, guardian: Member, channel: str, contact: str
+) -> Invitation:
+    """An approved guardian asks another guardian to join (at most two).
+
+    :raises Conflict: when the ward already has two guardians or an invitation is waiting.
+    """
+    if len(_approved_guardians(ward.id)) >= MAX_GUARDIANS:
+        raise Conflict(_l("This account already has two guardians."))
+    waiting = db.session.scalar(
+        select(func.count())
+        .select_from(GuardianLink)
+        .where(GuardianLink.minor_id == ward.id, GuardianLink.status == GuardianStatus.INVITED)
+    )
+    if waiting:
+        raise Conflict(_l("An invitation is already waiting for an answer."))
+    return invite_guardian(ward, channel, contact, actor=guardian)
+
+
+def dissolve_guardian_links(member: Member) -> int:
+    """End every link in which `member` is the minor or the guardian, forgetting contacts.
+
+    :returns: how many links were ended.
+    """
+    now = utcnow()
+    ended = db.session.execute(
+        update(GuardianLink)
+        .where((GuardianLink.minor_id == member.id) | (GuardianLink.guardian_id == member.id))
+        .values(
+            contact=None, note=None, token_hash=None, status=GuardianStatus.REVOKED, ended_at=now
+        )
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    return ended or 0
+
+
+def transition_coming_of_age() -> int:
+    """End oversight for wards who reached MINOR_AGE: the link becomes history, the member is
+    asked to confirm each choice their guardian made (the choices stand until then), and the
+    guardian is told. Safe to run daily; returns how many wards came of age."""
+    from .usability import minor_cutoff
+
+    cutoff = minor_cutoff()
+    rows = db.session.execute(
+        select(GuardianLink, Member)
+        .join(Member, Member.id == GuardianLink.minor_id)
+        .where(
+            GuardianLink.status == GuardianStatus.APPROVED,
+            Member.birth_date.is_not(None),
+            Member.birth_date <= cutoff,
+            Member.status == MemberStatus.ACTIVE,
+        )
+    ).all()
+    now = utcnow()
+    members: dict[int, Member] = {}
+    for link, member in rows:
+        link.status, link.ended_at = GuardianStatus.ENDED, now
+        members[member.id] = member
+        guardian = db.session.get(Member, link.guardian_id)
+        if guardian is not None and guardian.status == MemberStatus.ACTIVE:
+            _tell(
+                guardian,
+                "guardian_ended",
+                {"minor_name": member.name, "to_guardian": True},
+                key=f"guardian_ended:{link.public_id}:guardian",
+            )
+        record_audit("guardian.oversight_ended", actor=None, subject=member, link=link.public_id)
+    for member in members.values():
+        member.confirm_guardian_choices = True
+        _tell(
+            member,
+            "guardian_ended",
+            {"minor_name": member.name},
+            key=f"guardian_ended:{member.public_id}:{now.date().isoformat()}",
+        )
+    return len(members)
+
+
+def confirm_guardian_choices(member: Member) -> None:
+    """The member, now of age, keeps the choices their guardian made (each is re-recorded
+    with the member as actor) and the prompt goes away. To change one, use its switch."""
+    from .consents import current_consents, set_consent
+
+    for view in current_consents(member):
+        if view.granted:
+            set_consent(
+                member,
+                view.purpose,
+                True,
+                actor=Actor.MEMBER,
+                method=Method.FORM,
+                actor_member=member,
+            )
+    member.confirm_guardian_choices = False
+    record_audit("guardian.choices_confirmed", actor=member, subject=member)

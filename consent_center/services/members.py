@@ -29,6 +29,15 @@ class RegistrationData:
     gender: str | None = None
     phone: str | None = None
     purposes: set[str] = field(default_factory=set)
+    # Required when the birth date makes the registrant a minor.
+    guardian_contact: str | None = None
+
+
+@dataclass(frozen=True)
+class Registration:
+    member: Member | None
+    code: CodeRequest
+    invitation: object | None = None  # guardians.Invitation for a minor
 
 
 def age_on(birth_date: date, today: date) -> int:
@@ -61,13 +70,14 @@ def _check_phone(raw: str | None, errors: dict) -> str | None:
     return phone
 
 
-def register_member(data: RegistrationData) -> tuple[Member | None, CodeRequest]:
+def register_member(data: RegistrationData) -> Registration:
     """Create a member and send the first sign-in code to their email.
 
     When the email already belongs to an account, nothing is created and that account is
-    sent a sign-in code instead, so the page looks the same either way.
+    sent a sign-in code instead, so the page looks the same either way. A minor's account
+    waits for a guardian: the guardian's contact is sent an approval link, and no optional
+    purpose is recorded until the guardian decides.
 
-    :returns: (the new member or None, the code request to continue with).
     :raises Invalid: with field errors for any bad input; nothing is written then.
     """
     errors: dict[str, list] = {}
@@ -85,14 +95,12 @@ def register_member(data: RegistrationData) -> tuple[Member | None, CodeRequest]
         errors.setdefault("birth_date", []).append(_l("Enter your date of birth."))
     elif data.birth_date > today or data.birth_date.year < 1900:
         errors.setdefault("birth_date", []).append(_l("Enter a real date of birth."))
-    elif age_on(data.birth_date, today) < current_app.config["MINOR_AGE"]:
-        errors.setdefault("birth_date", []).append(
-            _l(
-                "You must be at least %(age)d to register on your own. Please ask a parent or "
-                "guardian to contact us.",
-                age=current_app.config["MINOR_AGE"],
-            )
-        )
+    minor = data.birth_date is not None and (
+        age_on(data.birth_date, today) < current_app.config["MINOR_AGE"]
+    )
+    guardian = None
+    if minor:
+        guardian = _check_guardian_contact(data.guardian_contact, errors)
     unknown = data.purposes - set(OPTIONAL_PURPOSES)
     if unknown:
         errors.setdefault("purposes", []).append(_l("Choose only from the purposes shown."))
@@ -101,13 +109,14 @@ def register_member(data: RegistrationData) -> tuple[Member | None, CodeRequest]
 
     existing = find_member_by_contact(Channel.EMAIL, email)
     if existing is not None:
-        return None, _issue_code(
+        code = _issue_code(
             purpose=SIGN_IN,
             channel=Channel.EMAIL,
             value=email,
             member=existing,
             locale=existing.locale,
         )
+        return Registration(None, code)
     member = Member(
         name=name,
         email=email,
@@ -115,13 +124,18 @@ def register_member(data: RegistrationData) -> tuple[Member | None, CodeRequest]
         gender=data.gender or None,
         birth_date=data.birth_date,
         locale=data.locale,
-        status=MemberStatus.ACTIVE,
+        status=MemberStatus.AWAITING_GUARDIAN if minor else MemberStatus.ACTIVE,
     )
     db.session.add(member)
     db.session.flush()
     record_audit("member.registered", actor=member, subject=member)
+    invitation = None
+    if minor:
+        from .guardians import invite_guardian
+
+        invitation = invite_guardian(member, guardian[0], guardian[1], actor=member)
     for purpose in OPTIONAL_PURPOSES:
-        if purpose in data.purposes:
+        if purpose in data.purposes and not minor:
             set_consent(
                 member,
                 purpose,
@@ -133,7 +147,26 @@ def register_member(data: RegistrationData) -> tuple[Member | None, CodeRequest]
     code = _issue_code(
         purpose=SIGN_IN, channel=Channel.EMAIL, value=email, member=member, locale=member.locale
     )
-    return member, code
+    return Registration(member, code, invitation)
+
+
+def _check_guardian_contact(raw: str | None, errors: dict) -> tuple[str, str] | None:
+    """A minor's guardian: an email address or a mobile number."""
+    from .auth import parse_identifier
+
+    message = _l(
+        "You are under %(age)d: enter your parent's or guardian's email address or "
+        "mobile number, so they can approve your account.",
+        age=current_app.config["MINOR_AGE"],
+    )
+    if not raw or not raw.strip():
+        errors.setdefault("guardian_contact", []).append(message)
+        return None
+    try:
+        return parse_identifier(raw)
+    except Invalid:
+        errors.setdefault("guardian_contact", []).append(message)
+        return None
 
 
 @dataclass

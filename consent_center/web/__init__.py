@@ -9,6 +9,8 @@ def register_web(app: Flask) -> None:
     from . import errors, i18n, security
     from .auth.views import bp as auth_bp
     from .dev.views import bp as dev_bp
+    from .guardian.views import bp as guardian_bp
+    from .member import awaiting as _member_awaiting  # noqa: F401 (routes)
     from .member import deletion as _member_deletion  # noqa: F401 (routes)
     from .member import notifications as _member_notifications  # noqa: F401 (routes)
     from .member.views import bp as member_bp
@@ -24,5 +26,6 @@ def register_web(app: Flask) -> None:
     app.register_blueprint(auth_bp)
     app.register_blueprint(member_bp)
     app.register_blueprint(dev_bp)
+    app.register_blueprint(guardian_bp)
     app.register_blueprint(staff_bp)
     app.register_blueprint(webhooks_bp)

@@ -38,6 +38,10 @@ class RegisterForm(FlaskForm):
     locale = SelectField(
         _l("Preferred language"), choices=locale_choices, default=Locale.EN, validate_choice=False
     )
+    guardian_contact = StringField(
+        _l("Parent's or guardian's email or mobile number"),
+        validators=[Optional(), Length(max=254)],
+    )
     trend_analysis = BooleanField(_l("Yes, use my information for trend analysis"))
     advertising = BooleanField(_l("Yes, use my information for advertising planning"))
 

@@ -12,6 +12,7 @@ from ...models import Notification
 from ...notify.delivery import deliver_now
 from ...services import auth as auth_service
 from ...services.errors import Invalid, TooManyAttempts
+from ...services.guardians import wards_of
 from ...services.members import RegistrationData, register_member
 from ..forms import apply_field_errors
 from .forms import CodeForm, RegisterForm, SignInForm
@@ -80,14 +81,21 @@ def register():
             birth_date=form.birth_date.data,
             locale=form.locale.data,
             purposes=purposes,
+            guardian_contact=form.guardian_contact.data,
         )
         try:
-            _member, code_request = register_member(data)
+            registration = register_member(data)
         except Invalid as exc:
             db.session.rollback()
             apply_field_errors(form, exc.field_errors)
         else:
-            return _send_code_and_continue(code_request)
+            invitation = registration.invitation
+            response = _send_code_and_continue(registration.code)
+            if invitation is not None:
+                # The approval link holds a token that is never stored: send it now.
+                row = db.session.get(Notification, invitation.notification_id)
+                deliver_now([row], {row.id: invitation.outgoing})
+            return response
     status = 422 if request.method == "POST" else 200
     return render_template("auth/register.html", form=form), status
 
@@ -138,6 +146,7 @@ def enter_code():
             next_url = safe_next(request.args.get("next"))
             session.clear()  # a new session on sign-in: no fixation, old tokens die
             login_user(member)
+            session["is_guardian"] = bool(wards_of(member))
             return redirect(next_url or url_for("member.overview"), 303)
     elif request.method == "POST":
         status = 422

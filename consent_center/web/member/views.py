@@ -26,6 +26,7 @@ from ...domain import (
     PURPOSES,
     Actor,
     Channel,
+    MemberStatus,
     Method,
 )
 from ...extensions import db
@@ -51,10 +52,21 @@ bp = Blueprint("member", __name__, url_prefix="/me")
 CONTACT_TOKENS = "contact_change_tokens"
 
 
+# What a minor awaiting a guardian may use: the status page, and nothing else of /me.
+AWAITING_ENDPOINTS = {"member.awaiting_guardian", "member.resend_guardian_link"}
+
+
 @bp.before_request
 @login_required
-def require_sign_in() -> None:
-    """Every page here is the signed-in member's own."""
+def require_sign_in():
+    """Every page here is the signed-in member's own; a minor awaiting a guardian sees only
+    the status of that request."""
+    if (
+        current_user.status == MemberStatus.AWAITING_GUARDIAN
+        and request.endpoint not in AWAITING_ENDPOINTS
+    ):
+        return redirect(url_for("member.awaiting_guardian"), 303)
+    return None
 
 
 @bp.get("")
@@ -70,6 +82,19 @@ def overview():
         form=ConsentForm(),
         status_message=None,
     )
+
+
+@bp.post("/guardian-choices/confirm")
+def confirm_guardian_choices():
+    """Now of age: keep the choices your guardian made (change any with its switch)."""
+    if not EmptyForm().validate_on_submit():
+        abort(400)
+    from ...services.guardians import confirm_guardian_choices as confirm
+
+    confirm(current_user)
+    db.session.commit()
+    flash(_("Your choices are confirmed. They are now yours."), "status")
+    return redirect(url_for("member.overview"), 303)
 
 
 @bp.post("/policy-notice/<int:number>/ack")

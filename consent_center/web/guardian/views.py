@@ -1,0 +1,337 @@
+"""Guardians: approve or refuse a minor's account from a single-use link, then oversee
+their wards' consents, data and deletion."""
+
+from __future__ import annotations
+
+import json
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_babel import gettext as _
+from flask_login import current_user, login_user
+
+from ...domain import (
+    ACTOR_LABELS,
+    METHOD_LABELS,
+    NOTIFICATION_KIND_LABELS,
+    NOTIFICATION_STATUS_LABELS,
+    OPTIONAL_PURPOSES,
+    PURPOSES,
+    Actor,
+    Method,
+)
+from ...extensions import db, limiter
+from ...models import Member, Notification
+from ...notify.delivery import deliver_now
+from ...services import auth as auth_service
+from ...services import consents as consent_service
+from ...services import deletion as deletion_service
+from ...services import guardians as guardian_service
+from ...services import member_data
+from ...services.errors import Conflict, Invalid, TooManyAttempts
+from ...services.notifications import member_messages
+from ...services.usability import purpose_barred
+from ..forms import apply_field_errors
+from ..htmx import render_page_or_fragment, wants_fragment
+from ..member.forms import ConsentForm, EmptyForm
+from .forms import DecisionForm, GuardianCodeForm, InviteForm
+
+bp = Blueprint("guardian", __name__, url_prefix="/guardian")
+
+CODE_TOKEN = "guardian_code_token"
+VERIFIED_LINK = "guardian_verified_link"
+
+
+# --- The approval link -----------------------------------------------------------------
+
+
+def _invitation(token: str):
+    link = guardian_service.load_invitation(token)
+    return link, db.session.get(Member, link.minor_id)
+
+
+@bp.get("/invite/<token>")
+def invitation(token: str):
+    """A guardian opens the link: first, prove you hold the contact it was sent to."""
+    try:
+        link, minor = _invitation(token)
+    except Exception:  # noqa: BLE001 - any unusable link gets the same clear page
+        db.session.rollback()
+        return render_template("guardian/link_unusable.html"), 404
+    if session.get(VERIFIED_LINK) == link.public_id:
+        return redirect(url_for("guardian.decide", token=token), 303)
+    return render_template(
+        "guardian/invitation.html",
+        link=link,
+        minor=minor,
+        token=token,
+        send_form=EmptyForm(),
+        form=GuardianCodeForm() if session.get(CODE_TOKEN) else None,
+    )
+
+
+@bp.post("/invite/<token>/code")
+@limiter.limit("5 per hour")
+def send_code(token: str):
+    """Send a one-time code to the guardian contact."""
+    link, minor = _invitation(token)
+    if not EmptyForm().validate_on_submit():
+        abort(400)
+    code_request = auth_service.request_guardian_code(link, minor)
+    db.session.commit()
+    row = db.session.get(Notification, code_request.notification_id)
+    deliver_now([row], {row.id: code_request.outgoing})
+    session[CODE_TOKEN] = code_request.token
+    flash(_("We sent a code to %(to)s.", to=code_request.masked_to), "status")
+    return redirect(url_for("guardian.invitation", token=token), 303)
+
+
+@bp.post("/invite/<token>/verify")
+def verify(token: str):
+    """Check the guardian's code."""
+    link, minor = _invitation(token)
+    form = GuardianCodeForm()
+    status = 422
+    if form.validate_on_submit():
+        try:
+            auth_service.confirm_guardian_code(link, session.get(CODE_TOKEN), form.code.data)
+        except TooManyAttempts as exc:
+            db.session.commit()
+            session.pop(CODE_TOKEN, None)
+            form.code.errors = [exc.message]
+            status = 429
+        except Invalid as exc:
+            db.session.commit()
+            apply_field_errors(form, exc.field_errors or {"code": [exc.message]})
+        else:
+            db.session.commit()
+            session.pop(CODE_TOKEN, None)
+            session[VERIFIED_LINK] = link.public_id
+            return redirect(url_for("guardian.decide", token=token), 303)
+    return render_template(
+        "guardian/invitation.html",
+        link=link,
+        minor=minor,
+        token=token,
+        send_form=EmptyForm(),
+        form=form,
+    ), status
+
+
+@bp.route("/invite/<token>/decide", methods=["GET", "POST"])
+def decide(token: str):
+    """Show exactly what the minor's account holds, then approve or refuse."""
+    link, minor = _invitation(token)
+    if session.get(VERIFIED_LINK) != link.public_id:
+        return redirect(url_for("guardian.invitation", token=token), 303)
+    from ...services.auth import find_member_by_contact
+
+    has_account = find_member_by_contact(link.contact_channel, link.contact) is not None
+    form = DecisionForm()
+    status = 200
+    if form.validate_on_submit():
+        decision = request.form.get("decision")
+        if decision == "refuse":
+            guardian_service.refuse_minor(link, note=form.note.data)
+            db.session.commit()
+            session.pop(VERIFIED_LINK, None)
+            return render_template("guardian/refused.html"), 200
+        if decision == "approve":
+            purposes = {
+                p
+                for p in OPTIONAL_PURPOSES
+                if getattr(form, p, None) is not None and getattr(form, p).data
+            }
+            try:
+                guardian = guardian_service.approve_minor(
+                    link,
+                    guardian_name=form.guardian_name.data,
+                    purposes=purposes,
+                    note=form.note.data,
+                )
+            except (Invalid, Conflict) as exc:
+                db.session.rollback()
+                apply_field_errors(form, exc.field_errors or {"note": [exc.message]})
+                status = 422
+            else:
+                db.session.commit()
+                # The guardian proved the contact with a code: sign them in (new session).
+                session.clear()
+                login_user(guardian)
+                session["is_guardian"] = True
+                flash(_("Thank you. The account is approved."), "status")
+                return redirect(url_for("guardian.dashboard"), 303)
+        else:
+            status = 422
+    elif request.method == "POST":
+        status = 422
+    return render_template(
+        "guardian/decide.html",
+        link=link,
+        minor=minor,
+        form=form,
+        token=token,
+        groups=member_data.inventory_view(minor),
+        has_account=has_account,
+        advertising_barred=purpose_barred(minor, "advertising"),
+    ), status
+
+
+# --- The dashboard -----------------------------------------------------------------------
+
+
+@bp.before_request
+def require_guardian_sign_in():
+    """Everything but the approval link needs a signed-in member."""
+    if request.endpoint in {
+        "guardian.invitation",
+        "guardian.send_code",
+        "guardian.verify",
+        "guardian.decide",
+    }:
+        return None
+    if not current_user.is_authenticated:
+        return current_app.login_manager.unauthorized()
+    return None
+
+
+@bp.get("")
+def dashboard():
+    """Every ward, with status."""
+    return render_template("guardian/dashboard.html", wards=guardian_service.wards_of(current_user))
+
+
+@bp.get("/wards/<public_id>")
+def ward(public_id: str):
+    """A ward's data, choices, messages and requests."""
+    ward = guardian_service.load_ward_for(current_user, public_id)
+    consents = consent_service.current_consents(ward)
+    return render_template(
+        "guardian/ward.html",
+        ward=ward,
+        consents=consents,
+        groups=member_data.inventory_view(ward, consent_count=len(consents)),
+        history=consent_service.consent_history(ward, limit=100),
+        messages=member_messages(ward),
+        requests=deletion_service.member_requests(ward),
+        links=guardian_service.links_of_minor(ward),
+        actors=ACTOR_LABELS,
+        methods=METHOD_LABELS,
+        status_labels=NOTIFICATION_STATUS_LABELS,
+        kind_labels=NOTIFICATION_KIND_LABELS,
+        form=EmptyForm(),
+        invite_form=InviteForm(),
+        purposes=PURPOSES,
+    )
+
+
+@bp.post("/wards/<public_id>/consents/<purpose>")
+def set_ward_consent(public_id: str, purpose: str):
+    """Give or withdraw an optional purpose for a ward (recorded with the guardian as actor)."""
+    ward = guardian_service.load_ward_for(current_user, public_id)
+    if purpose not in OPTIONAL_PURPOSES:
+        abort(404)
+    form = ConsentForm()
+    if not form.validate_on_submit() or form.granted.data not in ("0", "1"):
+        view = consent_service.consent_view(ward, purpose)
+        return render_page_or_fragment(
+            "member/consent_page.html",
+            "member/_consent_switch.html",
+            status=422,
+            consent=view,
+            form=form,
+            ward=ward,
+            status_message=_("That did not work: please use the switch on the page."),
+        )
+    granted = form.granted.data == "1"
+    event = consent_service.set_consent(
+        ward,
+        purpose,
+        granted,
+        actor=Actor.GUARDIAN,
+        method=Method.HTMX if wants_fragment() else Method.FORM,
+        actor_member=current_user,
+    )
+    guardian_service.notify_co_guardians(ward, current_user, purpose, granted)
+    db.session.commit()
+    title = PURPOSES[purpose].title
+    message = (
+        _("%(purpose)s is now on.", purpose=title)
+        if granted
+        else _("%(purpose)s is now off.", purpose=title)
+    )
+    if wants_fragment():
+        return render_page_or_fragment(
+            "member/consent_page.html",
+            "member/_consent_switch_response.html",
+            consent=consent_service.consent_view(ward, purpose),
+            form=ConsentForm(),
+            status_message=message,
+            receipt=event,
+            ward=ward,
+        )
+    flash(message, "status")
+    return redirect(url_for("guardian.ward", public_id=public_id) + f"#consent-{purpose}", 303)
+
+
+@bp.get("/wards/<public_id>/export")
+def export_ward(public_id: str):
+    """Download everything held about the ward as JSON."""
+    ward = guardian_service.load_ward_for(current_user, public_id)
+    body = json.dumps(member_data.export_member_data(ward), ensure_ascii=False, indent=2)
+    return Response(
+        body,
+        mimetype="application/json",
+        headers={"Content-Disposition": 'attachment; filename="ward-data.json"'},
+    )
+
+
+@bp.post("/wards/<public_id>/deletion")
+def request_ward_deletion(public_id: str):
+    """Ask for the ward's data to be deleted (decided by staff like any request)."""
+    ward = guardian_service.load_ward_for(current_user, public_id)
+    if not EmptyForm().validate_on_submit():
+        abort(400)
+    try:
+        deletion = deletion_service.request_deletion(
+            ward, requested_by=current_user, reason=request.form.get("reason")
+        )
+    except Conflict:
+        db.session.rollback()
+        flash(_("A deletion request is already open for this account."), "status")
+        return redirect(url_for("guardian.ward", public_id=public_id), 303)
+    db.session.commit()
+    flash(_("Your request is received."), "status")
+    return redirect(url_for("member.deletion_status", public_id=deletion.public_id), 303)
+
+
+@bp.post("/wards/<public_id>/invite")
+def invite_second(public_id: str):
+    """Invite a second guardian (at most two)."""
+    ward = guardian_service.load_ward_for(current_user, public_id)
+    form = InviteForm()
+    if form.validate_on_submit():
+        try:
+            channel, contact = auth_service.parse_identifier(form.contact.data)
+            invitation = guardian_service.invite_second_guardian(
+                ward, current_user, channel, contact
+            )
+        except (Invalid, Conflict) as exc:
+            db.session.rollback()
+            flash(str(exc.message), "status")
+            return redirect(url_for("guardian.ward", public_id=public_id), 303)
+        db.session.commit()
+        row = db.session.get(Notification, invitation.notification_id)
+        deliver_now([row], {row.id: invitation.outgoing})
+        flash(_("We sent the other guardian a link."), "status")
+    return redirect(url_for("guardian.ward", public_id=public_id), 303)

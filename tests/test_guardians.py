@@ -1,0 +1,280 @@
+"""Minors and guardians: no optional processing before a verified guardian approves."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from consent_center import clock
+from consent_center.extensions import db
+from consent_center.models import ConsentEvent, GuardianLink, Member, Notification
+from consent_center.notify.dev import read_mailbox
+from consent_center.services.consents import current_consents
+from tests.conftest import make_member, make_policy, post
+
+GUARDIAN_EMAIL = "parent@example.org"
+
+
+def minor_birth_date(age: int = 10) -> str:
+    today = clock.utcnow().date()
+    return today.replace(year=today.year - age).isoformat()
+
+
+def register_minor(client, **extra) -> Member:
+    data = {"name": "Little Lee", "email": "little.lee@example.org",
+            "birth_date": minor_birth_date(), "locale": "en",
+            "guardian_contact": GUARDIAN_EMAIL, "trend_analysis": "y"}
+    data.update(extra)
+    response = post(client, "/register", data)
+    assert response.status_code == 303, response.data
+    return db.session.scalars(select(Member).where(Member.email == data["email"])).one()
+
+
+def link_from_mailbox(to: str = GUARDIAN_EMAIL) -> str:
+    message = next(m for m in read_mailbox() if m["to"] == to and m["kind"] == "guardian_invite")
+    return re.search(r"/guardian/invite/([\w-]+)", message["text"]).group(1)
+
+
+def code_from_mailbox(to: str, kind: str) -> str:
+    message = next(m for m in read_mailbox() if m["to"] == to and m["kind"] == kind)
+    return re.search(r"\b(\d{6})\b", message["text"]).group(1)
+
+
+def verify_as_guardian(client, token: str, to: str = GUARDIAN_EMAIL):
+    assert post(client, f"/guardian/invite/{token}/code", {}).status_code == 303
+    code = code_from_mailbox(to, "guardian_code")
+    response = post(client, f"/guardian/invite/{token}/verify", {"code": code})
+    assert response.status_code == 303 and response.headers["Location"].endswith("/decide")
+
+
+def test_minor_needs_a_guardian_contact(client):
+    response = post(client, "/register", {"name": "Kid", "email": "kid@example.org",
+                                          "birth_date": minor_birth_date(), "locale": "en"})
+    assert response.status_code == 422 and b"parent" in response.data
+    assert db.session.scalars(select(Member)).first() is None
+
+
+def test_minor_account_waits_and_no_optional_purpose_is_recorded(client, app):
+    minor = register_minor(client)
+    assert minor.status == "awaiting_guardian"
+    assert db.session.scalars(select(ConsentEvent)).first() is None
+    link = db.session.scalars(select(GuardianLink)).one()
+    assert link.status == "invited" and link.contact == GUARDIAN_EMAIL
+    token = link_from_mailbox()
+    assert link.token_hash != token and token not in (
+        db.session.scalars(select(Notification.body_text)
+                           .where(Notification.kind == "guardian_invite")).one())
+    # The minor can sign in, but sees only the status of the request.
+    from tests.test_auth import latest_code
+
+    post(client, "/sign-in/code", {"code": latest_code(minor.email)})
+    response = client.get("/me")
+    assert response.status_code == 303 and response.headers["Location"].endswith(
+        "/me/awaiting-guardian")
+    page = client.get("/me/awaiting-guardian").get_data(as_text=True)
+    assert "Waiting for your guardian" in page
+    assert client.get("/me/history").status_code == 303
+    assert post(client, "/me/consents/trend_analysis", {"granted": "1"}).status_code == 303
+    assert db.session.scalars(select(ConsentEvent)).first() is None
+    assert client.get("/policy").status_code == 200
+
+
+def test_guardian_verifies_then_approves(client, app):
+    make_policy()
+    minor = register_minor(client)
+    guardian_client = app.test_client()
+    token = link_from_mailbox()
+    page = guardian_client.get(f"/guardian/invite/{token}").get_data(as_text=True)
+    assert "Little Lee" in page and "Send me a code" in page
+    # Deciding before verifying the contact is not possible.
+    assert guardian_client.get(f"/guardian/invite/{token}/decide").status_code == 303
+    verify_as_guardian(guardian_client, token)
+    page = guardian_client.get(f"/guardian/invite/{token}/decide").get_data(as_text=True)
+    assert "little.lee@example.org" in page and "Advertising planning is never used" in page
+    response = post(guardian_client, f"/guardian/invite/{token}/decide",
+                    {"decision": "approve", "guardian_name": "Parent Lee",
+                     "trend_analysis": "y"})
+    assert response.status_code == 303 and response.headers["Location"] == "/guardian"
+    db.session.refresh(minor)
+    assert minor.status == "active"
+    guardian = db.session.scalars(select(Member).where(Member.email == GUARDIAN_EMAIL)).one()
+    event = db.session.scalars(select(ConsentEvent)).one()
+    assert (event.purpose, event.actor, event.actor_member_id, event.method) == (
+        "trend_analysis", "guardian", guardian.id, "guardian_link")
+    kinds = db.session.scalars(select(Notification.kind)).all()
+    assert kinds.count("guardian_approved") == 2  # the minor and the guardian
+    # The link cannot be replayed.
+    assert guardian_client.get(f"/guardian/invite/{token}").status_code == 404
+    assert app.test_client().get(f"/guardian/invite/{token}").status_code == 404
+    # The guardian is signed in and sees the ward.
+    dashboard = guardian_client.get("/guardian").get_data(as_text=True)
+    assert "Little Lee" in dashboard
+
+
+def test_guardian_refusal_erases_the_minor(client, app):
+    minor = register_minor(client)
+    guardian_client = app.test_client()
+    token = link_from_mailbox()
+    verify_as_guardian(guardian_client, token)
+    response = post(guardian_client, f"/guardian/invite/{token}/decide",
+                    {"decision": "refuse", "note": "Too young"})
+    assert response.status_code == 200 and b"erased" in response.data
+    db.session.refresh(minor)
+    assert minor.status == "erased" and minor.email is None
+    told = db.session.scalars(select(Notification).where(
+        Notification.kind == "guardian_refused")).one()
+    assert told.member_id is None and told.recipient == "little.lee@example.org"
+
+
+def test_expired_or_unknown_link_gets_a_clear_page(client, app):
+    register_minor(client)
+    token = link_from_mailbox()
+    clock.freeze(clock.utcnow() + timedelta(days=7, seconds=1))
+    response = app.test_client().get(f"/guardian/invite/{token}")
+    assert response.status_code == 404 and b"expired or was already used" in response.data
+    assert app.test_client().get("/guardian/invite/not-a-token").status_code == 404
+
+
+def test_minor_can_resend_with_a_rate_limit(client, app):
+    minor = register_minor(client)
+    first = link_from_mailbox()
+    from tests.test_auth import latest_code
+
+    post(client, "/sign-in/code", {"code": latest_code(minor.email)})
+    assert post(client, "/me/awaiting-guardian/resend", {}).status_code == 303
+    second = [re.search(r"/guardian/invite/([\w-]+)", m["text"]).group(1)
+              for m in read_mailbox() if m["kind"] == "guardian_invite"][0]
+    assert second != first
+    assert app.test_client().get(f"/guardian/invite/{first}").status_code == 404
+    assert app.test_client().get(f"/guardian/invite/{second}").status_code == 200
+    for _ in range(2):
+        post(client, "/me/awaiting-guardian/resend", {})
+    assert post(client, "/me/awaiting-guardian/resend", {}).status_code == 429
+
+
+@pytest.fixture
+def family(client, app, login_as):
+    """A minor approved by a guardian, and the guardian's signed-in client."""
+    make_policy()
+    minor = register_minor(client)
+    guardian_client = app.test_client()
+    token = link_from_mailbox()
+    verify_as_guardian(guardian_client, token)
+    post(guardian_client, f"/guardian/invite/{token}/decide",
+         {"decision": "approve", "guardian_name": "Parent Lee"})
+    guardian = db.session.scalars(select(Member).where(Member.email == GUARDIAN_EMAIL)).one()
+    db.session.refresh(minor)
+    return minor, guardian, guardian_client
+
+
+def test_guardian_toggles_and_the_minor_sees_the_guardian_as_actor(family, client, login_as):
+    minor, guardian, guardian_client = family
+    page = guardian_client.get(f"/guardian/wards/{minor.public_id}").get_data(as_text=True)
+    assert page.count('role="switch"') == 2 and "disabled" in page  # advertising barred
+    response = post(guardian_client,
+                    f"/guardian/wards/{minor.public_id}/consents/trend_analysis",
+                    {"granted": "1"}, htmx=True)
+    assert response.status_code == 200 and 'aria-checked="true"' in response.get_data(
+        as_text=True)
+    response = post(guardian_client, f"/guardian/wards/{minor.public_id}/consents/advertising",
+                    {"granted": "1"})
+    assert response.status_code == 403
+    login_as(minor)
+    history = client.get("/me/history").get_data(as_text=True)
+    assert "Your guardian" in history
+    assert {v.purpose: v.granted for v in current_consents(minor)} == {
+        "trend_analysis": True, "advertising": False}
+
+
+def test_guardian_cannot_reach_another_childs_pages(family, app, login_as):
+    minor, guardian, guardian_client = family
+    stranger_child = make_member(birth_date=date(2016, 1, 1))
+    for url in (f"/guardian/wards/{stranger_child.public_id}",
+                f"/guardian/wards/{stranger_child.public_id}/export"):
+        assert guardian_client.get(url).status_code == 404
+    response = post(guardian_client,
+                    f"/guardian/wards/{stranger_child.public_id}/consents/trend_analysis",
+                    {"granted": "1"})
+    assert response.status_code == 404
+    # And a minor is nobody's guardian.
+    minor_client = app.test_client()
+    login_as(minor, on=minor_client)
+    assert minor_client.get(f"/guardian/wards/{minor.public_id}").status_code == 404
+
+
+def test_guardian_exports_and_requests_deletion_for_the_ward(family):
+    minor, guardian, guardian_client = family
+    response = guardian_client.get(f"/guardian/wards/{minor.public_id}/export")
+    assert response.status_code == 200 and b"little.lee@example.org" in response.data
+    response = post(guardian_client, f"/guardian/wards/{minor.public_id}/deletion", {})
+    assert response.status_code == 303
+    from consent_center.models import DeletionRequest
+
+    request = db.session.scalars(select(DeletionRequest)).one()
+    assert request.member_id == minor.id and request.requested_by_id == guardian.id
+    assert guardian_client.get(response.headers["Location"]).status_code == 200
+
+
+def test_second_guardian_and_notifications_of_changes(family, app):
+    minor, guardian, guardian_client = family
+    post(guardian_client, f"/guardian/wards/{minor.public_id}/invite",
+         {"contact": "other.parent@example.org"})
+    token = link_from_mailbox("other.parent@example.org")
+    second_client = app.test_client()
+    verify_as_guardian(second_client, token, "other.parent@example.org")
+    post(second_client, f"/guardian/invite/{token}/decide",
+         {"decision": "approve", "guardian_name": "Other Parent"})
+    post(second_client, f"/guardian/wards/{minor.public_id}/consents/trend_analysis",
+         {"granted": "1"})
+    told = db.session.scalars(select(Notification).where(
+        Notification.kind == "guardian_change")).all()
+    assert [n.recipient for n in told] == [GUARDIAN_EMAIL]
+    # A third guardian is not possible.
+    response = post(guardian_client, f"/guardian/wards/{minor.public_id}/invite",
+                    {"contact": "third@example.org"})
+    assert response.status_code == 303
+    assert db.session.scalars(select(GuardianLink).where(
+        GuardianLink.contact == "third@example.org")).first() is None
+
+
+def test_coming_of_age(family, runner, client, login_as):
+    minor, guardian, guardian_client = family
+    post(guardian_client, f"/guardian/wards/{minor.public_id}/consents/trend_analysis",
+         {"granted": "1"})
+    assert runner.invoke(args=["minors", "transition"]).output.startswith("0 ward")
+    today = clock.utcnow()
+    clock.freeze(today.replace(year=today.year + 4))
+    result = runner.invoke(args=["minors", "transition"])
+    assert result.exit_code == 0 and result.output.startswith("1 ward")
+    link = db.session.scalars(select(GuardianLink)).one()
+    assert link.status == "ended"
+    db.session.refresh(minor)
+    assert minor.confirm_guardian_choices
+    # The guardian's choice stands until confirmed.
+    assert {v.purpose: v.granted for v in current_consents(minor)}["trend_analysis"]
+    assert guardian_client.get(f"/guardian/wards/{minor.public_id}").status_code == 404
+    login_as(minor)
+    page = client.get("/me").get_data(as_text=True)
+    assert "Keep these choices" in page
+    assert post(client, "/me/guardian-choices/confirm", {}).status_code == 303
+    db.session.refresh(minor)
+    assert not minor.confirm_guardian_choices
+    last = db.session.scalars(select(ConsentEvent).order_by(ConsentEvent.id.desc())).first()
+    assert (last.actor, last.granted) == ("member", True)
+    kinds = db.session.scalars(select(Notification.kind)).all()
+    assert kinds.count("guardian_ended") == 2
+
+
+def test_a_child_cannot_name_themselves_as_guardian(client, app):
+    minor = register_minor(client, guardian_contact="little.lee@example.org")
+    token = link_from_mailbox("little.lee@example.org")
+    guardian_client = app.test_client()
+    verify_as_guardian(guardian_client, token, "little.lee@example.org")
+    response = post(guardian_client, f"/guardian/invite/{token}/decide",
+                    {"decision": "approve"})
+    assert response.status_code == 422
+    db.session.refresh(minor)
+    assert minor.status == "awaiting_guardian"
