@@ -110,8 +110,12 @@ def set_consent(
     from .usability import purpose_barred
 
     if granted and purpose_barred(member, purpose):
-        raise NotAllowed(_l("This use is not open to members under %(age)d.",
-                            age=current_app.config["MINOR_AGE"]))
+        raise NotAllowed(
+            _l(
+                "This use is not open to members under %(age)d.",
+                age=current_app.config["MINOR_AGE"],
+            )
+        )
     db.session.execute(select(Member.id).where(Member.id == member.id).with_for_update())
     last = db.session.execute(
         select(ConsentEvent.seq, ConsentEvent.hash)

@@ -56,14 +56,16 @@ def stale_grant_condition(now: datetime | None = None):
         .scalar_subquery()
     )
     return exists(
-        select(literal(1)).where(
+        select(literal(1))
+        .where(
             later.published_at.is_not(None),
             later.effective_at <= now,
             or_(ConsentState.policy_version_id.is_(None), later.number > granted_number),
             (literal(",") + later.changed_purposes + literal(",")).like(
                 literal("%,") + ConsentState.purpose + literal(",%")
             ),
-        ).correlate(ConsentState)
+        )
+        .correlate(ConsentState)
     )
 
 
