@@ -57,6 +57,8 @@ class BaseConfig:
         self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
         self.PORT = _int("PORT", 5000)
         self.PUBLIC_BASE_URL = _str("PUBLIC_BASE_URL")
+        # Behind N reverse proxies, trust N hops of X-Forwarded-* (client IP, scheme, host).
+        self.PROXY_FIX_HOPS = _int("PROXY_FIX_HOPS", 0)
 
         # Sessions: the cookie holds only the member's id and the CSRF secret.
         self.SESSION_COOKIE_NAME = "cc_session"

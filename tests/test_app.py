@@ -95,3 +95,48 @@ def test_htmx_vendored_locally_and_referenced_without_cdn(client, app):
     response = client.get(f"/static/vendor/htmx/{version}/htmx.min.js")
     assert response.status_code == 200
     response.close()
+
+
+def test_proxy_fix_trusts_configured_hops(monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "sqlite://")
+    app = create_app("development", PROXY_FIX_HOPS=1, DEV_MAILBOX=False)
+    seen = {}
+
+    @app.get("/_probe")
+    def probe():
+        from flask import request
+
+        seen.update(ip=request.remote_addr, scheme=request.scheme)
+        return "ok"
+
+    app.test_client().get("/_probe", headers={"X-Forwarded-For": "203.0.113.9",
+                                               "X-Forwarded-Proto": "https"})
+    assert seen == {"ip": "203.0.113.9", "scheme": "https"}
+
+
+def test_rate_limits_work_with_redis_storage(app, client):
+    """Several web processes share limits through Redis (RATELIMIT_STORAGE_URI)."""
+    import redis
+
+    from tests.conftest import post
+
+    try:
+        redis.Redis(host="127.0.0.1", port=6379, socket_connect_timeout=2).ping()
+    except redis.ConnectionError:
+        pytest.fail("Redis must run on 127.0.0.1:6379 for this test")
+    shared = {"RATELIMIT_STORAGE_URI": "redis://127.0.0.1:6379/15",
+              "SIGN_IN_RATE_LIMIT_IP": "2 per minute",
+              "SQLALCHEMY_DATABASE_URI": app.config["SQLALCHEMY_DATABASE_URI"],
+              "DEV_MAILBOX_DIR": app.config["DEV_MAILBOX_DIR"]}
+    redis.Redis(host="127.0.0.1", port=6379, db=15).flushdb()
+    one, two = create_app("testing", **shared), create_app("testing", **shared)
+    statuses = []
+    for web in (one, two, one):
+        c = web.test_client()
+        statuses.append(post(c, "/sign-in", {"identifier": "x@example.org"}).status_code)
+    assert statuses == [303, 303, 429]
+    for web in (one, two):
+        with web.app_context():
+            from consent_center.extensions import db
+
+            db.engine.dispose()
