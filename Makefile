@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml
 setup: $(VENV)/.installed translations
 
 translations: $(VENV)/.installed
-	@$(VENV)/bin/pybabel compile -q -d translations
+	@$(VENV)/bin/pybabel compile -d translations >/dev/null
 
 # Re-extract messages after changing text in code or templates, then translate the .po files.
 messages: $(VENV)/.installed
