@@ -55,7 +55,7 @@ LAYERS = [
 
 
 def make_client(app, creds_path: Path):
-    creds = harness.read_credentials(creds_path)
+    creds = harness.read_credentials(creds_path)  # read now: the file may go away
     client = app.test_client(use_cookies=False)
     client.environ_base.pop("HTTP_USER_AGENT", None)  # as wrk: keeps the session untouched
 
@@ -123,14 +123,15 @@ def main(argv=None) -> int:
 
     if not args.reuse_db:
         harness.create_database()
-        harness.flask_cli(env, "db", "upgrade")
+        harness.migrate(env)
         harness.flask_cli(env, "demo", "seed")
     app = create_app("production")
     if not args.reuse_db:
         harness.seed_members(app, args.members, min(50, args.members), random.Random(1))
-    creds = Path(tempfile.mkdtemp(prefix="cc-profile-")) / "members.tsv"
-    harness.write_credentials(app, creds)
-    calls = make_client(app, creds)
+    with tempfile.TemporaryDirectory(prefix="cc-profile-") as tmp:
+        creds = Path(tmp) / "members.tsv"
+        harness.write_credentials(app, creds)
+        calls = make_client(app, creds)
     statements = count_statements(app)
 
     for name in ("me", "toggle") if args.scenario == "all" else (args.scenario,):

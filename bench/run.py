@@ -40,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -146,6 +147,36 @@ def flask_cli(env: dict[str, str], *args: str, check: bool = True) -> subprocess
     return proc
 
 
+VERIFIERS = ("ledger", "audit")  # `flask <name> verify`: the consent ledger, the audit log
+
+
+def verify_chains(env: dict[str, str]) -> dict[str, dict]:
+    """Run every `flask <name> verify` this version of the app has; exit 0 means intact."""
+    checked = {}
+    for name in VERIFIERS:
+        proc = flask_cli(env, name, "verify", check=False)
+        if proc.returncode == 2 and "No such command" in proc.stderr:
+            continue
+        checked[name] = {
+            "exit": proc.returncode,
+            "output": proc.stdout.strip(),
+            "errors": proc.stderr.strip()[-2000:],
+        }
+    return checked
+
+
+def migrate(env: dict[str, str]) -> None:
+    """`flask db upgrade`; with several heads (branches not merged yet) say so and apply all."""
+    proc = flask_cli(env, "db", "upgrade", check=False)
+    if proc.returncode != 0 and "Multiple head revisions" in proc.stdout + proc.stderr:
+        log("  note: the migrations have several heads (merge them); applying `upgrade heads`")
+        proc = flask_cli(env, "db", "upgrade", "heads", check=False)
+    if proc.returncode != 0:
+        raise BenchError(
+            f"`flask db upgrade` exited {proc.returncode}:\n{proc.stdout}{proc.stderr}"
+        )
+
+
 # --- database ---------------------------------------------------------------------------
 
 
@@ -202,6 +233,18 @@ def required_extras(conn, table: str, given: str) -> tuple[str, str, dict]:
     return columns, values, params
 
 
+def copy_rows(conn, table: str, rows: list[dict]) -> None:
+    """COPY rows (dicts with the same keys) into `table`, plus any required_extras()."""
+    if not rows:
+        return
+    columns = ", ".join(rows[0])
+    extra_cols, _values, extra = required_extras(conn, table, columns)
+    with conn.cursor() as cur:
+        with cur.copy(f"COPY {table} ({columns}{extra_cols}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row((*row.values(), *extra.values()))
+
+
 @dataclass
 class SeedReport:
     members: int = 0
@@ -223,8 +266,9 @@ def seed_members(app, n: int, service_sample: int, rng: random.Random) -> SeedRe
 
     from consent_center.domain import Actor
     from consent_center.extensions import db
-    from consent_center.models import Member
-    from consent_center.models.consent import GENESIS_HASH, chain_hash
+    from consent_center.models import AuditEvent, ConsentEvent, Member
+    from consent_center.models.audit import AUDIT_GENESIS_HASH
+    from consent_center.models.consent import GENESIS_HASH
     from consent_center.services.consents import set_consent
 
     started = time.monotonic()
@@ -261,9 +305,12 @@ def seed_members(app, n: int, service_sample: int, rng: random.Random) -> SeedRe
 
         sample_ids = [m[0] for m in members[:service_sample]]
         direct = members[service_sample:]
-        rows = []
+        # Each event and its audit entry are built as (transient) model instances so that
+        # their hashes come from the models' own compute_hash(), chained per member.
+        events, audits = [], []
         for member_id, _public_id in direct:
-            prev, when = GENESIS_HASH, joined + timedelta(seconds=rng.randint(0, 86_400))
+            prev, audit_prev = GENESIS_HASH, AUDIT_GENESIS_HASH
+            when = joined + timedelta(seconds=rng.randint(0, 86_400))
             for seq, (purpose, granted, method) in enumerate(consent_plan(rng), start=1):
                 when += timedelta(
                     minutes=rng.randint(1, 20_000), microseconds=rng.randint(0, 999_999)
@@ -279,19 +326,26 @@ def seed_members(app, n: int, service_sample: int, rng: random.Random) -> SeedRe
                     actor_member_id=member_id,
                     method=method,
                     created_at=when,
+                    prev_hash=prev,
                 )
-                digest = chain_hash(prev_hash=prev, **event)
-                rows.append((*event.values(), prev, digest))
-                prev = digest
-        columns = (
-            "member_id, seq, receipt_id, purpose, granted, policy_version_id, actor, "
-            "actor_member_id, method, created_at, prev_hash, hash"
-        )
-        extra_cols, _values, extra = required_extras(conn, "consent_event", columns)
+                event["hash"] = prev = ConsentEvent(**event).compute_hash()
+                events.append(event)
+                audit = dict(
+                    actor_member_id=member_id,
+                    subject_member_id=member_id,
+                    action="consent.granted" if granted else "consent.withdrawn",
+                    details={"method": method, "purpose": purpose, "receipt": event["receipt_id"]},
+                    created_at=when,
+                    seq=seq,
+                    prev_hash=audit_prev,
+                )
+                audit["hash"] = audit_prev = AuditEvent(**audit).compute_hash()
+                audit["details"] = json.dumps(audit["details"], sort_keys=True)
+                audits.append(audit)
+        copy_rows(conn, "consent_event", events)
+        copy_rows(conn, "audit_event", audits)
+        rows = events
         with conn.cursor() as cur:
-            with cur.copy(f"COPY consent_event ({columns}{extra_cols}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row((*row, *extra.values()))
             direct_ids = [m[0] for m in direct]
             given = "member_id, purpose, granted, event_id, policy_version_id, updated_at"
             extra_cols, extra_vals, extra = required_extras(conn, "consent_state", given)
@@ -302,20 +356,6 @@ def seed_members(app, n: int, service_sample: int, rng: random.Random) -> SeedRe
                        member_id, purpose, granted, id, policy_version_id, created_at{extra_vals}
                 FROM consent_event WHERE member_id = ANY(%(ids)s)
                 ORDER BY member_id, purpose, seq DESC
-                """,
-                {"ids": direct_ids, **extra},
-            )
-            given = "actor_member_id, subject_member_id, action, details, created_at"
-            extra_cols, extra_vals, extra = required_extras(conn, "audit_event", given)
-            cur.execute(
-                f"""
-                INSERT INTO audit_event ({given}{extra_cols})
-                SELECT member_id, member_id,
-                       CASE WHEN granted THEN 'consent.granted' ELSE 'consent.withdrawn' END,
-                       json_build_object('purpose', purpose, 'method', method,
-                                         'receipt', receipt_id),
-                       created_at{extra_vals}
-                FROM consent_event WHERE member_id = ANY(%(ids)s) ORDER BY id
                 """,
                 {"ids": direct_ids, **extra},
             )
@@ -511,7 +551,10 @@ def preflight(server: Server, creds: Path) -> None:
             server.port, "GET", "/me", {"Cookie": f"cc_session={cookie}"}
         )
         if status != 200 or b"Bench Member" not in body:
-            raise BenchError(f"preflight GET /me for {public_id}: {status}\n{body[:500]!r}")
+            raise BenchError(
+                f"preflight GET /me for {public_id}: {status}\n{body[:300]!r}\n"
+                f"--- {server.log_path} (tail)\n{tail(server.log_path, 25)}"
+            )
         if any(k.lower() == "set-cookie" for k, _ in headers):
             raise BenchError(f"preflight GET /me rewrote the session: {headers}")
         status, headers, body = http_request(
@@ -527,7 +570,10 @@ def preflight(server: Server, creds: Path) -> None:
             "granted=1",
         )
         if status != 200 or b'id="consent-advertising"' not in body:
-            raise BenchError(f"preflight toggle for {public_id}: {status}\n{body[:500]!r}")
+            raise BenchError(
+                f"preflight toggle for {public_id}: {status}\n{body[:300]!r}\n"
+                f"--- {server.log_path} (tail)\n{tail(server.log_path, 25)}"
+            )
 
 
 # --- wrk --------------------------------------------------------------------------------
@@ -626,30 +672,42 @@ def run_wrk(
     return parse_wrk(name, out)
 
 
-def curl_sample(server: Server, scenario: str, creds: Path | None) -> str:
-    """Replay one request of the scenario with curl, to show what an error looks like."""
+def curl_sample(server: Server, scenario: str, creds: Path | None, tries: int = 20) -> str:
+    """Replay requests of the scenario with curl (up to `tries` random members) and show the
+    first one that is not 2xx, or the last one if all were fine, to show what an error is."""
     curl = shutil.which("curl")
     if curl is None:
         return "(curl is not installed)"
-    cmd = [curl, "-sS", "-i", "--max-time", "10", "-H", "User-Agent:"]
-    if scenario == "hello":
-        cmd.append(server.base() + "/")
-    else:
-        public_id, cookie, token = random.choice(read_credentials(creds))
-        cmd += ["-H", f"Cookie: cc_session={cookie}"]
-        if scenario == "me":
-            cmd.append(server.base() + "/me")
+    members = random.sample(read_credentials(creds), tries) if creds else [None]
+    out, status = "", None
+    for member in members[:tries]:
+        cmd = [curl, "-sS", "-i", "--max-time", "10", "-H", "User-Agent:"]
+        if member is None:
+            cmd.append(server.base() + "/")
         else:
-            cmd += [
-                "-H", f"X-CSRFToken: {token}",
-                "-H", "HX-Request: true",
-                "--data", "granted=1",
-                server.base() + "/me/consents/advertising",
-            ]  # fmt: skip
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=20)
-    return (
-        "$ curl ... (" + scenario + ")\n" + "\n".join((out.stdout + out.stderr).splitlines()[:40])
+            _public_id, cookie, token = member
+            cmd += ["-H", f"Cookie: cc_session={cookie}"]
+            if scenario == "me":
+                cmd.append(server.base() + "/me")
+            else:
+                cmd += [
+                    "-H", f"X-CSRFToken: {token}",
+                    "-H", "HX-Request: true",
+                    "--data", "granted=1",
+                    server.base() + "/me/consents/advertising",
+                ]  # fmt: skip
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=20)
+        out = done.stdout + done.stderr
+        found = re.match(r"HTTP/[\d.]+ (\d+)", out)
+        status = int(found.group(1)) if found else None
+        if status is None or not 200 <= status < 300:
+            break
+    verdict = (
+        "a failing request"
+        if status is None or not 200 <= status < 300
+        else (f"all {len(members[:tries])} replayed requests succeeded; the last one")
     )
+    return f"$ curl ... ({scenario}): {verdict}:\n" + "\n".join(out.splitlines()[:30])
 
 
 def measure(
@@ -777,6 +835,9 @@ def main(argv=None) -> int:
     logs = RESULTS / "logs"
     logs.mkdir(exist_ok=True)
     signal.signal(signal.SIGTERM, _on_sigterm)
+    signal.signal(signal.SIGHUP, _on_sigterm)
+    # Also when started in the background by a shell, which would leave SIGINT ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     if args.tune:
         try:
             return tune(args, logs)
@@ -786,6 +847,12 @@ def main(argv=None) -> int:
     wanted = [args.only] if args.only else list(SCENARIOS)
     app_scenarios = [s for s in wanted if s != "hello"]
     started_at = datetime.now(UTC)
+    load_before = os.getloadavg()
+    if load_before[0] > 0.5:
+        log(
+            f"note: the machine is busy before the run (load average {load_before[0]:.2f}): "
+            "other processes compete for the 2 cores, so expect lower and noisier numbers"
+        )
     t0 = time.monotonic()
     secret_key = secrets.token_hex(32)  # 64 characters, new every run
     env = app_env(secret_key)
@@ -799,7 +866,7 @@ def main(argv=None) -> int:
         if app_scenarios:
             log(f"database {DB_NAME}: create, migrate, seed")
             create_database()
-            flask_cli(env, "db", "upgrade")
+            migrate(env)
             flask_cli(env, "demo", "seed")
             os.environ.update(
                 {
@@ -818,15 +885,15 @@ def main(argv=None) -> int:
                 f"({seeded.via_service} members through set_consent) in {seeded.seconds:.1f} s"
             )
             info["seed"] = asdict(seeded)
-            verify = flask_cli(env, "ledger", "verify", check=False)
-            log(f"  flask ledger verify (seeded): {verify.stdout.strip()}")
-            if verify.returncode != 0:
-                raise BenchError(f"seeded ledger does not verify:\n{verify.stderr[-2000:]}")
+            for name, result in verify_chains(env).items():
+                log(f"  flask {name} verify (seeded): {result['output']}")
+                if result["exit"] != 0:
+                    raise BenchError(f"seeded {name} chain does not verify:\n{result['errors']}")
             count = write_credentials(app, creds)
             log(f"  {count} signed-in sessions written")
 
         log(
-            f"gunicorn: sync, {args.workers} workers; wrk: {args.threads} threads, "
+            f"gunicorn: sync, {args.workers} workers; wrk: {args.threads} thread(s), "
             f"{args.connections} connections, {args.duration:g} s (+{args.warmup:g} s warm-up)"
         )
         hello_env = dict(env, PYTHONUNBUFFERED="1")
@@ -890,18 +957,22 @@ def main(argv=None) -> int:
         hello_run()
 
         if app_scenarios:
-            verify = flask_cli(env, "ledger", "verify", check=False)
-            checks["ledger_verify"] = {"exit": verify.returncode, "output": verify.stdout.strip()}
-            log(f"check: flask ledger verify: exit {verify.returncode}: {verify.stdout.strip()}")
-            if verify.returncode != 0:
-                log(verify.stderr[-2000:])
-                failures.append("flask ledger verify")
+            for name, result in verify_chains(env).items():
+                checks[f"{name}_verify"] = result
+                log(f"check: flask {name} verify: exit {result['exit']}: {result['output']}")
+                if result["exit"] != 0:
+                    log(result["errors"])
+                    failures.append(f"flask {name} verify")
     except BenchError as exc:
         log(f"FAILED: {exc}")
         failures.append(str(exc).splitlines()[0])
     except KeyboardInterrupt:
         log("interrupted; stopping everything")
         failures.append("interrupted")
+    except Exception as exc:  # noqa: BLE001 - report it, clean up, exit 1
+        traceback.print_exc()
+        log(f"FAILED: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+        failures.append(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
     finally:
         stop_all()
         shutil.rmtree(tmp, ignore_errors=True)
@@ -914,7 +985,22 @@ def main(argv=None) -> int:
             except Exception as exc:  # noqa: BLE001 - clean-up is best effort
                 log(f"(could not drop {DB_NAME}: {exc})")
 
+    if "interrupted" in failures:
+        return 130
     if "hello" not in results or (app_scenarios and not all(s in results for s in app_scenarios)):
+        # Never leave an older run's numbers looking current.
+        (RESULTS / "latest.json").write_text(
+            json.dumps(
+                {
+                    "started_at": started_at.isoformat(timespec="seconds"),
+                    "ok": False,
+                    "failures": failures,
+                    "measurements": [],
+                },
+                indent=2,
+            )
+            + "\n"
+        )
         return 1
 
     hellos = results["hello"]
@@ -933,6 +1019,14 @@ def main(argv=None) -> int:
             f"hello runs: {' / '.join(f'{r.rps:.1f}' for r in hellos)} req/s "
             f"(differ by {spread:.1f}%); baseline = their mean"
         )
+        if spread > 15:
+            log(
+                "note: the two hello runs differ by more than 15%: the machine was busy during"
+                " the run, so the ratios are uncertain; run again when it is quiet"
+            )
+        document_notes = {"hello_spread_percent": round(spread, 1)}
+    else:
+        document_notes = {}
     for name, target in TARGETS.items():
         if name in summary:
             ratio = summary[name][2]
@@ -963,6 +1057,7 @@ def main(argv=None) -> int:
             for r in results[name]
         ],
         "checks": checks,
+        **document_notes,
         "settings": {
             "gunicorn": {
                 "worker_class": "sync",
@@ -985,6 +1080,8 @@ def main(argv=None) -> int:
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
             "platform": platform.platform(),
+            "loadavg_before": [round(x, 2) for x in load_before],
+            "loadavg_after": [round(x, 2) for x in os.getloadavg()],
         },
         **info,
     }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -19,6 +19,7 @@ from .extensions import db
 from .models import Member, PolicyVersion
 
 ledger_cli = AppGroup("ledger", help="The consent ledger.")
+audit_cli = AppGroup("audit", help="The audit log.")
 demo_cli = AppGroup("demo", help="Demo data for a newcomer's machine.")
 policy_cli = AppGroup("policy", help="Policy versions.")
 notify_cli = AppGroup("notify", help="The notification outbox.")
@@ -46,6 +47,23 @@ def ledger_verify() -> None:
         sys.exit(1)
 
 
+@audit_cli.command("verify")
+def audit_verify() -> None:
+    """Recompute every audit-log hash chain; exit 1 when any link is broken."""
+    from .services.audit import verify_audit_log
+
+    report = verify_audit_log()
+    for subject, seq, reason in report.broken:
+        chain = "system" if subject is None else f"member-row={subject}"
+        click.echo(f"BROKEN {chain} seq={seq}: {reason}", err=True)
+    click.echo(
+        f"checked {report.events_checked} entries in {report.chains_checked} chains: "
+        f"{'ok' if report.ok else f'{len(report.broken)} problems'}"
+    )
+    if not report.ok:
+        sys.exit(1)
+
+
 def seed_policy_text() -> tuple[str, str]:
     from .services.policies import seed_text_to_markdown
 
@@ -67,7 +85,7 @@ def seed_demo() -> list[str]:
             title=title,
             body_md=body,
             summary="The company's privacy policy as first published in Consent Center.",
-            effective_at=utcnow() - timedelta(days=1),
+            effective_at=utcnow(),
             config=current_app.config,
             allow_immediate=True,
             notify=False,
@@ -212,7 +230,12 @@ def minors_transition() -> None:
 
 
 def register_cli(app: Flask) -> None:
+    from .api_cli import api_token_cli, webhooks_cli
+
+    app.cli.add_command(api_token_cli)
+    app.cli.add_command(webhooks_cli)
     app.cli.add_command(ledger_cli)
+    app.cli.add_command(audit_cli)
     app.cli.add_command(demo_cli)
     app.cli.add_command(policy_cli)
     app.cli.add_command(notify_cli)

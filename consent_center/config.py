@@ -126,6 +126,13 @@ class BaseConfig:
 
         self.DELETION_DUE_WORKING_DAYS = _int("DELETION_DUE_WORKING_DAYS", 15)
         self.CONTACT_RATE_LIMIT = _str("CONTACT_RATE_LIMIT", "5 per hour")
+        # The API for downstream systems (per token) and outgoing webhooks.
+        self.API_RATE_LIMIT = _str("API_RATE_LIMIT", "600 per minute")
+        # A gap in the change feed is re-checked this long (a transaction still committing).
+        self.API_FEED_HOLE_SECONDS = _int("API_FEED_HOLE_SECONDS", 300)
+        # How long an erasure notice names the former member number.
+        self.API_ERASURE_NOTICE_DAYS = _int("API_ERASURE_NOTICE_DAYS", 30)
+        self.WEBHOOK_TIMEOUT = _int("WEBHOOK_TIMEOUT", 10)
         self.BABEL_DEFAULT_LOCALE = "en"
         # Dates and times are shown in this zone (stored in UTC).
         self.BABEL_DEFAULT_TIMEZONE = _str("DISPLAY_TIMEZONE", "Asia/Shanghai")

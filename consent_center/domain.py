@@ -24,6 +24,14 @@ class MemberStatus(StrEnum):
     ERASED = "erased"
 
 
+ROLE_LABELS = {Role.MEMBER: _l("Member"), Role.STAFF: _l("Staff"), Role.ADMIN: _l("Administrator")}
+MEMBER_STATUS_LABELS = {
+    MemberStatus.ACTIVE: _l("Active"),
+    MemberStatus.AWAITING_GUARDIAN: _l("Waiting for a guardian's approval"),
+    MemberStatus.ERASED: _l("Erased"),
+}
+
+
 class Gender(StrEnum):
     FEMALE = "female"
     MALE = "male"
@@ -79,6 +87,8 @@ class Method(StrEnum):
     API = "api"
     GPC = "gpc"
     POLICY_CHANGE = "policy_change"
+    # Turned on while the browser sent Global Privacy Control, after the member confirmed.
+    GPC_OVERRIDE = "gpc_override"
 
 
 METHOD_LABELS = {
@@ -89,6 +99,7 @@ METHOD_LABELS = {
     Method.API: _l("API"),
     Method.GPC: _l("Global Privacy Control signal"),
     Method.POLICY_CHANGE: _l("Policy change"),
+    Method.GPC_OVERRIDE: _l("Web form, overriding the Global Privacy Control signal"),
 }
 
 ACTOR_LABELS = {
@@ -102,6 +113,7 @@ ACTOR_LABELS = {
 class Channel(StrEnum):
     EMAIL = "email"
     SMS = "sms"
+    WEBHOOK = "webhook"  # to a downstream system (a subscription), never to a member
 
 
 class NotificationStatus(StrEnum):
@@ -133,6 +145,7 @@ NOTIFICATION_KIND_LABELS = {
     "deletion_refused": _l("Deletion request refused"),
     "deletion_completed": _l("Your data is erased"),
     "reauth_code": _l("Confirmation code"),
+    "incident_notice": _l("Security incident notice"),
     "guardian_invite": _l("Request for a guardian's approval"),
     "guardian_code": _l("Guardian verification code"),
     "guardian_approved": _l("Guardian approved the account"),
@@ -525,6 +538,23 @@ DATA_INVENTORY: tuple[InventoryGroup, ...] = (
         ("ended_at", _l("Oversight ended on"), (SERVICE,), RECORDED, _UNTIL_ERASED),
     ),
     _group(
+        "change_event",
+        _l("Changes announced to our other systems"),
+        _l(
+            "When your consent changes or your data is erased, we tell the company's systems "
+            "that use your information, so they follow your choice at once."
+        ),
+        ("type", _l("What changed"), (SERVICE,), RECORDED, _KEPT_ANONYMISED),
+        ("created_at", _l("When it was announced"), (SERVICE,), RECORDED, _KEPT_ANONYMISED),
+        (
+            "former_public_id",
+            _l("Your member number, in the notice of your erasure"),
+            (SERVICE,),
+            RECORDED,
+            _l("Set only when your data is erased, and removed when the notice period ends"),
+        ),
+    ),
+    _group(
         "audit_event",
         _l("Security and audit log"),
         _l(
@@ -536,6 +566,9 @@ DATA_INVENTORY: tuple[InventoryGroup, ...] = (
         ("subject_member_id", _l("Whose account"), (SERVICE,), RECORDED, _KEPT_ANONYMISED),
         ("details", _l("Details (never personal data)"), (SERVICE,), RECORDED, _KEPT_ANONYMISED),
         ("created_at", _l("When"), (SERVICE,), RECORDED, _KEPT_ANONYMISED),
+        ("seq", _l("Position in the log of your account"), (SERVICE,), RECORDED, _KEPT_ANONYMISED),
+        ("prev_hash", _l("Link to the previous entry"), (SERVICE,), RECORDED, _KEPT_ANONYMISED),
+        ("hash", _l("Tamper-evident fingerprint"), (SERVICE,), RECORDED, _KEPT_ANONYMISED),
     ),
 )
 
@@ -579,6 +612,17 @@ NOT_MEMBER_DATA: dict[tuple[str, str], str] = {
     ("notification_content", "body_html"): "company content shared by many members",
     ("audit_event", "id"): "internal row key",
     ("policy_version", "id"): "company content",
+    ("policy_version", "public_id"): "random handle, no meaning",
+    ("incident_notice", "id"): "internal row key",
+    ("incident_notice", "public_id"): "random handle, no meaning",
+    ("incident_notice", "content"): "company content (the notice text in each language)",
+    ("incident_notice", "audience"): "company bulk-send bookkeeping (the recipient filter)",
+    ("incident_notice", "created_by_id"): "staff member who wrote it (not a recipient's data)",
+    ("incident_notice", "created_at"): "company bulk-send bookkeeping",
+    ("incident_notice", "updated_at"): "company bulk-send bookkeeping",
+    ("incident_notice", "sent_at"): "company bulk-send bookkeeping",
+    ("incident_notice", "sent_by_id"): "staff member who sent it (not a recipient's data)",
+    ("incident_notice", "fan_out_id"): "internal row key",
     ("policy_version", "number"): "company content",
     ("policy_version", "title"): "company content",
     ("policy_version", "body_md"): "company content",
@@ -588,4 +632,25 @@ NOT_MEMBER_DATA: dict[tuple[str, str], str] = {
     ("policy_version", "effective_at"): "company content",
     ("policy_version", "created_at"): "company content",
     ("alembic_version", "version_num"): "schema bookkeeping",
+    # The API and outgoing webhooks (issue 7): credentials and settings of company systems.
+    ("api_token", "id"): "internal row key",
+    ("api_token", "name"): "company system that holds the token",
+    ("api_token", "token_hash"): "fingerprint of a company system's credential",
+    ("api_token", "prefix"): "first characters of a company system's credential",
+    ("api_token", "scopes"): "what a company system may read",
+    ("api_token", "created_at"): "credential bookkeeping",
+    ("api_token", "last_used_at"): "credential bookkeeping",
+    ("api_token", "revoked_at"): "credential bookkeeping",
+    ("webhook_subscription", "id"): "internal row key",
+    ("webhook_subscription", "public_id"): "random handle, no meaning",
+    ("webhook_subscription", "url"): "a company system's address",
+    ("webhook_subscription", "secret"): "shared signing key of a company system",
+    ("webhook_subscription", "events"): "which events a company system receives",
+    ("webhook_subscription", "active"): "subscription bookkeeping",
+    ("webhook_subscription", "created_at"): "subscription bookkeeping",
+    ("change_event", "id"): "internal row key (the change feed's order)",
+    ("change_event", "public_id"): "random event id, no meaning",
+    ("change_event", "member_id"): "internal row key",
+    ("change_event", "consent_event_id"): "internal row key",
+    ("notification", "order_key"): "delivery ordering, built from internal keys only",
 }

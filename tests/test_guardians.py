@@ -35,7 +35,7 @@ def register_minor(client, **extra) -> Member:
 
 def link_from_mailbox(to: str = GUARDIAN_EMAIL) -> str:
     message = next(m for m in read_mailbox() if m["to"] == to and m["kind"] == "guardian_invite")
-    return re.search(r"/guardian/invite/([\w-]+)", message["text"]).group(1)
+    return re.search(r"/g/([\w-]+)", message["text"]).group(1)
 
 
 def code_from_mailbox(to: str, kind: str) -> str:
@@ -145,7 +145,7 @@ def test_minor_can_resend_with_a_rate_limit(client, app):
 
     post(client, "/sign-in/code", {"code": latest_code(minor.email)})
     assert post(client, "/me/awaiting-guardian/resend", {}).status_code == 303
-    second = [re.search(r"/guardian/invite/([\w-]+)", m["text"]).group(1)
+    second = [re.search(r"/g/([\w-]+)", m["text"]).group(1)
               for m in read_mailbox() if m["kind"] == "guardian_invite"][0]
     assert second != first
     assert app.test_client().get(f"/guardian/invite/{first}").status_code == 404
@@ -278,3 +278,12 @@ def test_a_child_cannot_name_themselves_as_guardian(client, app):
     assert response.status_code == 422
     db.session.refresh(minor)
     assert minor.status == "awaiting_guardian"
+
+
+def test_short_links_for_text_messages(client, app):
+    register_minor(client)
+    token = link_from_mailbox()
+    response = app.test_client().get(f"/g/{token}")
+    assert response.status_code == 303 and response.headers["Location"].endswith(
+        f"/guardian/invite/{token}")
+    assert client.get("/p/1").headers["Location"].endswith("/policy/versions/1")

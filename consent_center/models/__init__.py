@@ -1,15 +1,21 @@
 """All models, re-exported so `from consent_center.models import Member` works."""
 
+from .api import ApiToken, ChangeEvent
 from .audit import AuditEvent
 from .auth import OneTimeCode
 from .consent import ConsentEvent, ConsentState
 from .deletion import DeletionRequest
 from .guardian import GuardianLink
+from .incident import IncidentNotice
 from .member import Member
 from .notification import FanOut, Notification, NotificationContent
 from .policy import PolicyVersion
+from .webhook import WebhookSubscription
 
 __all__ = [
+    "ApiToken",
+    "ChangeEvent",
+    "WebhookSubscription",
     "AuditEvent",
     "ConsentEvent",
     "ConsentState",
@@ -17,6 +23,7 @@ __all__ = [
     "Member",
     "FanOut",
     "GuardianLink",
+    "IncidentNotice",
     "Notification",
     "NotificationContent",
     "OneTimeCode",

@@ -1,19 +1,39 @@
-"""The audit log: who did what to whom, and when. Details never hold personal data."""
+"""The audit log: who did what to whom, and when. Details never hold personal data.
+
+Entries are hash-chained per subject member (entries without a subject form one "system"
+chain), so no global lock is needed and `flask audit verify` can prove nothing was changed.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, String
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..clock import utcnow
 from ..extensions import db
 from .types import UTCDateTime
 
+AUDIT_GENESIS_HASH = "0" * 64
+
 
 class AuditEvent(db.Model):
     __tablename__ = "audit_event"
+    __table_args__ = (
+        # Two racing writers cannot both extend one member's chain from the same link...
+        UniqueConstraint("subject_member_id", "seq"),
+        # ...nor the system chain (NULLs are distinct in a unique constraint, hence this).
+        Index(
+            "uq_audit_event_system_seq",
+            "seq",
+            unique=True,
+            sqlite_where=text("subject_member_id IS NULL"),
+            postgresql_where=text("subject_member_id IS NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     actor_member_id: Mapped[int | None] = mapped_column(ForeignKey("member.id"), index=True)
@@ -21,3 +41,45 @@ class AuditEvent(db.Model):
     action: Mapped[str] = mapped_column(String(64), index=True)
     details: Mapped[dict] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    # Position in the subject's chain (or the system chain), from 1.
+    seq: Mapped[int] = mapped_column(Integer)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+    def compute_hash(self) -> str:
+        """The fingerprint of this entry's content chained to the previous entry's."""
+        return audit_chain_hash(
+            prev_hash=self.prev_hash,
+            subject_member_id=self.subject_member_id,
+            seq=self.seq,
+            actor_member_id=self.actor_member_id,
+            action=self.action,
+            details=self.details,
+            created_at=self.created_at,
+        )
+
+
+def audit_chain_hash(
+    *,
+    prev_hash: str,
+    subject_member_id: int | None,
+    seq: int,
+    actor_member_id: int | None,
+    action: str,
+    details: dict | None,
+    created_at: datetime,
+) -> str:
+    """SHA-256 over a canonical JSON of the entry and the previous hash (format v1; the
+    migration that added the chain computes the same)."""
+    payload = {
+        "v": 1,
+        "prev_hash": prev_hash,
+        "subject": subject_member_id,
+        "seq": seq,
+        "actor": actor_member_id,
+        "action": action,
+        "details": details or {},
+        "created_at": created_at.isoformat(timespec="microseconds"),
+    }
+    blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(blob.encode()).hexdigest()

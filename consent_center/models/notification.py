@@ -68,6 +68,9 @@ class Notification(db.Model):
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     provider_id: Mapped[str | None] = mapped_column(String(200), index=True)
+    # Rows with the same key are delivered one at a time, in id order (webhooks: one
+    # subscription and member); NULL for messages that need no order.
+    order_key: Mapped[str | None] = mapped_column(String(80), index=True)
     last_error: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

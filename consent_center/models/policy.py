@@ -9,14 +9,17 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from ..clock import utcnow
 from ..extensions import db
-from .types import UTCDateTime
+from .types import UTCDateTime, new_public_id
 
 
 class PolicyVersion(db.Model):
     __tablename__ = "policy_version"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    number: Mapped[int] = mapped_column(Integer, unique=True)
+    # Staff URLs name a version (drafts included) by this random handle.
+    public_id: Mapped[str] = mapped_column(String(32), unique=True, default=new_public_id)
+    # Given at publication; a draft (published_at NULL) has none yet.
+    number: Mapped[int | None] = mapped_column(Integer, unique=True)
     title: Mapped[str] = mapped_column(String(200))
     body_md: Mapped[str] = mapped_column(Text)
     summary: Mapped[str] = mapped_column(Text)

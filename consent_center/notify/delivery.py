@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, or_, select, text, update
 
 from ..clock import utcnow
 from ..domain import Channel, NotificationStatus
@@ -21,8 +21,9 @@ from ..extensions import db
 from ..models import Notification, NotificationContent
 from .base import DeliveryResult, Outgoing
 
-# Kinds whose recipient and text are deleted as soon as they are sent.
-SCRUB_AFTER_SEND = {"deletion_completed"}
+# Kinds whose recipient and text are deleted as soon as they are sent (webhook bodies name
+# members; the change_event table keeps the facts).
+SCRUB_AFTER_SEND = {"deletion_completed", "consent.changed", "member.erased"}
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,10 @@ _CLAIM_COLUMNS = (
 def transport_for(channel: str):
     """The configured transport for a channel: real when configured, else the dev mailbox."""
     config = current_app.config
+    if channel == Channel.WEBHOOK:
+        from .webhook import WebhookTransport
+
+        return WebhookTransport()
     if channel == Channel.EMAIL and config.get("MAIL_SERVER"):
         from .email import SmtpTransport
 
@@ -155,16 +160,30 @@ def record_result(row: Claimed, result: DeliveryResult) -> str:
         # Addressed to an erased member's old contact: forget it once it is settled.
         values.update(recipient=None, subject=None, body_text=None, body_html=None)
     # Only the lease holder may record: a row re-claimed after our lease expired is not ours.
+    table = Notification.__table__
+    # A Core statement: the ORM's bulk-update machinery costs more than the round trip.
     db.session.execute(
-        update(Notification)
+        table.update()
         .where(
-            Notification.id == row.id,
-            Notification.status == NotificationStatus.SENDING,
-            Notification.attempts == row.attempts,
+            table.c.id == row.id,
+            table.c.status == NotificationStatus.SENDING,
+            table.c.attempts == row.attempts,
         )
         .values(**values)
     )
     return values["status"]
+
+
+def relax_commit_durability() -> None:
+    """Let this transaction's commit return before PostgreSQL flushes its WAL to disk.
+
+    A worker crash cannot lose the write (the server has it); only a crash of the database
+    server itself within a fraction of a second could, and then the row is merely sent again
+    after its lease, with the same Message-ID. That trade makes each outcome's commit about
+    four times cheaper.
+    """
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(text("SET LOCAL synchronous_commit TO off"))
 
 
 def send_claimed(rows: list[Claimed], overrides: dict[int, Outgoing] | None = None) -> dict:
@@ -187,6 +206,7 @@ def send_claimed(rows: list[Claimed], overrides: dict[int, Outgoing] | None = No
     for channel, group in by_channel.items():
         messages = [overrides.get(r.id) or _outgoing(r, contents) for r in group]
         for row, result in zip(group, transport_for(channel).send_each(messages), strict=True):
+            relax_commit_durability()
             status = record_result(row, result)
             db.session.commit()
             counts[status] = counts.get(status, 0) + 1
@@ -235,7 +255,9 @@ def due_condition():
 
 def claim_due(batch_size: int) -> list[Claimed]:
     """Claim up to `batch_size` due rows for this worker and commit the claim."""
-    return _claim(due_condition(), batch_size)
+    from .webhook import in_order_condition
+
+    return _claim(and_(due_condition(), in_order_condition()), batch_size)
 
 
 def deliver_now(rows: Iterable[Notification], overrides: dict[int, Outgoing] | None = None):

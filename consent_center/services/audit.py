@@ -1,24 +1,196 @@
-"""Writing the audit log."""
+"""Writing the audit log (hash-chained per subject), reading it for staff, and verifying it."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import aliased
+
+from ..clock import utcnow
 from ..extensions import db
 from ..models import AuditEvent, Member
+from ..models.audit import AUDIT_GENESIS_HASH
+
+# pg_advisory_xact_lock key serialising writers of the system chain (entries without a
+# subject); member chains are serialised by locking the member's row instead.
+SYSTEM_CHAIN_LOCK_KEY = 0x61756469  # "audi"
+
+
+def _plain(details: dict) -> dict:
+    """The details exactly as the JSON column will give them back (so the hash verifies)."""
+    return json.loads(json.dumps(details, default=str, sort_keys=True))
+
+
+def _chain(subject_id: int | None):
+    if subject_id is None:
+        return AuditEvent.subject_member_id.is_(None)
+    return AuditEvent.subject_member_id == subject_id
+
+
+def _lock_chain(subject_id: int | None) -> None:
+    """Hold the chain until commit so concurrent writers extend it one after the other.
+
+    On PostgreSQL: the subject's member row (``FOR UPDATE``; `set_consent` already holds it)
+    or a transaction-scoped advisory lock for the system chain. SQLite serialises writers on
+    its own. The unique (subject, seq) constraints stop a fork even if this were skipped.
+    """
+    if db.session.get_bind().dialect.name != "postgresql":
+        return
+    if subject_id is None:
+        db.session.execute(select(func.pg_advisory_xact_lock(SYSTEM_CHAIN_LOCK_KEY)))
+    else:
+        db.session.execute(select(Member.id).where(Member.id == subject_id).with_for_update())
 
 
 def record_audit(
     action: str, *, actor: Member | None, subject: Member | None = None, **details: object
 ) -> AuditEvent:
-    """Append an audit entry in the current unit of work.
+    """Append an audit entry to the subject's chain in the current unit of work.
 
     :param action: dotted name such as ``consent.granted`` or ``auth.signed_in``.
+    :param actor: who acted (None for the system).
+    :param subject: whose account it concerns; entries without one join the system chain.
     :param details: non-personal facts only (ids, purposes, counts).
     """
+    if (actor is not None and actor.id is None) or (subject is not None and subject.id is None):
+        db.session.flush()
+    subject_id = subject.id if subject is not None else None
+    _lock_chain(subject_id)
+    last = db.session.execute(
+        select(AuditEvent.seq, AuditEvent.hash)
+        .where(_chain(subject_id))
+        .order_by(AuditEvent.seq.desc())
+        .limit(1)
+    ).first()
     event = AuditEvent(
         action=action,
-        actor_member_id=actor.id if actor else None,
-        subject_member_id=subject.id if subject else None,
-        details=details,
+        actor_member_id=actor.id if actor is not None else None,
+        subject_member_id=subject_id,
+        details=_plain(details),
+        created_at=utcnow(),
+        seq=last.seq + 1 if last else 1,
+        prev_hash=last.hash if last else AUDIT_GENESIS_HASH,
     )
+    event.hash = event.compute_hash()
     db.session.add(event)
+    db.session.flush()
     return event
+
+
+# --- Verification -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AuditChainReport:
+    chains_checked: int
+    events_checked: int
+    # (subject member row id or None for the system chain, seq, reason)
+    broken: list[tuple[int | None, int, str]]
+
+    @property
+    def ok(self) -> bool:
+        return not self.broken
+
+
+def verify_audit_log(batch: int = 5000) -> AuditChainReport:
+    """Recompute every audit chain and report each broken link.
+
+    A changed entry breaks its own hash; a removed or inserted one breaks the sequence and
+    the next entry's link. Erasure re-keys nothing (the subject stays the tombstone row), so
+    chains of erased members still verify.
+    """
+    query = (
+        select(AuditEvent)
+        .order_by(func.coalesce(AuditEvent.subject_member_id, 0), AuditEvent.seq)
+        .execution_options(yield_per=batch)
+    )
+    broken: list[tuple[int | None, int, str]] = []
+    chains = events = 0
+    current: object = object()
+    prev_hash, expected_seq = AUDIT_GENESIS_HASH, 1
+    for event in db.session.scalars(query):
+        if event.subject_member_id != current:
+            current, prev_hash, expected_seq = event.subject_member_id, AUDIT_GENESIS_HASH, 1
+            chains += 1
+        events += 1
+        subject = event.subject_member_id
+        if event.seq != expected_seq:
+            broken.append((subject, event.seq, f"expected seq {expected_seq}"))
+        if event.prev_hash != prev_hash:
+            broken.append((subject, event.seq, "previous hash does not match"))
+        if event.compute_hash() != event.hash:
+            broken.append((subject, event.seq, "content does not match its hash"))
+        prev_hash, expected_seq = event.hash, event.seq + 1
+    return AuditChainReport(chains, events, broken)
+
+
+# --- Reading the log (staff) ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AuditFilters:
+    """What staff narrowed the log to; every part is optional."""
+
+    actor: str | None = None  # an actor's public id or email address
+    action: str | None = None  # an action, or its prefix such as ``policy.``
+    since: datetime | None = None  # inclusive
+    until: datetime | None = None  # exclusive
+
+    def as_args(self) -> dict[str, str]:
+        return {k: v for k, v in (("actor", self.actor), ("action", self.action)) if v}
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    event: AuditEvent
+    actor_public_id: str | None
+    actor_role: str | None
+    subject_public_id: str | None
+
+
+def _filtered(filters: AuditFilters):
+    actor = aliased(Member)
+    subject = aliased(Member)
+    query = (
+        select(AuditEvent, actor.public_id, actor.role, subject.public_id)
+        .outerjoin(actor, actor.id == AuditEvent.actor_member_id)
+        .outerjoin(subject, subject.id == AuditEvent.subject_member_id)
+    )
+    if filters.actor:
+        needle = filters.actor.strip()
+        query = query.where(or_(actor.public_id == needle, actor.email == needle.lower()))
+    if filters.action:
+        query = query.where(AuditEvent.action.startswith(filters.action.strip(), autoescape=True))
+    if filters.since is not None:
+        query = query.where(AuditEvent.created_at >= filters.since)
+    if filters.until is not None:
+        query = query.where(AuditEvent.created_at < filters.until)
+    return query
+
+
+def audit_page(filters: AuditFilters, page: int = 1, per_page: int = 100) -> tuple[list, bool]:
+    """One page of matching entries, newest first, and whether an older page exists."""
+    page = max(page, 1)
+    rows = db.session.execute(
+        _filtered(filters)
+        .order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc())
+        .offset((page - 1) * per_page)
+        .limit(per_page + 1)
+    ).all()
+    return [AuditRow(*r) for r in rows[:per_page]], len(rows) > per_page
+
+
+def audit_actions() -> list[str]:
+    """Every action name in the log (for the filter's suggestions)."""
+    return list(db.session.scalars(select(AuditEvent.action).distinct().order_by("action")))
+
+
+def iter_audit_rows(filters: AuditFilters, batch: int = 2000) -> Iterator[AuditRow]:
+    """Every matching entry, oldest first, streamed from the database in batches."""
+    query = _filtered(filters).order_by(AuditEvent.created_at, AuditEvent.id)
+    for row in db.session.execute(query.execution_options(yield_per=batch)):
+        yield AuditRow(*row)

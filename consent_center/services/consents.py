@@ -148,6 +148,9 @@ def set_consent(
     state.event_id = event.id
     state.policy_version_id = event.policy_version_id
     state.updated_at = event.created_at
+    from .outgoing_webhooks import emit_event  # downstream systems learn of it (issue 7)
+
+    emit_event("consent.changed", member, consent_event=event)
     record_audit(
         "consent.granted" if granted else "consent.withdrawn",
         actor=actor_member or (member if actor == Actor.MEMBER else None),

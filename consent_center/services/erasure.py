@@ -70,6 +70,9 @@ def erase_member(member: Member, *, actor: Member | None, reason: str) -> Erasur
     from .guardians import dissolve_guardian_links
 
     dissolve_guardian_links(member)
+    from .outgoing_webhooks import emit_event  # before the id goes: it names the member
+
+    emit_event("member.erased", member)
     tombstone = "erased-" + new_public_id()[:24]
     member.public_id = tombstone
     member.name = None

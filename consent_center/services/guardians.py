@@ -29,6 +29,12 @@ MAX_GUARDIANS = 2
 LINK_TTL = timedelta(days=7)
 
 
+def _new_token() -> str:
+    # 96 random bits: ample for a hashed, single-use, 7-day link, and short enough for the
+    # link to fit in one SMS segment even in Chinese.
+    return secrets.token_urlsafe(12)
+
+
 def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -46,7 +52,7 @@ def invite_guardian(minor: Member, channel: str, contact: str, *, actor: Member)
     The token exists only in the message that is sent at once; the row keeps its hash.
     """
     now = utcnow()
-    token = secrets.token_urlsafe(32)
+    token = _new_token()
     link = GuardianLink(
         minor_id=minor.id,
         contact_channel=channel,
@@ -72,8 +78,8 @@ def _send_invitation(link: GuardianLink, minor: Member, token: str, actor: Membe
         recipient=link.contact,
         locale=locale,
         context={"minor_name": minor.name, "expires_at": link.token_expires_at},
-        secret_context={"link": f"{base}/guardian/invite/{token}"},
-        masked_context={"link": f"{base}/guardian/invite/••••••"},
+        secret_context={"link": f"{base}/g/{token}"},
+        masked_context={"link": f"{base}/g/••••••"},
     )
     record_audit(
         "guardian.invited",
@@ -97,7 +103,7 @@ def resend_invitation(minor: Member) -> Invitation:
     ).first()
     if link is None:
         raise NotFound(_l("There is no guardian request waiting."))
-    token = secrets.token_urlsafe(32)
+    token = _new_token()
     link.token_hash = _hash(token)
     link.token_expires_at = utcnow() + LINK_TTL
     return _send_invitation(link, minor, token, minor)

@@ -5,9 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
+from flask_babel import get_locale, gettext
 from sqlalchemy import func, select
 
-from ..domain import DATA_INVENTORY, GENDER_LABELS, LOCALE_LABELS, PURPOSES, SOURCE_LABELS
+from ..domain import (
+    DATA_INVENTORY,
+    GENDER_LABELS,
+    LOCALE_LABELS,
+    MEMBER_STATUS_LABELS,
+    PURPOSES,
+    ROLE_LABELS,
+    SOURCE_LABELS,
+)
 from ..extensions import db
 from ..models import AuditEvent, ConsentEvent, Member, Notification, OneTimeCode
 
@@ -15,29 +24,58 @@ from ..models import AuditEvent, ConsentEvent, Member, Notification, OneTimeCode
 @dataclass(frozen=True)
 class FieldRow:
     column: str
-    label: object
+    label: str
     value: object
-    purposes: list
-    source: object
-    retention: object
-    shared: object
+    purposes: str  # the purposes' titles, joined for display
+    source: str
+    retention: str
+    shared: str
 
 
 @dataclass(frozen=True)
 class GroupView:
     table: str
-    title: object
-    description: object
+    title: str
+    description: str
     count: int | None  # records held, for tables other than the profile
     fields: list[FieldRow]
 
 
+# Row counts per member-data table: (table, the column that names the member).
 _COUNTED = {
-    "consent_event": (ConsentEvent, ConsentEvent.member_id),
-    "notification": (Notification, Notification.member_id),
-    "one_time_code": (OneTimeCode, OneTimeCode.member_id),
-    "audit_event": (AuditEvent, AuditEvent.subject_member_id),
+    "consent_event": "member_id",
+    "notification": "member_id",
+    "one_time_code": "member_id",
+    "audit_event": "subject_member_id",
+    "deletion_request": "member_id",
+    "guardian_link": "minor_id",
+    "change_event": "member_id",
 }
+
+# The inventory's text in each language, translated once per process: it is the same for
+# every member, and translating ~300 lazy strings on every /me request was its largest cost.
+_TEXT: dict[str, list[tuple[str, str, str, list[tuple[str, str, str, str, str, str]]]]] = {}
+
+
+def _inventory_text() -> list[tuple[str, str, str, list[tuple[str, str, str, str, str, str]]]]:
+    locale = str(get_locale() or "en")
+    cached = _TEXT.get(locale)
+    if cached is None:
+        separator = gettext(", ")
+        cached = [
+            (
+                g.table, str(g.title), str(g.description),
+                [
+                    (f.column, str(f.label),
+                     separator.join(str(PURPOSES[p].title) for p in f.purposes),
+                     str(SOURCE_LABELS[f.source]), str(f.retention), str(f.shared))
+                    for f in g.fields
+                ],
+            )
+            for g in DATA_INVENTORY
+        ]
+        _TEXT[locale] = cached
+    return cached
 
 
 def _display(member: Member, column: str) -> object:
@@ -46,14 +84,24 @@ def _display(member: Member, column: str) -> object:
         return GENDER_LABELS.get(value, value)
     if column == "locale":
         return LOCALE_LABELS.get(value, value)
+    if column == "role":
+        return ROLE_LABELS.get(value, value)
+    if column == "status":
+        return MEMBER_STATUS_LABELS.get(value, value)
     return value
 
 
 def record_counts(member: Member) -> dict[str, int]:
     """How many rows each member-data table holds for this member, in one query."""
+    tables = db.metadata.tables
     subqueries = [
-        select(func.count()).select_from(model).where(col == member.id).scalar_subquery().label(t)
-        for t, (model, col) in _COUNTED.items()
+        select(func.count())
+        .select_from(tables[name])
+        .where(tables[name].c[column] == member.id)
+        .scalar_subquery()
+        .label(name)
+        for name, column in _COUNTED.items()
+        if name in tables
     ]
     row = db.session.execute(select(*subqueries)).one()
     return dict(row._mapping)
@@ -63,27 +111,15 @@ def inventory_view(member: Member, consent_count: int | None = None) -> list[Gro
     """Every inventory group with the member's values (profile) or record counts (others)."""
     counts = record_counts(member)
     groups = []
-    for group in DATA_INVENTORY:
-        rows = []
-        for f in group.fields:
-            value = _display(member, f.column) if group.table == "member" else None
-            rows.append(
-                FieldRow(
-                    f.column,
-                    f.label,
-                    value,
-                    [PURPOSES[p].title for p in f.purposes],
-                    SOURCE_LABELS[f.source],
-                    f.retention,
-                    f.shared,
-                )
-            )
-        count = None
-        if group.table == "consent_state":
-            count = consent_count
-        elif group.table in counts:
-            count = counts[group.table]
-        groups.append(GroupView(group.table, group.title, group.description, count, rows))
+    for table, title, description, fields in _inventory_text():
+        profile = table == "member"
+        rows = [
+            FieldRow(column, label, _display(member, column) if profile else None, purposes,
+                     source, retention, shared)
+            for column, label, purposes, source, retention, shared in fields
+        ]
+        count = consent_count if table == "consent_state" else counts.get(table)
+        groups.append(GroupView(table, title, description, count, rows))
     return groups
 
 

@@ -159,6 +159,30 @@ def _insert_ignoring_duplicates(table, columns: list[str], query):
     return stmt.on_conflict_do_nothing(index_elements=["dedupe_key"])
 
 
+def fan_out_condition(channel: str, *, essential: bool = False):
+    """SQL over `Member`: who a fan-out on `channel` reaches.
+
+    Policy notices go to active members by the channels they chose. An *essential* notice (a
+    security incident notice: the law requires telling the people affected) also reaches
+    members who turned policy emails off and accounts not yet active (a minor awaiting a
+    guardian); text messages still honour the member's SMS choice and any STOP opt-out.
+    """
+    if channel == Channel.EMAIL:
+        reachable = Member.email.is_not(None)
+        if not essential:
+            reachable = reachable & Member.notify_email.is_(True)
+    else:
+        reachable = (
+            Member.phone.is_not(None)
+            & Member.phone_verified_at.is_not(None)
+            & Member.notify_sms.is_(True)
+            & Member.sms_opted_out_at.is_(None)
+        )
+    if essential:
+        return (Member.status != MemberStatus.ERASED) & reachable
+    return (Member.status == MemberStatus.ACTIVE) & reachable
+
+
 def start_fan_out(
     *,
     kind: str,
@@ -166,6 +190,7 @@ def start_fan_out(
     actor: Member | None,
     context: dict,
     audience=None,
+    essential: bool = False,
 ) -> FanOut:
     """Enqueue one `kind` notice per member per chosen channel, in a few set-wise statements.
 
@@ -174,6 +199,8 @@ def start_fan_out(
     request, a re-run command) adds nothing.
 
     :param audience: an optional extra SQL condition on `Member` (e.g. a filter by status).
+    :param essential: reach members regardless of their policy-notice email choice (see
+        `fan_out_condition`).
     """
     existing = db.session.scalars(select(FanOut).where(FanOut.cause == cause)).first()
     if existing is not None:
@@ -197,18 +224,8 @@ def start_fan_out(
             db.session.add(content)
             db.session.flush()
             content_ids[locale] = content.id
-        if channel == Channel.EMAIL:
-            reachable = Member.email.is_not(None) & Member.notify_email.is_(True)
-            recipient = Member.email
-        else:
-            reachable = (
-                Member.phone.is_not(None)
-                & Member.phone_verified_at.is_not(None)
-                & Member.notify_sms.is_(True)
-                & Member.sms_opted_out_at.is_(None)
-            )
-            recipient = Member.phone
-        condition = (Member.status == MemberStatus.ACTIVE) & reachable
+        recipient = Member.email if channel == Channel.EMAIL else Member.phone
+        condition = fan_out_condition(channel, essential=essential)
         if audience is not None:
             condition = condition & audience
         content_for_locale = case(

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import nh3
+from flask import current_app
 from flask_babel import lazy_gettext as _l
 from markdown_it import MarkdownIt
 from markupsafe import Markup
@@ -18,7 +19,7 @@ from ..domain import PURPOSES
 from ..extensions import db
 from ..models import Member, PolicyVersion
 from .audit import record_audit
-from .errors import Invalid, NotFound
+from .errors import Conflict, Invalid, NotAllowed, NotFound
 
 # Raw HTML in policy text is escaped, not passed through; nh3 is a second line of defence.
 _markdown = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
@@ -187,6 +188,37 @@ def notice_days(changed_purposes: tuple[str, ...], config) -> int:
     return config["POLICY_NOTICE_DAYS"]
 
 
+def version_errors(
+    *,
+    body_md: str,
+    summary: str,
+    effective_at: datetime | None,
+    changed_purposes: tuple[str, ...],
+    config,
+    now: datetime | None,
+) -> dict[str, list]:
+    """The rules every version meets before it is published, as field errors.
+
+    :param now: check the notice period from this moment; None skips that check.
+    """
+    errors: dict[str, list] = {}
+    if not (body_md or "").strip():
+        errors["body_md"] = [_l("The policy text is required.")]
+    if not (summary or "").strip():
+        errors["summary"] = [_l("Say what changed.")]
+    unknown = [p for p in changed_purposes if p not in PURPOSES]
+    if unknown:
+        errors["changed_purposes"] = [_l("Unknown purpose: %(names)s", names=", ".join(unknown))]
+    days = notice_days(changed_purposes, config)
+    if effective_at is None:
+        errors["effective_at"] = [_l("Choose the date it takes effect.")]
+    elif now is not None and effective_at < now + timedelta(days=days):
+        errors["effective_at"] = [
+            _l("Members must be told at least %(days)d days in advance.", days=days)
+        ]
+    return errors
+
+
 def publish_policy(
     *,
     actor: Member | None,
@@ -207,20 +239,15 @@ def publish_policy(
         choices, through the outbox in this same transaction).
     :raises Invalid: on an empty text or summary, an unknown purpose or too short a notice.
     """
-    errors: dict[str, list] = {}
-    if not body_md.strip():
-        errors["body_md"] = [_l("The policy text is required.")]
-    if not summary.strip():
-        errors["summary"] = [_l("Say what changed.")]
-    unknown = [p for p in changed_purposes if p not in PURPOSES]
-    if unknown:
-        errors["changed_purposes"] = [_l("Unknown purpose: %(names)s", names=", ".join(unknown))]
     now = utcnow()
-    days = notice_days(changed_purposes, config)
-    if not allow_immediate and effective_at < now + timedelta(days=days):
-        errors["effective_at"] = [
-            _l("Members must be told at least %(days)d days in advance.", days=days)
-        ]
+    errors = version_errors(
+        body_md=body_md,
+        summary=summary,
+        effective_at=effective_at,
+        changed_purposes=changed_purposes,
+        config=config,
+        now=None if allow_immediate else now,
+    )
     if errors:
         raise Invalid(_l("The policy version cannot be published."), errors)
     last = db.session.scalar(select(db.func.max(PolicyVersion.number))) or 0
@@ -321,3 +348,211 @@ def latest_published_number() -> int:
         )
         or 0
     )
+
+
+# --- Drafts and publishing from the staff console ------------------------------------------
+
+DRAFT = "draft"
+SCHEDULED = "scheduled"
+IN_EFFECT = "in_effect"
+SUPERSEDED = "superseded"
+
+
+def _require_staff(actor: Member) -> None:
+    if actor is None or not actor.is_staff:
+        raise NotAllowed(_l("Only staff may draft and publish policy versions."))
+
+
+def version_status(
+    version: PolicyVersion, current: PolicyVersion | None, now: datetime | None = None
+) -> str:
+    """`draft`, `scheduled` (published, not yet in effect), `in_effect` or `superseded`."""
+    now = now or utcnow()
+    if version.published_at is None:
+        return DRAFT
+    if version.effective_at > now:
+        return SCHEDULED
+    if current is not None and version.id == current.id:
+        return IN_EFFECT
+    return SUPERSEDED
+
+
+def staff_versions(now: datetime | None = None) -> list[tuple[PolicyVersion, str]]:
+    """Every version with its status: drafts first (newest first), then by number, newest
+    first."""
+    now = now or utcnow()
+    current = current_policy(now)
+    versions = db.session.scalars(
+        select(PolicyVersion).order_by(
+            PolicyVersion.published_at.is_not(None),
+            PolicyVersion.number.desc(),
+            PolicyVersion.created_at.desc(),
+        )
+    )
+    return [(v, version_status(v, current, now)) for v in versions]
+
+
+def load_version_for_staff(staff: Member, public_id: str) -> PolicyVersion:
+    """Any version, draft or published, by its public id (staff only).
+
+    :raises NotAllowed: for a non-staff actor.
+    :raises NotFound: for an unknown id.
+    """
+    _require_staff(staff)
+    version = db.session.scalars(
+        select(PolicyVersion).where(PolicyVersion.public_id == public_id)
+    ).first()
+    if version is None:
+        raise NotFound(_l("No such policy version."))
+    return version
+
+
+def load_draft_for_staff(staff: Member, public_id: str) -> PolicyVersion:
+    """A draft by its public id, for editing.
+
+    :raises Conflict: when it is already published (published versions never change).
+    """
+    version = load_version_for_staff(staff, public_id)
+    if version.published_at is not None:
+        raise Conflict(
+            _l("A published version cannot be changed. Publish a new version to correct it.")
+        )
+    return version
+
+
+def diff_base(version: PolicyVersion) -> PolicyVersion | None:
+    """What a version is compared with: the version in effect for a draft or a scheduled
+    version, the previous published one otherwise."""
+    if version.published_at is None or version.effective_at > utcnow():
+        current = current_policy()
+        return current if current is None or current.id != version.id else None
+    return previous_version(version)
+
+
+def save_draft(
+    staff: Member,
+    draft: PolicyVersion | None = None,
+    *,
+    title: str,
+    body_md: str,
+    summary: str,
+    changed_purposes: tuple[str, ...],
+    effective_at: datetime | None,
+    config,
+) -> PolicyVersion:
+    """Create a draft (``draft=None``) or change one; it is checked as publishing would.
+
+    :raises NotAllowed: for a non-staff actor.
+    :raises Conflict: when `draft` is already published.
+    :raises Invalid: with field errors (text, summary, purposes, too short a notice).
+    """
+    _require_staff(staff)
+    if draft is not None and draft.published_at is not None:
+        raise Conflict(_l("A published version cannot be changed."))
+    changed_purposes = tuple(dict.fromkeys(changed_purposes))
+    errors = version_errors(
+        body_md=body_md,
+        summary=summary,
+        effective_at=effective_at,
+        changed_purposes=changed_purposes,
+        config=config,
+        now=utcnow(),
+    )
+    title = " ".join((title or "").split())
+    if not title:
+        errors["title"] = [_l("Give the version a title.")]
+    elif len(title) > 200:
+        errors["title"] = [_l("Use at most 200 characters.")]
+    if errors:
+        raise Invalid(_l("The draft cannot be saved."), errors)
+    created = draft is None
+    if created:
+        draft = PolicyVersion(number=None, published_at=None, created_at=utcnow())
+        db.session.add(draft)
+    draft.title = title
+    draft.body_md = body_md
+    draft.summary = summary.strip()
+    draft.changed_purposes = ",".join(changed_purposes)
+    draft.effective_at = effective_at
+    db.session.flush()
+    record_audit(
+        "policy.draft_created" if created else "policy.draft_updated",
+        actor=staff,
+        draft=draft.public_id,
+        effective_at=effective_at.isoformat(),
+        changed_purposes=list(changed_purposes),
+    )
+    return draft
+
+
+def discard_draft(staff: Member, draft: PolicyVersion) -> None:
+    """Delete a draft that will not be published.
+
+    :raises Conflict: when it is already published.
+    """
+    _require_staff(staff)
+    if draft.published_at is not None:
+        raise Conflict(_l("A published version cannot be changed."))
+    record_audit("policy.draft_discarded", actor=staff, draft=draft.public_id)
+    db.session.delete(draft)
+    db.session.flush()
+
+
+def publish_draft(draft: PolicyVersion, staff: Member):
+    """Publish a draft: give it the next number, make it immutable and tell every member in
+    advance through the fan-out (the same rules and notice as `publish_policy`).
+
+    The draft's row is locked first, so two staff pressing "publish" at once publish it once.
+
+    :returns: the fan-out of the notice (its progress page is where staff go next).
+    :raises NotAllowed: for a non-staff actor.
+    :raises Conflict: when it is already published.
+    :raises Invalid: when it breaks a rule now (e.g. the effective date came too close).
+    """
+    _require_staff(staff)
+    db.session.execute(
+        select(PolicyVersion.id).where(PolicyVersion.id == draft.id).with_for_update()
+    )
+    db.session.refresh(draft)
+    if draft.published_at is not None:
+        raise Conflict(_l("This version is already published."))
+    now = utcnow()
+    errors = version_errors(
+        body_md=draft.body_md,
+        summary=draft.summary,
+        effective_at=draft.effective_at,
+        changed_purposes=draft.changed_purpose_keys,
+        config=current_app.config,
+        now=now,
+    )
+    if errors:
+        raise Invalid(_l("The policy version cannot be published."), errors)
+    draft.number = (db.session.scalar(select(db.func.max(PolicyVersion.number))) or 0) + 1
+    draft.published_at = now
+    db.session.flush()
+    record_audit(
+        "policy.published",
+        actor=staff,
+        version=draft.number,
+        draft=draft.public_id,
+        effective_at=draft.effective_at.isoformat(),
+        changed_purposes=list(draft.changed_purpose_keys),
+    )
+    return notify_policy_change(draft, staff)
+
+
+def notice_reach() -> dict[str, int]:
+    """Who a policy notice reaches now: active members in the app, and by email and SMS."""
+    from ..domain import Channel, MemberStatus
+    from .notifications import fan_out_condition
+
+    email = fan_out_condition(Channel.EMAIL)
+    sms = fan_out_condition(Channel.SMS)
+    members, by_email, by_sms = db.session.execute(
+        select(
+            db.func.count(),
+            db.func.coalesce(db.func.sum(db.case((email, 1), else_=0)), 0),
+            db.func.coalesce(db.func.sum(db.case((sms, 1), else_=0)), 0),
+        ).where(Member.status == MemberStatus.ACTIVE)
+    ).one()
+    return {"members": int(members), "email": int(by_email), "sms": int(by_sms)}

@@ -6,7 +6,8 @@ from flask import Flask
 
 
 def register_web(app: Flask) -> None:
-    from . import errors, i18n, security
+    from . import errors, gpc, i18n, security
+    from .api.views import bp as api_bp
     from .auth.views import bp as auth_bp
     from .dev.views import bp as dev_bp
     from .guardian.views import bp as guardian_bp
@@ -29,3 +30,5 @@ def register_web(app: Flask) -> None:
     app.register_blueprint(guardian_bp)
     app.register_blueprint(staff_bp)
     app.register_blueprint(webhooks_bp)
+    app.register_blueprint(api_bp)
+    gpc.init_app(app)  # Global Privacy Control on every page view

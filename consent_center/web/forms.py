@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 
 
@@ -13,3 +14,30 @@ def apply_field_errors(form: FlaskForm, field_errors: dict[str, list]) -> None:
             field.errors = list(field.errors) + list(messages)
         else:
             form.form_errors.extend(messages)
+
+
+# Field checks that use the services' own rules, so a form reports every error in one round.
+
+
+def valid_email(form, field) -> None:
+    from wtforms.validators import ValidationError
+
+    from ..services.validation import normalize_email
+
+    if field.data and normalize_email(field.data) is None:
+        raise ValidationError(_l("Enter a valid email address."))
+
+
+def valid_phone(form, field) -> None:
+    from flask import current_app
+    from wtforms.validators import ValidationError
+
+    from ..services.validation import normalize_phone
+
+    if (
+        field.data
+        and normalize_phone(field.data, current_app.config["DEFAULT_PHONE_REGION"]) is None
+    ):
+        raise ValidationError(
+            _l("Enter a valid mobile number, with its country code for numbers outside China.")
+        )

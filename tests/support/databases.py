@@ -55,7 +55,8 @@ def migrate_fresh(app: Flask) -> None:
             db.drop_all()
             with engine.begin() as conn:
                 conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
-        upgrade()
+        # "heads": parallel feature branches may each add a migration until they are merged.
+        upgrade(revision="heads")
         db.session.remove()
 
 

@@ -8,6 +8,7 @@ from wtforms import BooleanField, DateField, EmailField, SelectField, StringFiel
 from wtforms.validators import DataRequired, InputRequired, Length, Optional
 
 from ...domain import GENDER_LABELS, LOCALE_LABELS, Locale
+from ..forms import valid_email, valid_phone
 
 
 def gender_choices():
@@ -24,9 +25,11 @@ class RegisterForm(FlaskForm):
     )
     email = EmailField(
         _l("Email address"),
-        validators=[DataRequired(_l("Enter your email address.")), Length(max=254)],
+        validators=[DataRequired(_l("Enter your email address.")), Length(max=254), valid_email],
     )
-    phone = TelField(_l("Mobile number (optional)"), validators=[Optional(), Length(max=32)])
+    phone = TelField(
+        _l("Mobile number (optional)"), validators=[Optional(), Length(max=32), valid_phone]
+    )
     gender = SelectField(
         _l("Gender (optional)"), choices=gender_choices, default="", validate_choice=False
     )

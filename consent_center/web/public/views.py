@@ -99,6 +99,18 @@ class ContactForm(FlaskForm):
     submission_id = HiddenField()
 
 
+@bp.get("/p/<int:number>")
+def policy_short(number: int):
+    """Short link to a policy version, for text messages."""
+    return redirect(url_for("public.policy_version", number=number), 301)
+
+
+@bp.get("/g/<token>")
+def guardian_short(token: str):
+    """Short form of a guardian's approval link, for text messages."""
+    return redirect(url_for("guardian.invitation", token=token), 303)
+
+
 @bp.route("/contact", methods=["GET", "POST"])
 @limiter.limit(lambda: current_app.config["CONTACT_RATE_LIMIT"], methods=["POST"])
 def contact():

@@ -1,16 +1,30 @@
-"""Staff pages (role staff or admin only): notification fan-outs and their progress."""
+"""Staff pages (role staff or admin only): the dashboard, notification fan-outs and their
+progress. The other areas of the console live beside this module and share its blueprint."""
 
 from __future__ import annotations
 
+from functools import wraps
+
 from flask import Blueprint, abort, render_template, request
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
-from ...domain import NOTIFICATION_KIND_LABELS, NOTIFICATION_STATUS_LABELS, NotificationStatus
+from ...domain import (
+    NOTIFICATION_KIND_LABELS,
+    NOTIFICATION_STATUS_LABELS,
+    Channel,
+    MemberStatus,
+    NotificationStatus,
+    Role,
+)
 from ...extensions import db
 from ...models import FanOut, Notification
+from ...services.dashboard import dashboard as dashboard_figures
 from ...services.notifications import fan_out_progress, load_fan_out
+from ...services.policies import current_policy, upcoming_policy
 from ..htmx import render_page_or_fragment
+from .charts import rate_chart
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
 
@@ -20,6 +34,11 @@ FINAL = {
     NotificationStatus.FAILED,
     NotificationStatus.DEAD,
 }
+MEMBER_STATUS_LABELS = {
+    MemberStatus.ACTIVE: _l("Active"),
+    MemberStatus.AWAITING_GUARDIAN: _l("Awaiting a guardian's approval"),
+    MemberStatus.ERASED: _l("Erased"),
+}
 
 
 @bp.before_request
@@ -28,6 +47,36 @@ def require_staff() -> None:
     """Anonymous: sign in first (login_required). Signed-in non-staff: 403."""
     if not current_user.is_staff:
         abort(403)
+
+
+def admin_required(view):
+    """Only admins (staff get 403); runs after `require_staff`."""
+
+    @wraps(view)
+    def wrapped(*args, **kwargs):
+        if current_user.role != Role.ADMIN:
+            abort(403)
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+@bp.get("")
+def dashboard():
+    """Members, consent, notifications and deletion requests at a glance."""
+    figures = dashboard_figures()
+    chart = rate_chart(figures.days, [(p.purpose, p.title, p.series) for p in figures.purposes])
+    return render_template(
+        "staff/dashboard.html",
+        d=figures,
+        chart=chart,
+        channels=list(Channel),
+        statuses=list(NotificationStatus),
+        labels=NOTIFICATION_STATUS_LABELS,
+        member_status_labels=MEMBER_STATUS_LABELS,
+        policy=current_policy(),
+        upcoming=upcoming_policy(),
+    )
 
 
 @bp.get("/fan-outs")

@@ -1,0 +1,63 @@
+"""What downstream systems use: API tokens, and the change feed they (and webhooks) read."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, String, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ..clock import utcnow
+from ..extensions import db
+from .types import UTCDateTime
+
+
+class ApiToken(db.Model):
+    """A bearer token of a company system. Only its SHA-256 is stored; the token is shown once."""
+
+    __tablename__ = "api_token"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # The token's first characters, so a leaked token can be recognised in a listing.
+    prefix: Mapped[str] = mapped_column(String(12))
+    # Comma-separated scopes, e.g. "consents:read,audiences:read".
+    scopes: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    @property
+    def scope_set(self) -> frozenset[str]:
+        return frozenset(s for s in self.scopes.split(",") if s)
+
+
+class ChangeEvent(db.Model):
+    """One change a downstream system must learn of (a consent given or withdrawn, an erasure),
+    written in the same transaction as the change. Its `id` is the change feed's order; its
+    `public_id` is the event id that the feed and every webhook delivery carry."""
+
+    __tablename__ = "change_event"
+    __table_args__ = (
+        # Finds erasure notices whose former member number is due for removal.
+        Index(
+            "ix_change_event_former_public_id",
+            "created_at",
+            sqlite_where=text("former_public_id IS NOT NULL"),
+            postgresql_where=text("former_public_id IS NOT NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    public_id: Mapped[str] = mapped_column(
+        String(36), unique=True, default=lambda: str(uuid.uuid4())
+    )
+    type: Mapped[str] = mapped_column(String(32))
+    member_id: Mapped[int] = mapped_column(ForeignKey("member.id"))
+    consent_event_id: Mapped[int | None] = mapped_column(ForeignKey("consent_event.id"))
+    # An erasure notice names the member as downstream systems knew them (the member row
+    # itself now carries a tombstone id); cleared when the notice period ends.
+    former_public_id: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

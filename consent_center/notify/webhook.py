@@ -1,0 +1,109 @@
+"""Webhooks: POST each event, signed, to its subscription's URL; and the claim rule that
+keeps a member's events in order per subscription."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import requests
+from flask import current_app
+from sqlalchemy import exists, not_, or_, select
+from sqlalchemy.orm import aliased
+
+from ..clock import utcnow
+from ..domain import NotificationStatus
+from ..extensions import db
+from ..models import Notification, WebhookSubscription
+from ..services.outgoing_webhooks import (
+    EVENT_ID_HEADER,
+    EVENT_TYPE_HEADER,
+    SIGNATURE_HEADER,
+    signature_header,
+)
+from .base import DeliveryResult, Outgoing
+
+USER_AGENT = "ConsentCenter-Webhooks/1"
+# Worth trying again later; every other 4xx means the receiver refuses this event for good.
+TRANSIENT_STATUSES = {408, 425, 429}
+
+
+def in_order_condition():
+    """SQL: the row has no ordering key, or no earlier row with its key is still undelivered
+    (pending, or being sent). Rows that failed for good or died no longer hold others back."""
+    earlier = aliased(Notification)
+    return or_(
+        Notification.order_key.is_(None),
+        not_(
+            exists(
+                select(earlier.id).where(
+                    earlier.order_key == Notification.order_key,
+                    earlier.id < Notification.id,
+                    earlier.status.in_([NotificationStatus.PENDING, NotificationStatus.SENDING]),
+                )
+            ).correlate(Notification)
+        ),
+    )
+
+
+def classify_status(status: int) -> DeliveryResult:
+    """2xx: delivered; 408/425/429 and 5xx: try again; anything else: refused for good."""
+    if 200 <= status < 300:
+        return DeliveryResult(ok=True, provider_id=f"http-{status}")
+    error = f"HTTP {status}"
+    if status in TRANSIENT_STATUSES or status >= 500:
+        return DeliveryResult(ok=False, transient=True, error=error)
+    if 300 <= status < 400:
+        error += " (redirects are not followed)"
+    return DeliveryResult(ok=False, transient=False, error=error)
+
+
+class WebhookTransport:
+    """Posts each message's JSON body to its subscription, with a signature over it."""
+
+    def send_each(self, messages: list[Outgoing]) -> Iterator[DeliveryResult]:
+        ids = {m.recipient for m in messages}
+        subscriptions = {
+            s.public_id: (s.url, s.secret, s.active)
+            for s in db.session.execute(
+                select(
+                    WebhookSubscription.public_id,
+                    WebhookSubscription.url,
+                    WebhookSubscription.secret,
+                    WebhookSubscription.active,
+                ).where(WebhookSubscription.public_id.in_(ids))
+            )
+        }
+        db.session.commit()  # hold no transaction open while receivers answer
+        timeout = current_app.config.get("WEBHOOK_TIMEOUT", 10)
+        with requests.Session() as session:  # keep-alive to a receiver within the batch
+            for msg in messages:
+                found = subscriptions.get(msg.recipient)
+                if found is None or not found[2]:
+                    yield DeliveryResult(ok=False, error="subscription removed")
+                    continue
+                url, secret, _active = found
+                yield self._post(session, url, secret, msg, timeout)
+
+    def _post(self, session, url: str, secret: str, msg: Outgoing, timeout) -> DeliveryResult:
+        body = msg.text.encode()
+        try:
+            event_id = json.loads(body)["id"]
+        except (ValueError, KeyError, TypeError):
+            return DeliveryResult(ok=False, error="no event in the message")
+        timestamp = int(utcnow().timestamp())
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+            SIGNATURE_HEADER: signature_header(secret, timestamp, body),
+            EVENT_ID_HEADER: event_id,
+            EVENT_TYPE_HEADER: msg.kind,
+        }
+        try:
+            response = session.post(
+                url, data=body, headers=headers, timeout=timeout, allow_redirects=False
+            )
+        except requests.RequestException as exc:  # timeouts, refused connections, bad TLS
+            return DeliveryResult(ok=False, transient=True, error=type(exc).__name__)
+        response.close()
+        return classify_status(response.status_code)

@@ -1,0 +1,164 @@
+"""`/api/v1`: one member's consents, audiences, the change feed and the OpenAPI document."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Sequence
+
+from flask import Blueprint, Response, current_app, jsonify, request, url_for
+from werkzeug.exceptions import HTTPException
+
+from ...extensions import csrf, db, limiter
+from ...services.api_tokens import AUDIENCES_READ, CONSENTS_READ, EVENTS_READ
+from ...services.downstream import (
+    MAX_PAGE,
+    BadQuery,
+    audience_page,
+    check_purpose,
+    decode_cursor,
+    encode_cursor,
+    member_consents,
+    read_change_feed,
+    stream_audience,
+)
+from ...services.errors import DomainError
+from ...services.outgoing_webhooks import iso
+from .auth import authenticate, rate_limit_key, require_scope
+from .openapi import openapi_document
+from .problems import problem
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+csrf.exempt(bp)  # no cookies: every request carries its bearer token
+limiter.shared_limit(
+    lambda: current_app.config["API_RATE_LIMIT"], scope="api", key_func=rate_limit_key
+)(bp)
+
+NDJSON = "application/x-ndjson"
+CSV = "text/csv"
+FEED_PAGE = 100
+FEED_MAX_PAGE = 1000
+_PUBLIC_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+@bp.before_request
+def require_token():
+    """Every request but the OpenAPI document carries a live token."""
+    if request.endpoint == "api.openapi":
+        return None
+    # The API only reads (and stamps last_used_at): each statement runs on its own, which
+    # saves the BEGIN and COMMIT round trips, and there is no ROLLBACK at teardown, which in
+    # psycopg 3 would drop the prepared statements of the API's few, hot queries.
+    db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    return authenticate()
+
+
+@bp.errorhandler(DomainError)
+def domain_problem(exc: DomainError):
+    """A service's refusal (not found, bad query) as a problem document."""
+    db.session.rollback()
+    return problem(exc.status, str(exc.message) or "The request could not be completed.")
+
+
+@bp.errorhandler(HTTPException)
+def http_problem(exc: HTTPException):
+    """HTTP errors raised in this blueprint (429 from the rate limit, ...) as problems."""
+    db.session.rollback()
+    status = exc.code or 500
+    if status == 429:
+        return problem(429, "Too many requests for this API token; slow down and retry later.")
+    return problem(status, exc.description or "")
+
+
+def _limit(default: int | None, maximum: int) -> int | None:
+    value = request.args.get("limit")
+    if value is None:
+        return default
+    if not (value.isascii() and value.isdigit() and len(value) < 7 and 1 <= int(value) <= maximum):
+        raise BadQuery(f"limit must be a whole number from 1 to {maximum}.")
+    return int(value)
+
+
+@bp.get("/openapi.json")
+def openapi():
+    """The OpenAPI 3.1 description of this API."""
+    return jsonify(openapi_document())
+
+
+@bp.get("/members/<member_id>/consents")
+@require_scope(CONSENTS_READ)
+def consents(member_id: str):
+    """Each optional purpose's current answer for one member, and whether it is usable now."""
+    answers = member_consents(member_id)
+    return jsonify(
+        {
+            "member_id": member_id,
+            "consents": [
+                {
+                    "purpose": a.purpose,
+                    "state": a.state,
+                    "policy_version": a.policy_version,
+                    "changed_at": iso(a.changed_at),
+                    "usable_now": a.usable_now,
+                    "needs_reconsent": a.needs_reconsent,
+                }
+                for a in answers
+            ],
+        }
+    )
+
+
+def _ndjson(batches: Iterable[Sequence]) -> Iterator[str]:
+    # Public ids are URL-safe base64 (new_public_id) and `since` is ISO 8601 text from the
+    # database, so neither needs JSON escaping.
+    for batch in batches:
+        yield "".join(f'{{"member_id":"{pid}","since":"{since}"}}\n' for pid, since in batch)
+
+
+def _csv(batches: Iterable[Sequence]) -> Iterator[str]:
+    yield "member_id,since\r\n"
+    for batch in batches:
+        yield "".join(f"{pid},{since}\r\n" for pid, since in batch)
+
+
+@bp.get("/audiences/<purpose>")
+@require_scope(AUDIENCES_READ)
+def audience(purpose: str):
+    """Every member usable for the purpose now, streamed as NDJSON or CSV, by public id."""
+    check_purpose(purpose)
+    if request.accept_mimetypes:
+        mimetype = request.accept_mimetypes.best_match([NDJSON, CSV])
+        if mimetype is None:
+            return problem(406, f"This list comes as {NDJSON} (the default) or {CSV}.")
+    else:
+        mimetype = NDJSON
+    after = request.args.get("after")
+    if after is not None and not _PUBLIC_ID.fullmatch(after):
+        raise BadQuery("after must be a member id from a previous page.")
+    limit = _limit(None, MAX_PAGE)
+    headers = {"Vary": "Accept"}
+    if limit is None:
+        batches = stream_audience(purpose, after=after)
+    else:
+        rows, next_after = audience_page(purpose, after=after, limit=limit)
+        batches = [rows]
+        if next_after is not None:
+            link = url_for(".audience", purpose=purpose, after=next_after, limit=limit)
+            headers["Link"] = f'<{link}>; rel="next"'
+    body = (_csv if mimetype == CSV else _ndjson)(batches)
+    # No stream_with_context: the batches need no request context (they read on their own
+    # connection), and Flask 3.1 tears down the request's session before the body is sent.
+    return Response(body, mimetype=mimetype, headers=headers)
+
+
+@bp.get("/consent-events")
+@require_scope(EVENTS_READ)
+def consent_events():
+    """The change feed: consent changes and erasures, in order, from an opaque cursor."""
+    cursor = decode_cursor(request.args.get("after"))
+    limit = _limit(FEED_PAGE, FEED_MAX_PAGE)
+    page = read_change_feed(cursor, limit)
+    next_cursor = encode_cursor(page.cursor)
+    response = jsonify({"items": page.items, "next_cursor": next_cursor, "has_more": page.has_more})
+    link = url_for(".consent_events", after=next_cursor, limit=limit)
+    response.headers["Link"] = f'<{link}>; rel="next"'
+    return response

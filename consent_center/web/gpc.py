@@ -1,0 +1,135 @@
+"""Global Privacy Control (`Sec-GPC: 1`): honoured on every page a signed-in member loads,
+with a confirmation step when they turn advertising on again while sending it; and the
+site's `/.well-known/gpc.json`."""
+
+from __future__ import annotations
+
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    flash,
+    jsonify,
+    redirect,
+    request,
+    url_for,
+)
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+from flask_wtf import FlaskForm
+from wtforms import HiddenField
+
+from ..domain import PURPOSES, Method
+from ..extensions import db
+from ..services import consents as consent_service
+from ..services.gpc import GPC_PURPOSES, apply_gpc_signal, grant_despite_gpc
+from .htmx import render_page_or_fragment, wants_fragment
+
+# When this site's GPC handling last changed (the `lastUpdate` of gpc.json).
+GPC_LAST_UPDATE = "2026-11-25"
+# Paths that never carry a member's page view: assets, the API, provider callbacks.
+SKIPPED_PREFIXES = ("/static/", "/api/", "/webhooks/", "/.well-known/")
+
+bp = Blueprint("gpc", __name__)
+
+
+class GpcOverrideForm(FlaskForm):
+    # "1": the member confirmed they want the purpose on despite the signal.
+    override_gpc = HiddenField()
+
+
+def gpc_signal() -> bool:
+    """True when the request carries `Sec-GPC: 1` (the only value with a meaning)."""
+    return request.headers.get("Sec-GPC", "").strip() == "1"
+
+
+def honour_gpc():
+    """Withdraw advertising for a signed-in member whose browser sends GPC, and say why; ask
+    to confirm when they turn it on again while sending it. Costs nothing without the header."""
+    if not gpc_signal() or request.path.startswith(SKIPPED_PREFIXES):
+        return None
+    if not current_user.is_authenticated:
+        return None
+    view_args = request.view_args or {}
+    if request.method == "POST":
+        turning_on = (
+            request.endpoint == "member.set_consent"
+            and view_args.get("purpose") in GPC_PURPOSES
+            and request.form.get("granted") == "1"
+        )
+        return _ask_to_confirm(view_args["purpose"]) if turning_on else None
+    if request.method != "GET":
+        return None
+    events = apply_gpc_signal(current_user)
+    if events:
+        db.session.commit()
+        for event in events:
+            flash(
+                _(
+                    "Your browser sent a Global Privacy Control signal, which asks us not to use "
+                    "your information for advertising, so we turned off %(purpose)s. You can "
+                    "turn it on again on this page if you want to.",
+                    purpose=PURPOSES[event.purpose].title,
+                ),
+                "status",
+            )
+            flash(event.receipt_id, "receipt")
+    return None
+
+
+def _ask_to_confirm(purpose: str):
+    consent = consent_service.consent_view(current_user, purpose)
+    if consent.barred or consent.locked:
+        return None  # not theirs to turn on at all: the switch's own view says so
+    return render_page_or_fragment(
+        "member/gpc_confirm.html",
+        "member/_gpc_confirm.html",
+        consent=consent,
+        form=GpcOverrideForm(override_gpc="1"),
+    )
+
+
+@bp.post("/me/consents/<purpose>/override-gpc")
+@login_required
+def override(purpose: str):
+    """Turn advertising on although the browser sends GPC, after the member confirmed."""
+    if purpose not in GPC_PURPOSES:
+        abort(404)
+    form = GpcOverrideForm()
+    if not form.validate_on_submit() or form.override_gpc.data != "1":
+        abort(400)
+    event = grant_despite_gpc(
+        current_user,
+        purpose,
+        gpc_sent=gpc_signal(),
+        method=Method.HTMX if wants_fragment() else Method.FORM,
+    )
+    db.session.commit()
+    message = _("%(purpose)s is now on.", purpose=PURPOSES[purpose].title)
+    if wants_fragment():
+        from .member.forms import ConsentForm
+
+        return render_page_or_fragment(
+            "member/consent_page.html",
+            "member/_consent_switch_response.html",
+            consent=consent_service.consent_view(current_user, purpose),
+            form=ConsentForm(),
+            status_message=message,
+            receipt=event,
+        )
+    flash(message, "status")
+    flash(event.receipt_id, "receipt")
+    return redirect(url_for("member.overview") + f"#consent-{purpose}", 303)
+
+
+@bp.get("/.well-known/gpc.json")
+def gpc_json():
+    """This site honours Global Privacy Control."""
+    response = jsonify({"gpc": True, "lastUpdate": GPC_LAST_UPDATE})
+    response.headers["Cache-Control"] = "public, max-age=86400"
+    return response
+
+
+def init_app(app: Flask) -> None:
+    app.before_request(honour_gpc)
+    app.register_blueprint(bp)

@@ -1,0 +1,155 @@
+"""Forms of the staff console."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import (
+    BooleanField,
+    DateField,
+    EmailField,
+    HiddenField,
+    SearchField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.validators import DataRequired, InputRequired, Length, Optional
+
+from ...domain import OPTIONAL_PURPOSES, PURPOSES, Role
+from ...services.incidents import FIELD_LABELS, FIELDS
+
+
+def _purpose_choices():
+    return [(key, PURPOSES[key].title) for key in OPTIONAL_PURPOSES]
+
+
+class PolicyDraftForm(FlaskForm):
+    # The draft being edited (empty for a new one): the preview endpoint needs to know.
+    draft = HiddenField()
+    title = StringField(_l("Title"), validators=[Length(max=200)])
+    body_md = TextAreaField(_l("Policy text (Markdown)"))
+    summary = TextAreaField(_l("Summary of changes (members read this first)"))
+    changed_purposes = SelectMultipleField(
+        _l("Purposes whose terms this version changes"),
+        choices=_purpose_choices,
+        validate_choice=False,
+    )
+    effective_on = DateField(
+        _l("Takes effect on"),
+        validators=[InputRequired(_l("Choose the date it takes effect."))],
+    )
+
+
+class ConfirmForm(FlaskForm):
+    confirm = BooleanField(validators=[DataRequired(_l("Tick this box to confirm."))])
+
+
+class PublishForm(ConfirmForm):
+    confirm = BooleanField(
+        _l("I have checked the text, the summary and the date. Publish it and notify members."),
+        validators=[DataRequired(_l("Tick this box to confirm."))],
+    )
+
+
+class SendIncidentForm(ConfirmForm):
+    confirm = BooleanField(
+        _l("I have checked both language versions and the recipients. Send the notice now."),
+        validators=[DataRequired(_l("Tick this box to confirm."))],
+    )
+
+
+class MemberSearchForm(FlaskForm):
+    """A GET form: the URL is the search, so it can be bookmarked and shared."""
+
+    class Meta:
+        csrf = False
+
+    q = SearchField(_l("Name, email, phone or member number"), validators=[Length(max=200)])
+
+
+class AuditFilterForm(FlaskForm):
+    class Meta:
+        csrf = False
+
+    actor = StringField(_l("Who acted (member number or email)"), validators=[Length(max=254)])
+    action = StringField(
+        _l("Action (or its start, such as “policy.”)"), validators=[Length(max=64)]
+    )
+    since = DateField(_l("From (date)"), validators=[Optional()])
+    until = DateField(_l("Until (date, inclusive)"), validators=[Optional()])
+
+
+_LANGUAGE_PREFIXES = {"en": "en", "zh": "zh_Hans_CN"}
+
+
+def _status_choices():
+    from ...services.incidents import AUDIENCE_STATUSES
+    from .views import MEMBER_STATUS_LABELS
+
+    return [("", _l("Any (not erased)"))] + [
+        (s.value, MEMBER_STATUS_LABELS[s]) for s in AUDIENCE_STATUSES
+    ]
+
+
+class IncidentForm(FlaskForm):
+    """Every part of the notice in English (en_*) and Chinese (zh_*), and the audience."""
+
+    status = SelectField(_l("Account status"), choices=_status_choices, validate_choice=False)
+    registered_after = DateField(_l("Registered on or after"), validators=[Optional()])
+    registered_before = DateField(_l("Registered before"), validators=[Optional()])
+    purpose = SelectField(
+        _l("Consented to"),
+        choices=lambda: [("", _l("Any")), *_purpose_choices()],
+        validate_choice=False,
+    )
+
+    def content(self) -> dict:
+        """The texts as the service takes them: {locale: {part: text}}."""
+        return {
+            locale: {name: self[f"{prefix}_{name}"].data or "" for name in FIELDS}
+            for prefix, locale in _LANGUAGE_PREFIXES.items()
+        }
+
+    def audience(self) -> dict:
+        return {
+            "status": self.status.data or None,
+            "registered_after": self.registered_after.data,
+            "registered_before": self.registered_before.data,
+            "purpose": self.purpose.data or None,
+        }
+
+    def fill(self, content: dict, audience: dict) -> None:
+        for prefix, locale in _LANGUAGE_PREFIXES.items():
+            for name in FIELDS:
+                self[f"{prefix}_{name}"].data = (content.get(locale) or {}).get(name, "")
+        self.status.data = audience.get("status") or ""
+        self.purpose.data = audience.get("purpose") or ""
+        for name in ("registered_after", "registered_before"):
+            value = audience.get(name)
+            self[name].data = date.fromisoformat(value) if value else None
+
+
+for _prefix in _LANGUAGE_PREFIXES:
+    for _name in FIELDS:
+        setattr(
+            IncidentForm,
+            f"{_prefix}_{_name}",
+            TextAreaField(FIELD_LABELS[_name], validators=[Length(max=4000)]),
+        )
+
+
+def _role_choices():
+    return [(Role.STAFF.value, _l("Staff")), (Role.ADMIN.value, _l("Admin"))]
+
+
+class TeamAddForm(FlaskForm):
+    email = EmailField(_l("Email address"), validators=[Length(max=254)])
+    role = SelectField(_l("Role"), choices=_role_choices, validate_choice=False)
+
+
+class TeamRoleForm(FlaskForm):
+    role = SelectField(_l("Role"), choices=_role_choices, validate_choice=False)

@@ -1,0 +1,93 @@
+"""Helpers for the API tests: tokens, consents and a receiver for webhooks."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from consent_center.domain import Actor, Method
+from consent_center.extensions import db
+from consent_center.services.api_tokens import SCOPES, create_api_token
+from consent_center.services.consents import set_consent
+
+_names = iter(range(1, 10**9))
+
+
+def make_token(*scopes: str) -> str:
+    """A live token with `scopes` (all of them by default), committed."""
+    issued = create_api_token(f"system-{next(_names)}", scopes or SCOPES)
+    db.session.commit()
+    return issued.token
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def grant(member, purpose: str, granted: bool = True, method: str = Method.FORM):
+    event = set_consent(member, purpose, granted, actor=Actor.MEMBER, method=method,
+                        actor_member=member)  # fmt: skip
+    db.session.commit()
+    return event
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def json(self) -> dict:
+        return json.loads(self.body)
+
+
+@dataclass
+class Receiver:
+    """A local HTTP server standing in for a downstream system.
+
+    `answers` is a queue of status codes to reply with (then 200 forever); every request is
+    recorded, whatever the answer.
+    """
+
+    port: int = 0
+    answers: list[int] = field(default_factory=list)
+    received: list[Received] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hooks/consent"
+
+
+@contextmanager
+def webhook_receiver(*answers: int) -> Iterator[Receiver]:
+    receiver = Receiver(answers=list(answers))
+    lock = threading.Lock()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 (http.server's naming)
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            with lock:
+                receiver.received.append(Received(self.path, dict(self.headers), body))
+                status = receiver.answers.pop(0) if receiver.answers else 200
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):  # keep test output clean
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    receiver.port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
+    thread.start()
+    try:
+        yield receiver
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)

@@ -1,0 +1,105 @@
+"""Every email and SMS, in both languages, compared with a committed snapshot, so wording
+changes show up in review. Regenerate with `UPDATE_SNAPSHOTS=1 make test`."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from consent_center.services.notifications import fit_sms, render_message
+
+SNAPSHOTS = Path(__file__).resolve().parent / "snapshots"
+WHEN = datetime(2026, 12, 16, 1, 0, tzinfo=UTC)
+
+CONTEXTS = {
+    "sign_in_code": {"code": "123456", "minutes": 10},
+    "verify_contact": {"code": "123456", "minutes": 10},
+    "reauth_code": {"code": "123456", "minutes": 10},
+    "guardian_code": {"code": "123456", "minutes": 10},
+    "policy_notice": {"number": 2, "summary": "We explain trend analysis more clearly.",
+                      "effective_at": WHEN, "changed_purpose_keys": ("advertising",)},
+    "contact_message": {"category_label": "A question about privacy or this policy",
+                        "sender_name": "Zhang San", "sender_email": "zs@example.org",
+                        "message": "How long do you keep my data?", "member_id": None},
+    "contact_ack": {"category_label": "A question", "sender_name": "Zhang San",
+                    "sender_email": "zs@example.org", "message": "How long?", "member_id": None},
+    "deletion_received": {"request_id": "REQ123", "due_at": WHEN, "refusal_ground": None,
+                          "refusal_explanation": None},
+    "deletion_refused": {"request_id": "REQ123", "due_at": WHEN,
+                         "refusal_ground": "criminal_justice",
+                         "refusal_explanation": "An investigation is open."},
+    "deletion_completed": {"request_id": "REQ123"},
+    "guardian_invite": {"minor_name": "Little Lee", "expires_at": WHEN,
+                        "link": "https://privacy.example.com/g/Xy3_k9QaLm2Zp8Rt"},
+    "guardian_approved": {"guardian_name": "Parent Lee", "minor_name": "Little Lee",
+                          "to_guardian": True},
+    "guardian_refused": {},
+    "guardian_change": {"guardian_name": "Parent Lee", "minor_name": "Little Lee",
+                        "purpose": "trend_analysis", "granted": True},
+    "guardian_ended": {"minor_name": "Little Lee", "to_guardian": False},
+    "incident_notice": {"incident_id": "INC123", "texts": {
+        "en": {"what_happened": "On 1 March an attacker read part of our member database.",
+               "data_involved": "Names and email addresses.",
+               "our_response": "We closed the hole and told the regulator.",
+               "member_actions": "Beware of emails that ask you to sign in.",
+               "contact": "Customer service: 400-032-0988"},
+        "zh_Hans_CN": {"what_happened": "3月1日，攻击者读取了部分会员数据库。",
+                       "data_involved": "姓名和电子邮箱地址。",
+                       "our_response": "我们已修复漏洞并已报告监管机构。",
+                       "member_actions": "请警惕要求您登录的邮件。",
+                       "contact": "客服电话：400-032-0988"}}},
+}
+LOCALES = ("en", "zh_Hans_CN")
+CHANNELS = ("email", "sms")
+
+
+def render_all(kind: str, locale: str) -> str:
+    parts = []
+    for channel in CHANNELS:
+        try:
+            rendered = render_message(kind, channel, locale, dict(CONTEXTS[kind]))
+        except Exception as exc:  # a kind without an SMS template
+            if "TemplateNotFound" in type(exc).__name__:
+                continue
+            raise
+        if channel == "email":
+            parts += [f"--- email subject\n{rendered.subject}", f"--- email text\n{rendered.text}",
+                      f"--- email html\n{rendered.html}"]
+        else:
+            parts.append(f"--- sms ({len(rendered.text)} chars)\n{rendered.text}")
+    return "\n".join(parts).rstrip() + "\n"
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+@pytest.mark.parametrize("kind", sorted(CONTEXTS))
+def test_message_matches_snapshot(app, kind, locale):
+    app.config["PUBLIC_BASE_URL"] = "https://privacy.example.com"
+    text = render_all(kind, locale)
+    path = SNAPSHOTS / f"{kind}.{locale}.txt"
+    if os.environ.get("UPDATE_SNAPSHOTS") or not path.exists():
+        path.write_text(text, encoding="utf-8")
+    assert text == path.read_text(encoding="utf-8"), f"{path.name} changed: review and update"
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+@pytest.mark.parametrize("kind", sorted(CONTEXTS))
+def test_sms_fits_one_segment(app, kind, locale):
+    app.config["PUBLIC_BASE_URL"] = "https://privacy.example.com"
+    try:
+        rendered = render_message(kind, "sms", locale, dict(CONTEXTS[kind]))
+    except Exception as exc:
+        if "TemplateNotFound" in type(exc).__name__:
+            pytest.skip("no SMS version of this message")
+        raise
+    limit = 160 if rendered.text.isascii() else 70
+    assert len(rendered.text) <= limit and not rendered.text.endswith("…"), rendered.text
+    assert fit_sms("x" * 200).endswith("…")
+
+
+def test_every_message_kind_has_a_snapshot_context():
+    kinds = {p.name.split(".")[0] for p in (Path(__file__).resolve().parent.parent
+                                            / "templates" / "email").glob("*.subject.txt")}
+    assert kinds == set(CONTEXTS)

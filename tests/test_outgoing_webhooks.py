@@ -1,0 +1,222 @@
+"""Outgoing webhooks: events written with their cause, signed deliveries through the outbox,
+retries, per-member order, erasure notices, and the receivers' verification snippet."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from consent_center import clock
+from consent_center.domain import Actor, Method, NotificationStatus
+from consent_center.extensions import db
+from consent_center.models import ChangeEvent, Notification, WebhookSubscription
+from consent_center.notify.worker import drain
+from consent_center.services.consents import set_consent
+from consent_center.services.erasure import erase_member
+from consent_center.services.outgoing_webhooks import add_webhook, remove_webhook
+from tests.conftest import make_member
+from tests.support.api import grant, webhook_receiver
+
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "webhooks.md"
+
+
+@pytest.fixture(autouse=True)
+def direct_connections(monkeypatch):
+    """Deliveries go straight to the local receiver, never through a proxy from the env."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def documented_verifier():
+    """The verification function exactly as docs/webhooks.md gives it to receivers."""
+    blocks = re.findall(r"```python\n(.*?)```", DOCS.read_text(encoding="utf-8"), re.S)
+    [code] = [b for b in blocks if "def verify_consent_center_signature" in b]
+    namespace: dict = {}
+    exec(compile(code, str(DOCS), "exec"), namespace)  # noqa: S102 - our own documentation
+    return namespace["verify_consent_center_signature"]
+
+
+def subscribe(url: str, *events: str) -> str:
+    new = add_webhook(url, events or ("consent.changed", "member.erased"))
+    db.session.commit()
+    return new.secret
+
+
+def webhook_rows() -> list[Notification]:
+    return list(
+        db.session.scalars(
+            select(Notification).where(Notification.channel == "webhook").order_by(Notification.id)
+        )
+    )
+
+
+def later(minutes: int = 120) -> None:
+    """Skip past any backoff."""
+    clock.freeze(clock.utcnow() + timedelta(minutes=minutes))
+
+
+def test_cli_adds_lists_and_removes_subscriptions(runner, app):
+    result = runner.invoke(
+        args=["webhooks", "add", "https://crm.example.com/hook", "--events", "member.erased"]
+    )
+    assert result.exit_code == 0, result.output
+    secret = re.search(r"^(whsec_\S+)$", result.output, re.M).group(1)
+    sub = db.session.scalars(select(WebhookSubscription)).one()
+    assert (sub.events, sub.active, sub.secret) == ("member.erased", True, secret)
+    listing = runner.invoke(args=["webhooks", "list"]).output
+    assert sub.public_id in listing and "https://crm.example.com/hook" in listing
+    assert secret not in listing
+    for url, events in [("ftp://x", "member.erased"), ("https://x.example", "nope")]:
+        assert runner.invoke(args=["webhooks", "add", url, "--events", events]).exit_code != 0
+    result = runner.invoke(args=["webhooks", "remove", sub.public_id])
+    assert result.exit_code == 0 and db.session.scalars(select(WebhookSubscription)).first() is None
+    assert runner.invoke(args=["webhooks", "remove", sub.public_id]).exit_code != 0
+
+
+def test_an_event_and_its_deliveries_are_written_in_the_changes_transaction(app, member, policy):
+    subscribe("https://a.example/hook")
+    subscribe("https://b.example/hook", "member.erased")  # not interested in consent changes
+    set_consent(member, "advertising", True, actor=Actor.MEMBER, method=Method.FORM)
+    db.session.rollback()
+    assert db.session.scalars(select(ChangeEvent)).first() is None and webhook_rows() == []
+    event = grant(member, "advertising")
+    change = db.session.scalars(select(ChangeEvent)).one()
+    assert (change.type, change.member_id, change.consent_event_id) == (
+        "consent.changed",
+        member.id,
+        event.id,
+    )
+    [row] = webhook_rows()
+    sub = db.session.scalars(
+        select(WebhookSubscription).where(WebhookSubscription.url == "https://a.example/hook")
+    ).one()
+    assert row.member_id is None  # not a message to the member: not on their pages
+    assert row.recipient == sub.public_id and row.kind == "consent.changed"
+    assert row.dedupe_key == f"webhook:{sub.public_id}:{change.public_id}"
+    assert row.order_key == f"{sub.id}:{member.id}"
+    body = json.loads(row.body_text)
+    assert body["id"] == change.public_id and body["member_id"] == member.public_id
+    assert body["consent"] == {
+        "purpose": "advertising",
+        "granted": True,
+        "policy_version": 1,
+        "actor": "member",
+        "method": "form",
+    }
+
+
+def test_deliveries_are_signed_and_verify_with_the_documented_snippet(app, member, policy):
+    verify = documented_verifier()
+    with webhook_receiver() as receiver:
+        secret = subscribe(receiver.url)
+        grant(member, "advertising")
+        assert drain() == {"sent": 1}
+    [got] = receiver.received
+    headers = {k.lower(): v for k, v in got.headers.items()}
+    assert headers["content-type"] == "application/json"
+    assert headers["x-consent-event-type"] == "consent.changed"
+    assert headers["x-consent-event-id"] == got.json["id"]
+    signature = headers["x-consent-signature"]
+    assert re.fullmatch(r"t=\d+,v1=[0-9a-f]{64}", signature)
+    now = clock.utcnow().timestamp()
+    assert verify(secret, signature, got.body, now=now)
+    assert not verify(secret, signature, got.body + b" ", now=now)
+    assert not verify("whsec_wrong", signature, got.body, now=now)
+    assert not verify(secret, signature, got.body, now=now + 3600)  # a replay, much later
+    assert not verify(secret, "v1=abc", got.body, now=now)
+    # Settled: the body (it names the member) is gone from the outbox.
+    [row] = webhook_rows()
+    assert row.status == NotificationStatus.SENT and row.body_text is None
+
+
+def test_a_failing_receiver_gets_retries_and_finally_the_event(app, member, policy):
+    with webhook_receiver(500, 503) as receiver:
+        subscribe(receiver.url)
+        grant(member, "advertising")
+        assert drain() == {"pending": 1}
+        [row] = webhook_rows()
+        assert (row.attempts, row.last_error) == (1, "HTTP 500")
+        assert drain() == {}  # backing off: not due yet
+        later()
+        assert drain() == {"pending": 1}
+        later()
+        assert drain() == {"sent": 1}
+    ids = {r.headers["X-Consent-Event-Id"] for r in receiver.received}
+    assert len(receiver.received) == 3 and len(ids) == 1  # the same event, to de-duplicate
+    [row] = webhook_rows()
+    assert (row.status, row.attempts) == (NotificationStatus.SENT, 3)
+
+
+@pytest.mark.parametrize(
+    ("answer", "status"),
+    [(400, "failed"), (410, "failed"), (301, "failed"), (408, "pending"), (429, "pending")],
+)
+def test_client_errors_are_final_except_timeout_and_too_many(app, member, policy, answer, status):
+    with webhook_receiver(answer) as receiver:
+        subscribe(receiver.url)
+        grant(member, "advertising")
+        assert drain() == {status: 1}
+
+
+def test_an_unreachable_receiver_is_retried(app, member, policy):
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    subscribe(f"http://127.0.0.1:{port}/hook")
+    grant(member, "advertising")
+    assert drain() == {"pending": 1}
+    assert webhook_rows()[0].last_error == "ConnectionError"
+
+
+def test_events_of_one_member_arrive_in_order(app, policy):
+    first, second = make_member(), make_member()
+    with webhook_receiver(500) as receiver:
+        subscribe(receiver.url)
+        grant(first, "advertising")  # this delivery fails once
+        grant(first, "advertising", False)
+        grant(second, "trend_analysis")
+        assert drain() == {"pending": 1, "sent": 1}
+        # The first member's withdrawal waits behind its grant; the other member's event did not.
+        rows = webhook_rows()
+        assert [r.status for r in rows] == ["pending", "pending", "sent"]
+        assert rows[1].attempts == 0
+        later()
+        assert drain() == {"sent": 2}
+    seen = [(r.json["member_id"], r.json["consent"]["granted"]) for r in receiver.received]
+    assert seen == [
+        (first.public_id, True),
+        (second.public_id, True),
+        (first.public_id, True),
+        (first.public_id, False),
+    ]
+
+
+def test_an_erasure_is_announced_after_the_members_earlier_events(app, member, policy):
+    known = member.public_id
+    with webhook_receiver() as receiver:
+        subscribe(receiver.url)
+        grant(member, "advertising")
+        erase_member(member, actor=None, reason="test")
+        db.session.commit()
+        assert drain() == {"sent": 2}
+    kinds = [(r.json["type"], r.json["member_id"]) for r in receiver.received]
+    assert kinds == [("consent.changed", known), ("member.erased", known)]
+    # Nothing in the outbox still names the member.
+    assert all(known not in (r.body_text or "") for r in db.session.scalars(select(Notification)))
+
+
+def test_removing_a_subscription_drops_its_undelivered_events(app, member, policy):
+    subscribe("https://gone.example/hook")
+    grant(member, "advertising")
+    sub = db.session.scalars(select(WebhookSubscription)).one()
+    assert remove_webhook(sub.public_id) == 1
+    db.session.commit()
+    [row] = webhook_rows()
+    assert row.status == NotificationStatus.FAILED and row.body_text is None
+    assert drain() == {}
