@@ -17,9 +17,10 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", 5000)))
     parser.add_argument("--host", default="127.0.0.1")
     args = parser.parse_args()
-    app = create_app()
     url = f"http://{args.host}:{args.port}"
-    app.config.setdefault("PUBLIC_BASE_URL", url)
+    # Links in messages point here unless configured; the worker inherits it too.
+    os.environ.setdefault("PUBLIC_BASE_URL", url)
+    app = create_app()
     mailbox = f"{url}/dev/mailbox" if app.config.get("DEV_MAILBOX") else "(real SMTP/Twilio)"
     print(
         f"\nConsent Center is running at {url}\n"
