@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Flask, has_request_context, request, session
 from flask_login import current_user
+from markupsafe import Markup
 
 from ..domain import LOCALE_HTML_LANG, LOCALE_LABELS, Locale
 
@@ -30,6 +31,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["format_date"] = lambda value, fmt="long": format_date(value, fmt)
     app.jinja_env.filters["format_datetime"] = lambda value: format_datetime(value, "medium")
     app.jinja_env.globals["purposes"] = PURPOSES
+    app.jinja_env.globals["static_inventory_table"] = _static_inventory_table
     app.jinja_env.globals["refusal_grounds"] = REFUSAL_GROUNDS
     app.jinja_env.filters["purpose_titles"] = lambda keys: gettext(", ").join(
         str(PURPOSES[k].title) for k in keys
@@ -45,3 +47,20 @@ def init_app(app: Flask) -> None:
             "current_locale": current,
             "html_lang": LOCALE_HTML_LANG.get(current, "en"),
         }
+
+
+_STATIC_TABLES: dict[tuple[str, str], Markup] = {}
+
+
+def _static_inventory_table(group) -> Markup:
+    """The field table of an inventory group that shows no member values, rendered once per
+    language and process: it is the same for everyone, and it is most of /me's markup."""
+    from flask import render_template
+    from flask_babel import get_locale
+
+    key = (group.table, str(get_locale() or Locale.EN))
+    html = _STATIC_TABLES.get(key)
+    if html is None:
+        html = Markup(render_template("member/_inventory_table.html", group=group))
+        _STATIC_TABLES[key] = html
+    return html
