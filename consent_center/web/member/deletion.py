@@ -68,7 +68,7 @@ def delete_send_code():
     deliver_now([row], {row.id: code_request.outgoing})
     session[REAUTH_TOKEN] = code_request.token
     flash(_("We sent a confirmation code to %(to)s.", to=code_request.masked_to), "status")
-    return redirect(url_for("member.delete_start") + "#confirm", 303)
+    return redirect(url_for("member.delete_start") + "#confirm-title", 303)
 
 
 @bp.post("/delete")
