@@ -401,3 +401,15 @@ def test_the_api_keeps_its_openapi_document(case, app, seeded, policy):
         # The cursor is opaque: a made-up one, however well-formed, is rightly a 400.
         excluded.append(positive_data_acceptance)
     case.call_and_validate(headers=bearer(seeded), excluded_checks=excluded)
+
+
+def test_staff_console_lists_tokens_and_subscriptions_without_secrets(app, client, login_as):
+    from consent_center.services.api_tokens import create_api_token
+    from tests.conftest import make_member
+
+    issued = create_api_token("crm", ("consents:read",))
+    db.session.commit()
+    login_as(make_member(role="staff"))
+    page = client.get("/staff/integrations").get_data(as_text=True)
+    assert "crm" in page and "consents:read" in page
+    assert issued.token not in page

@@ -140,3 +140,8 @@ def test_rate_limits_work_with_redis_storage(app, client):
             from consent_center.extensions import db
 
             db.engine.dispose()
+
+
+def test_405_names_the_allowed_methods(client):
+    response = client.get("/sign-out")
+    assert response.status_code == 405 and "POST" in response.headers["Allow"]

@@ -98,6 +98,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("staff.audit", "GET"): Rule("staff", 200, _static("/staff/audit")),
     ("staff.audit_csv", "GET"): Rule("staff", 200, _static("/staff/audit.csv")),
     ("staff.incidents", "GET"): Rule("staff", 200, _static("/staff/incidents")),
+    ("staff.integrations", "GET"): Rule("staff", 200, _static("/staff/integrations")),
     ("staff.incident_new", "GET"): Rule("staff", 200, _static("/staff/incidents/new")),
     ("staff.incident_new", "POST"): Rule("staff", 422, _static("/staff/incidents/new")),
     ("staff.incident", "GET"): Rule(

@@ -18,7 +18,7 @@ from ..domain import (
     SOURCE_LABELS,
 )
 from ..extensions import db
-from ..models import AuditEvent, ConsentEvent, Member, Notification, OneTimeCode
+from ..models import Member
 
 
 @dataclass(frozen=True)
@@ -136,36 +136,25 @@ def _row_dict(obj, columns: list[str]) -> dict:
 def export_member_data(member: Member) -> dict:
     """Everything held about the member, field by field, as plain JSON-able data.
 
-    Internal row keys are left out; every inventory column is included (hashes of codes are
-    shown as held, since they are held).
+    Generated from the data inventory, so every declared table and column is in it: internal
+    row keys are left out; hashes of codes are shown as held, since they are held.
     """
-    by_table = {g.table: [f.column for f in g.fields] for g in DATA_INVENTORY}
-    from ..models import ConsentState
-
-    def rows(model, col, order):
-        return list(db.session.scalars(select(model).where(col == member.id).order_by(order)))
-
-    return {
-        "format": "consent-center-export/1",
-        "profile": _row_dict(member, by_table["member"]),
-        "consent_state": [
-            _row_dict(s, by_table["consent_state"])
-            for s in rows(ConsentState, ConsentState.member_id, ConsentState.purpose)
-        ],
-        "consent_event": [
-            _row_dict(e, by_table["consent_event"])
-            for e in rows(ConsentEvent, ConsentEvent.member_id, ConsentEvent.seq)
-        ],
-        "notification": [
-            _row_dict(n, by_table["notification"])
-            for n in rows(Notification, Notification.member_id, Notification.id)
-        ],
-        "one_time_code": [
-            _row_dict(c, by_table["one_time_code"])
-            for c in rows(OneTimeCode, OneTimeCode.member_id, OneTimeCode.id)
-        ],
-        "audit_event": [
-            _row_dict(a, by_table["audit_event"])
-            for a in rows(AuditEvent, AuditEvent.subject_member_id, AuditEvent.id)
-        ],
-    }
+    tables = db.metadata.tables
+    owner = dict(_COUNTED, consent_state="member_id")
+    export: dict = {"format": "consent-center-export/1"}
+    for group in DATA_INVENTORY:
+        columns = [f.column for f in group.fields]
+        if group.table == "member":
+            export["profile"] = _row_dict(member, columns)
+            continue
+        table = tables[group.table]
+        order = list(table.primary_key.columns)
+        rows = db.session.execute(
+            select(*(table.c[c] for c in columns))
+            .where(table.c[owner[group.table]] == member.id)
+            .order_by(*order)
+        ).all()
+        export[group.table] = [
+            {c: _json_value(v) for c, v in zip(columns, row, strict=True)} for row in rows
+        ]
+    return export

@@ -78,7 +78,11 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
         db.session.rollback()
-        return error_response(exc.code or 500)
+        body, status = error_response(exc.code or 500), exc.code or 500
+        response = app.make_response(body if isinstance(body, tuple) else (body, status))
+        if getattr(exc, "valid_methods", None):  # a 405 names the methods that would work
+            response.headers["Allow"] = ", ".join(exc.valid_methods)
+        return response
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):

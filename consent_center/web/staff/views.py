@@ -127,3 +127,17 @@ def notifications():
         labels=NOTIFICATION_STATUS_LABELS,
         kinds=NOTIFICATION_KIND_LABELS,
     )
+
+
+@bp.get("/integrations")
+def integrations():
+    """API tokens and webhook subscriptions (managed with `flask api-token` and
+    `flask webhooks`; secrets are never shown here)."""
+    from ...models import WebhookSubscription
+    from ...services.api_tokens import list_api_tokens
+
+    subscriptions = list(db.session.scalars(
+        select(WebhookSubscription).order_by(WebhookSubscription.created_at)
+    ))
+    return render_template("staff/integrations.html", tokens=list_api_tokens(),
+                           subscriptions=subscriptions)
