@@ -41,3 +41,30 @@ def valid_phone(form, field) -> None:
         raise ValidationError(
             _l("Enter a valid mobile number, with its country code for numbers outside China.")
         )
+
+
+def check_code_form(form: FlaskForm, check, on_lockout=None) -> tuple[object, int | None]:
+    """Run `check()`, a service that checks the form's one-time code, and commit whatever
+    happens, so wrong attempts are counted.
+
+    :param on_lockout: called after too many wrong attempts (e.g. to forget the pending code).
+    :returns: ``(result, None)`` on success, else ``(None, status)`` with the error shown
+        beside the code field (422 wrong or expired, 429 too many attempts).
+    """
+    from ..extensions import db
+    from ..services.errors import Invalid, TooManyAttempts
+
+    try:
+        result = check()
+    except TooManyAttempts as exc:
+        db.session.commit()
+        if on_lockout is not None:
+            on_lockout()
+        form.code.errors = [exc.message]
+        return None, 429
+    except Invalid as exc:
+        db.session.commit()
+        apply_field_errors(form, exc.field_errors or {"code": [exc.message]})
+        return None, 422
+    db.session.commit()
+    return result, None

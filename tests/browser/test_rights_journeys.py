@@ -30,25 +30,12 @@ pytestmark = pytest.mark.browser
 EXPLANATION = "Your account is part of an open police investigation (case 2026-114)."
 
 
-@pytest.fixture
-def live_smtp(live_server, _smtp_sink):
-    """Email from the live server goes over real SMTP to the test's server."""
-    _smtp_sink.clear()
-    if not _smtp_sink.running:
-        _smtp_sink.start()
-    config = live_server.app.config
-    saved = {k: config.get(k) for k in ("MAIL_SERVER", "MAIL_PORT", "MAIL_TIMEOUT")}
-    config.update(MAIL_SERVER=_smtp_sink.host, MAIL_PORT=_smtp_sink.port, MAIL_TIMEOUT=5)
-    try:
-        yield _smtp_sink
-    finally:
-        config.update(saved)
-        _smtp_sink.clear()
-
-
 def mail_to(sink, to: str, subject_part: str):
-    found = [m.message for m in sink.messages
-             if m.rcpt_tos == [to] and subject_part.lower() in m.message["Subject"].lower()]
+    found = [
+        m.message
+        for m in sink.messages
+        if m.rcpt_tos == [to] and subject_part.lower() in m.message["Subject"].lower()
+    ]
     assert found, [(m.rcpt_tos, m.message["Subject"]) for m in sink.messages]
     return found[-1]
 
@@ -110,9 +97,20 @@ def test_deletion_refused_then_another_completed(
 
     # A second member asks, and staff complete the request.
     second_email = "second.member@example.org"
-    live_server.query(lambda: (db.session.add(Member(
-        name="Second Member", email=second_email, birth_date=date(1991, 2, 3), locale="en",
-        policy_seen_number=1)), db.session.commit()))
+    live_server.query(
+        lambda: (
+            db.session.add(
+                Member(
+                    name="Second Member",
+                    email=second_email,
+                    birth_date=date(1991, 2, 3),
+                    locale="en",
+                    policy_seen_number=1,
+                )
+            ),
+            db.session.commit(),
+        )
+    )
     second = browsing.new_page()
     sign_in(second, second_email)
     ask_for_deletion(second, visit, axe_check, live_smtp, second_email)
@@ -134,14 +132,15 @@ def test_deletion_refused_then_another_completed(
     click_and_wait(second, "main button[type=submit]")
     assert path_of(second) == "/sign-in/code"
     axe_check(second)
-    codes = [m for m in live_smtp.messages if m.rcpt_tos == [second_email]
-             and "sign-in code" in m.message["Subject"].lower()]
+    codes = [
+        m
+        for m in live_smtp.messages
+        if m.rcpt_tos == [second_email] and "sign-in code" in m.message["Subject"].lower()
+    ]
     assert codes == []
 
 
-def test_guardian_approves_then_oversees(
-    browsing, visit, axe_check, live_server, live_smtp
-):
+def test_guardian_approves_then_oversees(browsing, visit, axe_check, live_server, live_smtp):
     minor_email, guardian_email = "little.lee@example.org", "parent.lee@example.org"
     today = date.today()
     minor = browsing.new_page()

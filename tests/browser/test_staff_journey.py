@@ -22,22 +22,6 @@ pytestmark = pytest.mark.browser
 NEW_PARAGRAPH = "We now also plan advertising with your data when you allow it."
 
 
-@pytest.fixture
-def live_smtp(live_server, _smtp_sink):
-    """Email from the live server goes over real SMTP to the test's server, for one test."""
-    _smtp_sink.clear()
-    if not _smtp_sink.running:
-        _smtp_sink.start()
-    config = live_server.app.config
-    saved = {k: config.get(k) for k in ("MAIL_SERVER", "MAIL_PORT", "MAIL_TIMEOUT")}
-    config.update(MAIL_SERVER=_smtp_sink.host, MAIL_PORT=_smtp_sink.port, MAIL_TIMEOUT=5)
-    try:
-        yield _smtp_sink
-    finally:
-        config.update(saved)
-        _smtp_sink.clear()
-
-
 def path_of(page: Page) -> str:
     return urlsplit(page.url).path
 

@@ -11,10 +11,10 @@ from ...extensions import db, limiter
 from ...models import Notification
 from ...notify.delivery import deliver_now
 from ...services import auth as auth_service
-from ...services.errors import Invalid, TooManyAttempts
+from ...services.errors import Invalid
 from ...services.guardians import wards_of
 from ...services.members import RegistrationData, register_member
-from ..forms import apply_field_errors
+from ..forms import apply_field_errors, check_code_form
 from .forms import CodeForm, RegisterForm, SignInForm
 
 bp = Blueprint("auth", __name__)
@@ -130,19 +130,14 @@ def enter_code():
     form = CodeForm()
     status = 200
     if form.validate_on_submit():
-        try:
-            member = auth_service.complete_sign_in(token, form.code.data)
-        except TooManyAttempts as exc:
-            db.session.commit()  # keep the attempt count
-            session.pop(PENDING_TOKEN, None)
-            form.code.errors = [exc.message]
-            status = 429
-        except Invalid as exc:
-            db.session.commit()  # keep the attempt count
-            apply_field_errors(form, exc.field_errors or {"code": [exc.message]})
-            status = 422
+        member, failed = check_code_form(
+            form,
+            lambda: auth_service.complete_sign_in(token, form.code.data),
+            on_lockout=lambda: session.pop(PENDING_TOKEN, None),
+        )
+        if failed:
+            status = failed
         else:
-            db.session.commit()
             next_url = safe_next(request.args.get("next"))
             session.clear()  # a new session on sign-in: no fixation, old tokens die
             login_user(member)

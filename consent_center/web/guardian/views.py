@@ -38,10 +38,10 @@ from ...services import consents as consent_service
 from ...services import deletion as deletion_service
 from ...services import guardians as guardian_service
 from ...services import member_data
-from ...services.errors import Conflict, Invalid, TooManyAttempts
+from ...services.errors import Conflict, Invalid
 from ...services.notifications import member_messages
 from ...services.usability import purpose_barred
-from ..forms import apply_field_errors
+from ..forms import apply_field_errors, check_code_form
 from ..htmx import render_page_or_fragment, wants_fragment
 from ..member.forms import ConsentForm, EmptyForm
 from .forms import DecisionForm, GuardianCodeForm, InviteForm
@@ -103,18 +103,16 @@ def verify(token: str):
     form = GuardianCodeForm()
     status = 422
     if form.validate_on_submit():
-        try:
-            auth_service.confirm_guardian_code(link, session.get(CODE_TOKEN), form.code.data)
-        except TooManyAttempts as exc:
-            db.session.commit()
-            session.pop(CODE_TOKEN, None)
-            form.code.errors = [exc.message]
-            status = 429
-        except Invalid as exc:
-            db.session.commit()
-            apply_field_errors(form, exc.field_errors or {"code": [exc.message]})
+        _done, failed = check_code_form(
+            form,
+            lambda: auth_service.confirm_guardian_code(
+                link, session.get(CODE_TOKEN), form.code.data
+            ),
+            on_lockout=lambda: session.pop(CODE_TOKEN, None),
+        )
+        if failed:
+            status = failed
         else:
-            db.session.commit()
             session.pop(CODE_TOKEN, None)
             session[VERIFIED_LINK] = link.public_id
             return redirect(url_for("guardian.decide", token=token), 303)

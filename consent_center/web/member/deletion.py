@@ -17,8 +17,8 @@ from ...models import Notification
 from ...notify.delivery import deliver_now
 from ...services import auth as auth_service
 from ...services import deletion as deletion_service
-from ...services.errors import Conflict, Invalid, TooManyAttempts
-from ..forms import apply_field_errors
+from ...services.errors import Conflict, Invalid
+from ..forms import apply_field_errors, check_code_form
 from .forms import EmptyForm
 from .views import bp
 
@@ -78,16 +78,15 @@ def delete_confirm():
     existing = deletion_service.open_request_for(current_user)
     status = 422
     if form.validate_on_submit():
-        try:
-            auth_service.confirm_reauth(current_user, session.get(REAUTH_TOKEN), form.code.data)
-        except TooManyAttempts as exc:
-            db.session.commit()
-            session.pop(REAUTH_TOKEN, None)
-            form.code.errors = [exc.message]
-            status = 429
-        except Invalid as exc:
-            db.session.commit()  # count the attempt
-            apply_field_errors(form, exc.field_errors or {"code": [exc.message]})
+        _done, failed = check_code_form(
+            form,
+            lambda: auth_service.confirm_reauth(
+                current_user, session.get(REAUTH_TOKEN), form.code.data
+            ),
+            on_lockout=lambda: session.pop(REAUTH_TOKEN, None),
+        )
+        if failed:
+            status = failed
         else:
             try:
                 deletion = deletion_service.request_deletion(

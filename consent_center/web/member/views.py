@@ -35,7 +35,7 @@ from ...notify.delivery import deliver_now
 from ...services import auth as auth_service
 from ...services import consents as consent_service
 from ...services import member_data
-from ...services.errors import Invalid, TooManyAttempts
+from ...services.errors import Invalid
 from ...services.members import ProfileChanges, remove_phone, update_profile
 from ...services.policies import (
     acknowledge_policy_notice,
@@ -43,7 +43,7 @@ from ...services.policies import (
     pending_policy_notice,
 )
 from ..auth.forms import CodeForm
-from ..forms import apply_field_errors
+from ..forms import apply_field_errors, check_code_form
 from ..htmx import render_page_or_fragment, wants_fragment
 from .forms import ConsentForm, EmptyForm, ProfileForm
 
@@ -256,19 +256,14 @@ def verify_contact():
     form = CodeForm()
     status = 200
     if form.validate_on_submit():
-        try:
-            auth_service.confirm_contact_change(current_user, token, form.code.data)
-        except TooManyAttempts as exc:
-            db.session.commit()
-            session[CONTACT_TOKENS] = pending[1:]
-            form.code.errors = [exc.message]
-            status = 429
-        except Invalid as exc:
-            db.session.commit()
-            apply_field_errors(form, exc.field_errors or {"code": [exc.message]})
-            status = 422
+        _done, failed = check_code_form(
+            form,
+            lambda: auth_service.confirm_contact_change(current_user, token, form.code.data),
+            on_lockout=lambda: session.__setitem__(CONTACT_TOKENS, pending[1:]),
+        )
+        if failed:
+            status = failed
         else:
-            db.session.commit()
             session[CONTACT_TOKENS] = pending[1:]
             if pending[1:]:
                 return redirect(url_for("member.verify_contact"), 303)

@@ -136,8 +136,9 @@ def integrations():
     from ...models import WebhookSubscription
     from ...services.api_tokens import list_api_tokens
 
-    subscriptions = list(db.session.scalars(
-        select(WebhookSubscription).order_by(WebhookSubscription.created_at)
-    ))
-    return render_template("staff/integrations.html", tokens=list_api_tokens(),
-                           subscriptions=subscriptions)
+    subscriptions = list(
+        db.session.scalars(select(WebhookSubscription).order_by(WebhookSubscription.created_at))
+    )
+    return render_template(
+        "staff/integrations.html", tokens=list_api_tokens(), subscriptions=subscriptions
+    )
