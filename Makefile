@@ -47,6 +47,9 @@ lint: setup
 bench: setup
 	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 	$(PY) bench/run.py $(BENCH_ARGS)
+	$(PY) bench/outbox_bench.py
+	$(PY) bench/api_bench.py
+	$(PY) bench/dashboard_bench.py
 
 clean:
 	rm -rf $(VENV) instance/*.db instance/dev_mailbox .pytest_cache
