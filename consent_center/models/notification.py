@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..clock import utcnow
@@ -47,7 +47,17 @@ class NotificationContent(db.Model):
 
 class Notification(db.Model):
     __tablename__ = "notification"
-    __table_args__ = (Index("ix_notification_due", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_notification_due", "status", "next_attempt_at"),
+        # Partial: most rows (a fan-out's, at insert) have neither, so a bulk enqueue skips
+        # maintaining these two indexes.
+        Index("ix_notification_provider_id", "provider_id",
+              sqlite_where=text("provider_id IS NOT NULL"),
+              postgresql_where=text("provider_id IS NOT NULL")),
+        Index("ix_notification_order_key", "order_key",
+              sqlite_where=text("order_key IS NOT NULL"),
+              postgresql_where=text("order_key IS NOT NULL")),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     public_id: Mapped[str] = mapped_column(String(32), unique=True, default=new_public_id)
@@ -67,10 +77,10 @@ class Notification(db.Model):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    provider_id: Mapped[str | None] = mapped_column(String(200), index=True)
+    provider_id: Mapped[str | None] = mapped_column(String(200))
     # Rows with the same key are delivered one at a time, in id order (webhooks: one
     # subscription and member); NULL for messages that need no order.
-    order_key: Mapped[str | None] = mapped_column(String(80), index=True)
+    order_key: Mapped[str | None] = mapped_column(String(80))
     last_error: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
