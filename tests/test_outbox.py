@@ -275,3 +275,22 @@ def test_sign_in_code_is_not_queued_behind_a_fan_out(client, app, smtp):
         )
         == 51
     )
+
+
+def test_workers_never_send_a_row_whose_secret_only_the_request_holds(app, member, smtp):
+    """A sign-in code row holds a masked copy; a worker picking it up (racing the request
+    that sends it) would mail "••••••". Only the request sends it; a failure is final."""
+    from consent_center.notify.delivery import claim_due, deliver_now
+    from consent_center.services.auth import request_sign_in_code
+
+    code = request_sign_in_code(member.email)
+    db.session.commit()
+    assert claim_due(10) == []
+    assert drain() == {}
+    smtp.stop()
+    row = db.session.get(Notification, code.notification_id)
+    deliver_now([row], {row.id: code.outgoing})
+    db.session.refresh(row)
+    assert row.status == "failed"  # not retried with the masked text
+    clock.freeze(clock.utcnow() + timedelta(hours=3))
+    assert drain() == {}

@@ -26,6 +26,13 @@ from .base import DeliveryResult, Outgoing
 # members; the change_event table keeps the facts).
 SCRUB_AFTER_SEND = {"deletion_completed", "consent.changed", "member.erased"}
 
+# Kinds whose real text (a one-time code, an approval link) exists only in the request that
+# made them; the row holds a masked copy. Only that request sends them (`deliver_now`): a
+# worker must never pick one up, and a failed one is not retried (the person asks again).
+SECRET_KINDS = frozenset(
+    {"sign_in_code", "verify_contact", "reauth_code", "guardian_code", "guardian_invite"}
+)
+
 
 @dataclass(frozen=True)
 class Claimed:
@@ -142,7 +149,7 @@ def record_result(row: Claimed, result: DeliveryResult, conn=None) -> str:
         )
     else:
         values["last_error"] = (result.error or "unknown error")[:500]
-        if not result.transient:
+        if not result.transient or row.kind in SECRET_KINDS:
             values["status"] = NotificationStatus.FAILED
         elif row.attempts >= current_app.config["NOTIFY_MAX_ATTEMPTS"]:
             values["status"] = NotificationStatus.DEAD
@@ -266,12 +273,18 @@ def _claim(condition, limit: int | None) -> list[Claimed]:
 
 def due_condition():
     now = utcnow()
-    return or_(
-        and_(
-            Notification.status == NotificationStatus.PENDING, Notification.next_attempt_at <= now
+    return and_(
+        Notification.kind.not_in(SECRET_KINDS),
+        or_(
+            and_(
+                Notification.status == NotificationStatus.PENDING,
+                Notification.next_attempt_at <= now,
+            ),
+            # A worker died mid-send: its lease ran out, so the row is due again.
+            and_(
+                Notification.status == NotificationStatus.SENDING, Notification.lease_until < now
+            ),
         ),
-        # A worker died mid-send: its lease ran out, so the row is due again.
-        and_(Notification.status == NotificationStatus.SENDING, Notification.lease_until < now),
     )
 
 
