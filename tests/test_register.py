@@ -105,3 +105,9 @@ def test_free_text_refuses_card_numbers_with_luhn():
     assert not contains_card_number("call +86 138 0013 8000")
     assert secret_text_problem("my pin: 1234") is not None
     assert secret_text_problem("Li Wei") is None
+
+
+def test_a_refused_card_number_is_not_shown_back(client):
+    response = post(client, "/register", dict(GOOD, name="Li 4111 1111 1111 1111"))
+    assert response.status_code == 422
+    assert b"4111 1111 1111 1111" not in response.data

@@ -7,11 +7,20 @@ from flask_wtf import FlaskForm
 
 
 def apply_field_errors(form: FlaskForm, field_errors: dict[str, list]) -> None:
-    """Show a service's field errors beside the form's fields (others go to form-level)."""
+    """Show a service's field errors beside the form's fields (others go to form-level).
+
+    A field refused for holding a card number or a credential is emptied, so the page does
+    not show the secret back (or keep it in the browser's form history).
+    """
+    from ..services.validation import CARD_NUMBER_MESSAGE, CREDENTIAL_MESSAGE
+
+    secret_messages = {str(CARD_NUMBER_MESSAGE), str(CREDENTIAL_MESSAGE)}
     for name, messages in field_errors.items():
         field = getattr(form, name, None)
         if field is not None and hasattr(field, "errors"):
             field.errors = list(field.errors) + list(messages)
+            if any(str(m) in secret_messages for m in messages):
+                field.data, field.raw_data = "", [""]
         else:
             form.form_errors.extend(messages)
 
