@@ -62,13 +62,6 @@ AXE_SOURCE = (Path(__file__).parent / "vendor" / "axe.min.js").read_text(encodin
 VIEWPORT = {"width": 1280, "height": 800}
 # Playwright's own default is 30 s; a local server answers in milliseconds.
 TIMEOUT_MS = 5_000
-# App bugs that would otherwise fail every test that passes through the page. Each has a
-# strict xfail test of its own that runs axe with no exceptions (`axe_check(page,
-# strict=True)`); when the app is fixed that test passes, which fails the run: then delete
-# the entry here and the xfail marker there.
-KNOWN_AXE_BUGS = {
-    # (axe rule id, page path): the strict xfail test that tracks it
-}
 SIGN_IN_CODE = re.compile(r"(?<![\d-])(\d{6})(?![\d-])")
 
 pw_expect.set_options(timeout=TIMEOUT_MS)
@@ -193,7 +186,7 @@ def live_server(_live_server: LiveServer) -> LiveServer:
 def chromium():
     """Debian's Chromium driven by Playwright (never a downloaded browser)."""
     if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing: install it with `make browser-deps` (or make test)")
+        pytest.fail(f"{CHROMIUM} is missing: install it with `make browser-deps` (make test does)")
     playwright = sync_playwright().start()
     try:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
@@ -300,13 +293,12 @@ class Browsing:
         """Let one expected console error through (e.g. the 422 of a rejected form)."""
         self.watch(page).allowed.append(re.compile(pattern))
 
-    def axe_check(self, page: Page, within: list[str] | None = None, strict: bool = False):
+    def axe_check(self, page: Page, within: list[str] | None = None):
         """Run axe-core on what the page shows now; fail listing every violation.
 
         `within`: CSS selectors of the parts that changed (after an htmx swap, the swapped
         element and the live region); the rest was checked when the page loaded. Rules about
         the whole document (such as duplicate ids) still look at all of it.
-        Violations listed in KNOWN_AXE_BUGS are let through unless `strict`.
         """
         watch = self.watch(page)
         if watch.js:
@@ -324,10 +316,7 @@ class Browsing:
             within,
         )
         watch.current = None
-        path = urlsplit(page.url).path
-        violations = [
-            v for v in result["violations"] if strict or (v["id"], path) not in KNOWN_AXE_BUGS
-        ]
+        violations = result["violations"]
         if violations:
             raise AssertionError(f"axe on {page.url}:\n" + format_violations(violations))
 
@@ -413,7 +402,7 @@ def visit(browsing: Browsing) -> Callable[..., Response]:
 
 @pytest.fixture
 def axe_check(browsing: Browsing) -> Callable[..., None]:
-    """`axe_check(page, within=None, strict=False)`: run axe on what the page shows now
+    """`axe_check(page, within=None)`: run axe on what the page shows now
     (after a click or an htmx swap)."""
     return browsing.axe_check
 
