@@ -172,6 +172,24 @@ def make_policy(
     return version
 
 
+def publish_notice(app, summary: str = "y", days: int = 8, commit: bool = True, **kwargs):
+    """Publish a new policy version `days` ahead through the real service (members notified)."""
+    from consent_center.services.policies import publish_policy
+
+    version = publish_policy(
+        actor=None,
+        title="P",
+        body_md="x",
+        summary=summary,
+        effective_at=clock.utcnow() + timedelta(days=days),
+        config=app.config,
+        **kwargs,
+    )
+    if commit:
+        db.session.commit()
+    return version
+
+
 @pytest.fixture
 def member(app) -> Member:
     return make_member()

@@ -3,16 +3,13 @@ one-click unsubscribe (RFC 8058), the in-app policy notice; and the contact form
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from sqlalchemy import func, select
 
 from consent_center import clock
 from consent_center.extensions import db
 from consent_center.models import Notification
 from consent_center.notify.worker import drain
-from consent_center.services.policies import publish_policy
-from tests.conftest import make_member, make_policy, post
+from tests.conftest import make_member, make_policy, post, publish_notice
 
 
 def test_choose_channels(client, login_as):
@@ -44,15 +41,7 @@ def test_stop_all_sms_on_the_website(client, login_as):
 
 def test_message_history_lists_each_message_with_status(client, member, login_as, app):
     make_policy()
-    publish_policy(
-        actor=None,
-        title="P",
-        body_md="x",
-        summary="Clearer wording",
-        effective_at=clock.utcnow() + timedelta(days=8),
-        config=app.config,
-    )
-    db.session.commit()
+    publish_notice(app, summary="Clearer wording")
     drain()
     login_as(member)
     page = client.get("/me/notifications").get_data(as_text=True)
@@ -61,15 +50,7 @@ def test_message_history_lists_each_message_with_status(client, member, login_as
 
 def test_one_click_unsubscribe(app, client, member):
     make_policy()
-    publish_policy(
-        actor=None,
-        title="P",
-        body_md="x",
-        summary="y",
-        effective_at=clock.utcnow() + timedelta(days=8),
-        config=app.config,
-    )
-    db.session.commit()
+    publish_notice(app, summary="y")
     row = db.session.scalars(select(Notification)).one()
     page = client.get(f"/unsubscribe/{row.public_id}")
     assert page.status_code == 200 and b"Stop these emails" in page.data
@@ -85,15 +66,7 @@ def test_one_click_unsubscribe(app, client, member):
 
 def test_in_app_banner_until_acknowledged(client, member, login_as, app):
     make_policy()
-    publish_policy(
-        actor=None,
-        title="P",
-        body_md="x",
-        summary="We explain trend analysis",
-        effective_at=clock.utcnow() + timedelta(days=8),
-        config=app.config,
-    )
-    db.session.commit()
+    publish_notice(app, summary="We explain trend analysis")
     login_as(member)
     page = client.get("/me").get_data(as_text=True)
     assert "Policy changes on" in page and "We explain trend analysis" in page

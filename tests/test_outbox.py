@@ -15,7 +15,7 @@ from consent_center.models import FanOut, Member, Notification
 from consent_center.notify.worker import drain
 from consent_center.services.notifications import enqueue_notification, fan_out_progress
 from consent_center.services.policies import publish_policy
-from tests.conftest import make_member, make_policy
+from tests.conftest import make_member, make_policy, publish_notice
 
 
 def enqueue(member, n: int = 1, kind: str = "contact_ack") -> list[Notification]:
@@ -212,15 +212,7 @@ def test_erased_and_unapproved_members_get_no_policy_notice(app):
     make_policy()
     make_member(status="awaiting_guardian")
     make_member()
-    publish_policy(
-        actor=None,
-        title="P",
-        body_md="x",
-        summary="y",
-        effective_at=clock.utcnow() + timedelta(days=8),
-        config=app.config,
-    )
-    db.session.commit()
+    publish_notice(app, summary="y")
     recipients = db.session.scalars(select(Notification.member_id)).all()
     active = db.session.scalars(select(Member.id).where(Member.status == "active")).all()
     assert recipients == active
@@ -253,15 +245,7 @@ def test_sign_in_code_is_not_queued_behind_a_fan_out(client, app, smtp):
     member = make_member()
     for _ in range(50):
         make_member()
-    publish_policy(
-        actor=None,
-        title="P",
-        body_md="x",
-        summary="y",
-        effective_at=clock.utcnow() + timedelta(days=8),
-        config=app.config,
-    )
-    db.session.commit()
+    publish_notice(app, summary="y")
     post(client, "/sign-in", {"identifier": member.email})
     received = smtp.wait_for(1)
     assert (

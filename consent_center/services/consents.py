@@ -9,7 +9,7 @@ from datetime import datetime
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from ..clock import utcnow
 from ..domain import OPTIONAL_PURPOSES, PURPOSES, Actor, MemberStatus
@@ -281,16 +281,6 @@ def verify_ledger(member_id: int | None = None, batch: int = 5000) -> ChainRepor
         prev_hash, expected_seq = event.hash, event.seq + 1
     return ChainReport(members, events, broken)
 
-
-def count_events(member: Member) -> int:
-    return (
-        db.session.scalar(
-            select(func.count())
-            .select_from(ConsentEvent)
-            .where(ConsentEvent.member_id == member.id)
-        )
-        or 0
-    )
 
 
 def receipt_json(event: ConsentEvent, member: Member, policy_url: str) -> str:

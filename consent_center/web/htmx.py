@@ -23,9 +23,3 @@ def render_page_or_fragment(page: str, fragment: str, status: int = 200, **conte
     response.vary.add("HX-Request")
     return response
 
-
-def htmx_redirect(location: str) -> Response:
-    """Tell htmx to navigate (it does not follow 303s as page loads)."""
-    response = make_response("", 204)
-    response.headers["HX-Redirect"] = location
-    return response

@@ -79,6 +79,17 @@ def dashboard():
     )
 
 
+@bp.app_template_filter("fan_out_cause")
+def fan_out_cause(cause: str) -> str:
+    """What caused a fan-out, in words ("policy_version:3" is "Policy version 3")."""
+    kind, _sep, ref = cause.partition(":")
+    if kind == "policy_version":
+        return str(_l("Policy version %(n)s", n=ref))
+    if kind == "incident_notice":
+        return str(_l("Incident notice %(id)s", id=ref[:8]))
+    return cause
+
+
 @bp.get("/fan-outs")
 def fan_outs():
     """Every bulk send, newest first."""
