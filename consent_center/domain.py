@@ -327,7 +327,7 @@ DATA_INVENTORY: tuple[InventoryGroup, ...] = (
         ),
         (
             "policy_seen_number",
-            _l("Latest policy notice you acknowledged"),
+            _l("Latest policy version whose change notice you have read"),
             (SERVICE,),
             PROVIDED,
             _UNTIL_ERASED,
