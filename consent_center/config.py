@@ -54,7 +54,13 @@ class BaseConfig:
     def __init__(self) -> None:
         self.SECRET_KEY = _str("SECRET_KEY", DEFAULT_SECRET)
         self.SQLALCHEMY_DATABASE_URI = _database_url(_str("DATABASE_URL"))
-        self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+        # A ping before every checkout costs each request a round trip; without it, after a
+        # database restart the first statement on each stale connection fails once and the
+        # pool is refreshed. Turn it on where connections are often cut (some proxies do).
+        self.SQLALCHEMY_ENGINE_OPTIONS = {
+            "pool_pre_ping": _bool("DATABASE_POOL_PRE_PING", False),
+            "pool_recycle": _int("DATABASE_POOL_RECYCLE_SECONDS", 1800),
+        }
         self.PORT = _int("PORT", 5000)
         self.PUBLIC_BASE_URL = _str("PUBLIC_BASE_URL")
         # Behind N reverse proxies, trust N hops of X-Forwarded-* (client IP, scheme, host).

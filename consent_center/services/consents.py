@@ -6,16 +6,18 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from ..clock import utcnow
 from ..domain import OPTIONAL_PURPOSES, PURPOSES, Actor, MemberStatus
 from ..extensions import db
 from ..models import ConsentEvent, ConsentState, Member, PolicyVersion
 from ..models.consent import GENESIS_HASH
+from ..models.types import UTCDateTime
 from .audit import record_audit
 from .errors import Invalid, NotAllowed, NotFound
 from .policies import current_policy
@@ -39,23 +41,46 @@ class ConsentView:
     locked: bool = False
 
 
+def consent_columns(now):
+    """The columns `consent_views` reads, over ConsentState joined to its ConsentEvent."""
+    from .usability import stale_grant_condition
+
+    return (
+        ConsentState.purpose,
+        ConsentState.granted,
+        ConsentState.updated_at,
+        ConsentEvent.receipt_id,
+        stale_grant_condition(now).label("stale"),
+    )
+
+
+@cache
+def _consents_statement():
+    # Built once: constructing the re-consent condition costs more than running it.
+    now = bindparam("now", type_=UTCDateTime())
+    return (
+        select(*consent_columns(now))
+        .join(ConsentEvent, ConsentEvent.id == ConsentState.event_id)
+        .where(ConsentState.member_id == bindparam("member_id"))
+    )
+
+
 def current_consents(member: Member) -> list[ConsentView]:
     """Every optional purpose with the member's effective answer (off until granted, off
     again when a policy change asks anew). One query."""
-    from .usability import purpose_barred, stale_grant_condition
-
     rows = db.session.execute(
-        select(
-            ConsentState.purpose,
-            ConsentState.granted,
-            ConsentState.updated_at,
-            ConsentEvent.receipt_id,
-            stale_grant_condition().label("stale"),
-        )
-        .join(ConsentEvent, ConsentEvent.id == ConsentState.event_id)
-        .where(ConsentState.member_id == member.id)
+        _consents_statement(), {"member_id": member.id, "now": utcnow()}
     ).all()
-    by_purpose = {r.purpose: r for r in rows}
+    return consent_views(member, rows)
+
+
+def consent_views(member: Member, rows) -> list[ConsentView]:
+    """The views of every optional purpose from rows of `consent_columns` (rows whose
+    purpose is None, from an outer join that found nothing, are ignored)."""
+    from .usability import purpose_barred
+
+    by_purpose = {r.purpose: r for r in rows if r.purpose is not None}
+    locked = member.status != MemberStatus.ACTIVE
     views = []
     for key in OPTIONAL_PURPOSES:
         purpose, row = PURPOSES[key], by_purpose.get(key)
@@ -71,7 +96,7 @@ def current_consents(member: Member) -> list[ConsentView]:
                 receipt_id=row.receipt_id if row else None,
                 needs_reconsent=stale,
                 barred=barred,
-                locked=member.status != MemberStatus.ACTIVE,
+                locked=locked,
             )
         )
     return views

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
+from functools import cache
 
 from flask_babel import get_locale, gettext
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, literal, select
+from sqlalchemy.orm import aliased
 
+from ..clock import utcnow
 from ..domain import (
     DATA_INVENTORY,
     GENDER_LABELS,
@@ -18,7 +21,9 @@ from ..domain import (
     SOURCE_LABELS,
 )
 from ..extensions import db
-from ..models import Member
+from ..models import ConsentEvent, ConsentState, Member, PolicyVersion
+from ..models.types import UTCDateTime
+from .consents import ConsentView, consent_columns, consent_views
 
 
 @dataclass(frozen=True)
@@ -52,29 +57,31 @@ _COUNTED = {
     "change_event": "member_id",
 }
 
-# The inventory's text in each language, translated once per process: it is the same for
-# every member, and translating ~300 lazy strings on every /me request was its largest cost.
-_TEXT: dict[str, list[tuple[str, str, str, list[tuple[str, str, str, str, str, str]]]]] = {}
+# The inventory's groups in each language, translated once per process: the text is the
+# same for every member, and translating ~300 lazy strings on every /me request was its
+# largest cost. Groups other than the profile show no member values, so their rows are
+# shared as they are; the profile's rows get the member's values per request.
+_GROUPS: dict[str, list[GroupView]] = {}
 
 
-def _inventory_text() -> list[tuple[str, str, str, list[tuple[str, str, str, str, str, str]]]]:
+def _static_groups() -> list[GroupView]:
     locale = str(get_locale() or "en")
-    cached = _TEXT.get(locale)
+    cached = _GROUPS.get(locale)
     if cached is None:
         separator = gettext(", ")
         cached = [
-            (
-                g.table, str(g.title), str(g.description),
+            GroupView(
+                g.table, str(g.title), str(g.description), None,
                 [
-                    (f.column, str(f.label),
-                     separator.join(str(PURPOSES[p].title) for p in f.purposes),
-                     str(SOURCE_LABELS[f.source]), str(f.retention), str(f.shared))
+                    FieldRow(f.column, str(f.label), None,
+                             separator.join(str(PURPOSES[p].title) for p in f.purposes),
+                             str(SOURCE_LABELS[f.source]), str(f.retention), str(f.shared))
                     for f in g.fields
                 ],
             )
             for g in DATA_INVENTORY
         ]
-        _TEXT[locale] = cached
+        _GROUPS[locale] = cached
     return cached
 
 
@@ -91,36 +98,130 @@ def _display(member: Member, column: str) -> object:
     return value
 
 
-def record_counts(member: Member) -> dict[str, int]:
-    """How many rows each member-data table holds for this member, in one query."""
+def _count_columns(member_id):
+    """One scalar subquery per member-data table: how many rows it holds for the member."""
     tables = db.metadata.tables
-    subqueries = [
+    return [
         select(func.count())
         .select_from(tables[name])
-        .where(tables[name].c[column] == member.id)
+        .where(tables[name].c[column] == member_id)
         .scalar_subquery()
         .label(name)
         for name, column in _COUNTED.items()
         if name in tables
     ]
-    row = db.session.execute(select(*subqueries)).one()
+
+
+def record_counts(member: Member) -> dict[str, int]:
+    """How many rows each member-data table holds for this member, in one query."""
+    row = db.session.execute(select(*_count_columns(member.id))).one()
     return dict(row._mapping)
 
 
-def inventory_view(member: Member, consent_count: int | None = None) -> list[GroupView]:
-    """Every inventory group with the member's values (profile) or record counts (others)."""
-    counts = record_counts(member)
+def inventory_view(member: Member, consent_count: int | None = None,
+                   counts: dict[str, int] | None = None) -> list[GroupView]:
+    """Every inventory group with the member's values (profile) or record counts (others).
+
+    :param counts: the record counts, when the caller has them (else one query).
+    """
+    if counts is None:
+        counts = record_counts(member)
     groups = []
-    for table, title, description, fields in _inventory_text():
-        profile = table == "member"
-        rows = [
-            FieldRow(column, label, _display(member, column) if profile else None, purposes,
-                     source, retention, shared)
-            for column, label, purposes, source, retention, shared in fields
-        ]
-        count = consent_count if table == "consent_state" else counts.get(table)
-        groups.append(GroupView(table, title, description, count, rows))
+    for group in _static_groups():
+        if group.table == "member":
+            fields = [replace(f, value=_display(member, f.column)) for f in group.fields]
+            groups.append(replace(group, fields=fields))
+        else:
+            count = consent_count if group.table == "consent_state" else counts.get(group.table)
+            groups.append(replace(group, count=count))
     return groups
+
+
+@dataclass(frozen=True)
+class PolicyNotice:
+    """A published policy version the member has not acknowledged yet."""
+
+    number: int
+    effective_at: datetime
+    summary: str
+    changed_purpose_keys: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class MemberOverview:
+    """Everything the member's own page shows."""
+
+    consents: list[ConsentView]
+    groups: list[GroupView]
+    policy_effective_at: datetime | None  # when the version in force took effect
+    notice: PolicyNotice | None  # the newest published version not yet acknowledged
+
+
+@cache
+def _overview_statement():
+    # Built once (its construction costs more than running it): the member's consent rows,
+    # outer-joined to a single row so that a member without any still gets one row, with
+    # the pending notice's version joined to it, and every record count and the date of
+    # the version in force as scalar subqueries.
+    member_id = bindparam("member_id")
+    now = bindparam("now", type_=UTCDateTime())
+    published = PolicyVersion.published_at.is_not(None)
+    in_force = (
+        select(PolicyVersion.effective_at)
+        .where(published, PolicyVersion.effective_at <= now)
+        .order_by(PolicyVersion.effective_at.desc(), PolicyVersion.number.desc())
+        .limit(1)
+        .scalar_subquery()
+        .label("policy_effective_at")
+    )
+    newest_unseen = (
+        select(func.max(PolicyVersion.number))
+        .where(published, PolicyVersion.number > bindparam("seen"))
+        .scalar_subquery()
+    )
+    notice = aliased(PolicyVersion, name="notice")
+    one = select(literal(1).label("one")).subquery("one")
+    return (
+        select(
+            *consent_columns(now),
+            in_force,
+            notice.number.label("notice_number"),
+            notice.effective_at.label("notice_effective_at"),
+            notice.summary.label("notice_summary"),
+            notice.changed_purposes.label("notice_changed_purposes"),
+            *_count_columns(member_id),
+        )
+        .select_from(one)
+        .outerjoin(notice, notice.number == newest_unseen)
+        .outerjoin(ConsentState, ConsentState.member_id == member_id)
+        .outerjoin(ConsentEvent, ConsentEvent.id == ConsentState.event_id)
+    )
+
+
+def member_overview(member: Member) -> MemberOverview:
+    """What /me shows: consents, the inventory with values and counts, the policy in force
+    and any pending notice. One query."""
+    rows = db.session.execute(
+        _overview_statement(),
+        {"member_id": member.id, "now": utcnow(), "seen": member.policy_seen_number},
+    ).all()
+    first = rows[0]
+    consents = consent_views(member, rows)
+    counts = {name: getattr(first, name) for name in _COUNTED}
+    notice = None
+    if first.notice_number is not None:
+        notice = PolicyNotice(
+            first.notice_number,
+            first.notice_effective_at,
+            first.notice_summary,
+            tuple(p for p in first.notice_changed_purposes.split(",") if p),
+        )
+    return MemberOverview(
+        consents=consents,
+        groups=inventory_view(member, consent_count=len(consents), counts=counts),
+        policy_effective_at=first.policy_effective_at,
+        notice=notice,
+    )
 
 
 def _json_value(value: object) -> object:

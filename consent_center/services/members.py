@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
+from functools import cache
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from ..clock import utcnow
 from ..domain import OPTIONAL_PURPOSES, Actor, Channel, Gender, Locale, MemberStatus, Method
@@ -252,7 +253,13 @@ def record_sms_opt_out(member_id: int, *, source: str) -> None:
 
 
 def load_member_by_public_id(public_id: str) -> Member | None:
-    return db.session.scalars(select(Member).where(Member.public_id == public_id)).first()
+    # Runs on every signed-in request (Flask-Login's user loader): the statement is built once.
+    return db.session.scalars(_by_public_id(), {"public_id": public_id}).first()
+
+
+@cache
+def _by_public_id():
+    return select(Member).where(Member.public_id == bindparam("public_id"))
 
 
 def set_notification_preferences(member: Member, *, email: bool, sms: bool) -> None:

@@ -45,8 +45,12 @@ def purpose_barred(member: Member, purpose: str) -> bool:
 
 def stale_grant_condition(now: datetime | None = None):
     """SQL: the ConsentState's yes was given before a version now in effect that changes
-    its purpose (so the member must be asked again; until then it counts as no)."""
-    now = now or utcnow()
+    its purpose (so the member must be asked again; until then it counts as no).
+
+    :param now: a time, or a bound parameter for statements built once.
+    """
+    if now is None:
+        now = utcnow()
     granted_under = aliased(PolicyVersion)
     later = aliased(PolicyVersion)
     granted_number = (

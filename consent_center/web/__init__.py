@@ -6,7 +6,7 @@ from flask import Flask
 
 
 def register_web(app: Flask) -> None:
-    from . import errors, gpc, i18n, security
+    from . import errors, gpc, i18n, ratelimits, security, transactions
     from .api.views import bp as api_bp
     from .auth.views import bp as auth_bp
     from .dev.views import bp as dev_bp
@@ -20,6 +20,8 @@ def register_web(app: Flask) -> None:
     from .staff.views import bp as staff_bp
     from .webhooks.views import bp as webhooks_bp
 
+    transactions.init_app(app)
+    ratelimits.init_app(app)
     security.init_app(app)
     i18n.init_app(app)
     errors.init_app(app)

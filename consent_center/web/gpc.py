@@ -16,13 +16,13 @@ from flask import (
 )
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
-from flask_wtf import FlaskForm
 from wtforms import HiddenField
 
 from ..domain import PURPOSES, Method
 from ..extensions import db
 from ..services import consents as consent_service
 from ..services.gpc import GPC_PURPOSES, apply_gpc_signal, grant_despite_gpc
+from .forms import AppForm
 from .htmx import render_page_or_fragment, wants_fragment
 
 # When this site's GPC handling last changed (the `lastUpdate` of gpc.json).
@@ -33,7 +33,7 @@ SKIPPED_PREFIXES = ("/static/", "/api/", "/webhooks/", "/.well-known/")
 bp = Blueprint("gpc", __name__)
 
 
-class GpcOverrideForm(FlaskForm):
+class GpcOverrideForm(AppForm):
     # "1": the member confirmed they want the purpose on despite the signal.
     override_gpc = HiddenField()
 

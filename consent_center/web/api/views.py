@@ -23,6 +23,7 @@ from ...services.downstream import (
 )
 from ...services.errors import DomainError
 from ...services.outgoing_webhooks import iso
+from ..transactions import read_only
 from .auth import authenticate, rate_limit_key, require_scope
 from .openapi import openapi_document
 from .problems import problem
@@ -45,10 +46,6 @@ def require_token():
     """Every request but the OpenAPI document carries a live token."""
     if request.endpoint == "api.openapi":
         return None
-    # The API only reads (and stamps last_used_at): each statement runs on its own, which
-    # saves the BEGIN and COMMIT round trips, and there is no ROLLBACK at teardown, which in
-    # psycopg 3 would drop the prepared statements of the API's few, hot queries.
-    db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
     return authenticate()
 
 
@@ -79,12 +76,14 @@ def _limit(default: int | None, maximum: int) -> int | None:
 
 
 @bp.get("/openapi.json")
+@read_only
 def openapi():
     """The OpenAPI 3.1 description of this API."""
     return jsonify(openapi_document())
 
 
 @bp.get("/members/<member_id>/consents")
+@read_only
 @require_scope(CONSENTS_READ)
 def consents(member_id: str):
     """Each optional purpose's current answer for one member, and whether it is usable now."""
@@ -121,6 +120,7 @@ def _csv(batches: Iterable[Sequence]) -> Iterator[str]:
 
 
 @bp.get("/audiences/<purpose>")
+@read_only
 @require_scope(AUDIENCES_READ)
 def audience(purpose: str):
     """Every member usable for the purpose now, streamed as NDJSON or CSV, by public id."""
@@ -151,6 +151,7 @@ def audience(purpose: str):
 
 
 @bp.get("/consent-events")
+@read_only
 @require_scope(EVENTS_READ)
 def consent_events():
     """The change feed: consent changes and erasures, in order, from an opaque cursor."""

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import BooleanField, DateField, EmailField, SelectField, StringField, TelField
 from wtforms.validators import DataRequired, InputRequired, Length, Optional
 
 from ...domain import GENDER_LABELS, LOCALE_LABELS, Locale
-from ..forms import valid_email, valid_phone
+from ..forms import AppForm, valid_email, valid_phone
 
 
 def gender_choices():
@@ -19,7 +18,7 @@ def locale_choices():
     return [(k.value, v) for k, v in LOCALE_LABELS.items()]
 
 
-class RegisterForm(FlaskForm):
+class RegisterForm(AppForm):
     name = StringField(
         _l("Name"), validators=[DataRequired(_l("Tell us your name.")), Length(max=100)]
     )
@@ -49,7 +48,7 @@ class RegisterForm(FlaskForm):
     advertising = BooleanField(_l("Yes, use my information for advertising planning"))
 
 
-class SignInForm(FlaskForm):
+class SignInForm(AppForm):
     identifier = StringField(
         _l("Email address or mobile number"),
         validators=[
@@ -59,7 +58,7 @@ class SignInForm(FlaskForm):
     )
 
 
-class CodeForm(FlaskForm):
+class CodeForm(AppForm):
     code = StringField(
         _l("6-digit code"),
         validators=[DataRequired(_l("Enter the code we sent you.")), Length(max=12)],

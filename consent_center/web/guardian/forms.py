@@ -3,25 +3,26 @@
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import BooleanField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
+from ..forms import AppForm
 
-class GuardianCodeForm(FlaskForm):
+
+class GuardianCodeForm(AppForm):
     code = StringField(
         _l("6-digit code"),
         validators=[DataRequired(_l("Enter the code we sent you.")), Length(max=12)],
     )
 
 
-class DecisionForm(FlaskForm):
+class DecisionForm(AppForm):
     guardian_name = StringField(_l("Your name"), validators=[Optional(), Length(max=100)])
     trend_analysis = BooleanField(_l("Yes, my child's information may be used for trend analysis"))
     note = TextAreaField(_l("Note (optional)"), validators=[Length(max=1000)])
 
 
-class InviteForm(FlaskForm):
+class InviteForm(AppForm):
     contact = StringField(
         _l("The other guardian's email or mobile number"),
         validators=[DataRequired(_l("Enter an email address or mobile number.")), Length(max=254)],

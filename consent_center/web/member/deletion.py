@@ -6,7 +6,6 @@ from flask import abort, current_app, flash, redirect, render_template, session,
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
-from flask_wtf import FlaskForm
 from wtforms import BooleanField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length
 
@@ -18,14 +17,14 @@ from ...notify.delivery import deliver_now
 from ...services import auth as auth_service
 from ...services import deletion as deletion_service
 from ...services.errors import Conflict, Invalid
-from ..forms import apply_field_errors, check_code_form
+from ..forms import AppForm, apply_field_errors, check_code_form
 from .forms import EmptyForm
 from .views import bp
 
 REAUTH_TOKEN = "reauth_token"
 
 
-class DeletionForm(FlaskForm):
+class DeletionForm(AppForm):
     code = StringField(
         _l("Confirmation code"),
         validators=[DataRequired(_l("Enter the code we sent you.")), Length(max=12)],

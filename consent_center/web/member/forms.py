@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import EmailField, HiddenField, SelectField, StringField, TelField
 from wtforms.validators import DataRequired, Length, Optional
 
 from ..auth.forms import gender_choices, locale_choices
+from ..forms import AppForm
 
 
-class ConsentForm(FlaskForm):
+class ConsentForm(AppForm):
     # The answer the member is giving: "1" to grant, "0" to withdraw.
     granted = HiddenField(validators=[DataRequired()])
 
 
-class ProfileForm(FlaskForm):
+class ProfileForm(AppForm):
     name = StringField(
         _l("Name"), validators=[DataRequired(_l("Tell us your name.")), Length(max=100)]
     )
@@ -25,5 +25,5 @@ class ProfileForm(FlaskForm):
     phone = TelField(_l("Mobile number (optional)"), validators=[Optional(), Length(max=32)])
 
 
-class EmptyForm(FlaskForm):
+class EmptyForm(AppForm):
     """A form with only the CSRF token, for one-button actions."""

@@ -6,7 +6,6 @@ from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
-from flask_wtf import FlaskForm
 from wtforms import BooleanField
 
 from ...domain import NOTIFICATION_KIND_LABELS, NOTIFICATION_STATUS_LABELS
@@ -14,12 +13,12 @@ from ...extensions import db
 from ...services.errors import Invalid
 from ...services.members import opt_out_of_sms, set_notification_preferences
 from ...services.notifications import member_messages
-from ..forms import apply_field_errors
+from ..forms import AppForm, apply_field_errors
 from .forms import EmptyForm
 from .views import bp
 
 
-class NotificationPreferencesForm(FlaskForm):
+class NotificationPreferencesForm(AppForm):
     email = BooleanField(_l("By email"))
     sms = BooleanField(_l("By text message"))
 

@@ -39,12 +39,11 @@ from ...services.errors import Invalid
 from ...services.members import ProfileChanges, remove_phone, update_profile
 from ...services.policies import (
     acknowledge_policy_notice,
-    current_policy,
-    pending_policy_notice,
 )
 from ..auth.forms import CodeForm
 from ..forms import apply_field_errors, check_code_form
 from ..htmx import render_page_or_fragment, wants_fragment
+from ..transactions import read_only
 from .forms import ConsentForm, EmptyForm, ProfileForm
 
 bp = Blueprint("member", __name__, url_prefix="/me")
@@ -70,16 +69,16 @@ def require_sign_in():
 
 
 @bp.get("")
+@read_only
 def overview():
     """What we hold about you, and your consent switches."""
-    consents = consent_service.current_consents(current_user)
+    overview = member_data.member_overview(current_user)
     return render_template(
         "member/overview.html",
-        consents=consents,
-        groups=member_data.inventory_view(current_user, consent_count=len(consents)),
-        policy=current_policy(),
-        notice=pending_policy_notice(current_user),
-        form=ConsentForm(),
+        consents=overview.consents,
+        groups=overview.groups,
+        policy_effective_at=overview.policy_effective_at,
+        notice=overview.notice,
         status_message=None,
     )
 
@@ -161,6 +160,7 @@ def set_consent(purpose: str):
 
 
 @bp.get("/history")
+@read_only
 def history():
     """Every consent given or withdrawn, newest first, each with its receipt."""
     return render_template(
@@ -173,6 +173,7 @@ def history():
 
 
 @bp.get("/receipts/<receipt_id>")
+@read_only
 def receipt(receipt_id: str):
     """One consent receipt."""
     event = consent_service.load_receipt_for(current_user, receipt_id)
@@ -188,6 +189,7 @@ def receipt(receipt_id: str):
 
 
 @bp.get("/receipts/<receipt_id>.json")
+@read_only
 def receipt_json(receipt_id: str):
     """The receipt as Kantara Consent Receipt v1.1 JSON, as a download."""
     event = consent_service.load_receipt_for(current_user, receipt_id)
@@ -308,6 +310,7 @@ def remove_phone_number():
 
 
 @bp.get("/export")
+@read_only
 def export():
     """Download everything we hold about you as JSON."""
     data = member_data.export_member_data(current_user)

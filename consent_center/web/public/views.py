@@ -19,7 +19,6 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
-from flask_wtf import FlaskForm
 from sqlalchemy import text
 from wtforms import EmailField, HiddenField, SelectField, StringField, TextAreaField
 from wtforms.validators import Length
@@ -32,7 +31,8 @@ from ...services.contact import CATEGORIES, ContactMessage, submit_contact
 from ...services.errors import Invalid
 from ...services.members import set_locale, unsubscribe_policy_emails
 from ..auth.views import safe_next
-from ..forms import apply_field_errors
+from ..forms import AppForm, apply_field_errors
+from ..transactions import read_only
 
 bp = Blueprint("public", __name__)
 
@@ -46,12 +46,14 @@ def load_member(public_id: str) -> Member | None:
 
 
 @bp.get("/")
+@read_only
 def index():
     """What Consent Center is, and where to start."""
     return render_template("public/index.html", purposes=PURPOSES, policy=policies.current_policy())
 
 
 @bp.get("/policy")
+@read_only
 def policy():
     """The policy in effect, with its last-updated date."""
     current = policies.current_policy()
@@ -64,6 +66,7 @@ def policy():
 
 
 @bp.get("/policy/versions")
+@read_only
 def policy_versions():
     """Every published version."""
     current = policies.current_policy()
@@ -73,6 +76,7 @@ def policy_versions():
 
 
 @bp.get("/policy/versions/<int:number>")
+@read_only
 def policy_version(number: int):
     """One version, and what changed from the one before it."""
     version = policies.load_published_version(number)
@@ -89,7 +93,7 @@ def policy_version(number: int):
     )
 
 
-class ContactForm(FlaskForm):
+class ContactForm(AppForm):
     category = SelectField(
         _l("What is it about?"), choices=lambda: list(CATEGORIES.items()), validate_choice=False
     )
@@ -177,6 +181,7 @@ def choose_language():
 
 
 @bp.get("/healthz")
+@read_only
 def healthz():
     """Liveness and database reachability, for load balancers and `make run`."""
     backend = db.engine.dialect.name

@@ -6,7 +6,6 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
-from flask_wtf import FlaskForm
 from wtforms import BooleanField, RadioField, TextAreaField
 from wtforms.validators import DataRequired, Length
 
@@ -17,19 +16,19 @@ from ...services import consents as consent_service
 from ...services import deletion as deletion_service
 from ...services import member_data
 from ...services.errors import Invalid
-from ..forms import apply_field_errors
+from ..forms import AppForm, apply_field_errors
 from ..member.forms import EmptyForm
 from .views import bp
 
 
-class RefuseForm(FlaskForm):
+class RefuseForm(AppForm):
     ground = RadioField(
         _l("Legal ground"), choices=lambda: list(REFUSAL_GROUNDS.items()), validate_choice=False
     )
     explanation = TextAreaField(_l("Explanation for the member"), validators=[Length(max=5000)])
 
 
-class CompleteForm(FlaskForm):
+class CompleteForm(AppForm):
     confirm = BooleanField(
         _l("Erase this member's data now. This cannot be undone."),
         validators=[DataRequired(_l("Tick this box to confirm."))],

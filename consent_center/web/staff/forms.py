@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import date
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     DateField,
@@ -21,13 +20,14 @@ from wtforms.validators import DataRequired, InputRequired, Length, Optional
 
 from ...domain import OPTIONAL_PURPOSES, PURPOSES, Role
 from ...services.incidents import FIELD_LABELS, FIELDS
+from ..forms import AppForm
 
 
 def _purpose_choices():
     return [(key, PURPOSES[key].title) for key in OPTIONAL_PURPOSES]
 
 
-class PolicyDraftForm(FlaskForm):
+class PolicyDraftForm(AppForm):
     # The draft being edited (empty for a new one): the preview endpoint needs to know.
     draft = HiddenField()
     title = StringField(_l("Title"), validators=[Length(max=200)])
@@ -44,7 +44,7 @@ class PolicyDraftForm(FlaskForm):
     )
 
 
-class ConfirmForm(FlaskForm):
+class ConfirmForm(AppForm):
     confirm = BooleanField(validators=[DataRequired(_l("Tick this box to confirm."))])
 
 
@@ -62,7 +62,7 @@ class SendIncidentForm(ConfirmForm):
     )
 
 
-class MemberSearchForm(FlaskForm):
+class MemberSearchForm(AppForm):
     """A GET form: the URL is the search, so it can be bookmarked and shared."""
 
     class Meta:
@@ -71,7 +71,7 @@ class MemberSearchForm(FlaskForm):
     q = SearchField(_l("Name, email, phone or member number"), validators=[Length(max=200)])
 
 
-class AuditFilterForm(FlaskForm):
+class AuditFilterForm(AppForm):
     class Meta:
         csrf = False
 
@@ -95,7 +95,7 @@ def _status_choices():
     ]
 
 
-class IncidentForm(FlaskForm):
+class IncidentForm(AppForm):
     """Every part of the notice in English (en_*) and Chinese (zh_*), and the audience."""
 
     status = SelectField(_l("Account status"), choices=_status_choices, validate_choice=False)
@@ -146,10 +146,10 @@ def _role_choices():
     return [(Role.STAFF.value, _l("Staff")), (Role.ADMIN.value, _l("Admin"))]
 
 
-class TeamAddForm(FlaskForm):
+class TeamAddForm(AppForm):
     email = EmailField(_l("Email address"), validators=[Length(max=254)])
     role = SelectField(_l("Role"), choices=_role_choices, validate_choice=False)
 
 
-class TeamRoleForm(FlaskForm):
+class TeamRoleForm(AppForm):
     role = SelectField(_l("Role"), choices=_role_choices, validate_choice=False)
