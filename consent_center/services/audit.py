@@ -6,8 +6,9 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.orm import aliased
 
 from ..clock import utcnow
@@ -31,6 +32,29 @@ def _chain(subject_id: int | None):
     return AuditEvent.subject_member_id == subject_id
 
 
+@dataclass(frozen=True)
+class ChainTail:
+    """The last link of a chain (None, None for an empty one)."""
+
+    seq: int | None
+    hash: str | None
+
+
+def lock_member(member_id: int) -> None:
+    """Lock the member's row until commit (PostgreSQL; SQLite serialises writers on its own).
+
+    Writers of a member's ledger and audit chain take it first, so concurrent changes
+    extend the chains one after the other.
+    """
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(_lock_member_statement(), {"member_id": member_id})
+
+
+@cache
+def _lock_member_statement():
+    return select(Member.id).where(Member.id == bindparam("member_id")).with_for_update()
+
+
 def _lock_chain(subject_id: int | None) -> None:
     """Hold the chain until commit so concurrent writers extend it one after the other.
 
@@ -38,42 +62,49 @@ def _lock_chain(subject_id: int | None) -> None:
     or a transaction-scoped advisory lock for the system chain. SQLite serialises writers on
     its own. The unique (subject, seq) constraints stop a fork even if this were skipped.
     """
-    if db.session.get_bind().dialect.name != "postgresql":
-        return
-    if subject_id is None:
+    if subject_id is not None:
+        lock_member(subject_id)
+    elif db.session.get_bind().dialect.name == "postgresql":
         db.session.execute(select(func.pg_advisory_xact_lock(SYSTEM_CHAIN_LOCK_KEY)))
-    else:
-        db.session.execute(select(Member.id).where(Member.id == subject_id).with_for_update())
 
 
 def record_audit(
-    action: str, *, actor: Member | None, subject: Member | None = None, **details: object
+    action: str,
+    *,
+    actor: Member | None,
+    subject: Member | None = None,
+    tail: ChainTail | None = None,
+    **details: object,
 ) -> AuditEvent:
     """Append an audit entry to the subject's chain in the current unit of work.
 
     :param action: dotted name such as ``consent.granted`` or ``auth.signed_in``.
     :param actor: who acted (None for the system).
     :param subject: whose account it concerns; entries without one join the system chain.
+    :param tail: the subject chain's last link, when the caller read it after taking the
+        subject's lock (`lock_member`) in this transaction; else it is locked and read here.
     :param details: non-personal facts only (ids, purposes, counts).
     """
     if (actor is not None and actor.id is None) or (subject is not None and subject.id is None):
         db.session.flush()
     subject_id = subject.id if subject is not None else None
-    _lock_chain(subject_id)
-    last = db.session.execute(
-        select(AuditEvent.seq, AuditEvent.hash)
-        .where(_chain(subject_id))
-        .order_by(AuditEvent.seq.desc())
-        .limit(1)
-    ).first()
+    if tail is None or subject_id is None:
+        _lock_chain(subject_id)
+        last = db.session.execute(
+            select(AuditEvent.seq, AuditEvent.hash)
+            .where(_chain(subject_id))
+            .order_by(AuditEvent.seq.desc())
+            .limit(1)
+        ).first()
+        tail = ChainTail(last.seq, last.hash) if last else ChainTail(None, None)
     event = AuditEvent(
         action=action,
         actor_member_id=actor.id if actor is not None else None,
         subject_member_id=subject_id,
         details=_plain(details),
         created_at=utcnow(),
-        seq=last.seq + 1 if last else 1,
-        prev_hash=last.hash if last else AUDIT_GENESIS_HASH,
+        seq=(tail.seq or 0) + 1,
+        prev_hash=tail.hash or AUDIT_GENESIS_HASH,
     )
     event.hash = event.compute_hash()
     db.session.add(event)

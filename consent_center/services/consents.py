@@ -15,12 +15,13 @@ from sqlalchemy import bindparam, select
 from ..clock import utcnow
 from ..domain import OPTIONAL_PURPOSES, PURPOSES, Actor, MemberStatus
 from ..extensions import db
-from ..models import ConsentEvent, ConsentState, Member, PolicyVersion
+from ..models import AuditEvent, ConsentEvent, ConsentState, Member, PolicyVersion
 from ..models.consent import GENESIS_HASH
 from ..models.types import UTCDateTime
-from .audit import record_audit
+from .audit import ChainTail, lock_member, record_audit
 from .errors import Invalid, NotAllowed, NotFound
-from .policies import current_policy
+from .policies import current_policy_id
+from .sql import upsert
 
 
 @dataclass(frozen=True)
@@ -141,38 +142,37 @@ def set_consent(
                 age=current_app.config["MINOR_AGE"],
             )
         )
-    db.session.execute(select(Member.id).where(Member.id == member.id).with_for_update())
-    last = db.session.execute(
-        select(ConsentEvent.seq, ConsentEvent.hash)
-        .where(ConsentEvent.member_id == member.id)
-        .order_by(ConsentEvent.seq.desc())
-        .limit(1)
-    ).first()
-    policy = current_policy()
+    lock_member(member.id)
+    tails = db.session.execute(
+        _tails_statement(), {"member_id": member.id, "now": utcnow()}
+    ).one()
     event = ConsentEvent(
         member_id=member.id,
-        seq=(last.seq + 1) if last else 1,
+        seq=(tails.ledger_seq or 0) + 1,
         purpose=purpose,
         granted=granted,
-        policy_version_id=policy.id if policy else None,
+        policy_version_id=tails.policy_id,
         actor=actor,
         actor_member_id=actor_member.id if actor_member else None,
         method=method,
         created_at=utcnow(),
-        prev_hash=last.hash if last else GENESIS_HASH,
+        prev_hash=tails.ledger_hash or GENESIS_HASH,
     )
     event.receipt_id = str(uuid.uuid4())
     event.hash = event.compute_hash()
     db.session.add(event)
     db.session.flush()
-    state = db.session.get(ConsentState, (member.id, purpose))
-    if state is None:
-        state = ConsentState(member_id=member.id, purpose=purpose)
-        db.session.add(state)
-    state.granted = granted
-    state.event_id = event.id
-    state.policy_version_id = event.policy_version_id
-    state.updated_at = event.created_at
+    db.session.execute(
+        upsert(ConsentState, ("member_id", "purpose")),
+        {
+            "member_id": member.id,
+            "purpose": purpose,
+            "granted": granted,
+            "event_id": event.id,
+            "policy_version_id": event.policy_version_id,
+            "updated_at": event.created_at,
+        },
+    )
     from .outgoing_webhooks import emit_event  # downstream systems learn of it (issue 7)
 
     emit_event("consent.changed", member, consent_event=event)
@@ -180,12 +180,40 @@ def set_consent(
         "consent.granted" if granted else "consent.withdrawn",
         actor=actor_member or (member if actor == Actor.MEMBER else None),
         subject=member,
+        tail=ChainTail(tails.audit_seq, tails.audit_hash),
         purpose=purpose,
         method=method,
         receipt=event.receipt_id,
     )
     db.session.flush()
     return event
+
+
+@cache
+def _tails_statement():
+    # Read after the member's row is locked (a separate statement, so that its snapshot
+    # includes every change committed before the lock was granted): the ledger's and the
+    # audit chain's last links, and the policy version in force, in one round trip.
+    member_id = bindparam("member_id")
+    last_event = (
+        select(ConsentEvent.seq, ConsentEvent.hash)
+        .where(ConsentEvent.member_id == member_id)
+        .order_by(ConsentEvent.seq.desc())
+        .limit(1)
+    )
+    last_audit = (
+        select(AuditEvent.seq, AuditEvent.hash)
+        .where(AuditEvent.subject_member_id == member_id)
+        .order_by(AuditEvent.seq.desc())
+        .limit(1)
+    )
+    return select(
+        last_event.with_only_columns(ConsentEvent.seq).scalar_subquery().label("ledger_seq"),
+        last_event.with_only_columns(ConsentEvent.hash).scalar_subquery().label("ledger_hash"),
+        last_audit.with_only_columns(AuditEvent.seq).scalar_subquery().label("audit_seq"),
+        last_audit.with_only_columns(AuditEvent.hash).scalar_subquery().label("audit_hash"),
+        current_policy_id(bindparam("now", type_=UTCDateTime())).label("policy_id"),
+    )
 
 
 def consent_history(member: Member, limit: int | None = None) -> list[ConsentEvent]:

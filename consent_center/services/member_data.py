@@ -24,6 +24,7 @@ from ..extensions import db
 from ..models import ConsentEvent, ConsentState, Member, PolicyVersion
 from ..models.types import UTCDateTime
 from .consents import ConsentView, consent_columns, consent_views
+from .policies import in_force
 
 
 @dataclass(frozen=True)
@@ -166,13 +167,8 @@ def _overview_statement():
     member_id = bindparam("member_id")
     now = bindparam("now", type_=UTCDateTime())
     published = PolicyVersion.published_at.is_not(None)
-    in_force = (
-        select(PolicyVersion.effective_at)
-        .where(published, PolicyVersion.effective_at <= now)
-        .order_by(PolicyVersion.effective_at.desc(), PolicyVersion.number.desc())
-        .limit(1)
-        .scalar_subquery()
-        .label("policy_effective_at")
+    effective_at = (
+        in_force(now, PolicyVersion.effective_at).scalar_subquery().label("policy_effective_at")
     )
     newest_unseen = (
         select(func.max(PolicyVersion.number))
@@ -184,7 +180,7 @@ def _overview_statement():
     return (
         select(
             *consent_columns(now),
-            in_force,
+            effective_at,
             notice.number.label("notice_number"),
             notice.effective_at.label("notice_effective_at"),
             notice.summary.label("notice_summary"),

@@ -62,15 +62,25 @@ def render_markdown(text: str) -> Markup:
     return Markup(clean)
 
 
-def current_policy(now: datetime | None = None) -> PolicyVersion | None:
-    """The version in effect now: the latest published one whose effective date has come."""
-    now = now or utcnow()
-    return db.session.scalars(
-        select(PolicyVersion)
+def in_force(now, *columns):
+    """SQL: `columns` of the version in effect at `now` (a time or a bound parameter): the
+    latest published one whose effective date has come."""
+    return (
+        select(*columns)
         .where(PolicyVersion.published_at.is_not(None), PolicyVersion.effective_at <= now)
         .order_by(PolicyVersion.effective_at.desc(), PolicyVersion.number.desc())
         .limit(1)
-    ).first()
+    )
+
+
+def current_policy(now: datetime | None = None) -> PolicyVersion | None:
+    """The version in effect now: the latest published one whose effective date has come."""
+    return db.session.scalars(in_force(now or utcnow(), PolicyVersion)).first()
+
+
+def current_policy_id(now):
+    """SQL: the id of the version in effect at `now`, as a scalar subquery."""
+    return in_force(now, PolicyVersion.id).scalar_subquery()
 
 
 def upcoming_policy(now: datetime | None = None) -> PolicyVersion | None:

@@ -104,21 +104,20 @@ def override(purpose: str):
         gpc_sent=gpc_signal(),
         method=Method.HTMX if wants_fragment() else Method.FORM,
     )
+    view = consent_service.consent_view(current_user, purpose)  # before the commit expires
+    receipt_id = event.receipt_id
     db.session.commit()
     message = _("%(purpose)s is now on.", purpose=PURPOSES[purpose].title)
     if wants_fragment():
-        from .member.forms import ConsentForm
-
         return render_page_or_fragment(
             "member/consent_page.html",
             "member/_consent_switch_response.html",
-            consent=consent_service.consent_view(current_user, purpose),
-            form=ConsentForm(),
+            consent=view,
             status_message=message,
-            receipt=event,
+            receipt_id=receipt_id,
         )
     flash(message, "status")
-    flash(event.receipt_id, "receipt")
+    flash(receipt_id, "receipt")
     return redirect(url_for("member.overview") + f"#consent-{purpose}", 303)
 
 

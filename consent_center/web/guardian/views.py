@@ -252,7 +252,7 @@ def set_ward_consent(public_id: str, purpose: str):
             status_message=_("That did not work: please use the switch on the page."),
         )
     granted = form.granted.data == "1"
-    event = consent_service.set_consent(
+    consent_service.set_consent(
         ward,
         purpose,
         granted,
@@ -261,6 +261,7 @@ def set_ward_consent(public_id: str, purpose: str):
         actor_member=current_user,
     )
     guardian_service.notify_co_guardians(ward, current_user, purpose, granted)
+    view = consent_service.consent_view(ward, purpose)  # before the commit expires `ward`
     db.session.commit()
     title = PURPOSES[purpose].title
     message = (
@@ -272,10 +273,8 @@ def set_ward_consent(public_id: str, purpose: str):
         return render_page_or_fragment(
             "member/consent_page.html",
             "member/_consent_switch_response.html",
-            consent=consent_service.consent_view(ward, purpose),
-            form=ConsentForm(),
+            consent=view,
             status_message=message,
-            receipt=event,
             ward=ward,
         )
     flash(message, "status")

@@ -124,7 +124,6 @@ def set_consent(purpose: str):
             "member/_consent_switch.html",
             status=422,
             consent=view,
-            form=form,
             status_message=_("That did not work: please use the switch on the page."),
         )
     granted = form.granted.data == "1"
@@ -137,6 +136,9 @@ def set_consent(purpose: str):
         method=method,
         actor_member=current_user,
     )
+    # Read what the answer shows before the commit, which expires every loaded object.
+    view = consent_service.consent_view(current_user, purpose) if wants_fragment() else None
+    receipt_id = event.receipt_id
     db.session.commit()
     title = PURPOSES[purpose].title
     message = (
@@ -144,18 +146,16 @@ def set_consent(purpose: str):
         if granted
         else _("%(purpose)s is now off.", purpose=title)
     )
-    if wants_fragment():
-        view = consent_service.consent_view(current_user, purpose)
+    if view is not None:
         return render_page_or_fragment(
             "member/consent_page.html",
             "member/_consent_switch_response.html",
             consent=view,
-            form=ConsentForm(),
             status_message=message,
-            receipt=event,
+            receipt_id=receipt_id,
         )
     flash(message, "status")
-    flash(event.receipt_id, "receipt")
+    flash(receipt_id, "receipt")
     return redirect(url_for("member.overview") + f"#consent-{purpose}", 303)
 
 
