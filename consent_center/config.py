@@ -104,7 +104,10 @@ class BaseConfig:
         self.UNSUBSCRIBABLE_KINDS = ("policy_notice",)
 
         self.RATELIMIT_STORAGE_URI = _str("RATELIMIT_STORAGE_URI", "memory://")
-        self.RATELIMIT_HEADERS_ENABLED = True
+        # No X-RateLimit-* headers on every answer: reading the window's state for them
+        # costs two more storage round trips per limited request. A 429 still says when to
+        # come back (Retry-After, web/ratelimits.py).
+        self.RATELIMIT_HEADERS_ENABLED = False
         self.RATELIMIT_ENABLED = _bool("RATELIMIT_ENABLED", True)
 
         # The company, as the policy names it; shown on the contact page and in messages.

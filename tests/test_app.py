@@ -145,3 +145,50 @@ def test_rate_limits_work_with_redis_storage(app, client):
 def test_405_names_the_allowed_methods(client):
     response = client.get("/sign-out")
     assert response.status_code == 405 and "POST" in response.headers["Allow"]
+
+
+def test_read_only_views_run_without_a_transaction_and_refuse_orm_writes(app):
+    """`@read_only` views run in autocommit (no BEGIN/ROLLBACK, prepared statements kept);
+    an ORM write in one is a programming error that fails loudly, never a silent write."""
+    from flask import g
+
+    from consent_center.extensions import db
+    from consent_center.models import ApiToken
+    from consent_center.web.transactions import read_only
+
+    fresh = create_app("testing", SQLALCHEMY_DATABASE_URI=app.config["SQLALCHEMY_DATABASE_URI"],
+                       DEV_MAILBOX_DIR=app.config["DEV_MAILBOX_DIR"])
+
+    @fresh.get("/_probe/read")
+    @read_only
+    def reads():
+        db.session.execute(db.select(ApiToken.id)).all()
+        options = db.session.connection().get_execution_options()
+        return {"read_only": g.read_only, "isolation": options.get("isolation_level")}
+
+    @fresh.get("/_probe/write")
+    @read_only
+    def writes():
+        db.session.add(ApiToken(name="never", token_hash="x" * 64, scopes=""))
+        db.session.flush()
+        return "written"
+
+    client = fresh.test_client()
+    assert client.get("/_probe/read").json == {"read_only": True, "isolation": "AUTOCOMMIT"}
+    with pytest.raises(RuntimeError, match="marked @read_only"):
+        client.get("/_probe/write")
+    with fresh.app_context():
+        assert db.session.scalars(db.select(ApiToken).filter_by(name="never")).first() is None
+        db.session.remove()  # give the connection back before the pool goes
+        db.engine.dispose()
+
+
+def test_limiter_hook_runs_only_for_blueprints_with_their_own_limits(app):
+    from consent_center.extensions import limiter
+    from consent_center.web.ratelimits import LIMITED_BLUEPRINTS, _check_limited_blueprints
+
+    hooks = app.before_request_funcs[None]
+    assert limiter._check_request_limit not in hooks
+    assert _check_limited_blueprints in hooks
+    # A blueprint-wide limit declared anywhere must be listed, or it would never be checked.
+    assert set(limiter.limit_manager._blueprint_limits) == set(LIMITED_BLUEPRINTS)

@@ -80,3 +80,15 @@ def test_export_of_another_member_is_impossible(client, member, login_as):
     login_as(member)
     data = json.loads(client.get("/me/export?member=someone-else").data)
     assert data["profile"]["public_id"] == member.public_id
+
+
+def test_parts_rendered_once_per_language_follow_the_language(client, member, login_as):
+    """/me's static parts are cached per language: switching language switches them too."""
+    login_as(member)
+    english = client.get("/me").get_data(as_text=True)
+    assert "Every field we keep for this, and why" in english
+    assert post(client, "/language", {"locale": "zh_Hans_CN", "next": "/me"}).status_code == 303
+    chinese = client.get("/me").get_data(as_text=True)
+    assert "我们为此保存的全部信息项及原因" in chinese
+    assert "Every field we keep for this, and why" not in chinese
+    assert "Privacy policy" not in chinese.split("<main", 1)[1]  # nor the footer's links

@@ -10,9 +10,10 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from ..clock import utcnow
 from ..extensions import db
@@ -123,17 +124,20 @@ def authenticate_api_token(token: str) -> AuthenticatedToken | None:
     # Core, not the ORM: this runs on every API request, and plain rows are all it needs.
     row = (
         db.session.connection()
-        .execute(
-            select(ApiToken.id, ApiToken.name, ApiToken.scopes, ApiToken.last_used_at).where(
-                ApiToken.token_hash == hash_token(token), ApiToken.revoked_at.is_(None)
-            )
-        )
+        .execute(_live_token_statement(), {"token_hash": hash_token(token)})
         .first()
     )
     if row is None:
         return None
     scopes = frozenset(s for s in row.scopes.split(",") if s)
     return AuthenticatedToken(row.id, row.name, scopes, row.last_used_at)
+
+
+@cache
+def _live_token_statement():
+    return select(ApiToken.id, ApiToken.name, ApiToken.scopes, ApiToken.last_used_at).where(
+        ApiToken.token_hash == bindparam("token_hash"), ApiToken.revoked_at.is_(None)
+    )
 
 
 def note_token_use(token: AuthenticatedToken) -> bool:

@@ -12,6 +12,7 @@ from werkzeug.exceptions import HTTPException
 from ..extensions import db
 from ..services.errors import DomainError
 from .htmx import wants_fragment
+from .ratelimits import with_retry_after
 
 log = logging.getLogger("consent_center.web")
 
@@ -82,6 +83,8 @@ def init_app(app: Flask) -> None:
         response = app.make_response(body if isinstance(body, tuple) else (body, status))
         if getattr(exc, "valid_methods", None):  # a 405 names the methods that would work
             response.headers["Allow"] = ", ".join(exc.valid_methods)
+        if status == 429:
+            with_retry_after(response)
         return response
 
     @app.errorhandler(Exception)

@@ -9,7 +9,10 @@ skips the limiter's bookkeeping, which measured about a tenth of a millisecond p
 
 from __future__ import annotations
 
-from flask import Flask, request
+import math
+import time
+
+from flask import Flask, Response, request
 
 from ..extensions import limiter
 
@@ -21,6 +24,15 @@ LIMITED_BLUEPRINTS = frozenset({"api"})
 def _check_limited_blueprints() -> None:
     if request.blueprint in LIMITED_BLUEPRINTS:
         limiter._check_request_limit()
+
+
+def with_retry_after(response: Response) -> Response:
+    """Add `Retry-After` to a 429: the seconds until the limit that refused the request lets
+    requests through again (Flask-Limiter's own headers are off: see config.py)."""
+    limit = limiter.current_limit
+    seconds = math.ceil(limit.reset_at - time.time()) if limit is not None else 60
+    response.headers["Retry-After"] = str(max(1, seconds))
+    return response
 
 
 def init_app(app: Flask) -> None:

@@ -23,6 +23,7 @@ from ...services.downstream import (
 )
 from ...services.errors import DomainError
 from ...services.outgoing_webhooks import iso
+from ..ratelimits import with_retry_after
 from ..transactions import read_only
 from .auth import authenticate, rate_limit_key, require_scope
 from .openapi import openapi_document
@@ -62,7 +63,9 @@ def http_problem(exc: HTTPException):
     db.session.rollback()
     status = exc.code or 500
     if status == 429:
-        return problem(429, "Too many requests for this API token; slow down and retry later.")
+        return with_retry_after(
+            problem(429, "Too many requests for this API token; slow down and retry later.")
+        )
     return problem(status, exc.description or "")
 
 
