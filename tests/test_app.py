@@ -183,12 +183,13 @@ def test_read_only_views_run_without_a_transaction_and_refuse_orm_writes(app):
         db.engine.dispose()
 
 
-def test_limiter_hook_runs_only_for_blueprints_with_their_own_limits(app):
+def test_no_request_pays_for_limits_it_does_not_have(app):
+    """Flask-Limiter's check-every-request hook is gone: the app declares no default,
+    application or blueprint-wide limits (they would need it), only per-view decorators and
+    the API's own per-token check."""
     from consent_center.extensions import limiter
-    from consent_center.web.ratelimits import LIMITED_BLUEPRINTS, _check_limited_blueprints
 
-    hooks = app.before_request_funcs[None]
-    assert limiter._check_request_limit not in hooks
-    assert _check_limited_blueprints in hooks
-    # A blueprint-wide limit declared anywhere must be listed, or it would never be checked.
-    assert set(limiter.limit_manager._blueprint_limits) == set(LIMITED_BLUEPRINTS)
+    assert limiter._check_request_limit not in app.before_request_funcs[None]
+    manager = limiter.limit_manager
+    assert not manager.default_limits and not manager.application_limits
+    assert not manager._blueprint_limits

@@ -1,34 +1,50 @@
-"""Rate limits stay where they are declared, and cost nothing elsewhere.
+"""Rate limits: checked where they are declared, and nowhere else.
 
-Flask-Limiter checks every request in a `before_request` hook, for default, application and
-blueprint limits. This app declares no default or application limits, only per-view limits
-(checked by their decorators, in the view) and the API blueprint's shared limit. So the hook
-is narrowed to API requests: every other request (every page view, every static file)
-skips the limiter's bookkeeping, which measured about a tenth of a millisecond per request.
+Pages declare theirs with Flask-Limiter's `@limiter.limit` decorators, which check in the view
+itself. The API's per-token limit is one call, `hit`, at the start of every API request
+(`web/api/views.py`): one storage round trip, through the same Flask-Limiter storage.
+
+Flask-Limiter would also check every request in a `before_request` hook, for default,
+application and blueprint-wide limits. This app declares none of those, so the hook is
+removed: every page view and static file skips the limiter's bookkeeping (about a tenth of
+a millisecond per request), and a test keeps "none declared" true.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from functools import lru_cache
 
-from flask import Flask, Response, request
+from flask import Flask, Response, current_app
+from limits import RateLimitItem, parse
 
 from ..extensions import limiter
 
-# Blueprints with a limit declared on the blueprint itself (`limiter.limit(bp)` or
-# `limiter.shared_limit(...)(bp)`); tests/test_app.py keeps this list true.
-LIMITED_BLUEPRINTS = frozenset({"api"})
+
+@lru_cache(maxsize=64)
+def _item(limit: str) -> RateLimitItem:
+    return parse(limit)
 
 
-def _check_limited_blueprints() -> None:
-    if request.blueprint in LIMITED_BLUEPRINTS:
-        limiter._check_request_limit()
+def hit(limit: str, scope: str, key: str) -> int | None:
+    """Count one request against `limit` (such as "600 per minute") for `key` in `scope`.
+
+    :returns: None when the request is allowed, else the seconds until one will be.
+    """
+    if not current_app.config.get("RATELIMIT_ENABLED", True):
+        return None
+    item, strategy = _item(limit), limiter.limiter
+    if strategy.hit(item, scope, key):
+        return None
+    reset_at = strategy.get_window_stats(item, scope, key).reset_time
+    return max(1, math.ceil(reset_at - time.time()))
 
 
 def with_retry_after(response: Response) -> Response:
-    """Add `Retry-After` to a 429: the seconds until the limit that refused the request lets
-    requests through again (Flask-Limiter's own headers are off: see config.py)."""
+    """Add `Retry-After` to a 429 from a decorated limit: the seconds until the limit that
+    refused the request lets requests through again (Flask-Limiter's own headers are off:
+    see config.py)."""
     limit = limiter.current_limit
     seconds = math.ceil(limit.reset_at - time.time()) if limit is not None else 60
     response.headers["Retry-After"] = str(max(1, seconds))
@@ -36,10 +52,6 @@ def with_retry_after(response: Response) -> Response:
 
 
 def init_app(app: Flask) -> None:
-    if limiter.enabled and (app.config.get("RATELIMIT_DEFAULT") or
-                            app.config.get("RATELIMIT_APPLICATION")):
-        return  # global limits would need the hook on every request: leave it as it is
-    hooks = app.before_request_funcs.setdefault(None, [])
-    check = limiter._check_request_limit
-    if check in hooks:
-        hooks[hooks.index(check)] = _check_limited_blueprints
+    hooks = app.before_request_funcs.get(None, [])
+    if limiter._check_request_limit in hooks:
+        hooks.remove(limiter._check_request_limit)

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from werkzeug.exceptions import HTTPException
 
-from ...extensions import csrf, db, limiter
+from ...extensions import csrf, db
 from ...services.api_tokens import AUDIENCES_READ, CONSENTS_READ, EVENTS_READ
 from ...services.downstream import (
     MAX_PAGE,
@@ -23,7 +23,7 @@ from ...services.downstream import (
 )
 from ...services.errors import DomainError
 from ...services.outgoing_webhooks import iso
-from ..ratelimits import with_retry_after
+from ..ratelimits import hit
 from ..transactions import read_only
 from .auth import authenticate, rate_limit_key, require_scope
 from .openapi import openapi_document
@@ -31,9 +31,6 @@ from .problems import problem
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)  # no cookies: every request carries its bearer token
-limiter.shared_limit(
-    lambda: current_app.config["API_RATE_LIMIT"], scope="api", key_func=rate_limit_key
-)(bp)
 
 NDJSON = "application/x-ndjson"
 CSV = "text/csv"
@@ -44,7 +41,15 @@ _PUBLIC_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 @bp.before_request
 def require_token():
-    """Every request but the OpenAPI document carries a live token."""
+    """Every request counts against its token's rate limit (or its address's, without one);
+    every request but the OpenAPI document carries a live token."""
+    wait = hit(current_app.config["API_RATE_LIMIT"], "api", rate_limit_key())
+    if wait is not None:
+        return problem(
+            429,
+            "Too many requests for this API token; slow down and retry later.",
+            {"Retry-After": str(wait)},
+        )
     if request.endpoint == "api.openapi":
         return None
     return authenticate()
@@ -59,13 +64,9 @@ def domain_problem(exc: DomainError):
 
 @bp.errorhandler(HTTPException)
 def http_problem(exc: HTTPException):
-    """HTTP errors raised in this blueprint (429 from the rate limit, ...) as problems."""
+    """HTTP errors raised in this blueprint (404, 405, ...) as problems."""
     db.session.rollback()
     status = exc.code or 500
-    if status == 429:
-        return with_retry_after(
-            problem(429, "Too many requests for this API token; slow down and retry later.")
-        )
     return problem(status, exc.description or "")
 
 
