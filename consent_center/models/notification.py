@@ -4,13 +4,22 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy import (
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..clock import utcnow
 from ..domain import NotificationStatus
 from ..extensions import db
-from .types import UTCDateTime, new_public_id
+from .types import UTCDateTime, key_string, new_public_id
 
 
 class FanOut(db.Model):
@@ -35,6 +44,8 @@ class NotificationContent(db.Model):
     """
 
     __tablename__ = "notification_content"
+    # The target of `Notification`'s (content_id, fan_out_id) foreign key.
+    __table_args__ = (UniqueConstraint("id", "fan_out_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     fan_out_id: Mapped[int] = mapped_column(ForeignKey("fan_out.id"), index=True)
@@ -45,10 +56,23 @@ class NotificationContent(db.Model):
     body_html: Mapped[str | None] = mapped_column(Text)
 
 
+# Predicates of the partial indexes below. A query that should use one repeats it word for
+# word: SQLite matches it only literally, and PostgreSQL cannot prove it from bound parameters.
+TO_DELIVER = "status IN ('pending', 'sending')"
+GAVE_UP = "status IN ('failed', 'dead')"
+
+
 class Notification(db.Model):
     __tablename__ = "notification"
     __table_args__ = (
-        Index("ix_notification_due", "status", "next_attempt_at"),
+        # The workers' claim walks this in (next_attempt_at, id) order and stops after a
+        # batch; only rows still to deliver are in it, so it stays small and settled rows
+        # cost nothing.
+        Index("ix_notification_due", "next_attempt_at", "id",
+              sqlite_where=text(TO_DELIVER), postgresql_where=text(TO_DELIVER)),
+        # The staff lists of messages that gave up (few among many sent ones).
+        Index("ix_notification_gave_up", "id",
+              sqlite_where=text(GAVE_UP), postgresql_where=text(GAVE_UP)),
         # Partial: most rows (a fan-out's, at insert) have neither, so a bulk enqueue skips
         # maintaining these two indexes.
         Index("ix_notification_provider_id", "provider_id",
@@ -57,21 +81,29 @@ class Notification(db.Model):
         Index("ix_notification_order_key", "order_key",
               sqlite_where=text("order_key IS NOT NULL"),
               postgresql_where=text("order_key IS NOT NULL")),
+        # One foreign key for both pointers of a fan-out row: its content must belong to its
+        # fan-out, and `notification_content.fan_out_id` in turn references `fan_out`. One
+        # check per inserted row instead of two; MATCH FULL: both set or both NULL.
+        ForeignKeyConstraint(
+            ["content_id", "fan_out_id"],
+            ["notification_content.id", "notification_content.fan_out_id"],
+            match="FULL",
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    public_id: Mapped[str] = mapped_column(String(32), unique=True, default=new_public_id)
+    public_id: Mapped[str] = mapped_column(key_string(32), unique=True, default=new_public_id)
     member_id: Mapped[int | None] = mapped_column(ForeignKey("member.id"), index=True)
     channel: Mapped[str] = mapped_column(String(8))
     kind: Mapped[str] = mapped_column(String(40))
-    dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
+    dedupe_key: Mapped[str] = mapped_column(key_string(200), unique=True)
     recipient: Mapped[str | None] = mapped_column(String(254))
     subject: Mapped[str | None] = mapped_column(String(300))
     body_text: Mapped[str | None] = mapped_column(Text)
     body_html: Mapped[str | None] = mapped_column(Text)
     # Fan-out rows point at shared content instead of holding their own body.
-    content_id: Mapped[int | None] = mapped_column(ForeignKey("notification_content.id"))
-    fan_out_id: Mapped[int | None] = mapped_column(ForeignKey("fan_out.id"), index=True)
+    content_id: Mapped[int | None] = mapped_column()
+    fan_out_id: Mapped[int | None] = mapped_column(index=True)
     locale: Mapped[str] = mapped_column(String(16), default="en")
     status: Mapped[str] = mapped_column(String(12), default=NotificationStatus.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime
+from sqlalchemy import DateTime, String
 from sqlalchemy.types import TypeDecorator
 
 
@@ -27,6 +27,13 @@ class UTCDateTime(TypeDecorator):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def key_string(length: int):
+    """A string only ever compared for equality (an id, a key): the bytewise "C" collation
+    on PostgreSQL, so maintaining its index needs no locale-aware comparisons (the database
+    default, C.UTF-8, is not treated as "C"). SQLite compares bytes already."""
+    return String(length).with_variant(String(length, collation="C"), "postgresql")
 
 
 def new_public_id() -> str:

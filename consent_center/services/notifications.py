@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from flask import current_app, render_template
 from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import String, case, func, literal, select
+from sqlalchemy import String, case, func, insert, literal, select, union_all
 
 from ..clock import utcnow
 from ..domain import Channel, Locale, MemberStatus, NotificationStatus
@@ -144,19 +144,11 @@ def enqueue_secret_notification(
 
 
 def _random_public_id_sql():
-    """A per-row random 32-hex-character id, computed by the database."""
+    """A per-row random 32-hex-character id (128 bits, or 122 from a version-4 UUID), from
+    the database's cryptographically strong generator."""
     if db.engine.dialect.name == "postgresql":
-        return func.md5(func.random().cast(String) + func.clock_timestamp().cast(String))
+        return func.encode(func.uuid_send(func.gen_random_uuid()), "hex")
     return func.lower(func.hex(func.randomblob(16)))
-
-
-def _insert_ignoring_duplicates(table, columns: list[str], query):
-    if db.engine.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    stmt = insert(table).from_select(columns, query)
-    return stmt.on_conflict_do_nothing(index_elements=["dedupe_key"])
 
 
 def fan_out_condition(channel: str, *, essential: bool = False):
@@ -209,6 +201,7 @@ def start_fan_out(
     db.session.add(fan)
     db.session.flush()
     now = utcnow()
+    selects = []
     for channel in (Channel.EMAIL, Channel.SMS):
         content_ids = {}
         for locale in Locale:
@@ -231,37 +224,45 @@ def start_fan_out(
         content_for_locale = case(
             (Member.locale == Locale.ZH, content_ids[Locale.ZH]), else_=content_ids[Locale.EN]
         )
-        query = select(
-            _random_public_id_sql(),
-            Member.id,
-            literal(str(channel)),
-            literal(kind),
-            literal(f"{cause}:{channel}:") + Member.id.cast(String),
-            recipient,
-            Member.locale,
-            content_for_locale,
-            literal(fan.id),
-            literal(str(NotificationStatus.PENDING)),
-            literal(0),
-            literal(now, UTCDateTime()),
-            literal(now, UTCDateTime()),
-        ).where(condition)
-        columns = [
-            "public_id",
-            "member_id",
-            "channel",
-            "kind",
-            "dedupe_key",
-            "recipient",
-            "locale",
-            "content_id",
-            "fan_out_id",
-            "status",
-            "attempts",
-            "next_attempt_at",
-            "created_at",
-        ]
-        db.session.execute(_insert_ignoring_duplicates(Notification.__table__, columns, query))
+        selects.append(
+            select(
+                _random_public_id_sql(),
+                Member.id,
+                literal(str(channel)),
+                literal(kind),
+                literal(f"{cause}:{channel}:") + Member.id.cast(String),
+                recipient,
+                Member.locale,
+                content_for_locale,
+                literal(fan.id),
+                literal(str(NotificationStatus.PENDING)),
+                literal(0),
+                literal(now, UTCDateTime()),
+                literal(now, UTCDateTime()),
+            ).where(condition)
+        )
+    columns = [
+        "public_id",
+        "member_id",
+        "channel",
+        "kind",
+        "dedupe_key",
+        "recipient",
+        "locale",
+        "content_id",
+        "fan_out_id",
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "created_at",
+    ]
+    # One statement for both channels, and a plain INSERT (ON CONFLICT DO NOTHING made every
+    # row a speculative insertion, a large share of the cost). No key can exist yet: every key
+    # here starts with the cause, which is unique (a re-run returned above; a concurrent run
+    # fails on fan_out.cause before it gets here), and no other message uses that form. Should
+    # one ever exist, the unique index refuses the whole statement instead of silently leaving
+    # a member without the notice.
+    db.session.execute(insert(Notification.__table__).from_select(columns, union_all(*selects)))
     # Counted, not summed from rowcount: drivers disagree on rowcount for INSERT ... SELECT.
     total = db.session.scalar(
         select(func.count()).select_from(Notification).where(Notification.fan_out_id == fan.id)

@@ -8,7 +8,7 @@ from functools import wraps
 from flask import Blueprint, abort, render_template, request
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from ...domain import (
     NOTIFICATION_KIND_LABELS,
@@ -20,6 +20,7 @@ from ...domain import (
 )
 from ...extensions import db
 from ...models import FanOut, Notification
+from ...models.notification import GAVE_UP
 from ...services.dashboard import dashboard as dashboard_figures
 from ...services.notifications import fan_out_progress, load_fan_out
 from ...services.policies import current_policy, upcoming_policy
@@ -123,14 +124,10 @@ def notifications():
     status = request.args.get("status", NotificationStatus.DEAD)
     if status not in set(NotificationStatus):
         abort(404)
-    rows = list(
-        db.session.scalars(
-            select(Notification)
-            .where(Notification.status == status)
-            .order_by(Notification.id.desc())
-            .limit(200)
-        )
-    )
+    query = select(Notification).where(Notification.status == status)
+    if status in (NotificationStatus.FAILED, NotificationStatus.DEAD):
+        query = query.where(text(GAVE_UP))  # so it reads ix_notification_gave_up
+    rows = list(db.session.scalars(query.order_by(Notification.id.desc()).limit(200)))
     return render_template(
         "staff/notifications.html",
         rows=rows,
