@@ -245,3 +245,43 @@ def test_versions_list_shows_each_status(client, login_as, staff, at_midnight):
     page = client.get("/staff/policies").get_data(as_text=True)
     statuses = re.findall(r'class="status-tag status-([a-z_]+)"', page)
     assert statuses == ["draft", "scheduled", "in_effect", "superseded"]
+
+
+# PostgreSQL only (SQLite serialises writers itself, so there is no race to test there).
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_versions_published_at_the_same_moment_get_consecutive_numbers(app, policy, backend):
+    """Two publications racing: the second waits for the first's number instead of both
+    taking the same one (which failed one of them on the unique number)."""
+    import threading
+
+    from consent_center.services.policies import publish_policy
+
+    db.session.commit()
+    errors: list[BaseException] = []
+    started = threading.Barrier(2)
+
+    def publisher(n: int) -> None:
+        try:
+            with app.app_context():
+                started.wait(timeout=10)
+                publish_policy(
+                    actor=None,
+                    title="Privacy policy",
+                    body_md=f"# Policy\n\nVersion from publisher {n}.\n",
+                    summary=f"Publisher {n}",
+                    effective_at=clock.utcnow() + timedelta(days=40),
+                    config=app.config,
+                    notify=False,
+                )
+                db.session.commit()
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=publisher, args=(n,)) for n in (1, 2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert not errors, errors
+    numbers = db.session.scalars(select(PolicyVersion.number).order_by(PolicyVersion.number))
+    assert list(numbers) == [1, 2, 3]

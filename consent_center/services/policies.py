@@ -229,6 +229,23 @@ def version_errors(
     return errors
 
 
+# pg_advisory_xact_lock key serialising the numbering of published versions.
+VERSION_NUMBER_LOCK_KEY = 0x706F6C69  # "poli"
+
+
+def _next_version_number() -> int:
+    """The number the version being published gets: one more than the highest so far.
+
+    On PostgreSQL the publisher first takes a transaction-scoped advisory lock, so two
+    versions published at the same moment get consecutive numbers (the second waits for the
+    first to commit, then reads its number) instead of colliding on the unique number.
+    SQLite serialises writers itself.
+    """
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(select(db.func.pg_advisory_xact_lock(VERSION_NUMBER_LOCK_KEY)))
+    return (db.session.scalar(select(db.func.max(PolicyVersion.number))) or 0) + 1
+
+
 def publish_policy(
     *,
     actor: Member | None,
@@ -260,9 +277,8 @@ def publish_policy(
     )
     if errors:
         raise Invalid(_l("The policy version cannot be published."), errors)
-    last = db.session.scalar(select(db.func.max(PolicyVersion.number))) or 0
     version = PolicyVersion(
-        number=last + 1,
+        number=_next_version_number(),
         title=title.strip(),
         body_md=body_md,
         summary=summary.strip(),
@@ -537,7 +553,7 @@ def publish_draft(draft: PolicyVersion, staff: Member):
     )
     if errors:
         raise Invalid(_l("The policy version cannot be published."), errors)
-    draft.number = (db.session.scalar(select(db.func.max(PolicyVersion.number))) or 0) + 1
+    draft.number = _next_version_number()
     draft.published_at = now
     db.session.flush()
     record_audit(
