@@ -10,7 +10,6 @@ from flask import (
     abort,
     flash,
     jsonify,
-    redirect,
     request,
     url_for,
 )
@@ -22,6 +21,7 @@ from ..domain import PURPOSES, Method
 from ..extensions import db
 from ..services import consents as consent_service
 from ..services.gpc import GPC_PURPOSES, apply_gpc_signal, grant_despite_gpc
+from .consent_answers import consent_answer, view_for_answer
 from .forms import AppForm
 from .htmx import render_page_or_fragment, wants_fragment
 
@@ -104,21 +104,11 @@ def override(purpose: str):
         gpc_sent=gpc_signal(),
         method=Method.HTMX if wants_fragment() else Method.FORM,
     )
-    view = consent_service.consent_view(current_user, purpose)  # before the commit expires
-    receipt_id = event.receipt_id
+    view, receipt_id = view_for_answer(current_user, purpose), event.receipt_id
     db.session.commit()
-    message = _("%(purpose)s is now on.", purpose=PURPOSES[purpose].title)
-    if wants_fragment():
-        return render_page_or_fragment(
-            "member/consent_page.html",
-            "member/_consent_switch_response.html",
-            consent=view,
-            status_message=message,
-            receipt_id=receipt_id,
-        )
-    flash(message, "status")
-    flash(receipt_id, "receipt")
-    return redirect(url_for("member.overview") + f"#consent-{purpose}", 303)
+    return consent_answer(
+        view, purpose, True, back_to=url_for("member.overview"), receipt_id=receipt_id
+    )
 
 
 @bp.get("/.well-known/gpc.json")

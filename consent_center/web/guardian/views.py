@@ -41,6 +41,7 @@ from ...services import member_data
 from ...services.errors import Conflict, Invalid
 from ...services.notifications import member_messages
 from ...services.usability import purpose_barred
+from ..consent_answers import consent_answer, view_for_answer
 from ..forms import apply_field_errors, check_code_form
 from ..htmx import render_page_or_fragment, wants_fragment
 from ..member.forms import ConsentForm, EmptyForm
@@ -247,7 +248,6 @@ def set_ward_consent(public_id: str, purpose: str):
             "member/_consent_switch.html",
             status=422,
             consent=view,
-            form=form,
             ward=ward,
             status_message=_("That did not work: please use the switch on the page."),
         )
@@ -261,24 +261,11 @@ def set_ward_consent(public_id: str, purpose: str):
         actor_member=current_user,
     )
     guardian_service.notify_co_guardians(ward, current_user, purpose, granted)
-    view = consent_service.consent_view(ward, purpose)  # before the commit expires `ward`
+    view = view_for_answer(ward, purpose)
     db.session.commit()
-    title = PURPOSES[purpose].title
-    message = (
-        _("%(purpose)s is now on.", purpose=title)
-        if granted
-        else _("%(purpose)s is now off.", purpose=title)
+    return consent_answer(
+        view, purpose, granted, back_to=url_for("guardian.ward", public_id=public_id), ward=ward
     )
-    if wants_fragment():
-        return render_page_or_fragment(
-            "member/consent_page.html",
-            "member/_consent_switch_response.html",
-            consent=view,
-            status_message=message,
-            ward=ward,
-        )
-    flash(message, "status")
-    return redirect(url_for("guardian.ward", public_id=public_id) + f"#consent-{purpose}", 303)
 
 
 @bp.get("/wards/<public_id>/export")

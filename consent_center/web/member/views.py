@@ -41,6 +41,7 @@ from ...services.policies import (
     acknowledge_policy_notice,
 )
 from ..auth.forms import CodeForm
+from ..consent_answers import consent_answer, view_for_answer
 from ..forms import apply_field_errors, check_code_form
 from ..htmx import render_page_or_fragment, wants_fragment
 from ..transactions import read_only
@@ -136,27 +137,11 @@ def set_consent(purpose: str):
         method=method,
         actor_member=current_user,
     )
-    # Read what the answer shows before the commit, which expires every loaded object.
-    view = consent_service.consent_view(current_user, purpose) if wants_fragment() else None
-    receipt_id = event.receipt_id
+    view, receipt_id = view_for_answer(current_user, purpose), event.receipt_id
     db.session.commit()
-    title = PURPOSES[purpose].title
-    message = (
-        _("%(purpose)s is now on.", purpose=title)
-        if granted
-        else _("%(purpose)s is now off.", purpose=title)
+    return consent_answer(
+        view, purpose, granted, back_to=url_for("member.overview"), receipt_id=receipt_id
     )
-    if view is not None:
-        return render_page_or_fragment(
-            "member/consent_page.html",
-            "member/_consent_switch_response.html",
-            consent=view,
-            status_message=message,
-            receipt_id=receipt_id,
-        )
-    flash(message, "status")
-    flash(receipt_id, "receipt")
-    return redirect(url_for("member.overview") + f"#consent-{purpose}", 303)
 
 
 @bp.get("/history")
