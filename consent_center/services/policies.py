@@ -341,19 +341,6 @@ def seed_text_to_markdown(text: str) -> tuple[str, str]:
     return title, "\n".join(out).strip() + "\n"
 
 
-def pending_policy_notice(member: Member) -> PolicyVersion | None:
-    """The newest published version the member has not acknowledged yet, if any."""
-    return db.session.scalars(
-        select(PolicyVersion)
-        .where(
-            PolicyVersion.published_at.is_not(None),
-            PolicyVersion.number > member.policy_seen_number,
-        )
-        .order_by(PolicyVersion.number.desc())
-        .limit(1)
-    ).first()
-
-
 def acknowledge_policy_notice(member: Member, number: int) -> None:
     """Hide the notice of version `number` (and every older one) for this member.
 

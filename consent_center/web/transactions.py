@@ -21,6 +21,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from ..extensions import db
+from .gpc import gpc_signal
 
 READ_ONLY_ATTR = "_cc_read_only"
 
@@ -32,7 +33,7 @@ def read_only(view: Callable) -> Callable:
 
 
 def _start_read_only() -> None:
-    if request.method not in ("GET", "HEAD") or request.headers.get("Sec-GPC"):
+    if request.method not in ("GET", "HEAD") or gpc_signal():
         return
     view = current_app.view_functions.get(request.endpoint or "")
     if view is None or not getattr(view, READ_ONLY_ATTR, False):
