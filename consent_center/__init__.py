@@ -34,8 +34,7 @@ def create_app(config: BaseConfig | str | None = None, **overrides) -> Flask:
     if hops:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops,
-                                x_prefix=hops)
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_prefix=hops)
 
     from . import models  # noqa: F401  (register the tables)
     from .extensions import babel, csrf, db, limiter, login_manager, migrate

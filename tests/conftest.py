@@ -14,6 +14,7 @@ from flask.globals import _cv_app
 from flask.testing import FlaskClient
 
 from consent_center import clock, create_app
+from consent_center.database import dispose_read_engine
 from consent_center.extensions import db, limiter
 from consent_center.models import Member, PolicyVersion
 from tests.support.databases import BACKENDS, empty_tables, migrate_fresh, url_for_backend
@@ -62,6 +63,7 @@ def _session_app(backend: str, tmp_path_factory) -> Iterator[Flask]:
     yield app
     with app.app_context():
         db.engine.dispose()
+    dispose_read_engine(app)
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import schemathesis
 from flask.globals import _cv_app
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance, unsupported_method
-from sqlalchemy import select
+from sqlalchemy import Engine, event, select
 
 from consent_center import clock
 from consent_center.domain import MemberStatus
@@ -139,6 +139,44 @@ def test_consents_start_off_and_follow_each_change_at_once(client, member, polic
     grant(member, "advertising", False)
     got = answers(client, token, member.public_id)["advertising"]
     assert (got["state"], got["usable_now"]) == ("withdrawn", False)
+
+
+def test_consents_check_the_token_and_read_the_member_in_one_statement(
+        client, member, policy, backend, monkeypatch):
+    """The hottest API call is one round trip: the token and the member's consents together.
+    On PostgreSQL it runs on the read pool's driver connection, past SQLAlchemy's events."""
+    from consent_center.services import downstream
+
+    token = make_token("consents:read")
+    grant(member, "advertising")
+    member_id = member.public_id
+    answers(client, token, member_id)  # notes the token's first use (a write)
+    queries: list = []
+    executed: list[str] = []
+    real = downstream.fetch_all
+    monkeypatch.setattr(downstream, "fetch_all", lambda *a: queries.append(a) or real(*a))
+
+    def count(conn, cursor, statement, *args):
+        executed.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", count)
+    try:
+        got = answers(client, token, member_id)
+    finally:
+        event.remove(Engine, "before_cursor_execute", count)
+    assert got["advertising"]["state"] == "granted"
+    assert len(queries) == 1
+    assert len(executed) == (0 if backend == "postgresql" else 1), executed
+
+
+def test_a_revoked_token_reads_nothing_in_that_one_statement(client, member, runner):
+    token = make_token("consents:read")
+    assert answers(client, token, member.public_id)
+    name = db.session.scalars(select(ApiToken.name).order_by(ApiToken.id.desc())).first()
+    assert runner.invoke(args=["api-token", "revoke", name]).exit_code == 0
+    for member_id in (member.public_id, "no-such-member"):
+        response = client.get(CONSENTS.format(member_id), headers=bearer(token))
+        assert_problem(response, 401)
 
 
 def test_unknown_erased_and_tombstone_ids_are_the_same_404(client, member, policy):

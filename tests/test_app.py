@@ -152,6 +152,7 @@ def test_read_only_views_run_without_a_transaction_and_refuse_orm_writes(app):
     an ORM write in one is a programming error that fails loudly, never a silent write."""
     from flask import g
 
+    from consent_center.database import READ_ENGINE, dispose_read_engine
     from consent_center.extensions import db
     from consent_center.models import ApiToken
     from consent_center.web.transactions import read_only
@@ -163,8 +164,12 @@ def test_read_only_views_run_without_a_transaction_and_refuse_orm_writes(app):
     @read_only
     def reads():
         db.session.execute(db.select(ApiToken.id)).all()
-        options = db.session.connection().get_execution_options()
-        return {"read_only": g.read_only, "isolation": options.get("isolation_level")}
+        raw = db.session.connection().connection.dbapi_connection
+        sqlite = db.engine.dialect.name == "sqlite"
+        autocommit = raw.isolation_level is None if sqlite else raw.autocommit
+        # On PostgreSQL the statements go to the read pool (autocommit for life).
+        pool = "read" if db.session.get_bind() is fresh.extensions.get(READ_ENGINE) else "main"
+        return {"read_only": g.read_only, "autocommit": autocommit, "pool": pool}
 
     @fresh.get("/_probe/write")
     @read_only
@@ -174,13 +179,15 @@ def test_read_only_views_run_without_a_transaction_and_refuse_orm_writes(app):
         return "written"
 
     client = fresh.test_client()
-    assert client.get("/_probe/read").json == {"read_only": True, "isolation": "AUTOCOMMIT"}
+    pool = "main" if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite") else "read"
+    assert client.get("/_probe/read").json == {"read_only": True, "autocommit": True, "pool": pool}
     with pytest.raises(RuntimeError, match="marked @read_only"):
         client.get("/_probe/write")
     with fresh.app_context():
         assert db.session.scalars(db.select(ApiToken).filter_by(name="never")).first() is None
         db.session.remove()  # give the connection back before the pool goes
         db.engine.dispose()
+    dispose_read_engine(fresh)
 
 
 def test_no_request_pays_for_limits_it_does_not_have(app):

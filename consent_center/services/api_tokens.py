@@ -117,9 +117,19 @@ def list_api_tokens() -> list[ApiToken]:
     )
 
 
+def is_token(token: str) -> bool:
+    """Whether `token` could be one of ours at all (else there is nothing to look up)."""
+    return token.startswith(TOKEN_PREFIX) and len(token) <= 100
+
+
+def parse_stored_scopes(scopes: str) -> frozenset[str]:
+    """A token row's scopes column as a set."""
+    return frozenset(s for s in scopes.split(",") if s)
+
+
 def authenticate_api_token(token: str) -> AuthenticatedToken | None:
     """The live token matching `token`, or None (unknown and revoked look the same)."""
-    if not token.startswith(TOKEN_PREFIX) or len(token) > 100:
+    if not is_token(token):
         return None
     # Core, not the ORM: this runs on every API request, and plain rows are all it needs.
     row = (
@@ -129,8 +139,7 @@ def authenticate_api_token(token: str) -> AuthenticatedToken | None:
     )
     if row is None:
         return None
-    scopes = frozenset(s for s in row.scopes.split(",") if s)
-    return AuthenticatedToken(row.id, row.name, scopes, row.last_used_at)
+    return AuthenticatedToken(row.id, row.name, parse_stored_scopes(row.scopes), row.last_used_at)
 
 
 @cache

@@ -26,6 +26,7 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    true,
     type_coerce,
 )
 from sqlalchemy.orm import aliased
@@ -34,9 +35,11 @@ from sqlalchemy.sql.visitors import replacement_traverse
 from ..clock import utcnow
 from ..domain import OPTIONAL_PURPOSES, MemberStatus
 from ..extensions import db
-from ..models import ChangeEvent, ConsentEvent, ConsentState, Member, PolicyVersion
+from ..models import ApiToken, ChangeEvent, ConsentEvent, ConsentState, Member, PolicyVersion
+from .api_tokens import AuthenticatedToken, hash_token, is_token, parse_stored_scopes
 from .errors import Invalid, NotFound
 from .outgoing_webhooks import MEMBER_ERASED, erasure_notice_cutoff, event_document
+from .sql import fetch_all
 from .usability import minor_cutoff, stale_grant_condition, usable_condition
 
 log = logging.getLogger("consent_center.api")
@@ -65,19 +68,44 @@ class PurposeConsent:
     needs_reconsent: bool
 
 
-def member_consents(public_id: str, now: datetime | None = None) -> list[PurposeConsent]:
-    """Each optional purpose's current answer for a member and whether it is usable now,
-    in one query.
+@dataclass(frozen=True)
+class ConsentsAnswer:
+    """What one query found for the API's consents endpoint."""
 
-    :raises NotFound: for an unknown id and for an erased member (including a tombstone id),
-        alike.
+    token: AuthenticatedToken | None  # None: unknown or revoked
+    found: list[PurposeConsent] | None  # None: no such member, or not asked (no token)
+
+    def consents(self) -> list[PurposeConsent]:
+        """The member's consents, once the token is admitted.
+
+        :raises NotFound: for an unknown or erased member (a tombstone id included), alike.
+        """
+        if self.found is None:
+            raise NotFound(_l("No such member."))
+        return self.found
+
+
+def read_member_consents(token: str, public_id: str, now: datetime | None = None) -> ConsentsAnswer:
+    """Look up an API token and a member's consents (each optional purpose's current
+    answer and whether it is usable now) in one query: the API's hottest path, one round
+    trip to the database. The caller admits the token before it reads `consents()`.
     """
     now = now or utcnow()
-    connection = db.session.connection()  # Core, not the ORM: the API's hot path
-    params = {"public_id": public_id, "now": now, "cutoff": minor_cutoff(now.date())}
-    rows = connection.execute(_member_consents_statement(), params).all()
+    params = {
+        "token_hash": hash_token(token),
+        "public_id": public_id,
+        "now": now,
+        "cutoff": minor_cutoff(now.date()),
+    }
+    rows = fetch_all(_token_and_consents_statement(), params) if is_token(token) else []
     if not rows:
-        raise NotFound(_l("No such member."))
+        return ConsentsAnswer(None, None)
+    first = rows[0]
+    found = AuthenticatedToken(
+        first.token_id, first.token_name, parse_stored_scopes(first.scopes), first.last_used_at
+    )
+    if first.member_id is None:
+        return ConsentsAnswer(found, None)
     by_purpose = {r.purpose: r for r in rows if r.purpose is not None}
     answers = []
     for purpose in OPTIONAL_PURPOSES:
@@ -95,7 +123,7 @@ def member_consents(public_id: str, now: datetime | None = None) -> list[Purpose
                 bool(row.stale),
             )
         )
-    return answers
+    return ConsentsAnswer(found, answers)
 
 
 # Stand-in times, replaced by the named parameters `now` and `cutoff` once the statement is
@@ -105,15 +133,20 @@ _STAND_IN_NOW = datetime(1900, 1, 1, tzinfo=UTC)
 _statements: dict[tuple, Select] = {}
 
 
-def _member_consents_statement() -> Select:
+def _member_consents_key() -> tuple:
     config = current_app.config
-    key = ("member_consents", config["MINOR_AGE"], config["MINORS_ADVERTISING"])
+    return config["MINOR_AGE"], config["MINORS_ADVERTISING"]
+
+
+def _member_consents_statement() -> Select:
+    key = ("member_consents", *_member_consents_key())
     statement = _statements.get(key)
     if statement is None:
         now = _STAND_IN_NOW
         usable = or_(*(usable_condition(p, now) for p in OPTIONAL_PURPOSES))
         statement = (
             select(
+                Member.id.label("member_id"),
                 ConsentState.purpose,
                 ConsentState.granted,
                 ConsentState.updated_at,
@@ -130,6 +163,28 @@ def _member_consents_statement() -> Select:
             )
         )
         statement = _bind_the_moment(statement, minor_cutoff(now.date()))
+        _statements[key] = statement
+    return statement
+
+
+def _token_and_consents_statement() -> Select:
+    """The live token with this hash, beside the member's consents (a row of NULLs for an
+    unknown member); no row for an unknown or revoked token."""
+    key = ("token_and_consents", *_member_consents_key())
+    statement = _statements.get(key)
+    if statement is None:
+        consents = _member_consents_statement().subquery("consents")
+        statement = (
+            select(
+                ApiToken.id.label("token_id"),
+                ApiToken.name.label("token_name"),
+                ApiToken.scopes,
+                ApiToken.last_used_at,
+                *consents.c,
+            )
+            .outerjoin(consents, true())
+            .where(ApiToken.token_hash == bindparam("token_hash"), ApiToken.revoked_at.is_(None))
+        )
         _statements[key] = statement
     return statement
 

@@ -10,10 +10,11 @@ from flask import g, request
 from flask_limiter.util import get_remote_address
 
 from ...extensions import db
-from ...services.api_tokens import authenticate_api_token, note_token_use
+from ...services.api_tokens import AuthenticatedToken, authenticate_api_token, note_token_use
 from .problems import problem
 
 REALM = 'Bearer realm="consent-center"'
+CHECKS_TOKEN_ATTR = "_cc_checks_token_in_query"
 
 
 def bearer_token() -> str | None:
@@ -31,14 +32,16 @@ def rate_limit_key() -> str:
     return "api-address:" + get_remote_address()
 
 
-def authenticate():
-    """Set `g.api_token`, or answer 401 with a `WWW-Authenticate` challenge."""
-    token = bearer_token()
-    if token is None:
-        return problem(
-            401, "Send an API token: Authorization: Bearer <token>.", {"WWW-Authenticate": REALM}
-        )
-    found = authenticate_api_token(token)
+def missing_token():
+    """401: the request carries no bearer token."""
+    return problem(
+        401, "Send an API token: Authorization: Bearer <token>.", {"WWW-Authenticate": REALM}
+    )
+
+
+def admit_token(found: AuthenticatedToken | None, scope: str | None = None):
+    """Set `g.api_token` and note its use; or answer 401 with a `WWW-Authenticate` challenge
+    for an unknown or revoked token, or 403 when it lacks `scope`."""
     if found is None:
         return problem(
             401,
@@ -48,7 +51,36 @@ def authenticate():
     if note_token_use(found):
         db.session.commit()
     g.api_token = found
+    if scope is not None and scope not in found.scopes:
+        return _lacks_scope(scope)
     return None
+
+
+def authenticate():
+    """Look up the request's token and admit it (before the view)."""
+    token = bearer_token()
+    if token is None:
+        return missing_token()
+    return admit_token(authenticate_api_token(token))
+
+
+def token_checked_in_query(view: Callable) -> Callable:
+    """Mark a view that looks up the token in its own query, with its data (one round trip
+    on a hot path), and admits it with `admit_token` and its scope."""
+    setattr(view, CHECKS_TOKEN_ATTR, True)
+    return view
+
+
+def checks_token_itself(view: Callable | None) -> bool:
+    return view is not None and getattr(view, CHECKS_TOKEN_ATTR, False)
+
+
+def _lacks_scope(scope: str):
+    return problem(
+        403,
+        f"This API token lacks the scope {scope}.",
+        {"WWW-Authenticate": f'{REALM}, error="insufficient_scope", scope="{scope}"'},
+    )
 
 
 def require_scope(scope: str) -> Callable:
@@ -58,11 +90,7 @@ def require_scope(scope: str) -> Callable:
         @wraps(view)
         def wrapped(*args, **kwargs):
             if scope not in g.api_token.scopes:
-                return problem(
-                    403,
-                    f"This API token lacks the scope {scope}.",
-                    {"WWW-Authenticate": f'{REALM}, error="insufficient_scope", scope="{scope}"'},
-                )
+                return _lacks_scope(scope)
             return view(*args, **kwargs)
 
         return wrapped

@@ -17,15 +17,24 @@ from ...services.downstream import (
     check_purpose,
     decode_cursor,
     encode_cursor,
-    member_consents,
     read_change_feed,
+    read_member_consents,
     stream_audience,
 )
 from ...services.errors import DomainError
 from ...services.outgoing_webhooks import iso
 from ..ratelimits import hit
 from ..transactions import read_only
-from .auth import authenticate, rate_limit_key, require_scope
+from .auth import (
+    admit_token,
+    authenticate,
+    bearer_token,
+    checks_token_itself,
+    missing_token,
+    rate_limit_key,
+    require_scope,
+    token_checked_in_query,
+)
 from .openapi import openapi_document
 from .problems import problem
 
@@ -42,7 +51,8 @@ _PUBLIC_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 @bp.before_request
 def require_token():
     """Every request counts against its token's rate limit (or its address's, without one);
-    every request but the OpenAPI document carries a live token."""
+    every request but the OpenAPI document carries a live token (checked here, or in the
+    view's own query)."""
     wait = hit(current_app.config["API_RATE_LIMIT"], "api", rate_limit_key())
     if wait is not None:
         return problem(
@@ -50,7 +60,9 @@ def require_token():
             "Too many requests for this API token; slow down and retry later.",
             {"Retry-After": str(wait)},
         )
-    if request.endpoint == "api.openapi":
+    if request.endpoint == "api.openapi" or checks_token_itself(
+        current_app.view_functions.get(request.endpoint or "")
+    ):
         return None
     return authenticate()
 
@@ -88,10 +100,17 @@ def openapi():
 
 @bp.get("/members/<member_id>/consents")
 @read_only
-@require_scope(CONSENTS_READ)
+@token_checked_in_query
 def consents(member_id: str):
     """Each optional purpose's current answer for one member, and whether it is usable now."""
-    answers = member_consents(member_id)
+    token = bearer_token()
+    if token is None:
+        return missing_token()
+    answer = read_member_consents(token, member_id)
+    refused = admit_token(answer.token, CONSENTS_READ)
+    if refused is not None:
+        return refused
+    answers = answer.consents()
     return jsonify(
         {
             "member_id": member_id,
