@@ -30,11 +30,6 @@ def create_app(config: BaseConfig | str | None = None, **overrides) -> Flask:
     app.config["ENV_NAME"] = config.ENV_NAME
     app.config.update(overrides)
     os.makedirs(app.instance_path, exist_ok=True)
-    hops = app.config.get("PROXY_FIX_HOPS") or 0
-    if hops:
-        from werkzeug.middleware.proxy_fix import ProxyFix
-
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_prefix=hops)
 
     from . import models  # noqa: F401  (register the tables)
     from .extensions import babel, csrf, db, limiter, login_manager, migrate
@@ -54,6 +49,12 @@ def create_app(config: BaseConfig | str | None = None, **overrides) -> Flask:
     from .web import register_web
 
     register_web(app)
+    # Outermost, so every layer (the API's consents lane too) sees the client's address.
+    hops = app.config.get("PROXY_FIX_HOPS") or 0
+    if hops:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_prefix=hops)
 
     from .cli import register_cli
 

@@ -42,13 +42,19 @@ class _Prepared:
         compiled = statement.compile(dialect=dialect)
         if any(bind.expanding for bind in compiled.binds.values()):
             raise ValueError("fetch_all runs statements compiled once: no expanding IN (...)")
-        self.compiled = compiled
         self.sql = compiled.string
-        self.bind_processors = {
-            name: processor
-            for name, bind in compiled.binds.items()
-            if (processor := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None
-        }
+        # Values fixed in the statement (constants) are converted once; the named parameters
+        # given at each execution are converted then.
+        self.constants: dict = {}
+        self.named: dict = {}
+        for name, bind in compiled.binds.items():
+            if bind.callable is not None:
+                raise ValueError("fetch_all runs statements compiled once: no callable values")
+            processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            if bind.required:
+                self.named[name] = processor
+            else:
+                self.constants[name] = bind.value if processor is None else processor(bind.value)
         self.result_processors = [
             column.type.dialect_impl(dialect).result_processor(dialect, None)
             for column in statement.selected_columns
@@ -58,10 +64,10 @@ class _Prepared:
         )
 
     def parameters(self, params: dict) -> dict:
-        values = self.compiled.construct_params(params)
-        for name, processor in self.bind_processors.items():
-            if name in values:
-                values[name] = processor(values[name])
+        values = dict(self.constants)
+        for name, processor in self.named.items():
+            value = params[name]
+            values[name] = value if processor is None else processor(value)
         return values
 
     def convert(self, row: tuple) -> tuple:

@@ -7,6 +7,7 @@ from flask import Flask
 
 def register_web(app: Flask) -> None:
     from . import errors, gpc, i18n, ratelimits, security, transactions
+    from .api import lane
     from .api.views import bp as api_bp
     from .auth.views import bp as auth_bp
     from .dev.views import bp as dev_bp
@@ -34,3 +35,4 @@ def register_web(app: Flask) -> None:
     app.register_blueprint(webhooks_bp)
     app.register_blueprint(api_bp)
     gpc.init_app(app)  # Global Privacy Control on every page view
+    lane.init_app(app)  # the API's busiest GET, in front of Flask's request cycle

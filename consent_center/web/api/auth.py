@@ -7,7 +7,6 @@ from collections.abc import Callable
 from functools import wraps
 
 from flask import g, request
-from flask_limiter.util import get_remote_address
 
 from ...extensions import db
 from ...services.api_tokens import AuthenticatedToken, authenticate_api_token, note_token_use
@@ -18,18 +17,22 @@ CHECKS_TOKEN_ATTR = "_cc_checks_token_in_query"
 
 
 def bearer_token() -> str | None:
-    """The token of an `Authorization: Bearer <token>` header, if any."""
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    """The token of the request's `Authorization: Bearer <token>` header, if any."""
+    return parse_bearer(request.headers.get("Authorization", ""))
+
+
+def parse_bearer(authorization: str) -> str | None:
+    """The token of an `Authorization` header's value, if it is `Bearer <token>`."""
+    scheme, _, token = authorization.partition(" ")
     token = token.strip()
     return token if scheme.lower() == "bearer" and token else None
 
 
-def rate_limit_key() -> str:
+def rate_limit_key(token: str | None, address: str | None) -> str:
     """Rate limits count per token (its fingerprint), or per address without one."""
-    token = bearer_token()
     if token:
         return "api-token:" + hashlib.sha256(token.encode()).hexdigest()[:32]
-    return "api-address:" + get_remote_address()
+    return "api-address:" + (address or "127.0.0.1")
 
 
 def missing_token():

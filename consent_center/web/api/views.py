@@ -13,6 +13,7 @@ from ...services.api_tokens import AUDIENCES_READ, CONSENTS_READ, EVENTS_READ
 from ...services.downstream import (
     MAX_PAGE,
     BadQuery,
+    PurposeConsent,
     audience_page,
     check_purpose,
     decode_cursor,
@@ -48,18 +49,33 @@ FEED_MAX_PAGE = 1000
 _PUBLIC_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
+# Set in the WSGI environ by the consents lane (`lane.py`) for a request it counted and then
+# passed on: each request counts once against its rate limit.
+COUNTED = "consent_center.api_request_counted"
+
+
+def count_request(token: str | None, address: str | None):
+    """Count a request against its token's rate limit (or its address's, without one):
+    None when it may go on, else the 429 problem."""
+    wait = hit(current_app.config["API_RATE_LIMIT"], "api", rate_limit_key(token, address))
+    if wait is None:
+        return None
+    return problem(
+        429,
+        "Too many requests for this API token; slow down and retry later.",
+        {"Retry-After": str(wait)},
+    )
+
+
 @bp.before_request
 def require_token():
     """Every request counts against its token's rate limit (or its address's, without one);
     every request but the OpenAPI document carries a live token (checked here, or in the
     view's own query)."""
-    wait = hit(current_app.config["API_RATE_LIMIT"], "api", rate_limit_key())
-    if wait is not None:
-        return problem(
-            429,
-            "Too many requests for this API token; slow down and retry later.",
-            {"Retry-After": str(wait)},
-        )
+    if not request.environ.get(COUNTED):
+        refused = count_request(bearer_token(), request.remote_addr)
+        if refused is not None:
+            return refused
     if request.endpoint == "api.openapi" or checks_token_itself(
         current_app.view_functions.get(request.endpoint or "")
     ):
@@ -110,7 +126,11 @@ def consents(member_id: str):
     refused = admit_token(answer.token, CONSENTS_READ)
     if refused is not None:
         return refused
-    answers = answer.consents()
+    return consents_document(member_id, answer.consents())
+
+
+def consents_document(member_id: str, answers: list[PurposeConsent]) -> Response:
+    """The consents endpoint's answer (this view's, and the lane's)."""
     return jsonify(
         {
             "member_id": member_id,
