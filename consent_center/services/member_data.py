@@ -25,6 +25,7 @@ from ..models import ConsentEvent, ConsentState, Member, PolicyVersion
 from ..models.types import UTCDateTime
 from .consents import ConsentView, consent_columns, consent_views
 from .policies import in_force
+from .sql import fetch_all
 
 
 @dataclass(frozen=True)
@@ -207,10 +208,10 @@ def _overview_statement():
 def member_overview(member: Member) -> MemberOverview:
     """What /me shows: consents, the inventory with values and counts, the policy in force
     and any pending notice. One query."""
-    rows = db.session.execute(
+    rows = fetch_all(
         _overview_statement(),
         {"member_id": member.id, "now": utcnow(), "seen": member.policy_seen_number},
-    ).all()
+    )
     first = rows[0]
     consents = consent_views(member, rows)
     counts = {name: getattr(first, name) for name in _COUNTED}
