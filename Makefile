@@ -50,6 +50,7 @@ bench: setup
 	$(PY) bench/outbox_bench.py
 	$(PY) bench/api_bench.py
 	$(PY) bench/dashboard_bench.py
+	$(PY) bench/floor_bench.py
 
 clean:
 	rm -rf $(VENV) instance/*.db instance/dev_mailbox .pytest_cache

@@ -490,7 +490,14 @@ def gunicorn_cmd(app_spec: str, chdir: Path, workers: int, log_path: Path) -> li
 
 
 def start_server(
-    name: str, app_spec: str, chdir: Path, env: dict, workers: int, health: str, logs: Path
+    name: str,
+    app_spec: str,
+    chdir: Path,
+    env: dict,
+    workers: int,
+    health: str,
+    logs: Path,
+    ok_statuses: tuple[int, ...] = (200,),
 ) -> Server:
     log_path = logs / f"gunicorn-{name}.log"
     log_path.unlink(missing_ok=True)
@@ -510,7 +517,7 @@ def start_server(
         if port is not None:
             try:
                 status, _headers, _body = http_request(port, "GET", health)
-                if status == 200:
+                if status in ok_statuses:
                     return Server(name, proc, port, log_path)
             except OSError:
                 pass

@@ -1,0 +1,205 @@
+"""The floors: the least work each benchmarked request could do, served like the app.
+
+Each is what one request of Consent Center must do at the very least, with every framework
+layer that the real request adds taken away, so `bench/floor_bench.py` can say how far a
+target is from what is possible at all on this machine:
+
+* `select1`: Flask, one `SELECT 1` on a psycopg connection (autocommit, prepared);
+* `select1_redis`: the same plus one Redis `INCR` (a shared rate-limit counter);
+* `consents_bare`: no Flask at all: a hand-written WSGI function that counts the request in
+  Redis, runs the API's real consents query (the token and the member, compiled from
+  `services/downstream.py`) and writes the JSON document;
+* `toggle_sql`: Flask, the consent toggle's own SQL in one transaction on psycopg (the member,
+  its lock, the chain tails, the event, the state upsert, the change event, the webhook
+  subscriptions, the audit entry, the switch's view), with no session, CSRF, ORM or template.
+
+Served by gunicorn from `bench/` (`floor_apps:select1` and so on) with `FLOOR_DATABASE_URL`
+and `FLOOR_REDIS_URL` set by the harness. Never part of the product.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+import uuid
+from datetime import UTC, date, datetime
+
+import psycopg
+import redis
+from flask import Flask, request
+
+DB_URL = os.environ.get("FLOOR_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("FLOOR_REDIS_URL", "redis://127.0.0.1:6379/14")
+_state: dict = {}
+
+
+def _db() -> psycopg.Connection:
+    if "db" not in _state:
+        _state["db"] = psycopg.connect(DB_URL, autocommit=True, prepare_threshold=0)
+    return _state["db"]
+
+
+def _redis() -> redis.Redis:
+    if "redis" not in _state:
+        _state["redis"] = redis.Redis.from_url(REDIS_URL)
+    return _state["redis"]
+
+
+def _count(key: str) -> None:
+    key = f"floor:{key}:{int(time.time() // 60)}"
+    if _redis().incr(key) == 1:
+        _redis().expire(key, 120)
+
+
+select1 = Flask("select1")
+
+
+@select1.get("/")
+def _select1():
+    return {"ok": _db().execute("SELECT 1").fetchone()[0]}
+
+
+select1_redis = Flask("select1_redis")
+
+
+@select1_redis.get("/")
+def _select1_redis():
+    _count("select1")
+    return {"ok": _db().execute("SELECT 1").fetchone()[0]}
+
+
+def _consents_query() -> tuple[str, dict]:
+    """The API's query as the app compiles it (its SQL and its constant parameters)."""
+    if "consents" not in _state:
+        os.environ["DATABASE_URL"] = DB_URL
+        from consent_center import create_app
+        from consent_center.extensions import db
+        from consent_center.services import downstream
+
+        app = create_app("production")
+        with app.app_context():
+            statement = downstream._token_and_consents_statement()
+            compiled = statement.compile(dialect=db.engine.dialect)
+            given = {"token_hash": "", "public_id": "", "now": None, "cutoff": None}
+            _state["consents"] = (compiled.string, compiled.construct_params(given))
+            _state["minor_age"] = app.config["MINOR_AGE"]
+    return _state["consents"]
+
+
+def consents_bare(environ, start_response):
+    sql, constants = _consents_query()
+    parts = environ["PATH_INFO"].split("/")  # /api/v1/members/<id>/consents
+    if len(parts) != 6:
+        start_response("404 Not Found", [("Content-Type", "application/json")])
+        return [b"{}"]
+    member_id = parts[4]
+    token = environ.get("HTTP_AUTHORIZATION", "").partition(" ")[2]
+    token_hash = hashlib.sha256(token.encode()).hexdigest()
+    _count(token_hash[:32])
+    now = datetime.now(UTC)
+    age = _state["minor_age"]
+    params = dict(constants, token_hash=token_hash, public_id=member_id, now=now)
+    params["cutoff"] = date(now.year - age, now.month, min(now.day, 28))
+    rows = _db().execute(sql, params, prepare=True).fetchall()
+    if not rows or rows[0][4] is None:
+        start_response("404 Not Found", [("Content-Type", "application/json")])
+        return [b"{}"]
+    body = json.dumps(
+        {
+            "member_id": member_id,
+            "consents": [
+                {
+                    "purpose": r[5],
+                    "state": "granted" if r[6] else "withdrawn",
+                    "policy_version": r[8],
+                    "changed_at": r[7].isoformat() if r[7] else None,
+                    "usable_now": bool(r[9]),
+                    "needs_reconsent": bool(r[10]),
+                }
+                for r in rows
+                if r[5] is not None
+            ],
+        }
+    ).encode()
+    start_response(
+        "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+    )
+    return [body]
+
+
+toggle_sql = Flask("toggle_sql")
+GENESIS = "0" * 64
+
+
+def _toggle_connection() -> psycopg.Connection:
+    if "toggle" not in _state:
+        _state["toggle"] = psycopg.connect(DB_URL, prepare_threshold=0)
+    return _state["toggle"]
+
+
+@toggle_sql.post("/me/consents/<purpose>")
+def _toggle(purpose: str):
+    conn = _toggle_connection()
+    public_id = request.cookies["member"]
+    granted = request.form.get("granted") == "1"
+    now = datetime.now(UTC)
+    run = conn.execute
+    with conn.transaction():
+        member = run(
+            "SELECT id, public_id, name, gender, email, phone, birth_date, locale, role, status,"
+            " email_verified_at, phone_verified_at, created_at, updated_at, erased_at,"
+            " notify_email, notify_sms, sms_opted_out_at, policy_seen_number,"
+            " confirm_guardian_choices FROM member WHERE public_id = %s",
+            (public_id,),
+        ).fetchone()
+        member_id = member[0]
+        run("SELECT id FROM member WHERE id = %s FOR UPDATE", (member_id,)).fetchone()
+        tails = run(
+            "SELECT (SELECT seq FROM consent_event WHERE member_id = %(m)s ORDER BY seq DESC"
+            " LIMIT 1), (SELECT hash FROM consent_event WHERE member_id = %(m)s ORDER BY seq"
+            " DESC LIMIT 1), (SELECT seq FROM audit_event WHERE subject_member_id = %(m)s ORDER"
+            " BY seq DESC LIMIT 1), (SELECT hash FROM audit_event WHERE subject_member_id ="
+            " %(m)s ORDER BY seq DESC LIMIT 1), (SELECT id FROM policy_version WHERE"
+            " published_at IS NOT NULL AND effective_at <= %(now)s ORDER BY effective_at DESC"
+            " LIMIT 1)",
+            {"m": member_id, "now": now},
+        ).fetchone()
+        seq, audit_seq = (tails[0] or 0) + 1, (tails[2] or 0) + 1
+        digest = json.dumps([member_id, seq, purpose, granted, now.isoformat(), tails[1]])
+        event_id = run(
+            "INSERT INTO consent_event (receipt_id, member_id, seq, purpose, granted,"
+            " policy_version_id, actor, actor_member_id, method, created_at, prev_hash, hash)"
+            " VALUES (%s, %s, %s, %s, %s, %s, 'member', %s, 'htmx', %s, %s, %s) RETURNING id",
+            (str(uuid.uuid4()), member_id, seq, purpose, granted, tails[4], member_id, now,
+             tails[1] or GENESIS, hashlib.sha256(digest.encode()).hexdigest()),
+        ).fetchone()[0]  # fmt: skip
+        run(
+            "INSERT INTO consent_state (member_id, purpose, granted, event_id,"
+            " policy_version_id, updated_at) VALUES (%s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (member_id, purpose) DO UPDATE SET granted = excluded.granted,"
+            " event_id = excluded.event_id, policy_version_id = excluded.policy_version_id,"
+            " updated_at = excluded.updated_at",
+            (member_id, purpose, granted, event_id, tails[4], now),
+        )
+        run(
+            "INSERT INTO change_event (public_id, type, member_id, consent_event_id,"
+            " former_public_id, created_at) VALUES (%s, 'consent.changed', %s, %s, NULL, %s)"
+            " RETURNING id",
+            (str(uuid.uuid4()), member_id, event_id, now),
+        ).fetchone()
+        run("SELECT id, public_id, events FROM webhook_subscription WHERE active IS true")
+        digest = json.dumps([member_id, audit_seq, purpose, tails[3]])
+        run(
+            "INSERT INTO audit_event (actor_member_id, subject_member_id, action, details,"
+            " created_at, seq, prev_hash, hash) VALUES (%s, %s, 'consent.granted', %s, %s, %s,"
+            " %s, %s) RETURNING id",
+            (member_id, member_id, json.dumps({"method": "htmx", "purpose": purpose}), now,
+             audit_seq, tails[3] or GENESIS, hashlib.sha256(digest.encode()).hexdigest()),
+        ).fetchone()  # fmt: skip
+        view = run(
+            "SELECT purpose, granted, updated_at FROM consent_state WHERE member_id = %s",
+            (member_id,),
+        ).fetchall()
+    return f'<div class="switch">{purpose} {granted} {len(view)}</div>'

@@ -1,0 +1,143 @@
+"""Floors: how far each target is from what this machine can do at all.
+
+    .venv/bin/python bench/floor_bench.py [--duration 10] [--members 2000]
+
+`run.py` and `api_bench.py` measure the app against a Flask hello world. This measures, in
+the same way and in one run, apps that do only the least work each request must do
+(`bench/floor_apps.py`): one `SELECT 1`; that plus a Redis counter; the API's consents
+request written without Flask; the consent toggle's SQL in one transaction without session,
+CSRF, ORM or template. Hello world runs before and after, and each floor prints
+`bench floor_<name> <requests/s> p99=<ms> ratio=<r>` against their mean, next to the target
+of the request it stands for. A target above its floor cannot be met by tuning the app:
+only by doing less work per request than the floor does.
+
+Uses the `consent_center_bench` database (built as `run.py` builds it, then dropped) and
+Redis database 14 on 127.0.0.1:6379.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import re
+import secrets
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import run as harness  # noqa: E402  (bench/run.py)
+
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+# (scenario, app in floor_apps, path to check, what it stands for, that request's target)
+FLOORS = [
+    ("floor_select1", "floor_apps:select1", "/", "any page that reads the database", None),
+    ("floor_select1_redis", "floor_apps:select1_redis", "/", "an API request (+ rate limit)",
+     None),
+    ("floor_consents", "floor_apps:consents_bare", None, "GET /api/v1/members/{id}/consents",
+     0.35),
+    ("floor_toggle", "floor_apps:toggle_sql", None, "POST /me/consents/<purpose>", 0.20),
+]  # fmt: skip
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=10)
+    parser.add_argument("--warmup", type=float, default=2)
+    parser.add_argument("--members", type=int, default=2000)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=harness.WRK_THREADS)
+    parser.add_argument("--workers", type=int, default=harness.GUNICORN_WORKERS)
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    logs = harness.RESULTS / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    env = harness.app_env(secrets.token_hex(32))
+    floor_env = dict(env, FLOOR_DATABASE_URL=harness.DB_URL, FLOOR_REDIS_URL=REDIS_URL)
+    tmp = Path(tempfile.mkdtemp(prefix="cc-floor-"))
+    members = tmp / "members.tsv"
+    try:
+        harness.log(f"database {harness.DB_NAME}: create, migrate, seed {args.members} members")
+        harness.create_database()
+        harness.migrate(env)
+        harness.flask_cli(env, "demo", "seed")
+        os.environ.update(
+            {k: env[k] for k in ("CONSENT_CENTER_ENV", "SECRET_KEY", "PUBLIC_BASE_URL",
+                                 "DATABASE_URL")}
+        )  # fmt: skip
+        from consent_center import create_app
+
+        app = create_app("production")
+        harness.seed_members(app, args.members, min(50, args.members), random.Random(1))
+        created = harness.flask_cli(
+            env, "api-token", "create", f"floor-{secrets.token_hex(4)}", "--scopes",
+            "consents:read",
+        )  # fmt: skip
+        token = re.search(r"^(cc_\S+)$", created.stdout, re.M).group(1)
+        harness.write_credentials(app, members)
+        # The member files' third column is the token the consents floor sends.
+        ids = [line.split("\t")[0] for line in members.read_text().splitlines()]
+        members.write_text("".join(f"{i}\tx\t{token}\n" for i in ids))
+
+        def hello() -> harness.WrkResult:
+            server = harness.start_server(
+                "hello", "hello:app", harness.BENCH, dict(env), args.workers, "/", logs
+            )
+            try:
+                return harness.measure("hello", server, args, None, "/")
+            finally:
+                harness.stop(server.proc)
+
+        hellos = [hello()]
+        floors = {}
+        for name, spec, health, _stands_for, _target in FLOORS:
+            if health:
+                server = harness.start_server(
+                    name, spec, harness.BENCH, floor_env, args.workers, health, logs
+                )
+            else:
+                server = _start_without_health(name, spec, floor_env, args, logs)
+            try:
+                floors[name] = harness.measure(name, server, args, members, "/")
+            finally:
+                harness.stop(server.proc)
+        hellos.append(hello())
+    finally:
+        harness.stop_all()
+        members.unlink(missing_ok=True)
+        tmp.rmdir()
+        _drop_database()
+    baseline = statistics.mean(h.rps for h in hellos)
+    harness.log(
+        f"hello runs: {' / '.join(f'{h.rps:.1f}' for h in hellos)} req/s; baseline = their mean"
+    )
+    print(f"bench hello {baseline:.1f} p99={max(h.p99_ms for h in hellos):.2f} ratio=1.00")
+    for name, _spec, _health, stands_for, target in FLOORS:
+        result = floors[name]
+        ratio = result.rps / baseline
+        note = f" (target of that request: >= {target:.2f})" if target else ""
+        harness.log(f"{name}: {stands_for}, at most {ratio:.2f} of hello world{note}")
+        print(f"bench {name} {result.rps:.1f} p99={result.p99_ms:.2f} ratio={ratio:.2f}")
+    return 0
+
+
+def _start_without_health(name, spec, env, args, logs) -> harness.Server:
+    """Floors without a GET: wait for gunicorn's port, then for a 404 on `/`."""
+    return harness.start_server(name, spec, harness.BENCH, env, args.workers, "/", logs,
+                                ok_statuses=(404, 405))  # fmt: skip
+
+
+def _drop_database() -> None:
+    import psycopg
+
+    with psycopg.connect(harness.ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {harness.DB_NAME} WITH (FORCE)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
