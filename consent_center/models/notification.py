@@ -68,34 +68,19 @@ class Notification(db.Model):
         # The workers' claim walks this in (next_attempt_at, id) order and stops after a
         # batch; only rows still to deliver are in it, so it stays small and settled rows
         # cost nothing.
-        Index(
-            "ix_notification_due",
-            "next_attempt_at",
-            "id",
-            sqlite_where=text(TO_DELIVER),
-            postgresql_where=text(TO_DELIVER),
-        ),
+        Index("ix_notification_due", "next_attempt_at", "id",
+              sqlite_where=text(TO_DELIVER), postgresql_where=text(TO_DELIVER)),
         # The staff lists of messages that gave up (few among many sent ones).
-        Index(
-            "ix_notification_gave_up",
-            "id",
-            sqlite_where=text(GAVE_UP),
-            postgresql_where=text(GAVE_UP),
-        ),
+        Index("ix_notification_gave_up", "id",
+              sqlite_where=text(GAVE_UP), postgresql_where=text(GAVE_UP)),
         # Partial: most rows (a fan-out's, at insert) have neither, so a bulk enqueue skips
         # maintaining these two indexes.
-        Index(
-            "ix_notification_provider_id",
-            "provider_id",
-            sqlite_where=text("provider_id IS NOT NULL"),
-            postgresql_where=text("provider_id IS NOT NULL"),
-        ),
-        Index(
-            "ix_notification_order_key",
-            "order_key",
-            sqlite_where=text("order_key IS NOT NULL"),
-            postgresql_where=text("order_key IS NOT NULL"),
-        ),
+        Index("ix_notification_provider_id", "provider_id",
+              sqlite_where=text("provider_id IS NOT NULL"),
+              postgresql_where=text("provider_id IS NOT NULL")),
+        Index("ix_notification_order_key", "order_key",
+              sqlite_where=text("order_key IS NOT NULL"),
+              postgresql_where=text("order_key IS NOT NULL")),
         # One foreign key for both pointers of a fan-out row: its content must belong to its
         # fan-out, and `notification_content.fan_out_id` in turn references `fan_out`. One
         # check per inserted row instead of two; MATCH FULL: both set or both NULL.

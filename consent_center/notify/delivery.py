@@ -285,7 +285,9 @@ def due_condition():
                 Notification.next_attempt_at <= now,
             ),
             # A worker died mid-send: its lease ran out, so the row is due again.
-            and_(Notification.status == NotificationStatus.SENDING, Notification.lease_until < now),
+            and_(
+                Notification.status == NotificationStatus.SENDING, Notification.lease_until < now
+            ),
         ),
     )
 

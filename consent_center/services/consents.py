@@ -143,7 +143,9 @@ def set_consent(
             )
         )
     lock_member(member.id)
-    tails = db.session.execute(_tails_statement(), {"member_id": member.id, "now": utcnow()}).one()
+    tails = db.session.execute(
+        _tails_statement(), {"member_id": member.id, "now": utcnow()}
+    ).one()
     event = ConsentEvent(
         member_id=member.id,
         seq=(tails.ledger_seq or 0) + 1,
@@ -331,6 +333,7 @@ def verify_ledger(member_id: int | None = None, batch: int = 5000) -> ChainRepor
             broken.append((event.member_id, event.seq, "content does not match its hash"))
         prev_hash, expected_seq = event.hash, event.seq + 1
     return ChainReport(members, events, broken)
+
 
 
 def receipt_json(event: ConsentEvent, member: Member, policy_url: str) -> str:

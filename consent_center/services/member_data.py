@@ -73,20 +73,11 @@ def _static_groups() -> list[GroupView]:
         separator = gettext(", ")
         cached = [
             GroupView(
-                g.table,
-                str(g.title),
-                str(g.description),
-                None,
+                g.table, str(g.title), str(g.description), None,
                 [
-                    FieldRow(
-                        f.column,
-                        str(f.label),
-                        None,
-                        separator.join(str(PURPOSES[p].title) for p in f.purposes),
-                        str(SOURCE_LABELS[f.source]),
-                        str(f.retention),
-                        str(f.shared),
-                    )
+                    FieldRow(f.column, str(f.label), None,
+                             separator.join(str(PURPOSES[p].title) for p in f.purposes),
+                             str(SOURCE_LABELS[f.source]), str(f.retention), str(f.shared))
                     for f in g.fields
                 ],
             )
@@ -129,9 +120,8 @@ def record_counts(member: Member) -> dict[str, int]:
     return dict(row._mapping)
 
 
-def inventory_view(
-    member: Member, consent_count: int | None = None, counts: dict[str, int] | None = None
-) -> list[GroupView]:
+def inventory_view(member: Member, consent_count: int | None = None,
+                   counts: dict[str, int] | None = None) -> list[GroupView]:
     """Every inventory group with the member's values (profile) or record counts (others).
 
     :param counts: the record counts, when the caller has them (else one query).

@@ -22,3 +22,4 @@ def render_page_or_fragment(page: str, fragment: str, status: int = 200, **conte
     response = make_response(render_template(template, **context), status)
     response.vary.add("HX-Request")
     return response
+
