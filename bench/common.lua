@@ -1,4 +1,4 @@
--- Shared by the wrk scenario scripts (hello.lua, me.lua, toggle.lua).
+-- Shared by the wrk scenario scripts (hello.lua, me.lua, toggle.lua, api_consents.lua, ...).
 --
 -- * Loads the signed-in members written by bench/run.py: one line each,
 --   "<public_id>\t<cc_session cookie value>\t<CSRF token>"; the path is the first

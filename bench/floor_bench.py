@@ -31,14 +31,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import run as harness  # noqa: E402  (bench/run.py)
 
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
-# (scenario, app in floor_apps, path to check, what it stands for, that request's target)
+# (scenario, app in floor_apps, wrk script, path to check, what it stands for, its target)
 FLOORS = [
-    ("floor_select1", "floor_apps:select1", "/", "any page that reads the database", None),
-    ("floor_select1_redis", "floor_apps:select1_redis", "/", "an API request (+ rate limit)",
-     None),
-    ("floor_consents", "floor_apps:consents_bare", None, "GET /api/v1/members/{id}/consents",
-     0.35),
-    ("floor_toggle", "floor_apps:toggle_sql", None, "POST /me/consents/<purpose>", 0.20),
+    ("floor_select1", "floor_apps:select1", "hello.lua", "/",
+     "any page that reads the database", None),
+    ("floor_select1_redis", "floor_apps:select1_redis", "hello.lua", "/",
+     "an API request (+ rate limit)", None),
+    ("floor_consents", "floor_apps:consents_bare", "api_consents.lua", None,
+     "GET /api/v1/members/{id}/consents", 0.35),
+    ("floor_toggle", "floor_apps:toggle_sql", "floor_toggle.lua", None,
+     "POST /me/consents/<purpose>", 0.20),
 ]  # fmt: skip
 
 
@@ -95,7 +97,7 @@ def main(argv=None) -> int:
 
         hellos = [hello()]
         floors = {}
-        for name, spec, health, _stands_for, _target in FLOORS:
+        for name, spec, script, health, _stands_for, _target in FLOORS:
             if health:
                 server = harness.start_server(
                     name, spec, harness.BENCH, floor_env, args.workers, health, logs
@@ -103,7 +105,7 @@ def main(argv=None) -> int:
             else:
                 server = _start_without_health(name, spec, floor_env, args, logs)
             try:
-                floors[name] = harness.measure(name, server, args, members, "/")
+                floors[name] = harness.measure(name, server, args, members, "/", script=script)
             finally:
                 harness.stop(server.proc)
         hellos.append(hello())
@@ -117,7 +119,7 @@ def main(argv=None) -> int:
         f"hello runs: {' / '.join(f'{h.rps:.1f}' for h in hellos)} req/s; baseline = their mean"
     )
     print(f"bench hello {baseline:.1f} p99={max(h.p99_ms for h in hellos):.2f} ratio=1.00")
-    for name, _spec, _health, stands_for, target in FLOORS:
+    for name, _spec, _script, _health, stands_for, target in FLOORS:
         result = floors[name]
         ratio = result.rps / baseline
         note = f" (target of that request: >= {target:.2f})" if target else ""

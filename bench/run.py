@@ -718,13 +718,20 @@ def curl_sample(server: Server, scenario: str, creds: Path | None, tries: int = 
 
 
 def measure(
-    name: str, server: Server, args, creds: Path | None, path: str, before=None
+    name: str,
+    server: Server,
+    args,
+    creds: Path | None,
+    path: str,
+    before=None,
+    script: str | None = None,
 ) -> WrkResult:
     """Warm up (every worker boots, imports and compiles its templates), then measure.
 
     :param before: called between the warm-up and the measured run.
+    :param script: the wrk script in bench/ (default `<name>.lua`).
     """
-    script = f"{name}.lua"
+    script = script or f"{name}.lua"
     if args.warmup > 0:
         warm = run_wrk(
             f"{name}-warmup",
