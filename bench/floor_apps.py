@@ -80,7 +80,7 @@ def _consents_query() -> tuple[str, dict]:
 
         app = create_app("production")
         with app.app_context():
-            statement = downstream._token_and_consents_statement()
+            statement = downstream.token_and_consents_statement()
             compiled = statement.compile(dialect=db.engine.dialect)
             given = {"token_hash": "", "public_id": "", "now": None, "cutoff": None}
             _state["consents"] = (compiled.string, compiled.construct_params(given))

@@ -149,13 +149,18 @@ def _live_token_statement():
     )
 
 
+def use_to_note(token: AuthenticatedToken, now: datetime) -> bool:
+    """Whether a use of the token now is to be recorded (at most once a minute)."""
+    return token.last_used_at is None or now - token.last_used_at >= LAST_USED_RESOLUTION
+
+
 def note_token_use(token: AuthenticatedToken) -> bool:
     """Record that the token was used now, at most once a minute (no commit).
 
     :returns: whether anything was written.
     """
     now = utcnow()
-    if token.last_used_at is not None and now - token.last_used_at < LAST_USED_RESOLUTION:
+    if not use_to_note(token, now):
         return False
     db.session.execute(update(ApiToken).where(ApiToken.id == token.id).values(last_used_at=now))
     return True

@@ -90,14 +90,24 @@ def read_member_consents(token: str, public_id: str, now: datetime | None = None
     answer and whether it is usable now) in one query: the API's hottest path, one round
     trip to the database. The caller admits the token before it reads `consents()`.
     """
-    now = now or utcnow()
-    params = {
+    if not is_token(token):
+        return ConsentsAnswer(None, None)
+    params = consents_query_params(token, public_id, now or utcnow(), _member_consents_key()[0])
+    return consents_answer(fetch_all(token_and_consents_statement(), params))
+
+
+def consents_query_params(token: str, public_id: str, now: datetime, minor_age: int) -> dict:
+    """The parameters of `token_and_consents_statement()`."""
+    return {
         "token_hash": hash_token(token),
         "public_id": public_id,
         "now": now,
-        "cutoff": minor_cutoff(now.date()),
+        "cutoff": minor_cutoff(now.date(), minor_age),
     }
-    rows = fetch_all(_token_and_consents_statement(), params) if is_token(token) else []
+
+
+def consents_answer(rows: Sequence) -> ConsentsAnswer:
+    """The token and the member's consents from the rows of `token_and_consents_statement()`."""
     if not rows:
         return ConsentsAnswer(None, None)
     first = rows[0]
@@ -167,9 +177,10 @@ def _member_consents_statement() -> Select:
     return statement
 
 
-def _token_and_consents_statement() -> Select:
+def token_and_consents_statement() -> Select:
     """The live token with this hash, beside the member's consents (a row of NULLs for an
-    unknown member); no row for an unknown or revoked token."""
+    unknown member); no row for an unknown or revoked token. Built once per process and
+    configuration (`MINOR_AGE`, `MINORS_ADVERTISING`)."""
     key = ("token_and_consents", *_member_consents_key())
     statement = _statements.get(key)
     if statement is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import namedtuple
 from functools import cache
 
-from sqlalchemy import Dialect, Select, Table
+from sqlalchemy import Dialect, Engine, Select, Table
 
 from ..database import read_engine
 from ..extensions import db
@@ -42,19 +42,27 @@ class _Prepared:
         compiled = statement.compile(dialect=dialect)
         if any(bind.expanding for bind in compiled.binds.values()):
             raise ValueError("fetch_all runs statements compiled once: no expanding IN (...)")
-        self.sql = compiled.string
-        # Values fixed in the statement (constants) are converted once; the named parameters
-        # given at each execution are converted then.
+        sql = compiled.string
+        # Values fixed in the statement (constants) are written into its SQL as literals,
+        # by the type's own literal renderer, or else converted once and sent each time; the
+        # named parameters given at each execution are converted then.
         self.constants: dict = {}
         self.named: dict = {}
         for name, bind in compiled.binds.items():
             if bind.callable is not None:
                 raise ValueError("fetch_all runs statements compiled once: no callable values")
-            processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            impl = bind.type.dialect_impl(dialect)
+            processor = impl.bind_processor(dialect)
             if bind.required:
                 self.named[name] = processor
+                continue
+            placeholder = f"%({name})s"
+            literal = impl.literal_processor(dialect)
+            if literal is not None and bind.value is not None and sql.count(placeholder) == 1:
+                sql = sql.replace(placeholder, literal(bind.value))
             else:
                 self.constants[name] = bind.value if processor is None else processor(bind.value)
+        self.sql = sql
         self.result_processors = [
             column.type.dialect_impl(dialect).result_processor(dialect, None)
             for column in statement.selected_columns
@@ -94,6 +102,12 @@ def fetch_all(statement: Select, params: dict) -> list:
     engine = read_engine()
     if engine is None:
         return list(db.session.connection().execute(statement, params).all())
+    return fetch_prepared(engine, statement, params)
+
+
+def fetch_prepared(engine: Engine, statement: Select, params: dict) -> list:
+    """`fetch_all`'s way on PostgreSQL, on a connection of `engine`'s pool (in autocommit: the
+    read pool), without an app context."""
     entry = _prepared.get(id(statement))
     if entry is None or entry[0] is not statement:
         entry = _prepared[id(statement)] = (statement, _Prepared(statement, engine.dialect))

@@ -20,10 +20,10 @@ from ..domain import ADVERTISING, MemberStatus
 from ..models import ConsentState, Member, PolicyVersion
 
 
-def minor_cutoff(today: date | None = None) -> date:
-    """Members born after this date are minors (under MINOR_AGE) today."""
+def minor_cutoff(today: date | None = None, age: int | None = None) -> date:
+    """Members born after this date are minors (under `age`, by default MINOR_AGE) today."""
     today = today or utcnow().date()
-    age = current_app.config["MINOR_AGE"]
+    age = current_app.config["MINOR_AGE"] if age is None else age
     try:
         return today.replace(year=today.year - age)
     except ValueError:  # 29 February

@@ -34,6 +34,11 @@ def hit(limit: str, scope: str, key: str) -> int | None:
     """
     if not current_app.config.get("RATELIMIT_ENABLED", True):
         return None
+    return count(limit, scope, key)
+
+
+def count(limit: str, scope: str, key: str) -> int | None:
+    """`hit` without looking at RATELIMIT_ENABLED (for callers that have looked)."""
     item, strategy = _item(limit), limiter.limiter
     if strategy.hit(item, scope, key):
         return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Iterator, Sequence
 
@@ -58,8 +59,11 @@ def count_request(token: str | None, address: str | None):
     """Count a request against its token's rate limit (or its address's, without one):
     None when it may go on, else the 429 problem."""
     wait = hit(current_app.config["API_RATE_LIMIT"], "api", rate_limit_key(token, address))
-    if wait is None:
-        return None
+    return None if wait is None else too_many_requests(wait)
+
+
+def too_many_requests(wait: int) -> Response:
+    """The 429 problem, with the seconds until the limit lets requests through again."""
     return problem(
         429,
         "Too many requests for this API token; slow down and retry later.",
@@ -126,27 +130,27 @@ def consents(member_id: str):
     refused = admit_token(answer.token, CONSENTS_READ)
     if refused is not None:
         return refused
-    return consents_document(member_id, answer.consents())
+    return Response(consents_json(member_id, answer.consents()), mimetype="application/json")
 
 
-def consents_document(member_id: str, answers: list[PurposeConsent]) -> Response:
-    """The consents endpoint's answer (this view's, and the lane's)."""
-    return jsonify(
-        {
-            "member_id": member_id,
-            "consents": [
-                {
-                    "purpose": a.purpose,
-                    "state": a.state,
-                    "policy_version": a.policy_version,
-                    "changed_at": iso(a.changed_at),
-                    "usable_now": a.usable_now,
-                    "needs_reconsent": a.needs_reconsent,
-                }
-                for a in answers
-            ],
-        }
-    )
+def consents_json(member_id: str, answers: list[PurposeConsent]) -> bytes:
+    """The consents endpoint's document (this view's, and the lane's), written as `jsonify`
+    writes JSON: keys sorted, compact, ASCII, a final newline."""
+    document = {
+        "member_id": member_id,
+        "consents": [
+            {
+                "purpose": a.purpose,
+                "state": a.state,
+                "policy_version": a.policy_version,
+                "changed_at": iso(a.changed_at),
+                "usable_now": a.usable_now,
+                "needs_reconsent": a.needs_reconsent,
+            }
+            for a in answers
+        ],
+    }
+    return (json.dumps(document, sort_keys=True, separators=(",", ":")) + "\n").encode()
 
 
 def _ndjson(batches: Iterable[Sequence]) -> Iterator[str]:
