@@ -92,34 +92,42 @@ _prepared: dict[int, tuple[Select, _Prepared]] = {}
 
 def fetch_all(statement: Select, params: dict) -> list:
     """The rows of `statement` (a SELECT built once and reused, such as a `functools.cache`
-    result) as named tuples.
+    result) as named tuples, on the request's own connection.
 
-    In a read-only request on PostgreSQL it runs on the read pool's psycopg connection as a
-    server-side prepared statement, without SQLAlchemy's execution layer: on the API's
-    hottest path that layer cost twice the query itself. Elsewhere it runs through the
-    request's session, as any other statement.
+    In a read-only request on PostgreSQL it runs on that connection's psycopg connection (the
+    read pool's) as a server-side prepared statement, without SQLAlchemy's execution layer:
+    on the API's hottest path that layer cost twice the query itself. Elsewhere it runs
+    through the session, as any other statement.
     """
-    engine = read_engine()
-    if engine is None:
-        return list(db.session.connection().execute(statement, params).all())
-    return fetch_prepared(engine, statement, params)
+    connection = db.session.connection()
+    if read_engine() is None:
+        return list(connection.execute(statement, params).all())
+    try:
+        return _run(connection.connection.dbapi_connection, statement, connection.dialect, params)
+    except connection.dialect.loaded_dbapi.OperationalError:
+        connection.invalidate()  # a broken connection never goes back to the pool
+        raise
 
 
 def fetch_prepared(engine: Engine, statement: Select, params: dict) -> list:
-    """`fetch_all`'s way on PostgreSQL, on a connection of `engine`'s pool (in autocommit: the
-    read pool), without an app context."""
-    entry = _prepared.get(id(statement))
-    if entry is None or entry[0] is not statement:
-        entry = _prepared[id(statement)] = (statement, _Prepared(statement, engine.dialect))
-    prepared = entry[1]
+    """`fetch_all`'s way on PostgreSQL, without an app context: on a connection of `engine`'s
+    pool (the read pool, in autocommit), checked out for this statement only."""
     connection = engine.raw_connection()
     try:
-        with connection.cursor() as cursor:
-            cursor.execute(prepared.sql, prepared.parameters(params), prepare=True)
-            rows = cursor.fetchall()
+        return _run(connection.dbapi_connection, statement, engine.dialect, params)
     except engine.dialect.loaded_dbapi.OperationalError:
         connection.invalidate()  # a broken connection never goes back to the pool
         raise
     finally:
         connection.close()  # back to the pool (a no-op after invalidate)
+
+
+def _run(dbapi_connection, statement: Select, dialect: Dialect, params: dict) -> list:
+    entry = _prepared.get(id(statement))
+    if entry is None or entry[0] is not statement:
+        entry = _prepared[id(statement)] = (statement, _Prepared(statement, dialect))
+    prepared = entry[1]
+    with dbapi_connection.cursor() as cursor:
+        cursor.execute(prepared.sql, prepared.parameters(params), prepare=True)
+        rows = cursor.fetchall()
     return [prepared.convert(row) for row in rows]
