@@ -16,7 +16,7 @@ import schemathesis
 from flask.globals import _cv_app
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance, unsupported_method
-from sqlalchemy import Engine, event, select
+from sqlalchemy import select
 
 from consent_center import clock
 from consent_center.domain import MemberStatus
@@ -27,6 +27,7 @@ from consent_center.services.erasure import erase_member
 from consent_center.web.api.openapi import openapi_document
 from tests.conftest import make_member, make_policy
 from tests.support.api import bearer, grant, make_token
+from tests.support.queries import count_queries
 
 CONSENTS = "/api/v1/members/{}/consents"
 FEED = "/api/v1/consent-events"
@@ -142,33 +143,19 @@ def test_consents_start_off_and_follow_each_change_at_once(client, member, polic
 
 
 def test_consents_check_the_token_and_read_the_member_in_one_statement(
-        client, member, policy, backend, monkeypatch):
+        client, member, policy, backend):
     """The hottest API call is one round trip: the token and the member's consents together.
     On PostgreSQL it runs straight on the read pool's driver connection (past SQLAlchemy's
     events), whether the lane or the blueprint answers."""
-    from consent_center.services.sql import _Prepared
-
     token = make_token("consents:read")
     grant(member, "advertising")
     member_id = member.public_id
     answers(client, token, member_id)  # notes the token's first use (a write)
-    on_the_driver: list = []
-    through_sqlalchemy: list[str] = []
-    real = _Prepared.parameters
-    monkeypatch.setattr(_Prepared, "parameters",
-                        lambda self, params: on_the_driver.append(params) or real(self, params))
-
-    def count(conn, cursor, statement, *args):
-        through_sqlalchemy.append(statement)
-
-    event.listen(Engine, "before_cursor_execute", count)
-    try:
+    with count_queries() as statements:
         got = answers(client, token, member_id)
-    finally:
-        event.remove(Engine, "before_cursor_execute", count)
     assert got["advertising"]["state"] == "granted"
-    assert len(on_the_driver) + len(through_sqlalchemy) == 1, through_sqlalchemy
-    assert len(on_the_driver) == (1 if backend == "postgresql" else 0)
+    assert len(statements) == 1, statements
+    assert len(statements.on_the_driver) == (1 if backend == "postgresql" else 0)
 
 
 def test_a_revoked_token_reads_nothing_in_that_one_statement(client, member, runner):

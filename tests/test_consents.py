@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 
 import pytest
-from sqlalchemy import Engine, event, select, update
+from sqlalchemy import select, update
 
 from consent_center.domain import Actor, Method
 from consent_center.extensions import db
 from consent_center.models import ConsentEvent, ConsentState
 from consent_center.services.consents import set_consent, verify_ledger
 from tests.conftest import csrf_token, make_member, post
+from tests.support.queries import count_queries
 
 
 def state(member, purpose):
@@ -174,35 +175,18 @@ def test_history_lists_every_change(client, member, login_as, policy):
 
 
 @pytest.mark.parametrize("events", [1, 500])
-def test_me_issues_a_constant_number_of_queries(client, member, login_as, policy, events,
-                                                monkeypatch):
-    from consent_center.services import member_data
-
+def test_me_issues_a_constant_number_of_queries(client, member, login_as, policy, events, backend):
     for i in range(events):
         set_consent(member, "advertising", i % 2 == 0, actor=Actor.MEMBER, method=Method.FORM)
     db.session.commit()
     login_as(member)
     client.get("/me")  # warm-up
-    statements: list[str] = []
-
-    def count(conn, cursor, statement, *args):
-        statements.append(statement)
-
-    # On PostgreSQL the overview runs straight on the driver (fetch_all), past SQLAlchemy's
-    # events; on SQLite fetch_all goes through the engine. Count its calls, and the rest.
-    overview_queries = []
-    real = member_data.fetch_all
-    monkeypatch.setattr(member_data, "fetch_all",
-                        lambda *args: overview_queries.append(args) or real(*args))
-    event.listen(Engine, "before_cursor_execute", count)  # every engine (the read pool too)
-    try:
+    with count_queries() as statements:
         assert client.get("/me").status_code == 200
-    finally:
-        event.remove(Engine, "before_cursor_execute", count)
-    # the member (Flask-Login), then consents, record counts and policy facts in one query
-    assert len(overview_queries) == 1
-    through_the_engine = 1 if db.engine.dialect.name == "postgresql" else 2
-    assert len(statements) == through_the_engine, statements
+    # the member (Flask-Login), then consents, record counts and policy facts in one query,
+    # which on PostgreSQL goes straight to the driver (services/sql.py:fetch_all)
+    assert len(statements) == 2, statements
+    assert len(statements.on_the_driver) == (1 if backend == "postgresql" else 0)
 
 
 @pytest.mark.parametrize("events", [1, 200])
@@ -212,19 +196,10 @@ def test_toggle_issues_a_constant_number_of_statements(client, member, login_as,
         set_consent(member, "advertising", i % 2 == 0, actor=Actor.MEMBER, method=Method.FORM)
     db.session.commit()
     login_as(member)
-    statements: list[str] = []
-
-    def count(conn, cursor, statement, *args):
-        statements.append(statement)
-
-    engine = db.engine
     token = csrf_token(client)
-    event.listen(engine, "before_cursor_execute", count)
-    try:
+    with count_queries() as statements:
         response = client.post("/me/consents/trend_analysis", data={"granted": "1"},
                                headers={"HX-Request": "true", "X-CSRFToken": token})
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
     assert response.status_code == 200
     # member; (PostgreSQL: lock the member); chain tails and policy; event; state upsert;
     # change event; webhook subscriptions; audit entry; the answer's view

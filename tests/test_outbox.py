@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from consent_center import clock
 from consent_center.domain import NotificationStatus
@@ -16,6 +16,7 @@ from consent_center.notify.worker import drain
 from consent_center.services.notifications import enqueue_notification, fan_out_progress
 from consent_center.services.policies import publish_policy
 from tests.conftest import make_member, make_policy, publish_notice
+from tests.support.queries import count_queries
 
 
 def enqueue(member, n: int = 1, kind: str = "contact_ack") -> list[Notification]:
@@ -173,10 +174,7 @@ def test_policy_fan_out_is_set_wise_and_idempotent(app, smtp):
         sms_opted_out_at=clock.utcnow(),
     )
     make_member(status="erased", email=None)
-    statements: list[str] = []
-    listener = lambda *args: statements.append(args[2])  # noqa: E731
-    event.listen(db.engine, "before_cursor_execute", listener)
-    try:
+    with count_queries() as statements:
         version = publish_policy(
             actor=None,
             title="Privacy policy",
@@ -186,8 +184,6 @@ def test_policy_fan_out_is_set_wise_and_idempotent(app, smtp):
             config=app.config,
         )
         db.session.commit()
-    finally:
-        event.remove(db.engine, "before_cursor_execute", listener)
     inserts = [s for s in statements if s.lstrip().upper().startswith("INSERT INTO NOTIFICATION ")]
     assert len(inserts) == 1  # both channels, whatever the number of members
     fan = db.session.scalars(select(FanOut)).one()

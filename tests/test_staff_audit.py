@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import io
-import threading
 from datetime import date, timedelta
 
 import pytest
@@ -20,6 +19,7 @@ from consent_center.services.audit import record_audit, verify_audit_log
 from consent_center.services.consents import set_consent
 from consent_center.services.erasure import erase_member
 from tests.conftest import make_member, make_policy
+from tests.support.queries import race
 from tests.support.staff import local_midnight, make_staff
 
 
@@ -107,27 +107,17 @@ def test_concurrent_writers_never_fork_a_chain(app, member, backend):
     first (row lock / advisory lock), so the chains stay linear and both commit."""
     db.session.commit()
     member_id = member.id
-    errors: list[BaseException] = []
-    started = threading.Barrier(2)
 
-    def writer(n: int) -> None:
-        try:
-            with app.app_context():
-                from consent_center.models import Member
+    def writer(n: int, started) -> None:
+        from consent_center.models import Member
 
-                subject = db.session.get(Member, member_id)
-                started.wait(timeout=10)
-                record_audit("race.member", actor=None, subject=subject, n=n)
-                record_audit("race.system", actor=None, n=n)
-                db.session.commit()
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
+        subject = db.session.get(Member, member_id)
+        started.wait(timeout=10)
+        record_audit("race.member", actor=None, subject=subject, n=n)
+        record_audit("race.system", actor=None, n=n)
+        db.session.commit()
 
-    threads = [threading.Thread(target=writer, args=(n,)) for n in (1, 2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+    errors = race(app, writer)
     assert not errors, errors
     assert [e.seq for e in chain_of(member_id)] == [1, 2]
     assert [e.seq for e in chain_of(None)] == [1, 2]

@@ -18,7 +18,8 @@ from consent_center.services.dashboard import dashboard
 from consent_center.services.deletion import request_deletion
 from consent_center.services.erasure import erase_member
 from tests.conftest import make_member, make_policy
-from tests.support.staff import count_queries, local_midnight, make_staff
+from tests.support.queries import count_queries
+from tests.support.staff import local_midnight, make_staff
 
 TODAY = date(2026, 3, 2)
 

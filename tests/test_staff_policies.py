@@ -13,6 +13,7 @@ from consent_center import clock
 from consent_center.extensions import db
 from consent_center.models import AuditEvent, FanOut, Notification, PolicyVersion
 from tests.conftest import make_member, make_policy, post
+from tests.support.queries import race
 from tests.support.staff import local_midnight, make_staff
 
 OLD_TEXT = "# Privacy policy\n\nWe use your data for trend analysis.\n\nWe never sell it.\n"
@@ -252,36 +253,24 @@ def test_versions_list_shows_each_status(client, login_as, staff, at_midnight):
 def test_versions_published_at_the_same_moment_get_consecutive_numbers(app, policy, backend):
     """Two publications racing: the second waits for the first's number instead of both
     taking the same one (which failed one of them on the unique number)."""
-    import threading
-
     from consent_center.services.policies import publish_policy
 
     db.session.commit()
-    errors: list[BaseException] = []
-    started = threading.Barrier(2)
 
-    def publisher(n: int) -> None:
-        try:
-            with app.app_context():
-                started.wait(timeout=10)
-                publish_policy(
-                    actor=None,
-                    title="Privacy policy",
-                    body_md=f"# Policy\n\nVersion from publisher {n}.\n",
-                    summary=f"Publisher {n}",
-                    effective_at=clock.utcnow() + timedelta(days=40),
-                    config=app.config,
-                    notify=False,
-                )
-                db.session.commit()
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
+    def publisher(n: int, started) -> None:
+        started.wait(timeout=10)
+        publish_policy(
+            actor=None,
+            title="Privacy policy",
+            body_md=f"# Policy\n\nVersion from publisher {n}.\n",
+            summary=f"Publisher {n}",
+            effective_at=clock.utcnow() + timedelta(days=40),
+            config=app.config,
+            notify=False,
+        )
+        db.session.commit()
 
-    threads = [threading.Thread(target=publisher, args=(n,)) for n in (1, 2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+    errors = race(app, publisher)
     assert not errors, errors
     numbers = db.session.scalars(select(PolicyVersion.number).order_by(PolicyVersion.number))
     assert list(numbers) == [1, 2, 3]
