@@ -29,6 +29,9 @@ messages: $(VENV)/.installed
 vendor:
 	./scripts/vendor.sh
 
+# Production is the default (it refuses to start without its settings); `make run` is the
+# development server, with the dev mailbox. The tests name their own environment.
+run: export CONSENT_CENTER_ENV = development
 run: setup
 	$(FLASK) db upgrade
 	$(FLASK) demo seed

@@ -61,7 +61,10 @@ def make_app():
         CONSENT_CENTER_ENV="production",
         DATABASE_URL=DB_URL,
         SECRET_KEY=secrets.token_hex(32),
-        PUBLIC_BASE_URL="http://127.0.0.1",
+        PUBLIC_BASE_URL="https://127.0.0.1",
+        MAIL_SERVER="127.0.0.1",  # production needs one; the dashboard sends nothing
+        SMS_ENABLED="false",
+        RATELIMIT_STORAGE_URI="redis://127.0.0.1:6379/14",
         RATELIMIT_ENABLED="false",
     )
     from consent_center import create_app

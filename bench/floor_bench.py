@@ -68,10 +68,7 @@ def main(argv=None) -> int:
         harness.create_database()
         harness.migrate(env)
         harness.flask_cli(env, "demo", "seed")
-        os.environ.update(
-            {k: env[k] for k in ("CONSENT_CENTER_ENV", "SECRET_KEY", "PUBLIC_BASE_URL",
-                                 "DATABASE_URL")}
-        )  # fmt: skip
+        os.environ.update({k: env[k] for k in harness.production_settings("")})
         from consent_center import create_app
 
         app = create_app("production")

@@ -116,9 +116,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     env = harness.app_env(secrets.token_hex(32))
-    os.environ.update(
-        {k: env[k] for k in ("CONSENT_CENTER_ENV", "SECRET_KEY", "PUBLIC_BASE_URL", "DATABASE_URL")}
-    )
+    os.environ.update({k: env[k] for k in harness.production_settings("")})
     from consent_center import create_app
 
     if not args.reuse_db:

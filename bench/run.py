@@ -125,15 +125,25 @@ def app_env(secret_key: str) -> dict[str, str]:
         for k, v in os.environ.items()
         if not k.startswith(("FLASK_", "CONSENT_CENTER_", "SQLALCHEMY_")) and k != "DATABASE_URL"
     }
-    env.update(
-        CONSENT_CENTER_ENV="production",
-        SECRET_KEY=secret_key,
-        PUBLIC_BASE_URL="http://127.0.0.1",
-        DATABASE_URL=DB_URL,
-        FLASK_APP="consent_center:create_app",
-        PYTHONUNBUFFERED="1",
-    )
+    env.update(production_settings(secret_key))
+    env.update(FLASK_APP="consent_center:create_app", PYTHONUNBUFFERED="1")
     return env
+
+
+def production_settings(secret_key: str) -> dict[str, str]:
+    """What production refuses to start without (config.py), set for a local run: no mail or
+    SMS is sent by the benchmarked requests, and limits are counted in the local Redis."""
+    return {
+        "CONSENT_CENTER_ENV": "production",
+        "SECRET_KEY": secret_key,
+        "PUBLIC_BASE_URL": "https://127.0.0.1",
+        "MAIL_SERVER": "127.0.0.1",
+        "SMS_ENABLED": "false",
+        "RATELIMIT_STORAGE_URI": os.environ.get(
+            "BENCH_RATELIMIT_STORAGE_URI", "redis://127.0.0.1:6379/14"
+        ),
+        "DATABASE_URL": DB_URL,
+    }
 
 
 def flask_cli(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -882,12 +892,7 @@ def main(argv=None) -> int:
             create_database()
             migrate(env)
             flask_cli(env, "demo", "seed")
-            os.environ.update(
-                {
-                    k: env[k]
-                    for k in ("CONSENT_CENTER_ENV", "SECRET_KEY", "PUBLIC_BASE_URL", "DATABASE_URL")
-                }
-            )
+            os.environ.update({k: env[k] for k in production_settings("")})
             from consent_center import create_app
 
             app = create_app("production")

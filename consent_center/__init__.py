@@ -7,17 +7,18 @@ import os
 
 from flask import Flask
 
-from .config import PROJECT_ROOT, BaseConfig, load_config
+from .config import PROJECT_ROOT, BaseConfig, environment_name, load_config
 
 
 def create_app(config: BaseConfig | str | None = None, **overrides) -> Flask:
     """Create the application.
 
-    :param config: a config object, an environment name, or None for `CONSENT_CENTER_ENV`.
+    :param config: a config object, an environment name, or None for `CONSENT_CENTER_ENV`
+        (production when unset: it refuses to start without its settings).
     :param overrides: individual settings (tests use these).
     """
     if config is None or isinstance(config, str):
-        if (config or os.environ.get("CONSENT_CENTER_ENV", "development")) == "development":
+        if (config or environment_name()) == "development":
             _load_dotenv()
         config = load_config(config)
     app = Flask(

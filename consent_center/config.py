@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import os
+from collections import Counter
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -93,6 +95,9 @@ class BaseConfig:
         self.TWILIO_FROM_NUMBER = _str("TWILIO_FROM_NUMBER")
         self.TWILIO_API_BASE_URL = _str("TWILIO_API_BASE_URL", "https://api.twilio.com")
         self.TWILIO_TIMEOUT = _int("TWILIO_TIMEOUT", 10)
+        # Whether this site sends SMS at all. On (the default), production needs Twilio
+        # credentials; off, no SMS is sent (SMS messages fail at once, never reach a mailbox).
+        self.SMS_ENABLED = _bool("SMS_ENABLED", True)
 
         # The outbox: retries with exponential backoff, leases that survive a dead worker.
         self.NOTIFY_MAX_ATTEMPTS = _int("NOTIFY_MAX_ATTEMPTS", 8)
@@ -135,13 +140,22 @@ class BaseConfig:
 
         self.DELETION_DUE_WORKING_DAYS = _int("DELETION_DUE_WORKING_DAYS", 15)
         self.CONTACT_RATE_LIMIT = _str("CONTACT_RATE_LIMIT", "5 per hour")
+        # Contact form posts per typed email address: the acknowledgement goes there.
+        self.CONTACT_RATE_LIMIT_ADDRESS = _str("CONTACT_RATE_LIMIT_ADDRESS", "3 per day")
+        # Larger request bodies are refused with 413 before they are read.
+        self.MAX_CONTENT_LENGTH = _int("MAX_CONTENT_LENGTH", 1024 * 1024)
         # The API for downstream systems (per token) and outgoing webhooks.
         self.API_RATE_LIMIT = _str("API_RATE_LIMIT", "600 per minute")
+        # Refused tokens per client address: past it, the address gets 429s, right tokens too.
+        self.API_AUTH_FAILURE_LIMIT = _str("API_AUTH_FAILURE_LIMIT", "30 per minute")
         # A gap in the change feed is re-checked this long (a transaction still committing).
         self.API_FEED_HOLE_SECONDS = _int("API_FEED_HOLE_SECONDS", 300)
         # How long an erasure notice names the former member number.
         self.API_ERASURE_NOTICE_DAYS = _int("API_ERASURE_NOTICE_DAYS", 30)
         self.WEBHOOK_TIMEOUT = _int("WEBHOOK_TIMEOUT", 10)
+        # Receivers on loopback, private, link-local (cloud metadata), multicast or reserved
+        # addresses are refused, when added and at every connection, unless this is on.
+        self.WEBHOOK_ALLOW_PRIVATE = _bool("WEBHOOK_ALLOW_PRIVATE", False)
         self.BABEL_DEFAULT_LOCALE = "en"
         # Dates and times are shown in this zone (stored in UTC).
         self.BABEL_DEFAULT_TIMEZONE = _str("DISPLAY_TIMEZONE", "Asia/Shanghai")
@@ -160,6 +174,7 @@ class DevelopmentConfig(BaseConfig):
     def __init__(self) -> None:
         super().__init__()
         self.DEV_MAILBOX = True
+        self.WEBHOOK_ALLOW_PRIVATE = _bool("WEBHOOK_ALLOW_PRIVATE", True)
 
 
 class TestingConfig(BaseConfig):
@@ -178,9 +193,12 @@ class TestingConfig(BaseConfig):
         self.TWILIO_ACCOUNT_SID = None
         self.TWILIO_AUTH_TOKEN = None
         self.PUBLIC_BASE_URL = "http://localhost"
+        self.WEBHOOK_ALLOW_PRIVATE = True  # the tests' receivers listen on 127.0.0.1
 
 
 class ProductionConfig(BaseConfig):
+    """The default: refuses to start unless every setting a public site needs is there."""
+
     ENV_NAME = "production"
 
     def __init__(self) -> None:
@@ -189,14 +207,60 @@ class ProductionConfig(BaseConfig):
         self.REMEMBER_COOKIE_SECURE = True
 
     def validate(self) -> None:
-        secret = self.SECRET_KEY or ""
-        if secret == DEFAULT_SECRET or len(secret) < 32:
+        problems = [p for p in self._problems() if p]
+        if problems:
             raise RuntimeError(
-                "Refusing to start in production: set SECRET_KEY to a random value of at "
-                "least 32 characters (python -c 'import secrets; print(secrets.token_hex(32))')."
+                "Refusing to start in production (CONSENT_CENTER_ENV=production, the default): "
+                + " ".join(problems)
             )
-        if not self.PUBLIC_BASE_URL:
-            raise RuntimeError("Refusing to start in production: set PUBLIC_BASE_URL.")
+
+    def _problems(self) -> list[str | None]:
+        base = self.PUBLIC_BASE_URL or ""
+        storage = self.RATELIMIT_STORAGE_URI or ""
+        return [
+            weak_secret_problem(self.SECRET_KEY or ""),
+            None
+            if base.startswith("https://") and len(base) > len("https://")
+            else "set PUBLIC_BASE_URL to the site's https:// origin.",
+            None if self.MAIL_SERVER else "set MAIL_SERVER (the SMTP host that sends email).",
+            None
+            if not self.SMS_ENABLED
+            or (self.TWILIO_ACCOUNT_SID and self.TWILIO_AUTH_TOKEN and self.TWILIO_FROM_NUMBER)
+            else "set TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_FROM_NUMBER, "
+            "or SMS_ENABLED=false for a site that sends no SMS.",
+            None
+            if storage.startswith(("redis://", "rediss://"))
+            else "set RATELIMIT_STORAGE_URI to shared storage (redis:// or rediss://): "
+            "memory:// counts per process, so limits would multiply by the workers.",
+        ]
+
+
+# The floor on a secret's characters: a random hex key scores about 3.5-4 bits each.
+MIN_SECRET_LENGTH = 32
+MIN_SECRET_BITS_PER_CHARACTER = 2.5
+
+
+def weak_secret_problem(secret: str) -> str | None:
+    """Why `secret` is unfit to sign sessions and key hashes, or None when it is fit: too
+    short, the development default, too few different characters (Shannon entropy per
+    character), a repeated pattern (`abcabc...`) or a run of neighbouring characters
+    (`0123...`, `abcd...`)."""
+    advice = (
+        "set SECRET_KEY to a random value of at least 32 characters "
+        "(python -c 'import secrets; print(secrets.token_hex(32))')"
+    )
+    if secret == DEFAULT_SECRET or len(secret) < MIN_SECRET_LENGTH:
+        return advice + "."
+    counts = Counter(secret)
+    bits = -sum(n / len(secret) * math.log2(n / len(secret)) for n in counts.values())
+    periodic = any(
+        all(secret[i] == secret[i - p] for i in range(p, len(secret)))
+        for p in range(1, len(secret) // 2 + 1)
+    )
+    steps = sum(abs(ord(a) - ord(b)) <= 1 for a, b in zip(secret, secret[1:], strict=False))
+    if bits < MIN_SECRET_BITS_PER_CHARACTER or periodic or steps >= 0.75 * (len(secret) - 1):
+        return advice + "; this one is low in entropy (repeated or sequential characters)."
+    return None
 
 
 CONFIGS: dict[str, type[BaseConfig]] = {
@@ -206,9 +270,15 @@ CONFIGS: dict[str, type[BaseConfig]] = {
 }
 
 
+def environment_name() -> str:
+    """The environment `CONSENT_CENTER_ENV` names; production when it names none."""
+    return os.environ.get("CONSENT_CENTER_ENV") or "production"
+
+
 def load_config(name: str | None = None) -> BaseConfig:
-    """Build the configuration named by `name` or `CONSENT_CENTER_ENV` (default development)."""
-    name = name or os.environ.get("CONSENT_CENTER_ENV", "development")
+    """Build the configuration named by `name` or `CONSENT_CENTER_ENV` (default production:
+    a server started without any environment refuses to run, rather than run open)."""
+    name = name or environment_name()
     try:
         config = CONFIGS[name]()
     except KeyError:

@@ -18,6 +18,9 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     args = parser.parse_args()
     url = f"http://{args.host}:{args.port}"
+    # The development server runs the development mode (its worker inherits this); with no
+    # CONSENT_CENTER_ENV the app would be production and refuse to start without its settings.
+    os.environ.setdefault("CONSENT_CENTER_ENV", "development")
     # Links in messages point here unless configured; the worker inherits it too.
     os.environ.setdefault("PUBLIC_BASE_URL", url)
     app = create_app()

@@ -52,27 +52,131 @@ def test_session_cookie_is_httponly_and_samesite(client):
     assert response.status_code == 200
 
 
-@pytest.mark.parametrize("secret", [None, DEFAULT_SECRET, "short"])
-def test_production_refuses_to_start_without_a_real_secret(monkeypatch, secret):
-    monkeypatch.setenv("CONSENT_CENTER_ENV", "production")
-    monkeypatch.setenv("PUBLIC_BASE_URL", "https://privacy.example.com")
-    if secret is None:
-        monkeypatch.delenv("SECRET_KEY", raising=False)
-    else:
-        monkeypatch.setenv("SECRET_KEY", secret)
+PRODUCTION_ENV = {
+    "CONSENT_CENTER_ENV": "production",
+    "SECRET_KEY": "0f3a9c1e7b52d84a6e19f0c3b7d5a28e4c91f06b3d7a52e8c4f1096b3a7d5e2c",
+    "PUBLIC_BASE_URL": "https://privacy.example.com",
+    "MAIL_SERVER": "smtp.example.com",
+    "TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
+    "TWILIO_AUTH_TOKEN": "twilio-token",
+    "TWILIO_FROM_NUMBER": "+15005550006",
+    "RATELIMIT_STORAGE_URI": "redis://127.0.0.1:6379/15",
+    "DATABASE_URL": "sqlite://",
+}
+
+
+@pytest.fixture
+def production_env(monkeypatch):
+    """A complete production environment, built for this test; `set(name, value)` changes
+    one variable (None removes it)."""
+    for name in ("CONSENT_CENTER_ENV", "SMS_ENABLED", *PRODUCTION_ENV):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in PRODUCTION_ENV.items():
+        monkeypatch.setenv(name, value)
+
+    def change(name: str, value: str | None) -> None:
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+
+    return change
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [
+        None,
+        DEFAULT_SECRET,
+        "short",
+        "a" * 64,
+        "abab" * 16,
+        "0123456789abcdef" * 2,
+        "0123456789abcdefghijklmnopqrstuvwxyz",
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaabcde",
+    ],
+)
+def test_production_refuses_a_missing_short_or_low_entropy_secret(production_env, secret):
+    production_env("SECRET_KEY", secret)
     with pytest.raises(RuntimeError, match="SECRET_KEY"):
         create_app()
 
 
-def test_production_starts_with_a_real_secret_and_secure_cookies(monkeypatch):
-    monkeypatch.setenv("CONSENT_CENTER_ENV", "production")
-    monkeypatch.setenv("PUBLIC_BASE_URL", "https://privacy.example.com")
-    monkeypatch.setenv("SECRET_KEY", "x" * 64)
-    monkeypatch.setenv("DATABASE_URL", "sqlite://")
+@pytest.mark.parametrize(
+    ("name", "value", "named"),
+    [
+        ("PUBLIC_BASE_URL", None, "PUBLIC_BASE_URL"),
+        ("PUBLIC_BASE_URL", "http://privacy.example.com", "PUBLIC_BASE_URL"),
+        ("PUBLIC_BASE_URL", "https://", "PUBLIC_BASE_URL"),
+        ("MAIL_SERVER", None, "MAIL_SERVER"),
+        ("TWILIO_ACCOUNT_SID", None, "TWILIO_ACCOUNT_SID"),
+        ("TWILIO_AUTH_TOKEN", None, "TWILIO_AUTH_TOKEN"),
+        ("TWILIO_FROM_NUMBER", None, "TWILIO_FROM_NUMBER"),
+        ("RATELIMIT_STORAGE_URI", None, "RATELIMIT_STORAGE_URI"),
+        ("RATELIMIT_STORAGE_URI", "memory://", "RATELIMIT_STORAGE_URI"),
+    ],
+)
+def test_production_refuses_to_start_without_each_setting(production_env, name, value, named):
+    production_env(name, value)
+    with pytest.raises(RuntimeError, match=named):
+        create_app()
+
+
+def test_production_without_sms_needs_no_twilio_and_sends_no_sms(production_env):
+    from consent_center.notify.delivery import transport_for
+
+    for name in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_FROM_NUMBER"):
+        production_env(name, None)
+    with pytest.raises(RuntimeError, match="SMS_ENABLED=false"):
+        create_app()
+    production_env("SMS_ENABLED", "false")
+    app = create_app()
+    with app.app_context():
+        [result] = transport_for("sms").send_each([None])
+    assert (result.ok, result.transient) == (False, False) and "SMS_ENABLED" in result.error
+
+
+def test_production_is_the_default_environment(production_env):
+    production_env("CONSENT_CENTER_ENV", None)
+    assert create_app().config["ENV_NAME"] == "production"
+    production_env("SECRET_KEY", None)
+    with pytest.raises(RuntimeError, match="CONSENT_CENTER_ENV"):
+        create_app()
+
+
+def test_production_starts_with_its_settings_secure_cookies_and_no_dev_mailbox(production_env):
+    from consent_center.notify.delivery import transport_for
+
     app = create_app()
     assert app.config["SESSION_COOKIE_SECURE"] is True
-    assert app.config["DEV_MAILBOX"] is False
+    assert app.config["DEV_MAILBOX"] is False and app.config["WEBHOOK_ALLOW_PRIVATE"] is False
+    assert "dev" not in app.blueprints
     assert app.test_client().get("/dev/mailbox").status_code == 404
+    with app.app_context():
+        assert type(transport_for("email")).__name__ == "SmtpTransport"
+
+
+def test_a_server_started_with_an_empty_environment_refuses_to_run(tmp_path):
+    """`gunicorn wsgi:app` imports wsgi.py: with no environment at all it must fail, naming
+    what is missing, rather than serve the development mode (dev mailbox, public key)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.run(
+        [sys.executable, "-c", "import wsgi"],
+        cwd=root,
+        env={"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode != 0
+    for name in ("CONSENT_CENTER_ENV", "SECRET_KEY", "PUBLIC_BASE_URL", "MAIL_SERVER",
+                 "TWILIO_ACCOUNT_SID", "RATELIMIT_STORAGE_URI"):
+        assert name in proc.stderr, name
 
 
 def test_unknown_page_is_a_friendly_404(client):

@@ -32,3 +32,15 @@ class DeliveryResult:
     error: str | None = None
     # The recipient told the provider to stop (Twilio 21610): record the opt-out.
     opted_out: bool = False
+
+
+class UnavailableTransport:
+    """A channel this site does not send on: each message fails for good, with the reason
+    (never a fallback to the dev mailbox outside development, where codes could be read)."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def send_each(self, messages: list[Outgoing]):
+        for _msg in messages:
+            yield DeliveryResult(ok=False, transient=False, error=self.reason)

@@ -68,12 +68,17 @@ _CLAIM_COLUMNS = (
 
 
 def transport_for(channel: str):
-    """The configured transport for a channel: real when configured, else the dev mailbox."""
+    """The configured transport for a channel: real when configured, else the dev mailbox
+    (development and tests only)."""
     config = current_app.config
     if channel == Channel.WEBHOOK:
         from .webhook import WebhookTransport
 
         return WebhookTransport()
+    if channel == Channel.SMS and not config.get("SMS_ENABLED", True):
+        from .base import UnavailableTransport
+
+        return UnavailableTransport("SMS is switched off (SMS_ENABLED=false)")
     if channel == Channel.EMAIL and config.get("MAIL_SERVER"):
         from .email import SmtpTransport
 
@@ -86,6 +91,10 @@ def transport_for(channel: str):
         from .sms import TwilioTransport
 
         return TwilioTransport()
+    if not config.get("DEV_MAILBOX"):
+        from .base import UnavailableTransport
+
+        return UnavailableTransport(f"no {channel} transport is configured")
     from .dev import DevMailboxTransport
 
     return DevMailboxTransport()

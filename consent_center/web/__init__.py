@@ -29,7 +29,8 @@ def register_web(app: Flask) -> None:
     app.register_blueprint(public_bp)
     app.register_blueprint(auth_bp)
     app.register_blueprint(member_bp)
-    app.register_blueprint(dev_bp)
+    if app.config.get("DEV_MAILBOX"):  # development and tests only: it shows every code
+        app.register_blueprint(dev_bp)
     app.register_blueprint(guardian_bp)
     app.register_blueprint(staff_bp)
     app.register_blueprint(webhooks_bp)
