@@ -304,3 +304,99 @@ def test_no_request_pays_for_limits_it_does_not_have(app):
     manager = limiter.limit_manager
     assert not manager.default_limits and not manager.application_limits
     assert not manager._blueprint_limits
+
+
+class CountingStream:
+    """A request body that counts what the app reads of it."""
+
+    def __init__(self, size: int) -> None:
+        self.left, self.read_bytes = size, 0
+
+    def read(self, n: int = -1) -> bytes:
+        n = self.left if n is None or n < 0 else min(n, self.left)
+        self.left -= n
+        self.read_bytes += n
+        return b"x" * n
+
+    def readline(self, n: int = -1) -> bytes:
+        return self.read(n)
+
+
+THIRTY_MB = 30 * 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    ("headers", "expect"),
+    [
+        ({}, ("<html", "Too large", "more than we accept")),
+        ({"Accept-Language": "zh-CN,zh;q=0.9"}, ('<html lang="zh-Hans">', "内容过大", "超出")),
+        ({"HX-Request": "true"}, ('role="alert"', "Too large")),
+    ],
+)
+def test_a_body_over_max_content_length_is_413_before_it_is_read(client, headers, expect):
+    from sqlalchemy import func, select
+
+    from consent_center.extensions import db
+    from consent_center.models import Notification
+
+    assert client.application.config["MAX_CONTENT_LENGTH"] == 1024 * 1024  # the default
+    body = CountingStream(THIRTY_MB)
+    response = client.post(
+        "/contact",
+        content_type="application/x-www-form-urlencoded",
+        headers=headers,
+        environ_overrides={"wsgi.input": body, "CONTENT_LENGTH": str(THIRTY_MB)},
+    )
+    page = response.get_data(as_text=True)
+    assert response.status_code == 413 and body.read_bytes == 0
+    for text in expect:
+        assert text in page
+    if "HX-Request" in headers:
+        assert "<html" not in page
+    assert db.session.scalar(select(func.count()).select_from(Notification)) == 0
+
+
+def test_a_body_over_max_content_length_is_a_problem_document_on_the_api(client):
+    response = client.post(
+        "/api/v1/consent-events",
+        content_type="application/json",
+        environ_overrides={
+            "wsgi.input": CountingStream(THIRTY_MB),
+            "CONTENT_LENGTH": str(THIRTY_MB),
+        },
+    )
+    assert response.status_code == 413
+    assert response.mimetype == "application/problem+json" and response.json["status"] == 413
+
+
+def test_a_chunked_body_is_cut_off_at_max_content_length(client, app):
+    """Without a Content-Length (chunked), Werkzeug stops reading once past the limit."""
+    from sqlalchemy import func, select
+
+    from consent_center.extensions import db
+    from consent_center.models import Notification
+
+    app.config["MAX_CONTENT_LENGTH"] = 64 * 1024
+    body = CountingStream(THIRTY_MB)
+    response = client.post(
+        "/contact",
+        content_type="application/x-www-form-urlencoded",
+        headers={"Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input": body, "wsgi.input_terminated": True},
+    )
+    assert response.request.content_length is None
+    assert response.status_code == 413 and "Too large" in response.get_data(as_text=True)
+    assert body.read_bytes <= 128 * 1024
+    assert db.session.scalar(select(func.count()).select_from(Notification)) == 0
+    small = client.post(
+        "/contact",
+        content_type="application/x-www-form-urlencoded",
+        headers={"Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input": CountingStream(1000), "wsgi.input_terminated": True},
+    )
+    assert small.status_code == 400 and b"expired" in small.data  # read, then CSRF refuses
+
+
+def test_max_content_length_comes_from_the_environment(monkeypatch):
+    monkeypatch.setenv("MAX_CONTENT_LENGTH", "2048")
+    assert create_app("testing").config["MAX_CONTENT_LENGTH"] == 2048

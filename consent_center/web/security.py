@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from flask import Flask, Response, request
+from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.wsgi import LimitedStream
 
 CSP = "; ".join(
     [
@@ -50,8 +52,32 @@ def add_security_headers(response: Response, wanted: tuple[tuple[str, str], ...]
     return response
 
 
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def refuse_oversized_body() -> None:
+    """413 for a body over MAX_CONTENT_LENGTH. A declared length is refused before anything
+    reads the body; a chunked form (no length) is read only up to the limit, and one that
+    reaches it is refused (what follows is never read)."""
+    limit = request.max_content_length
+    if limit is None:
+        return
+    length = request.content_length
+    if length is not None:
+        if length > limit:
+            raise RequestEntityTooLarge()
+        return
+    if request.environ.get("wsgi.input_terminated") and request.mimetype in FORM_TYPES:
+        request.form  # noqa: B018 - reads the body, at most `limit` bytes of it
+        stream = request.stream
+        if isinstance(stream, LimitedStream) and stream.is_exhausted:
+            raise RequestEntityTooLarge()
+
+
 def init_app(app: Flask) -> None:
     for_pages, for_static = security_headers_for(app), security_headers_for(app, static=True)
+    # First of all hooks: CSRF protection would otherwise parse the form.
+    app.before_request_funcs.setdefault(None, []).insert(0, refuse_oversized_body)
 
     @app.after_request
     def security_headers(response: Response) -> Response:
