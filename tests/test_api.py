@@ -112,6 +112,50 @@ def test_requests_are_rate_limited_per_token(app, client, member):
     assert client.get(url, headers=bearer(second)).status_code == 200
 
 
+def test_refused_tokens_are_limited_per_client_address(app, client, member, policy):
+    """80 random tokens from one address, on every authenticated route (the consents lane's
+    too, on PostgreSQL): 401 until API_AUTH_FAILURE_LIMIT is spent, then 429, even for a
+    right token from that address; nothing is written; another address is unaffected."""
+    from consent_center.models import AuditEvent, Notification
+
+    assert app.config["API_AUTH_FAILURE_LIMIT"] == "30 per minute"
+    good = make_token()
+    before = {m: db.session.scalars(select(m)).all() for m in (AuditEvent, Notification)}
+    guesser, honest = {"REMOTE_ADDR": "203.0.113.7"}, {"REMOTE_ADDR": "198.51.100.20"}
+    paths = [CONSENTS.format(member.public_id), "/api/v1/audiences/advertising", FEED]
+    statuses = []
+    for n in range(80):
+        guess = "cc_" + base64.urlsafe_b64encode(n.to_bytes(32, "big")).decode().rstrip("=")
+        response = client.get(paths[n % 3], headers=bearer(guess), environ_base=guesser)
+        statuses.append(response.status_code)
+        if response.status_code == 429:
+            assert_problem(response, 429)
+            assert int(response.headers["Retry-After"]) > 0
+    assert statuses == [401] * 30 + [429] * 50
+    for path in paths:
+        refused = client.get(path, headers=bearer(good), environ_base=guesser)
+        assert_problem(refused, 429)
+    assert db.session.scalars(select(ApiToken)).one().last_used_at is None
+    for model, rows in before.items():
+        assert db.session.scalars(select(model)).all() == rows
+    for path in paths:
+        assert client.get(path, headers=bearer(good), environ_base=honest).status_code == 200
+
+
+def test_a_missing_token_or_a_right_one_does_not_spend_the_address_budget(
+    app, client, member, policy
+):
+    app.config["API_AUTH_FAILURE_LIMIT"] = "2 per minute"
+    good, url = make_token(), CONSENTS.format(member.public_id)
+    address = {"REMOTE_ADDR": "203.0.113.8"}
+    for _ in range(5):
+        assert client.get(url, environ_base=address).status_code == 401
+        assert client.get(url, headers=bearer(good), environ_base=address).status_code == 200
+    for expected in (401, 401, 429):
+        response = client.get(url, headers=bearer("cc_wrong"), environ_base=address)
+        assert response.status_code == expected
+
+
 def test_unknown_api_paths_and_methods_are_problems_too(client):
     token = make_token()
     assert_problem(client.get("/api/v1/nothing-here", headers=bearer(token)), 404)
@@ -395,6 +439,7 @@ def seeded(app) -> str:
     erase_member(member, actor=None, reason="test")
     db.session.commit()
     app.config["API_RATE_LIMIT"] = "100000 per minute"
+    app.config["API_AUTH_FAILURE_LIMIT"] = "100000 per minute"  # it sends wrong tokens too
     return make_token()
 
 

@@ -28,7 +28,9 @@ CONSENTS = "/api/v1/members/{}/consents"
 MOMENTARY = {"Date", "Retry-After", "Vary"}
 
 
-def both_ways(app, path: str, headers: dict, method: str = "GET", passed_on=None):
+def both_ways(
+    app, path: str, headers: dict, method: str = "GET", passed_on=None, environ_base=None
+):
     """The same request through the lane and straight to the Flask app behind it.
 
     :param passed_on: a list that gets one item each time the lane passes a request on.
@@ -45,7 +47,9 @@ def both_ways(app, path: str, headers: dict, method: str = "GET", passed_on=None
 
     answers = []
     for wsgi in (ConsentsLane(app, counted), flask_app):
-        environ = EnvironBuilder(path=path, method=method, headers=headers).get_environ()
+        environ = EnvironBuilder(
+            path=path, method=method, headers=headers, environ_base=environ_base
+        ).get_environ()
         body, status, response_headers = contextvars.copy_context().run(
             _isolated, wsgi, environ
         )
@@ -106,6 +110,17 @@ def test_a_refusal_for_too_many_requests_matches_too(app, scenarios):
     both_ways(app, path, headers)  # each way spends the one request of its window...
     through_lane, straight = both_ways(app, path, headers)
     assert through_lane == straight and through_lane[0] == "429 TOO MANY REQUESTS"
+
+
+def test_an_address_blocked_for_refused_tokens_is_refused_alike(app, client, scenarios):
+    app.config["API_AUTH_FAILURE_LIMIT"] = "1 per minute"
+    path, headers = scenarios["unknown token"]
+    address = {"REMOTE_ADDR": "203.0.113.9"}
+    assert client.get(path, headers=headers, environ_base=address).status_code == 401
+    assert client.get(path, headers=headers, environ_base=address).status_code == 429
+    through_lane, straight = both_ways(app, *scenarios["answer"], environ_base=address)
+    assert through_lane == straight and through_lane[0] == "429 TOO MANY REQUESTS"
+    assert b"refused API tokens" in through_lane[2]
 
 
 def test_each_request_counts_once_when_the_lane_passes_it_on(app, client, scenarios):

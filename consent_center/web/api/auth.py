@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import math
+import time
 from collections.abc import Callable
 from functools import wraps
 
-from flask import g, request
+from flask import Flask, Response, current_app, g, request
 
 from ...extensions import db
 from ...services.api_tokens import AuthenticatedToken, authenticate_api_token, note_token_use
+from ..ratelimits import count
 from .problems import problem
 
 REALM = 'Bearer realm="consent-center"'
@@ -35,6 +38,60 @@ def rate_limit_key(token: str | None, address: str | None) -> str:
     return "api-address:" + (address or "127.0.0.1")
 
 
+# Refused tokens per client address (API_AUTH_FAILURE_LIMIT), counted in the rate-limit
+# storage that every process shares. Once an address has spent its budget, each process
+# remembers it until the window ends and answers that address 429 before looking at any
+# token, a right one too: so a guesser is refused without a lookup, and the requests of
+# well-behaved systems pay no extra storage round trip. Another process learns of the block
+# at the address's next refused token there: at most one more guess per process.
+FAILURE_SCOPE = "api-auth-failure"
+BLOCKED_ADDRESSES = "consent_center.api_blocked_addresses"
+MAX_REMEMBERED_ADDRESSES = 10_000
+
+
+def _blocked(app: Flask) -> dict[str, float]:
+    return app.extensions.setdefault(BLOCKED_ADDRESSES, {})
+
+
+def address_blocked(app: Flask, address: str | None) -> int | None:
+    """Seconds until `address` may present tokens again, or None when it may now."""
+    blocked = _blocked(app)
+    until = blocked.get(address or "")
+    if until is None:
+        return None
+    wait = math.ceil(until - time.time())
+    if wait <= 0:
+        blocked.pop(address or "", None)
+        return None
+    return wait
+
+
+def count_refused_token(app: Flask, address: str | None) -> int | None:
+    """Count a refused token against its client address: None while the address is within
+    API_AUTH_FAILURE_LIMIT, else the seconds until its window ends (and it is blocked)."""
+    if not app.config["RATELIMIT_ENABLED"]:
+        return None
+    address = address or ""
+    wait = count(app.config["API_AUTH_FAILURE_LIMIT"], FAILURE_SCOPE, "api-address:" + address)
+    if wait is not None:
+        blocked = _blocked(app)
+        if len(blocked) >= MAX_REMEMBERED_ADDRESSES:
+            now = time.time()
+            for stale in [a for a, until in blocked.items() if until <= now]:
+                del blocked[stale]
+        blocked[address] = time.time() + wait
+    return wait
+
+
+def too_many_refused_tokens(wait: int) -> Response:
+    """429 for an address that presented too many refused tokens."""
+    return problem(
+        429,
+        "Too many refused API tokens from this address; retry later.",
+        {"Retry-After": str(wait)},
+    )
+
+
 def missing_token():
     """401: the request carries no bearer token."""
     return problem(
@@ -44,8 +101,12 @@ def missing_token():
 
 def admit_token(found: AuthenticatedToken | None, scope: str | None = None):
     """Set `g.api_token` and note its use; or answer 401 with a `WWW-Authenticate` challenge
-    for an unknown or revoked token, or 403 when it lacks `scope`."""
+    for an unknown or revoked token (429 once its address has had too many), or 403 when it
+    lacks `scope`."""
     if found is None:
+        wait = count_refused_token(current_app, request.remote_addr)
+        if wait is not None:
+            return too_many_refused_tokens(wait)
         return problem(
             401,
             "This API token is unknown or revoked.",

@@ -11,12 +11,13 @@ the member in one query (`downstream.token_and_consents_statement`, run by
 document (`views.consents_json`) and the security headers (`security.security_headers_for`).
 
 It answers only what it can answer exactly as the blueprint would: the 200 document and a
-429. Everything else goes on to Flask, marked as already counted against the rate limit, and
+429 (too many requests for the token, or an address blocked for too many refused tokens).
+Everything else goes on to Flask, marked as already counted against the rate limit, and
 the blueprint answers it with its localised problem documents and its error handling: no
-token, a refused token, an unknown member, the once-a-minute record of a token's use (a
-write), any error in the lane; HEAD, other methods and paths; and every request where the
-database has no read pool (SQLite). `tests/test_api_lane.py` compares the lane's answers
-with the blueprint's, header by header.
+token, a refused token (counted there against its address), an unknown member, the
+once-a-minute record of a token's use (a write), any error in the lane; HEAD, other methods
+and paths; and every request where the database has no read pool (SQLite).
+`tests/test_api_lane.py` compares the lane's answers with the blueprint's, header by header.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from ...services.downstream import (
 from ...services.sql import fetch_prepared
 from ..ratelimits import count
 from ..security import add_security_headers, security_headers_for
-from .auth import parse_bearer, rate_limit_key
+from .auth import address_blocked, parse_bearer, rate_limit_key, too_many_refused_tokens
 from .views import COUNTED, consents_json, too_many_requests
 
 log = logging.getLogger("consent_center.api")
@@ -86,6 +87,9 @@ class ConsentsLane:
         environ[COUNTED] = True
         if wait is not None:
             return add_security_headers(too_many_requests(wait), self.headers)
+        blocked = address_blocked(self.app, environ.get("REMOTE_ADDR"))
+        if blocked is not None:
+            return add_security_headers(too_many_refused_tokens(blocked), self.headers)
         if token is None or not is_token(token):
             return None
         now = utcnow()

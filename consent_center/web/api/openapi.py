@@ -113,7 +113,9 @@ def openapi_document() -> dict:
             "description": (
                 "Whom downstream systems may use, now. Every request but this document needs "
                 "`Authorization: Bearer <token>` (made with `flask api-token create`) with the "
-                "operation's scope, and is rate-limited per token (429 with Retry-After). "
+                "operation's scope, and is rate-limited per token (429 with Retry-After); an "
+                "address that presents too many refused tokens gets 429 for a while, right "
+                "tokens too. "
                 "Errors are RFC 9457 problem documents. Answers are never cached: each reflects "
                 "the latest consent at the moment of the request."
             ),
@@ -346,7 +348,8 @@ def openapi_document() -> dict:
                 "NotFound": _problem_response("No such member (or erased), or no such purpose."),
                 "NotAcceptable": _problem_response("Ask for application/x-ndjson or text/csv."),
                 "TooManyRequests": _problem_response(
-                    "Rate limit reached for this token.",
+                    "Rate limit reached for this token, or too many refused tokens from "
+                    "this address.",
                     {"Retry-After": {"schema": {"type": "string"}}},
                 ),
             },

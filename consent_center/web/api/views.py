@@ -28,6 +28,7 @@ from ...services.outgoing_webhooks import iso
 from ..ratelimits import hit
 from ..transactions import read_only
 from .auth import (
+    address_blocked,
     admit_token,
     authenticate,
     bearer_token,
@@ -36,6 +37,7 @@ from .auth import (
     rate_limit_key,
     require_scope,
     token_checked_in_query,
+    too_many_refused_tokens,
 )
 from .openapi import openapi_document
 from .problems import problem
@@ -75,12 +77,17 @@ def too_many_requests(wait: int) -> Response:
 def require_token():
     """Every request counts against its token's rate limit (or its address's, without one);
     every request but the OpenAPI document carries a live token (checked here, or in the
-    view's own query)."""
+    view's own query), from an address that has not had too many tokens refused."""
     if not request.environ.get(COUNTED):
         refused = count_request(bearer_token(), request.remote_addr)
         if refused is not None:
             return refused
-    if request.endpoint == "api.openapi" or checks_token_itself(
+    if request.endpoint == "api.openapi":
+        return None
+    wait = address_blocked(current_app, request.remote_addr)
+    if wait is not None:
+        return too_many_refused_tokens(wait)
+    if checks_token_itself(
         current_app.view_functions.get(request.endpoint or "")
     ):
         return None
