@@ -96,6 +96,53 @@ def test_contact_form_reaches_customer_service_and_acknowledges(client, app, smt
     assert "received your message" in received["zs@example.org"]["Subject"]
 
 
+def contact_form(client, **fields) -> dict:
+    page = client.get("/contact").get_data(as_text=True)
+    submission = page.split('name="submission_id" type="hidden" value="')[1].split('"')[0]
+    return {"category": "question", "submission_id": submission, **fields}
+
+
+def test_the_acknowledgement_carries_nothing_the_sender_typed(client, app, smtp):
+    """Anyone may type any address: the acknowledgement must not relay their text to it."""
+    data = contact_form(
+        client,
+        name="Your bank: call 400-000-0000",
+        email="victim@example.org",
+        message="Your account is locked. Visit https://evil.example.net to unlock it.",
+    )
+    assert post(client, "/contact", data).status_code == 303
+    drain()
+    received = {m.rcpt_tos[0]: m.message for m in smtp.wait_for(2)}
+    ack = received["victim@example.org"]
+    text = ack.get_body(("plain",)).get_content() + ack.get_body(("html",)).get_content()
+    for typed in ("bank", "400-000-0000", "locked", "evil.example.net"):
+        assert typed not in text and typed not in ack["Subject"]
+    assert "received your message" in text
+    row = db.session.scalars(select(Notification).where(Notification.kind == "contact_ack")).one()
+    assert "evil.example.net" not in (row.body_text or "") + (row.body_html or "")
+    service = received["aftersale@autooltech.com"].get_body(("plain",)).get_content()
+    assert "evil.example.net" in service  # customer service still reads it
+
+
+def test_contact_posts_are_limited_per_typed_address(client, app):
+    """The acknowledgement's address has its own budget, whichever client address posts."""
+    assert app.config["CONTACT_RATE_LIMIT_ADDRESS"] == "3 per day"
+    app.config["CONTACT_RATE_LIMIT"] = "100 per hour"
+    for n in range(3):
+        data = contact_form(client, name="A", email="Target@Example.org",
+                            message=f"Message number {n} for you.")  # fmt: skip
+        address = {"REMOTE_ADDR": f"203.0.113.{n + 1}"}
+        assert post(client, "/contact", data, environ_base=address).status_code == 303
+    written = db.session.scalar(select(func.count()).select_from(Notification))
+    data = contact_form(client, name="A", email="target@example.org", message="One more time.")
+    response = post(client, "/contact", data, environ_base={"REMOTE_ADDR": "203.0.113.9"})
+    assert response.status_code == 429 and "Retry-After" in response.headers
+    assert db.session.scalar(select(func.count()).select_from(Notification)) == written
+    other = contact_form(client, name="A", email="other@example.org", message="Hello there.")
+    response = post(client, "/contact", other, environ_base={"REMOTE_ADDR": "203.0.113.9"})
+    assert response.status_code == 303
+
+
 def test_contact_form_refuses_card_numbers_and_bad_input(client):
     page = client.get("/contact").get_data(as_text=True)
     submission = page.split('name="submission_id" type="hidden" value="')[1].split('"')[0]

@@ -24,8 +24,7 @@ CONTEXTS = {
     "contact_message": {"category_label": "A question about privacy or this policy",
                         "sender_name": "Zhang San", "sender_email": "zs@example.org",
                         "message": "How long do you keep my data?", "member_id": None},
-    "contact_ack": {"category_label": "A question", "sender_name": "Zhang San",
-                    "sender_email": "zs@example.org", "message": "How long?", "member_id": None},
+    "contact_ack": {},  # nothing the sender typed: the address is not verified
     "deletion_received": {"request_id": "REQ123", "due_at": WHEN, "refusal_ground": None,
                           "refusal_explanation": None},
     "deletion_refused": {"request_id": "REQ123", "due_at": WHEN,

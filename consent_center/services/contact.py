@@ -72,6 +72,8 @@ def submit_contact(data: ContactMessage, member: Member | None, locale: str) -> 
         locale="zh_Hans_CN",
         context=context,
     )
+    # The typed address is not verified: its acknowledgement carries nothing the sender wrote
+    # (name, message), or the form would relay anyone's text to any address.
     enqueue_notification(
         member=member,
         channel=Channel.EMAIL,
@@ -79,6 +81,6 @@ def submit_contact(data: ContactMessage, member: Member | None, locale: str) -> 
         dedupe_key=f"contact:{data.submission_id}:ack",
         recipient=email,
         locale=locale,
-        context=context,
+        context={},
     )
     record_audit("contact.submitted", actor=member, subject=member, category=data.category)

@@ -27,9 +27,11 @@ from ...domain import LOCALE_LABELS, PURPOSES
 from ...extensions import csrf, db, limiter, login_manager
 from ...models import Member
 from ...services import policies
+from ...services.auth import identifier_digest
 from ...services.contact import CATEGORIES, ContactMessage, submit_contact
 from ...services.errors import Invalid
 from ...services.members import set_locale, unsubscribe_policy_emails
+from ...services.validation import normalize_email
 from ..auth.views import safe_next
 from ..forms import AppForm, apply_field_errors
 from ..transactions import read_only
@@ -115,8 +117,19 @@ def guardian_short(token: str):
     return redirect(url_for("guardian.invitation", token=token), 303)
 
 
+def _contact_address_key() -> str:
+    """Rate-limit key for the address the acknowledgement goes to (a keyed digest)."""
+    typed = (request.form.get("email") or "").strip()
+    return "contact-to:" + identifier_digest(normalize_email(typed) or typed.lower())
+
+
 @bp.route("/contact", methods=["GET", "POST"])
 @limiter.limit(lambda: current_app.config["CONTACT_RATE_LIMIT"], methods=["POST"])
+@limiter.limit(
+    lambda: current_app.config["CONTACT_RATE_LIMIT_ADDRESS"],
+    key_func=_contact_address_key,
+    methods=["POST"],
+)
 def contact():
     """How to reach customer service, and a form that reaches them through the outbox."""
     form = ContactForm()
