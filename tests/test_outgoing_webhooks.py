@@ -220,3 +220,112 @@ def test_removing_a_subscription_drops_its_undelivered_events(app, member, polic
     [row] = webhook_rows()
     assert row.status == NotificationStatus.FAILED and row.body_text is None
     assert drain() == {}
+
+
+# --- Receivers on internal addresses (WEBHOOK_ALLOW_PRIVATE off, as in production) ------
+
+INTERNAL_URLS = {
+    "http://127.0.0.1:8080/hook": "loopback",
+    "http://localhost/hook": "localhost resolves to 127.0.0.1",
+    "http://2130706433/hook": "loopback",  # 127.0.0.1 written as one number
+    "http://169.254.169.254/latest/meta-data/": "link-local",
+    "http://10.0.0.5/hook": "private",
+    "https://192.168.1.1/hook": "private",
+    "http://172.16.0.1/hook": "private",
+    "http://100.64.0.1/hook": "100.64.0.1 is a",  # carrier-grade NAT: not public
+    "http://224.0.0.1/hook": "multicast",
+    "http://0.0.0.0/hook": "unspecified",
+    "http://240.0.0.1/hook": "reserved",
+    "http://[::1]/hook": "loopback",
+    "http://[fe80::1]/hook": "link-local",
+    "http://[fc00::1]/hook": "private",
+    "http://[ff02::1]/hook": "multicast",
+    "http://[::ffff:127.0.0.1]/hook": "loopback",
+    "http://[::ffff:169.254.169.254]/hook": "link-local",
+}
+
+
+@pytest.fixture
+def private_refused(app):
+    app.config["WEBHOOK_ALLOW_PRIVATE"] = False
+
+
+@pytest.mark.parametrize(("url", "reason"), sorted(INTERNAL_URLS.items()))
+def test_a_receiver_on_an_internal_address_is_refused_when_added(
+    app, runner, private_refused, url, reason
+):
+    from consent_center.models import AuditEvent
+    from consent_center.services.errors import Invalid
+
+    with pytest.raises(Invalid) as refused:
+        add_webhook(url, ("consent.changed",))
+    assert refused.value.status == 422 and reason in str(refused.value.message)
+    db.session.rollback()
+    result = runner.invoke(args=["webhooks", "add", url])
+    assert result.exit_code != 0 and reason in result.output
+    assert db.session.scalars(select(WebhookSubscription)).first() is None
+    assert db.session.scalars(select(AuditEvent)).first() is None
+
+
+def test_public_receivers_and_names_that_do_not_resolve_yet_are_accepted(app, private_refused):
+    for url in ("https://93.184.216.34/hook", "https://[2606:4700::1]/hook",
+                "https://crm.example.com/hook"):  # fmt: skip
+        subscribe(url)
+    assert len(db.session.scalars(select(WebhookSubscription)).all()) == 3
+
+
+def test_a_delivery_to_an_internal_address_fails_for_good_at_send_time(app, member, policy):
+    """Added while allowed (or by a name that resolved elsewhere then): the worker checks
+    the address it is about to connect to, after resolving the name, and never sends."""
+    with webhook_receiver() as receiver:
+        subscribe(receiver.url)
+        subscribe(f"http://localhost:{receiver.port}/hooks/consent")
+        app.config["WEBHOOK_ALLOW_PRIVATE"] = False
+        grant(member, "advertising")
+        assert drain() == {"failed": 2}
+        later()
+        assert drain() == {}  # never retried
+    assert receiver.received == []
+    errors = sorted(row.last_error for row in webhook_rows())
+    assert errors == [
+        "receiver address refused: 127.0.0.1 is a loopback address",
+        "receiver address refused: localhost resolves to 127.0.0.1 is a loopback address",
+    ]
+    assert {row.status for row in webhook_rows()} == {NotificationStatus.FAILED}
+
+
+def test_the_connection_goes_to_the_address_that_was_checked(app, member, policy, monkeypatch):
+    """DNS rebinding: a name that answers an allowed address to the check and an internal
+    one a moment later. The worker resolves once per connection and connects to the
+    address it checked, so the second answer is never used."""
+    from consent_center.services import outgoing_webhooks
+
+    allowed, internal = "127.0.0.1", "127.0.0.2"  # here: 127.0.0.1 stands for a public host
+    monkeypatch.setattr(
+        outgoing_webhooks,
+        "refused_address_reason",
+        lambda address: f"{address} is internal" if address != allowed else None,
+    )
+    answers = iter([allowed])
+    real_getaddrinfo = socket.getaddrinfo
+
+    def rebinding(host, port, *args, **kwargs):
+        if host == "rebind.test":
+            address = next(answers, internal)  # first the allowed address, then internal
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
+        return real_getaddrinfo(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    with webhook_receiver() as receiver:
+        app.config["WEBHOOK_ALLOW_PRIVATE"] = False
+        subscribe(f"http://rebind.test:{receiver.port}/hooks/consent")  # the check: allowed
+        answers = iter([allowed])  # the worker's one lookup gets the allowed address
+        grant(member, "advertising")
+        assert drain() == {"sent": 1}
+        assert len(receiver.received) == 1
+        assert receiver.received[0].headers["Host"] == f"rebind.test:{receiver.port}"
+        grant(member, "advertising", False)  # a new connection: the name now says internal
+        assert drain() == {"failed": 1}
+    assert len(receiver.received) == 1
+    refused = "receiver address refused: rebind.test resolves to 127.0.0.2 is internal"
+    assert webhook_rows()[-1].last_error == refused

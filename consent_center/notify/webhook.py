@@ -4,12 +4,17 @@ keeps a member's events in order per subscription."""
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Iterator
 
 import requests
 from flask import current_app
+from requests.adapters import HTTPAdapter
 from sqlalchemy import exists, not_, or_, select
 from sqlalchemy.orm import aliased
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import ConnectTimeoutError, NameResolutionError
 
 from ..clock import utcnow
 from ..domain import NotificationStatus
@@ -19,6 +24,8 @@ from ..services.outgoing_webhooks import (
     EVENT_ID_HEADER,
     EVENT_TYPE_HEADER,
     SIGNATURE_HEADER,
+    RefusedReceiverAddress,
+    resolve_receiver,
     signature_header,
 )
 from .base import DeliveryResult, Outgoing
@@ -58,6 +65,68 @@ def classify_status(status: int) -> DeliveryResult:
     return DeliveryResult(ok=False, transient=False, error=error)
 
 
+class _CheckedConnection:
+    """A connection that resolves its host once, refuses it if any address is one webhooks
+    may not reach (services/outgoing_webhooks.py), and connects to an address it checked:
+    no second lookup can switch it. TLS still verifies the certificate for the host name."""
+
+    def _new_conn(self) -> socket.socket:
+        try:
+            addresses = resolve_receiver(self._dns_host, self.port)
+        except socket.gaierror as exc:
+            raise NameResolutionError(self.host, self, exc) from exc
+        name, error = self._dns_host, None
+        try:
+            for address in addresses:
+                self._dns_host = address
+                try:
+                    return super()._new_conn()
+                except ConnectTimeoutError as exc:  # refused or timed out: try the next one
+                    error = exc
+        finally:
+            self._dns_host = name
+        raise error or NameResolutionError(self.host, self, socket.gaierror("no address"))
+
+
+class _CheckedHTTPConnection(_CheckedConnection, HTTPConnection):
+    pass
+
+
+class _CheckedHTTPSConnection(_CheckedConnection, HTTPSConnection):
+    pass
+
+
+class _CheckedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _CheckedHTTPConnection
+
+
+class _CheckedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _CheckedHTTPSConnection
+
+
+class CheckedAdapter(HTTPAdapter):
+    """requests' adapter whose every connection is a checked one."""
+
+    def init_poolmanager(self, *args, **kwargs) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": _CheckedHTTPPool,
+            "https": _CheckedHTTPSPool,
+        }
+
+
+def webhook_session() -> requests.Session:
+    """A session for deliveries: unless WEBHOOK_ALLOW_PRIVATE, every connection is checked,
+    and no proxy from the environment is used (it would resolve the name itself)."""
+    session = requests.Session()
+    if not current_app.config.get("WEBHOOK_ALLOW_PRIVATE"):
+        session.trust_env = False
+        adapter = CheckedAdapter()
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+    return session
+
+
 class WebhookTransport:
     """Posts each message's JSON body to its subscription, with a signature over it."""
 
@@ -76,7 +145,7 @@ class WebhookTransport:
         }
         db.session.commit()  # hold no transaction open while receivers answer
         timeout = current_app.config.get("WEBHOOK_TIMEOUT", 10)
-        with requests.Session() as session:  # keep-alive to a receiver within the batch
+        with webhook_session() as session:  # keep-alive to a receiver within the batch
             for msg in messages:
                 found = subscriptions.get(msg.recipient)
                 if found is None or not found[2]:
@@ -103,6 +172,8 @@ class WebhookTransport:
             response = session.post(
                 url, data=body, headers=headers, timeout=timeout, allow_redirects=False
             )
+        except RefusedReceiverAddress as exc:  # never retried: the address is the problem
+            return DeliveryResult(ok=False, error=f"receiver address refused: {exc}")
         except requests.RequestException as exc:  # timeouts, refused connections, bad TLS
             return DeliveryResult(ok=False, transient=True, error=type(exc).__name__)
         response.close()

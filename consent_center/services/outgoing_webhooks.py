@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
 import secrets
+import socket
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -245,12 +247,91 @@ def check_url(url: str) -> str:
     return url
 
 
+# --- Where receivers may be ------------------------------------------------------------
+# A receiver's URL is chosen by whoever adds it, and the worker posts from inside our
+# network: without these checks a URL could reach the cloud metadata service, the database
+# or anything else only the servers can reach (server-side request forgery). Checked when a
+# receiver is added and again, after resolving its name, at every connection the worker
+# makes (notify/webhook.py connects to exactly the address checked, so a name that changes
+# its answer in between cannot redirect the post). WEBHOOK_ALLOW_PRIVATE lifts both.
+
+
+class RefusedReceiverAddress(Exception):
+    """A receiver's name resolved to an address webhooks may not reach."""
+
+
+def refused_address_reason(address: str) -> str | None:
+    """Why a webhook receiver may not be at the IP `address`, or None when it may.
+
+    Loopback, link-local (169.254.0.0/16 with the cloud metadata address 169.254.169.254,
+    fe80::/10), private (10/8, 172.16/12, 192.168/16, fc00::/7), multicast, unspecified,
+    reserved and every other non-public range are refused, IPv4-mapped IPv6 as the IPv4
+    address it maps.
+    """
+    ip = ipaddress.ip_address(address.split("%", 1)[0])  # without an IPv6 zone
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    for kind, matches in (
+        ("unspecified", ip.is_unspecified),
+        ("loopback", ip.is_loopback),
+        ("link-local", ip.is_link_local),
+        ("multicast", ip.is_multicast),
+        ("private", ip.is_private),
+        ("reserved", ip.is_reserved),
+        ("non-public", not ip.is_global),
+    ):
+        if matches:
+            return f"{address} is a {kind} address"
+    return None
+
+
+def resolve_receiver(host: str, port: int | None = None) -> list[str]:
+    """Every address `host` resolves to now, in resolver order.
+
+    :raises RefusedReceiverAddress: when any of them is refused (a name with one private
+        address among public ones is refused: the connection could go to either).
+    :raises OSError: when the name does not resolve.
+    """
+    name = host.strip("[]")
+    infos = socket.getaddrinfo(name, port, type=socket.SOCK_STREAM)
+    addresses = list(dict.fromkeys(info[4][0] for info in infos))
+    for address in addresses:
+        reason = refused_address_reason(address)
+        if reason is not None:
+            said = reason if name == address else f"{name} resolves to {reason}"
+            raise RefusedReceiverAddress(said)
+    return addresses
+
+
+def check_receiver_address(url: str) -> None:
+    """Refuse a receiver whose host is, or now resolves to, an address webhooks may not
+    reach. A name that does not resolve now is accepted: every connection checks again.
+
+    :raises Invalid: naming the address and why it is refused.
+    """
+    try:
+        resolve_receiver(urlsplit(url).hostname or "")
+    except RefusedReceiverAddress as exc:
+        raise Invalid(
+            _l(
+                "Webhook receivers may not be on loopback, private, link-local, multicast or "
+                "reserved addresses (%(reason)s). Use the receiver's public address.",
+                reason=str(exc),
+            )
+        ) from None
+    except (OSError, UnicodeError):
+        return
+
+
 def add_webhook(url: str, events: tuple[str, ...]) -> NewSubscription:
     """Subscribe `url` to `events` with a new random signing secret (no commit).
 
-    :raises Invalid: for a bad URL or unknown event types.
+    :raises Invalid: for a bad URL, a receiver on an address webhooks may not reach (unless
+        WEBHOOK_ALLOW_PRIVATE), or unknown event types.
     """
     url = check_url(url)
+    if not current_app.config.get("WEBHOOK_ALLOW_PRIVATE"):
+        check_receiver_address(url)
     events = parse_events(",".join(events))
     secret = SECRET_PREFIX + secrets.token_urlsafe(32)
     sub = WebhookSubscription(url=url, secret=secret, events=",".join(events), active=True)
