@@ -11,12 +11,12 @@ from sqlalchemy import select
 from consent_center import clock
 from consent_center.extensions import db
 from consent_center.models import AuditEvent, Notification, OneTimeCode
-from consent_center.notify.dev import read_mailbox
 from tests.conftest import csrf_token, make_member, post
+from tests.support.outbox import mailbox
 
 
 def latest_code(to: str) -> str:
-    for message in read_mailbox():
+    for message in mailbox():
         if message["to"] == to:
             return re.search(r"\b(\d{6})\b", message["text"]).group(1)
     raise AssertionError(f"no message to {to}")
@@ -58,7 +58,7 @@ def test_unknown_account_gets_the_same_answer_and_no_message(client, member):
     page_known = client.get("/sign-in/code").get_data(as_text=True)
     page_unknown = other.get("/sign-in/code").get_data(as_text=True)
     assert "m***@example.org" in page_known and "n***@example.org" in page_unknown
-    assert [m["to"] for m in read_mailbox()] == [member.email]
+    assert [m["to"] for m in mailbox()] == [member.email]
     response = post(other, "/sign-in/code", {"code": "000000"})
     assert response.status_code == 422
 
@@ -115,11 +115,11 @@ def test_session_rotates_on_sign_in(client, member):
 def test_sign_in_by_verified_phone_only(client):
     unverified = make_member(phone="+8613800138000")
     start_sign_in(client, "138 0013 8000")
-    assert read_mailbox() == []
+    assert mailbox() == []
     unverified.phone_verified_at = clock.utcnow()
     db.session.commit()
     start_sign_in(client, "+86 138 0013 8000")
-    message = read_mailbox()[0]
+    message = mailbox()[0]
     assert message["channel"] == "sms" and message["to"] == "+8613800138000"
     assert len(message["text"]) <= 160
 

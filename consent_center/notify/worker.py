@@ -1,15 +1,24 @@
-"""The outbox worker: `flask notify worker` (continuous) and `flask notify drain` (until idle)."""
+"""The outbox worker: `flask notify worker` (continuous) and `flask notify drain` (until idle).
+
+A code or link goes out the moment its request commits: on PostgreSQL the request NOTIFYs in
+the transaction that writes the row, and the worker LISTENs; elsewhere (SQLite), or while its
+LISTEN connection is down, the worker looks for one every NOTIFY_SECRET_POLL_SECONDS.
+Everything else is found by the poll every NOTIFY_POLL_SECONDS, which also covers a lost
+notification.
+"""
 
 from __future__ import annotations
 
 import logging
 import signal
 import threading
+import time
 
 from flask import current_app
 
 from ..extensions import db
-from .delivery import claim_due, send_claimed
+from ..models.notification import DUE_CHANNEL
+from .delivery import claim_due, secret_due, send_claimed
 
 log = logging.getLogger("consent_center.notify")
 
@@ -27,28 +36,111 @@ def drain(batch_size: int | None = None, stop: threading.Event | None = None) ->
     return totals
 
 
+class _Listener(threading.Thread):
+    """Sets `wake` on every NOTIFY of a due message; reconnects after a failure."""
+
+    def __init__(self, engine, wake: threading.Event, stop: threading.Event) -> None:
+        super().__init__(name="outbox-listener", daemon=True)
+        self.engine, self.wake, self.stop = engine, wake, stop
+        self.listening = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            conn = None
+            try:
+                conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+                conn.exec_driver_sql(f"LISTEN {DUE_CHANNEL}")
+                self.listening.set()
+                self.wake.set()  # a row committed before we listened is due now
+                # SQLAlchemy has no API for notifications: read them from the driver.
+                driver = conn.connection.driver_connection
+                while not self.stop.is_set():
+                    for _notify in driver.notifies(timeout=1.0):
+                        self.wake.set()
+            except Exception:
+                log.exception("LISTEN connection failed; polling until it is back")
+            finally:
+                self.listening.clear()
+                if conn is not None:
+                    conn.invalidate()  # never hand a LISTENing connection back to the pool
+                    conn.close()
+            self.stop.wait(1.0)
+
+
+class Worker:
+    """Delivers until `stop()` is called (from a signal handler or another thread).
+
+    Needs an app context in the thread that calls `run()`.
+    """
+
+    def __init__(self, poll_seconds: float | None = None, batch_size: int | None = None):
+        config = current_app.config
+        self.poll = poll_seconds if poll_seconds is not None else config["NOTIFY_POLL_SECONDS"]
+        self.secret_poll = config["NOTIFY_SECRET_POLL_SECONDS"]
+        self.batch_size = batch_size
+        self.stopping = threading.Event()
+        self.wake = threading.Event()
+        self.listener = None
+        if db.engine.dialect.name == "postgresql":
+            self.listener = _Listener(db.engine, self.wake, self.stopping)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.wake.set()
+
+    def run(self) -> None:
+        if self.listener is not None:
+            self.listener.start()
+            self.listener.listening.wait(5.0)  # if not by then, polling covers it
+        log.info("notification worker started")
+        ready = False
+        while not self.stopping.is_set():
+            self.wake.clear()  # a NOTIFY during the round below wakes the next wait at once
+            try:
+                counts = drain(self.batch_size, self.stopping)
+            except Exception:  # a database blip must not kill the worker; the lease protects rows
+                log.exception("delivery round failed; retrying after a pause")
+                db.session.rollback()
+                counts = {}
+            if counts:
+                log.info("delivered: %s", counts)
+            db.session.remove()  # a fresh session (and connection state) each round
+            if not ready:
+                ready = True
+                log.info("notification worker ready: %s", self._how_woken())
+            self._wait_for_work()
+        if self.listener is not None:
+            self.listener.join(timeout=5.0)
+        db.session.remove()
+        log.info("notification worker stopped")
+
+    def _how_woken(self) -> str:
+        if self.listener is not None and self.listener.listening.is_set():
+            return f"woken by NOTIFY {DUE_CHANNEL}, polling every {self.poll}s"
+        return f"codes checked every {self.secret_poll}s, polling every {self.poll}s"
+
+    def _wait_for_work(self) -> None:
+        if self.listener is not None and self.listener.listening.is_set():
+            self.wake.wait(self.poll)
+            return
+        deadline = time.monotonic() + self.poll
+        while not self.wake.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self.wake.wait(min(self.secret_poll, left))
+            if secret_due():
+                return
+
+
 def run_worker(poll_seconds: float | None = None, batch_size: int | None = None) -> None:
-    """Deliver forever: drain, then wait `poll_seconds`; stop cleanly on SIGTERM/SIGINT."""
-    poll = poll_seconds if poll_seconds is not None else current_app.config["NOTIFY_POLL_SECONDS"]
-    stop = threading.Event()
+    """Deliver forever; stop cleanly on SIGTERM/SIGINT after the current message."""
+    worker = Worker(poll_seconds, batch_size)
 
     def request_stop(signum, frame) -> None:
         log.info("worker stopping after the current message (signal %s)", signum)
-        stop.set()
+        worker.stop()
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    log.info("notification worker started")
-    while not stop.is_set():
-        try:
-            counts = drain(batch_size, stop)
-        except Exception:  # a database blip must not kill the worker; the lease protects rows
-            log.exception("delivery round failed; retrying after a pause")
-            db.session.rollback()
-            counts = {}
-        if counts:
-            log.info("delivered: %s", counts)
-        db.session.remove()  # a fresh session (and connection state) each round
-        stop.wait(poll)
-    db.session.remove()
-    log.info("notification worker stopped")
+    worker.run()

@@ -21,7 +21,6 @@ from ..clock import utcnow
 from ..domain import Channel, MemberStatus
 from ..extensions import db
 from ..models import Member, OneTimeCode
-from ..notify.base import Outgoing
 from .audit import record_audit
 from .errors import Invalid, TooManyAttempts
 from .notifications import enqueue_secret_notification
@@ -91,8 +90,6 @@ class CodeRequest:
     token: str
     channel: str
     masked_to: str
-    outgoing: Outgoing | None
-    notification_id: int | None
 
 
 def _new_code() -> str:
@@ -130,8 +127,9 @@ def _issue_code(
     # An SMS opt-out is honoured for every text, codes included; the page looks the same.
     opted_out = channel == Channel.SMS and member is not None and member.sms_opted_out_at
     if member is None or opted_out:
-        return CodeRequest(row.token, channel, masked, None, None)
-    notification, outgoing = enqueue_secret_notification(
+        return CodeRequest(row.token, channel, masked)
+    # The worker sends it after commit, so the request takes as long as for an unknown address.
+    enqueue_secret_notification(
         member=member,
         channel=channel,
         kind=_KINDS[purpose],
@@ -141,9 +139,10 @@ def _issue_code(
         context={"minutes": ttl // 60},
         secret_context={"code": code},
         masked_context={"code": "••••••"},
+        expires_at=row.expires_at,
         validity_seconds=ttl,
     )
-    return CodeRequest(row.token, channel, masked, outgoing, notification.id)
+    return CodeRequest(row.token, channel, masked)
 
 
 def request_sign_in_code(raw_identifier: str) -> CodeRequest:

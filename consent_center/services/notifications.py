@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from flask import current_app, render_template
 from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import String, case, func, insert, literal, select, union_all
+from sqlalchemy import String, case, func, insert, literal, select, text, union_all
 
 from ..clock import utcnow
 from ..domain import Channel, Locale, MemberStatus, NotificationStatus
 from ..extensions import db
 from ..models import FanOut, Member, Notification, NotificationContent
+from ..models.notification import DUE_CHANNEL
 from ..models.types import UTCDateTime
-from ..notify.base import Outgoing
+from ..sealed import seal
 from .audit import record_audit
 from .errors import NotFound
 
@@ -81,6 +83,10 @@ def enqueue_notification(
     found = existing_notification(dedupe_key)
     if found is not None:
         return found
+    return _add_row(member, channel, kind, dedupe_key, recipient, locale, context)
+
+
+def _add_row(member, channel, kind, dedupe_key, recipient, locale, context, secret=None):
     rendered = render_message(kind, channel, locale, context)
     row = Notification(
         member_id=member.id if member else None,
@@ -91,6 +97,7 @@ def enqueue_notification(
         subject=rendered.subject,
         body_text=rendered.text,
         body_html=rendered.html,
+        secret=secret,
         locale=locale,
     )
     db.session.add(row)
@@ -109,35 +116,46 @@ def enqueue_secret_notification(
     context: dict,
     secret_context: dict,
     masked_context: dict,
+    expires_at: datetime,
     validity_seconds: int | None = None,
-) -> tuple[Notification, Outgoing]:
-    """Write a message whose secret (a one-time code) must never be stored.
+) -> Notification:
+    """Write a message whose secret (a one-time code, a link) is never stored in clear.
 
-    The row keeps a masked copy; the real text exists only in the returned `Outgoing`, which
-    the caller sends at once after commit.
+    The row's body is a masked copy (what the member's message list shows); the real message is
+    sealed beside it for the worker, which delivers it after commit and then deletes it. A
+    worker never sends it after `expires_at`. On PostgreSQL a NOTIFY in the same transaction
+    wakes a listening worker the moment this commits.
+
+    :param validity_seconds: also ask the SMS provider to drop the message after this long.
+    :returns: the new row, or the existing one for this dedupe key.
     """
-    row = enqueue_notification(
-        member=member,
-        channel=channel,
-        kind=kind,
-        dedupe_key=dedupe_key,
-        recipient=recipient,
-        locale=locale,
-        context=dict(context, **masked_context),
-    )
+    found = existing_notification(dedupe_key)
+    if found is not None:
+        return found
     real = render_message(kind, channel, locale, dict(context, **secret_context))
-    outgoing = Outgoing(
-        notification_id=row.id,
-        public_id=row.public_id,
-        channel=channel,
-        kind=kind,
-        recipient=recipient,
-        subject=real.subject,
-        text=real.text,
-        html=real.html,
-        validity_seconds=validity_seconds,
+    secret = seal(
+        {
+            "subject": real.subject,
+            "text": real.text,
+            "html": real.html,
+            "expires_at": expires_at.isoformat(),
+            "validity_seconds": validity_seconds,
+        }
     )
-    return row, outgoing
+    row = _add_row(
+        member,
+        channel,
+        kind,
+        dedupe_key,
+        recipient,
+        locale,
+        dict(context, **masked_context),
+        secret=secret,
+    )
+    if db.engine.dialect.name == "postgresql":
+        # Delivered to listeners only if and when this transaction commits.
+        db.session.execute(text(f"NOTIFY {DUE_CHANNEL}"))
+    return row
 
 
 # --- Fan-outs: one notice per member per chosen channel, enqueued set-wise ---------------
