@@ -23,7 +23,7 @@ from ..extensions import db
 from ..models import Member, OneTimeCode
 from .audit import record_audit
 from .errors import Invalid, TooManyAttempts
-from .notifications import enqueue_secret_notification
+from .notifications import enqueue_secret_notification, prepare_secret_message, wake_workers
 from .validation import normalize_email, normalize_phone
 
 SIGN_IN = "sign_in"
@@ -124,11 +124,24 @@ def _issue_code(
     db.session.add(row)
     db.session.flush()
     masked = mask_email(value) if channel == Channel.EMAIL else mask_phone(value)
+    message = prepare_secret_message(
+        channel=channel,
+        kind=_KINDS[purpose],
+        locale=member.locale if member else locale,
+        context={"minutes": ttl // 60},
+        secret_context={"code": code},
+        masked_context={"code": "••••••"},
+        expires_at=row.expires_at,
+        validity_seconds=ttl,
+    )
     # An SMS opt-out is honoured for every text, codes included; the page looks the same.
     opted_out = channel == Channel.SMS and member is not None and member.sms_opted_out_at
     if member is None or opted_out:
+        # No message, but the same work as sending one (the message is rendered and sealed
+        # above; the INSERT below also NOTIFYs): the answer takes as long either way.
+        wake_workers()
         return CodeRequest(row.token, channel, masked)
-    # The worker sends it after commit, so the request takes as long as for an unknown address.
+    # The worker sends it after commit.
     enqueue_secret_notification(
         member=member,
         channel=channel,
@@ -136,11 +149,7 @@ def _issue_code(
         dedupe_key=f"code:{row.token}",
         recipient=value,
         locale=member.locale,
-        context={"minutes": ttl // 60},
-        secret_context={"code": code},
-        masked_context={"code": "••••••"},
-        expires_at=row.expires_at,
-        validity_seconds=ttl,
+        message=message,
     )
     return CodeRequest(row.token, channel, masked)
 

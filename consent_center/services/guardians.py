@@ -22,7 +22,11 @@ from ..extensions import db
 from ..models import GuardianLink, Member
 from .audit import record_audit
 from .errors import Conflict, Invalid, NotFound
-from .notifications import enqueue_notification, enqueue_secret_notification
+from .notifications import (
+    enqueue_notification,
+    enqueue_secret_notification,
+    prepare_secret_message,
+)
 
 MAX_GUARDIANS = 2
 LINK_TTL = timedelta(days=7)
@@ -68,6 +72,15 @@ def invite_guardian(minor: Member, channel: str, contact: str, *, actor: Member)
 def _send_invitation(link: GuardianLink, minor: Member, token: str, actor: Member) -> Invitation:
     base = (current_app.config.get("PUBLIC_BASE_URL") or "").rstrip("/")
     locale = "zh_Hans_CN" if (link.contact or "").startswith("+86") else minor.locale
+    message = prepare_secret_message(
+        channel=link.contact_channel,
+        kind="guardian_invite",
+        locale=locale,
+        context={"minor_name": minor.name, "expires_at": link.token_expires_at},
+        secret_context={"link": f"{base}/g/{token}"},
+        masked_context={"link": f"{base}/g/••••••"},
+        expires_at=link.token_expires_at,
+    )
     enqueue_secret_notification(
         member=None,
         channel=link.contact_channel,
@@ -75,10 +88,7 @@ def _send_invitation(link: GuardianLink, minor: Member, token: str, actor: Membe
         dedupe_key=f"guardian_invite:{link.public_id}:{link.token_hash[:16]}",
         recipient=link.contact,
         locale=locale,
-        context={"minor_name": minor.name, "expires_at": link.token_expires_at},
-        secret_context={"link": f"{base}/g/{token}"},
-        masked_context={"link": f"{base}/g/••••••"},
-        expires_at=link.token_expires_at,
+        message=message,
     )
     record_audit(
         "guardian.invited",

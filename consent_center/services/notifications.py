@@ -8,7 +8,7 @@ from datetime import datetime
 from flask import current_app, render_template
 from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import String, case, func, insert, literal, select, text, union_all
+from sqlalchemy import String, case, func, insert, literal, select, union_all
 
 from ..clock import utcnow
 from ..domain import Channel, Locale, MemberStatus, NotificationStatus
@@ -83,10 +83,6 @@ def enqueue_notification(
     found = existing_notification(dedupe_key)
     if found is not None:
         return found
-    return _add_row(member, channel, kind, dedupe_key, recipient, locale, context)
-
-
-def _add_row(member, channel, kind, dedupe_key, recipient, locale, context, secret=None):
     rendered = render_message(kind, channel, locale, context)
     row = Notification(
         member_id=member.id if member else None,
@@ -97,12 +93,46 @@ def _add_row(member, channel, kind, dedupe_key, recipient, locale, context, secr
         subject=rendered.subject,
         body_text=rendered.text,
         body_html=rendered.html,
-        secret=secret,
         locale=locale,
     )
     db.session.add(row)
     db.session.flush()
     return row
+
+
+@dataclass(frozen=True)
+class SecretMessage:
+    """A message holding a secret, ready for the outbox: a masked copy and the sealed real one."""
+
+    masked: Rendered
+    sealed: str
+
+
+def prepare_secret_message(
+    *,
+    channel: str,
+    kind: str,
+    locale: str,
+    context: dict,
+    secret_context: dict,
+    masked_context: dict,
+    expires_at: datetime,
+    validity_seconds: int | None = None,
+) -> SecretMessage:
+    """Render a message holding a secret (a one-time code, a link) and seal the real text.
+
+    :param validity_seconds: also ask the SMS provider to drop the message after this long.
+    """
+    real = render_message(kind, channel, locale, dict(context, **secret_context))
+    masked = render_message(kind, channel, locale, dict(context, **masked_context))
+    sealed = {
+        "subject": real.subject,
+        "text": real.text,
+        "html": real.html,
+        "expires_at": expires_at.isoformat(),
+        "validity_seconds": validity_seconds,
+    }
+    return SecretMessage(masked, seal(sealed))
 
 
 def enqueue_secret_notification(
@@ -113,49 +143,41 @@ def enqueue_secret_notification(
     dedupe_key: str,
     recipient: str,
     locale: str,
-    context: dict,
-    secret_context: dict,
-    masked_context: dict,
-    expires_at: datetime,
-    validity_seconds: int | None = None,
-) -> Notification:
-    """Write a message whose secret (a one-time code, a link) is never stored in clear.
+    message: SecretMessage,
+) -> None:
+    """Write a message whose secret is never stored in clear (`prepare_secret_message`).
 
-    The row's body is a masked copy (what the member's message list shows); the real message is
-    sealed beside it for the worker, which delivers it after commit and then deletes it. A
-    worker never sends it after `expires_at`. On PostgreSQL a NOTIFY in the same transaction
-    wakes a listening worker the moment this commits.
+    The row's body is the masked copy (what the member's message list shows); the real message
+    is sealed beside it for the worker, which delivers it after commit, never after it expires,
+    and then deletes it. On PostgreSQL the same statement NOTIFYs, so a listening worker wakes
+    the moment this commits: one round trip in all, like `wake_workers`.
 
-    :param validity_seconds: also ask the SMS provider to drop the message after this long.
-    :returns: the new row, or the existing one for this dedupe key.
+    :param dedupe_key: new by construction (callers build it from a fresh random token); the
+        unique index refuses a repeat rather than a lookup costing a round trip.
     """
-    found = existing_notification(dedupe_key)
-    if found is not None:
-        return found
-    real = render_message(kind, channel, locale, dict(context, **secret_context))
-    secret = seal(
-        {
-            "subject": real.subject,
-            "text": real.text,
-            "html": real.html,
-            "expires_at": expires_at.isoformat(),
-            "validity_seconds": validity_seconds,
-        }
-    )
-    row = _add_row(
-        member,
-        channel,
-        kind,
-        dedupe_key,
-        recipient,
-        locale,
-        dict(context, **masked_context),
-        secret=secret,
+    statement = insert(Notification.__table__).values(
+        member_id=member.id if member else None,
+        channel=channel,
+        kind=kind,
+        dedupe_key=dedupe_key,
+        recipient=recipient,
+        subject=message.masked.subject,
+        body_text=message.masked.text,
+        body_html=message.masked.html,
+        secret=message.sealed,
+        locale=locale,
     )
     if db.engine.dialect.name == "postgresql":
         # Delivered to listeners only if and when this transaction commits.
-        db.session.execute(text(f"NOTIFY {DUE_CHANNEL}"))
-    return row
+        statement = statement.returning(func.pg_notify(DUE_CHANNEL, ""))
+    db.session.execute(statement)
+
+
+def wake_workers() -> None:
+    """NOTIFY listening workers at commit (PostgreSQL; elsewhere nothing): the same single
+    round trip `enqueue_secret_notification` makes."""
+    if db.engine.dialect.name == "postgresql":
+        db.session.execute(select(func.pg_notify(DUE_CHANNEL, "")))
 
 
 # --- Fan-outs: one notice per member per chosen channel, enqueued set-wise ---------------
