@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select
 
 from consent_center import clock
@@ -13,6 +14,7 @@ from consent_center.extensions import db
 from consent_center.models import AuditEvent, Notification, OneTimeCode
 from tests.conftest import csrf_token, make_member, post
 from tests.support.outbox import mailbox
+from tests.support.queries import count_queries
 
 
 def latest_code(to: str) -> str:
@@ -173,3 +175,27 @@ def test_open_redirect_after_sign_in_is_refused(client, member):
 def test_me_requires_sign_in(client):
     response = client.get("/me")
     assert response.status_code == 302 and "/sign-in" in response.headers["Location"]
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_a_known_and_an_unknown_address_cost_the_same_round_trips(app, member, backend):
+    """Timing without a stopwatch: asking for a code sends the same statements to the database
+    whether or not the address has an account, and nothing over SMTP (the worker sends it
+    after commit). bench/signin_timing.py measures the time itself. (On SQLite, which has no
+    NOTIFY, the known address costs one local INSERT more.)"""
+    statements = {}
+    for identifier in (member.email, "nobody@example.org"):
+        browser = app.test_client()
+        token = csrf_token(browser)
+        with count_queries() as log:
+            response = browser.post(
+                "/sign-in", data={"identifier": identifier, "csrf_token": token}
+            )
+        assert response.status_code == 303
+        statements[identifier] = log
+    known, unknown = statements[member.email], statements["nobody@example.org"]
+    assert len(known) == len(unknown)
+    # ... the last of them NOTIFYs the worker in both cases (the INSERT of the message, or
+    # the NOTIFY alone), so the commits cost alike too.
+    assert "pg_notify" in known[-1] and "INSERT" in known[-1] and "pg_notify" in unknown[-1]
+    assert db.session.scalars(select(Notification.status)).all() == ["pending"]
