@@ -206,3 +206,27 @@ def test_without_notify_the_worker_looks_for_codes_between_polls(app, client, me
     finally:
         stop(worker)
     assert received.rcpt_tos == [member.email]
+
+
+def test_a_code_does_not_wait_for_a_bulk_batch_in_flight(app, client, member, smtp):
+    """The worker is sending one batch of 30 notices (50 ms each) when a member asks for a
+    code: the code lane sends it before the batch ends."""
+    enqueue_many(30)
+    smtp.data_delay = 0.05
+    env = worker_env(
+        app,
+        smtp,
+        NOTIFY_POLL_SECONDS=3600,
+        NOTIFY_SECRET_POLL_SECONDS=0.05,
+        NOTIFY_BATCH_SIZE=50,
+        SECRET_KEY=app.config["SECRET_KEY"],
+    )
+    worker = start_worker(env)
+    try:
+        smtp.wait_for(1, timeout=30)  # the batch is being sent
+        post(client, "/sign-in", {"identifier": member.email})
+        received = smtp.wait_for(31, timeout=60)
+    finally:
+        stop(worker)
+    order = [m.rcpt_tos[0] for m in received]
+    assert order.index(member.email) < 30, "the code waited for the whole batch"

@@ -362,8 +362,13 @@ def claim_due(batch_size: int) -> list[Claimed]:
     from .webhook import in_order_condition
 
     # Codes and links first: a person is waiting for each of them, and no one for a fan-out.
-    rows = _claim(secret_due_condition(), batch_size)
+    rows = claim_codes(batch_size)
     return rows or _claim(and_(due_condition(), in_order_condition()), batch_size)
+
+
+def claim_codes(batch_size: int) -> list[Claimed]:
+    """Claim up to `batch_size` due codes and links only, and commit the claim."""
+    return _claim(secret_due_condition(), batch_size)
 
 
 def secret_due() -> bool:

@@ -1,10 +1,11 @@
 """The outbox worker: `flask notify worker` (continuous) and `flask notify drain` (until idle).
 
-A code or link goes out the moment its request commits: on PostgreSQL the request NOTIFYs in
-the transaction that writes the row, and the worker LISTENs; elsewhere (SQLite), or while its
-LISTEN connection is down, the worker looks for one every NOTIFY_SECRET_POLL_SECONDS.
-Everything else is found by the poll every NOTIFY_POLL_SECONDS, which also covers a lost
-notification.
+A code or link goes out the moment its request commits, even while the worker is in the
+middle of a bulk batch: a second thread of the worker, the code lane, sends only those. On
+PostgreSQL the request NOTIFYs in the transaction that writes the row and the worker LISTENs;
+elsewhere (SQLite), or while its LISTEN connection is down, the code lane looks for one every
+NOTIFY_SECRET_POLL_SECONDS. Everything else is found by the poll every NOTIFY_POLL_SECONDS,
+which also covers a lost notification.
 """
 
 from __future__ import annotations
@@ -18,17 +19,22 @@ from flask import current_app
 
 from ..extensions import db
 from ..models.notification import DUE_CHANNEL
-from .delivery import claim_due, secret_due, send_claimed
+from .delivery import claim_codes, claim_due, secret_due, send_claimed
 
 log = logging.getLogger("consent_center.notify")
 
 
-def drain(batch_size: int | None = None, stop: threading.Event | None = None) -> dict[str, int]:
-    """Deliver due messages batch by batch until none is due; returns counts per outcome."""
+def drain(
+    batch_size: int | None = None, stop: threading.Event | None = None, claim=claim_due
+) -> dict[str, int]:
+    """Deliver due messages batch by batch until none is due; returns counts per outcome.
+
+    :param claim: `claim_due` (everything, codes first) or `claim_codes` (codes only).
+    """
     batch_size = batch_size or current_app.config["NOTIFY_BATCH_SIZE"]
     totals: dict[str, int] = {}
     while not (stop and stop.is_set()):
-        rows = claim_due(batch_size)
+        rows = claim(batch_size)
         if not rows:
             break
         for status, n in send_claimed(rows).items():
@@ -70,7 +76,7 @@ class _Listener(threading.Thread):
 class Worker:
     """Delivers until `stop()` is called (from a signal handler or another thread).
 
-    Needs an app context in the thread that calls `run()`.
+    Needs an app context in the thread that calls `run()`; the code lane gets its own.
     """
 
     def __init__(self, poll_seconds: float | None = None, batch_size: int | None = None):
@@ -80,6 +86,7 @@ class Worker:
         self.batch_size = batch_size
         self.stopping = threading.Event()
         self.wake = threading.Event()
+        self.lane_ready = threading.Event()
         self.listener = None
         if db.engine.dialect.name == "postgresql":
             self.listener = _Listener(db.engine, self.wake, self.stopping)
@@ -93,33 +100,47 @@ class Worker:
             self.listener.start()
             self.listener.listening.wait(5.0)  # if not by then, polling covers it
         log.info("notification worker started")
-        ready = False
-        while not self.stopping.is_set():
-            self.wake.clear()  # a NOTIFY during the round below wakes the next wait at once
-            try:
-                counts = drain(self.batch_size, self.stopping)
-            except Exception:  # a database blip must not kill the worker; the lease protects rows
-                log.exception("delivery round failed; retrying after a pause")
-                db.session.rollback()
-                counts = {}
-            if counts:
-                log.info("delivered: %s", counts)
-            db.session.remove()  # a fresh session (and connection state) each round
-            if not ready:
-                ready = True
-                log.info("notification worker ready: %s", self._how_woken())
-            self._wait_for_work()
+        app = current_app._get_current_object()
+        lane = threading.Thread(target=self._code_lane, args=(app,), name="code-lane")
+        lane.start()
+        self._round(claim_due)
+        self.lane_ready.wait(5.0)
+        # From here on only a NOTIFY (or the code lane's short poll) sends a new code at once.
+        log.info("notification worker ready: %s", self._how_woken())
+        while not self.stopping.wait(self.poll):
+            self._round(claim_due)
+        lane.join()
         if self.listener is not None:
             self.listener.join(timeout=5.0)
         db.session.remove()
         log.info("notification worker stopped")
 
+    def _round(self, claim) -> None:
+        try:
+            counts = drain(self.batch_size, self.stopping, claim)
+        except Exception:  # a database blip must not kill the worker; the lease protects rows
+            log.exception("delivery round failed; retrying after a pause")
+            db.session.rollback()
+            counts = {}
+        if counts:
+            log.info("delivered: %s", counts)
+        db.session.remove()  # a fresh session (and connection state) each round
+
+    def _code_lane(self, app) -> None:
+        with app.app_context():
+            while not self.stopping.is_set():
+                self.wake.clear()  # a NOTIFY during the round below wakes the next wait at once
+                self._round(claim_codes)
+                self.lane_ready.set()
+                self._wait_for_code()
+            db.session.remove()
+
     def _how_woken(self) -> str:
         if self.listener is not None and self.listener.listening.is_set():
-            return f"woken by NOTIFY {DUE_CHANNEL}, polling every {self.poll}s"
+            return f"codes woken by NOTIFY {DUE_CHANNEL}, polling every {self.poll}s"
         return f"codes checked every {self.secret_poll}s, polling every {self.poll}s"
 
-    def _wait_for_work(self) -> None:
+    def _wait_for_code(self) -> None:
         if self.listener is not None and self.listener.listening.is_set():
             self.wake.wait(self.poll)
             return
