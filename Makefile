@@ -54,6 +54,7 @@ bench: setup
 	$(PY) bench/api_bench.py
 	$(PY) bench/dashboard_bench.py
 	$(PY) bench/floor_bench.py
+	$(PY) bench/signin_timing.py
 
 clean:
 	rm -rf $(VENV) instance/*.db instance/dev_mailbox .pytest_cache

@@ -106,6 +106,9 @@ class BaseConfig:
         self.NOTIFY_LEASE_SECONDS = _int("NOTIFY_LEASE_SECONDS", 120)
         self.NOTIFY_BATCH_SIZE = _int("NOTIFY_BATCH_SIZE", 200)
         self.NOTIFY_POLL_SECONDS = float(_str("NOTIFY_POLL_SECONDS", "1.0"))
+        # Where no NOTIFY wakes the worker (SQLite, or its LISTEN connection is down), it looks
+        # this often for a code or link someone is waiting for (one indexed read).
+        self.NOTIFY_SECRET_POLL_SECONDS = float(_str("NOTIFY_SECRET_POLL_SECONDS", "0.25"))
         self.UNSUBSCRIBABLE_KINDS = ("policy_notice",)
 
         self.RATELIMIT_STORAGE_URI = _str("RATELIMIT_STORAGE_URI", "memory://")

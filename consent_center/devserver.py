@@ -35,7 +35,8 @@ def main() -> None:
     )
     worker = None
     if "notify" in app.cli.commands:
-        # Deliver queued notices (policy changes and the like) while the site runs.
+        # Delivers every message while the site runs, sign-in codes included: on SQLite it
+        # looks for a code every NOTIFY_SECRET_POLL_SECONDS, on PostgreSQL a NOTIFY wakes it.
         worker = subprocess.Popen([sys.executable, "-m", "flask", "notify", "worker"])
     try:
         app.run(host=args.host, port=args.port, debug=False, use_reloader=False)

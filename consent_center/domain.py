@@ -653,4 +653,7 @@ NOT_MEMBER_DATA: dict[tuple[str, str], str] = {
     ("change_event", "member_id"): "internal row key",
     ("change_event", "consent_event_id"): "internal row key",
     ("notification", "order_key"): "delivery ordering, built from internal keys only",
+    ("notification", "secret"): (
+        "a code or link in transit, encrypted with a key outside the database; deleted once sent"
+    ),
 }

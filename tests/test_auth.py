@@ -6,17 +6,19 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select
 
 from consent_center import clock
 from consent_center.extensions import db
 from consent_center.models import AuditEvent, Notification, OneTimeCode
-from consent_center.notify.dev import read_mailbox
 from tests.conftest import csrf_token, make_member, post
+from tests.support.outbox import mailbox
+from tests.support.queries import count_queries
 
 
 def latest_code(to: str) -> str:
-    for message in read_mailbox():
+    for message in mailbox():
         if message["to"] == to:
             return re.search(r"\b(\d{6})\b", message["text"]).group(1)
     raise AssertionError(f"no message to {to}")
@@ -58,7 +60,7 @@ def test_unknown_account_gets_the_same_answer_and_no_message(client, member):
     page_known = client.get("/sign-in/code").get_data(as_text=True)
     page_unknown = other.get("/sign-in/code").get_data(as_text=True)
     assert "m***@example.org" in page_known and "n***@example.org" in page_unknown
-    assert [m["to"] for m in read_mailbox()] == [member.email]
+    assert [m["to"] for m in mailbox()] == [member.email]
     response = post(other, "/sign-in/code", {"code": "000000"})
     assert response.status_code == 422
 
@@ -115,11 +117,11 @@ def test_session_rotates_on_sign_in(client, member):
 def test_sign_in_by_verified_phone_only(client):
     unverified = make_member(phone="+8613800138000")
     start_sign_in(client, "138 0013 8000")
-    assert read_mailbox() == []
+    assert mailbox() == []
     unverified.phone_verified_at = clock.utcnow()
     db.session.commit()
     start_sign_in(client, "+86 138 0013 8000")
-    message = read_mailbox()[0]
+    message = mailbox()[0]
     assert message["channel"] == "sms" and message["to"] == "+8613800138000"
     assert len(message["text"]) <= 160
 
@@ -173,3 +175,27 @@ def test_open_redirect_after_sign_in_is_refused(client, member):
 def test_me_requires_sign_in(client):
     response = client.get("/me")
     assert response.status_code == 302 and "/sign-in" in response.headers["Location"]
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_a_known_and_an_unknown_address_cost_the_same_round_trips(app, member, backend):
+    """Timing without a stopwatch: asking for a code sends the same statements to the database
+    whether or not the address has an account, and nothing over SMTP (the worker sends it
+    after commit). bench/signin_timing.py measures the time itself. (On SQLite, which has no
+    NOTIFY, the known address costs one local INSERT more.)"""
+    statements = {}
+    for identifier in (member.email, "nobody@example.org"):
+        browser = app.test_client()
+        token = csrf_token(browser)
+        with count_queries() as log:
+            response = browser.post(
+                "/sign-in", data={"identifier": identifier, "csrf_token": token}
+            )
+        assert response.status_code == 303
+        statements[identifier] = log
+    known, unknown = statements[member.email], statements["nobody@example.org"]
+    assert len(known) == len(unknown)
+    # ... the last of them NOTIFYs the worker in both cases (the INSERT of the message, or
+    # the NOTIFY alone), so the commits cost alike too.
+    assert "pg_notify" in known[-1] and "INSERT" in known[-1] and "pg_notify" in unknown[-1]
+    assert db.session.scalars(select(Notification.status)).all() == ["pending"]

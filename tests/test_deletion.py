@@ -12,19 +12,20 @@ from consent_center import clock
 from consent_center.domain import Actor, Method
 from consent_center.extensions import db
 from consent_center.models import AuditEvent, DeletionRequest, Member, Notification
-from consent_center.notify.dev import read_mailbox
 from consent_center.notify.worker import drain
 from consent_center.services.consents import set_consent, verify_ledger
 from consent_center.services.deletion import add_working_days
 from tests.conftest import make_member, make_policy, post
+from tests.support.outbox import deliver, mailbox
 
 
 def code_for(to: str, smtp=None) -> str:
     if smtp is not None:  # sent over real SMTP
+        deliver()
         message = [m for m in smtp.messages if m.rcpt_tos == [to]][-1].message
         text_body = message.get_body(("plain",)).get_content()
     else:  # sent to the dev mailbox
-        text_body = next(m for m in read_mailbox() if m["to"] == to)["text"]
+        text_body = next(m for m in mailbox() if m["to"] == to)["text"]
     return re.search(r"\b(\d{6})\b", text_body).group(1)
 
 

@@ -11,9 +11,9 @@ from sqlalchemy import select
 from consent_center import clock
 from consent_center.extensions import db
 from consent_center.models import ConsentEvent, GuardianLink, Member, Notification
-from consent_center.notify.dev import read_mailbox
 from consent_center.services.consents import current_consents
 from tests.conftest import make_member, make_policy, post
+from tests.support.outbox import mailbox
 
 GUARDIAN_EMAIL = "parent@example.org"
 
@@ -34,12 +34,12 @@ def register_minor(client, **extra) -> Member:
 
 
 def link_from_mailbox(to: str = GUARDIAN_EMAIL) -> str:
-    message = next(m for m in read_mailbox() if m["to"] == to and m["kind"] == "guardian_invite")
+    message = next(m for m in mailbox() if m["to"] == to and m["kind"] == "guardian_invite")
     return re.search(r"/g/([\w-]+)", message["text"]).group(1)
 
 
 def code_from_mailbox(to: str, kind: str) -> str:
-    message = next(m for m in read_mailbox() if m["to"] == to and m["kind"] == kind)
+    message = next(m for m in mailbox() if m["to"] == to and m["kind"] == kind)
     return re.search(r"\b(\d{6})\b", message["text"]).group(1)
 
 
@@ -146,7 +146,7 @@ def test_minor_can_resend_with_a_rate_limit(client, app):
     post(client, "/sign-in/code", {"code": latest_code(minor.email)})
     assert post(client, "/me/awaiting-guardian/resend", {}).status_code == 303
     second = [re.search(r"/g/([\w-]+)", m["text"]).group(1)
-              for m in read_mailbox() if m["kind"] == "guardian_invite"][0]
+              for m in mailbox() if m["kind"] == "guardian_invite"][0]
     assert second != first
     assert app.test_client().get(f"/guardian/invite/{first}").status_code == 404
     assert app.test_client().get(f"/guardian/invite/{second}").status_code == 200

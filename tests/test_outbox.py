@@ -3,19 +3,20 @@ declared dead; fan-outs enqueued set-wise; workers that crash lose nothing."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from consent_center import clock
-from consent_center.domain import NotificationStatus
 from consent_center.extensions import db
 from consent_center.models import FanOut, Member, Notification
 from consent_center.notify.worker import drain
 from consent_center.services.notifications import enqueue_notification, fan_out_progress
 from consent_center.services.policies import publish_policy
 from tests.conftest import make_member, make_policy, publish_notice
+from tests.support.outbox import deliver
 from tests.support.queries import count_queries
 
 
@@ -233,8 +234,8 @@ def test_notice_period_is_enforced(app, days):
     assert db.session.scalar(select(func.count()).select_from(Notification)) == 0
 
 
-def test_sign_in_code_is_not_queued_behind_a_fan_out(client, app, smtp):
-    """Codes go out from the request at once, even with thousands of notices waiting."""
+def test_sign_in_code_is_delivered_ahead_of_a_fan_out(client, app, smtp):
+    """The worker claims codes first, even with many notices waiting before them."""
     from tests.conftest import post
 
     make_policy()
@@ -243,34 +244,89 @@ def test_sign_in_code_is_not_queued_behind_a_fan_out(client, app, smtp):
         make_member()
     publish_notice(app, summary="y")
     post(client, "/sign-in", {"identifier": member.email})
-    received = smtp.wait_for(1)
-    assert (
-        received[0].rcpt_tos == [member.email] and "sign-in code" in received[0].message["Subject"]
-    )
-    assert (
-        db.session.scalar(
-            select(func.count())
-            .select_from(Notification)
-            .where(Notification.status == NotificationStatus.PENDING)
-        )
-        == 51
-    )
+    assert drain() == {"sent": 52}
+    first = smtp.wait_for(52)[0]  # the code, though the 51 notices were written before it
+    assert first.rcpt_tos == [member.email] and "sign-in code" in first.message["Subject"]
 
 
-def test_workers_never_send_a_row_whose_secret_only_the_request_holds(app, member, smtp):
-    """A sign-in code row holds a masked copy; a worker picking it up (racing the request
-    that sends it) would mail "••••••". Only the request sends it; a failure is final."""
-    from consent_center.notify.delivery import claim_due, deliver_now
-    from consent_center.services.auth import request_sign_in_code
+def code_in(message) -> str:
+    return re.search(r"\b(\d{6})\b", message.get_body(("plain",)).get_content()).group(1)
 
-    code = request_sign_in_code(member.email)
-    db.session.commit()
-    assert claim_due(10) == []
-    assert drain() == {}
-    smtp.stop()
-    row = db.session.get(Notification, code.notification_id)
-    deliver_now([row], {row.id: code.outgoing})
+
+def stored_values(row_id: int) -> str:
+    """Every column of one outbox row as the database holds it."""
+    row = db.session.execute(
+        text("SELECT * FROM notification WHERE id = :id"), {"id": row_id}
+    ).one()
+    return " ".join(str(v) for v in row)
+
+
+def test_the_request_sends_nothing_and_the_worker_sends_the_sealed_code(client, member, smtp):
+    """No SMTP connection in the request, for a known or an unknown address; the row holds
+    the code only sealed; the worker sends the real code and then deletes the sealed copy."""
+    from tests.conftest import post
+
+    assert post(client, "/sign-in", {"identifier": member.email}).status_code == 303
+    other = client.application.test_client()
+    assert post(other, "/sign-in", {"identifier": "nobody@example.org"}).status_code == 303
+    assert smtp.connections == 0 and smtp.messages == []
+    row = db.session.scalars(select(Notification)).one()  # none for the unknown address
+    assert row.status == "pending" and row.secret and "••••••" in row.body_text
+    before = stored_values(row.id)
+    assert deliver() == {"sent": 1}
+    [received] = smtp.wait_for(1)
+    code = code_in(received.message)
+    assert received.rcpt_tos == [member.email] and code not in before
     db.session.refresh(row)
-    assert row.status == "failed"  # not retried with the masked text
-    clock.freeze(clock.utcnow() + timedelta(hours=3))
-    assert drain() == {}
+    assert row.status == "sent" and row.secret is None
+    assert code not in stored_values(row.id)
+
+
+def test_an_expired_code_is_never_sent(client, member, smtp):
+    from tests.conftest import post
+
+    start = clock.utcnow()
+    clock.freeze(start)
+    post(client, "/sign-in", {"identifier": member.email})
+    clock.freeze(start + timedelta(minutes=10))
+    assert deliver() == {"dead": 1}
+    row = db.session.scalars(select(Notification)).one()
+    assert (row.status, row.last_error, row.secret) == ("dead", "expired", None)
+    assert smtp.connections == 0 and smtp.messages == []
+
+
+def test_a_code_outage_is_retried_with_the_sealed_text_until_it_expires(client, member, smtp):
+    from tests.conftest import post
+
+    start = clock.utcnow()
+    clock.freeze(start)
+    post(client, "/sign-in", {"identifier": member.email})
+    smtp.stop()
+    assert deliver() == {"pending": 1}
+    row = db.session.scalars(select(Notification)).one()
+    assert row.secret is not None  # kept for the retry
+    smtp.start()
+    clock.freeze(start + timedelta(seconds=31))  # past the first backoff (at most 30 s)
+    assert deliver() == {"sent": 1}
+    assert "••" not in smtp.wait_for(1)[0].message.get_body(("plain",)).get_content()
+    db.session.refresh(row)
+    assert row.secret is None
+
+
+def test_a_code_without_a_readable_sealed_message_is_never_sent(app, client, member, smtp):
+    """A masked copy is no message: a secret kind with no sealed text, or one sealed under
+    another SECRET_KEY, is settled as dead without a send."""
+    from tests.conftest import post
+
+    post(client, "/sign-in", {"identifier": member.email})
+    post(app.test_client(), "/sign-in", {"identifier": member.email})
+    first, second = db.session.scalars(select(Notification).order_by(Notification.id))
+    first.secret = None
+    db.session.commit()
+    app.config["SECRET_KEY"] = "another-secret-key-of-at-least-32-chars"
+    assert deliver() == {"dead": 2}
+    assert smtp.connections == 0
+    assert {r.last_error for r in db.session.scalars(select(Notification))} == {
+        "no sealed message",
+        "sealed under another SECRET_KEY",
+    }

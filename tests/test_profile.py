@@ -8,12 +8,12 @@ from sqlalchemy import select
 
 from consent_center.extensions import db
 from consent_center.models import AuditEvent
-from consent_center.notify.dev import read_mailbox
 from tests.conftest import make_member, post
+from tests.support.outbox import mailbox
 
 
 def code_sent_to(to: str) -> str:
-    message = next(m for m in read_mailbox() if m["to"] == to)
+    message = next(m for m in mailbox() if m["to"] == to)
     return re.search(r"\b(\d{6})\b", message["text"]).group(1)
 
 
@@ -39,7 +39,7 @@ def test_correct_name_gender_language(client, member, login_as):
     assert (member.name, member.gender, member.locale) == ("New Name", "other", "zh_Hans_CN")
     audit = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "profile.corrected"))
     assert audit.one().details == {"fields": ["name", "gender", "locale"]}
-    assert read_mailbox() == []
+    assert mailbox() == []
 
 
 def test_new_email_replaces_old_only_after_code(client, member, login_as):
@@ -64,7 +64,7 @@ def test_new_email_replaces_old_only_after_code(client, member, login_as):
 def test_new_phone_is_verified_by_sms(client, member, login_as):
     login_as(member)
     post(client, "/me/profile", profile(member, phone="+44 7911 123456"))
-    message = read_mailbox()[0]
+    message = mailbox()[0]
     assert message["channel"] == "sms" and message["to"] == "+447911123456"
     post(client, "/me/profile/verify", {"code": code_sent_to("+447911123456")})
     db.session.refresh(member)

@@ -10,8 +10,8 @@ from sqlalchemy import func, select
 from consent_center import clock
 from consent_center.extensions import db
 from consent_center.models import ConsentEvent, ConsentState, Member, Notification
-from consent_center.notify.dev import read_mailbox
 from tests.conftest import make_member, post
+from tests.support.outbox import mailbox
 
 GOOD = {
     "name": "Li Wei",
@@ -43,7 +43,7 @@ def test_register_creates_member_without_optional_consent(client, policy):
     assert member.phone == "+8613800138000" and member.phone_verified_at is None
     assert member.locale == "zh_Hans_CN" and member.birth_date == date(1992, 4, 5)
     assert count(ConsentEvent) == 0 and count(ConsentState) == 0
-    message = read_mailbox()[0]
+    message = mailbox()[0]
     assert message["to"] == "li.wei@example.org" and message["kind"] == "sign_in_code"
     # Chinese chosen at registration: the message is in Chinese.
     assert "验证码" in message["subject"] or "验证码" in message["text"]
@@ -93,7 +93,7 @@ def test_existing_email_looks_the_same_and_sends_a_sign_in_code(client):
     assert count(Member) == 1
     db.session.refresh(existing)
     assert existing.name == "Original"
-    assert read_mailbox()[0]["kind"] == "sign_in_code"
+    assert mailbox()[0]["kind"] == "sign_in_code"
 
 
 def test_free_text_refuses_card_numbers_with_luhn():

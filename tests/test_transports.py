@@ -13,6 +13,7 @@ from consent_center.notify.base import Outgoing
 from consent_center.notify.email import SmtpTransport
 from consent_center.notify.sms import TwilioTransport
 from tests.conftest import make_member, post
+from tests.support.outbox import deliver
 
 
 def outgoing(channel: str, to: str, n: int = 1, **kw) -> Outgoing:
@@ -32,6 +33,8 @@ def outgoing(channel: str, to: str, n: int = 1, **kw) -> Outgoing:
 def test_sign_in_code_goes_over_real_smtp(client, smtp):
     member = make_member(email="smtp.member@example.org", locale="zh_Hans_CN")
     post(client, "/sign-in", {"identifier": member.email})
+    assert smtp.messages == []  # the request sent nothing: the worker does
+    assert deliver() == {"sent": 1}
     received = smtp.wait_for(1)[0]
     assert received.rcpt_tos == ["smtp.member@example.org"]
     msg = received.message
@@ -95,8 +98,10 @@ def test_sign_in_code_by_sms_through_the_twilio_sdk(client, twilio, app):
     from consent_center import clock
 
     app.config["PUBLIC_BASE_URL"] = "https://privacy.example.com"
+    clock.freeze(clock.utcnow())  # the provider is told what is left of the code's 10 minutes
     make_member(phone="+8613800138000", phone_verified_at=clock.utcnow())
     post(client, "/sign-in", {"identifier": "+8613800138000"})
+    assert deliver() == {"sent": 1}
     sent = twilio.wait_for(1)[0]
     assert sent["to"] == "+8613800138000" and sent["from_"] == "+15005550006"
     assert sent["status_callback"] == "https://privacy.example.com/webhooks/twilio/status"

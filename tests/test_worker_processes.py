@@ -1,8 +1,11 @@
-"""Real worker processes: SIGKILL mid-batch loses nothing; two workers never send twice."""
+"""Real worker processes: SIGKILL mid-batch loses nothing; two workers never send twice; a
+code is sent the moment its request commits (NOTIFY on PostgreSQL, a short poll on SQLite)."""
 
 from __future__ import annotations
 
 import os
+import re
+import selectors
 import signal
 import subprocess
 import sys
@@ -16,7 +19,7 @@ from sqlalchemy import func, select
 from consent_center.extensions import db
 from consent_center.models import Notification
 from consent_center.services.notifications import enqueue_notification
-from tests.conftest import make_member
+from tests.conftest import make_member, post
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -147,3 +150,83 @@ def test_drain_command_delivers_and_exits(app, smtp, runner):
     assert proc.returncode == 0, proc.stderr
     assert "sent=3" in proc.stdout
     assert len(smtp.wait_for(3)) == 3
+
+
+def wait_for_log(proc: subprocess.Popen, needle: str, timeout: float = 30) -> str:
+    """Read the worker's log until a line containing `needle`; returns that line."""
+    deadline = time.monotonic() + timeout
+    with selectors.DefaultSelector() as selector:
+        selector.register(proc.stderr, selectors.EVENT_READ)
+        while time.monotonic() < deadline:
+            if not selector.select(timeout=deadline - time.monotonic()):
+                break
+            line = proc.stderr.readline().decode()
+            if not line:
+                raise AssertionError(f"the worker exited ({proc.wait()}) before {needle!r}")
+            if needle in line:
+                return line
+    raise AssertionError(f"no {needle!r} in the worker's log")
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_the_commit_of_a_sign_in_wakes_a_listening_worker(app, client, member, smtp, backend):
+    """The worker polls once an hour here, so only the NOTIFY sent by the sign-in's commit can
+    wake it: the code arrives and signs the member in."""
+    env = worker_env(app, smtp, NOTIFY_POLL_SECONDS=3600, SECRET_KEY=app.config["SECRET_KEY"])
+    worker = start_worker(env)
+    try:
+        # Logged once the worker has listened, drained the (empty) outbox and gone to sleep.
+        assert "woken by NOTIFY" in wait_for_log(worker, "notification worker ready")
+        assert post(client, "/sign-in", {"identifier": member.email}).status_code == 303
+        [received] = smtp.wait_for(1, timeout=30)
+    finally:
+        stop(worker)
+    assert received.rcpt_tos == [member.email]
+    code = re.search(r"\b(\d{6})\b", received.message.get_body(("plain",)).get_content())
+    assert post(client, "/sign-in/code", {"code": code.group(1)}).status_code == 303
+    assert client.get("/me").status_code == 200
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_without_notify_the_worker_looks_for_codes_between_polls(app, client, member, smtp):
+    """SQLite has no NOTIFY: the worker checks for a code every NOTIFY_SECRET_POLL_SECONDS
+    while its full poll (an hour here) sleeps."""
+    env = worker_env(
+        app,
+        smtp,
+        NOTIFY_POLL_SECONDS=3600,
+        NOTIFY_SECRET_POLL_SECONDS=0.05,
+        SECRET_KEY=app.config["SECRET_KEY"],
+    )
+    worker = start_worker(env)
+    try:
+        assert "codes checked every 0.05s" in wait_for_log(worker, "notification worker ready")
+        post(client, "/sign-in", {"identifier": member.email})
+        [received] = smtp.wait_for(1, timeout=30)
+    finally:
+        stop(worker)
+    assert received.rcpt_tos == [member.email]
+
+
+def test_a_code_does_not_wait_for_a_bulk_batch_in_flight(app, client, member, smtp):
+    """The worker is sending one batch of 30 notices (50 ms each) when a member asks for a
+    code: the code lane sends it before the batch ends."""
+    enqueue_many(30)
+    smtp.data_delay = 0.05
+    env = worker_env(
+        app,
+        smtp,
+        NOTIFY_POLL_SECONDS=3600,
+        NOTIFY_SECRET_POLL_SECONDS=0.05,
+        NOTIFY_BATCH_SIZE=50,
+        SECRET_KEY=app.config["SECRET_KEY"],
+    )
+    worker = start_worker(env)
+    try:
+        smtp.wait_for(1, timeout=30)  # the batch is being sent
+        post(client, "/sign-in", {"identifier": member.email})
+        received = smtp.wait_for(31, timeout=60)
+    finally:
+        stop(worker)
+    order = [m.rcpt_tos[0] for m in received]
+    assert order.index(member.email) < 30, "the code waited for the whole batch"

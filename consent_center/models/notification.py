@@ -60,6 +60,12 @@ class NotificationContent(db.Model):
 # word: SQLite matches it only literally, and PostgreSQL cannot prove it from bound parameters.
 TO_DELIVER = "status IN ('pending', 'sending')"
 GAVE_UP = "status IN ('failed', 'dead')"
+# Rows carrying a sealed code or link still to deliver: the claim takes these first.
+SECRET_TO_DELIVER = "status IN ('pending', 'sending') AND secret IS NOT NULL"
+
+# The PostgreSQL NOTIFY channel a request signals, in the transaction that writes a message a
+# person is waiting for (a code, a link), so a listening worker wakes at commit.
+DUE_CHANNEL = "notification_due"
 
 
 class Notification(db.Model):
@@ -70,6 +76,9 @@ class Notification(db.Model):
         # cost nothing.
         Index("ix_notification_due", "next_attempt_at", "id",
               sqlite_where=text(TO_DELIVER), postgresql_where=text(TO_DELIVER)),
+        # The few rows with a sealed secret, so claiming them first costs nothing on a backlog.
+        Index("ix_notification_secret_due", "next_attempt_at", "id",
+              sqlite_where=text(SECRET_TO_DELIVER), postgresql_where=text(SECRET_TO_DELIVER)),
         # The staff lists of messages that gave up (few among many sent ones).
         Index("ix_notification_gave_up", "id",
               sqlite_where=text(GAVE_UP), postgresql_where=text(GAVE_UP)),
@@ -101,6 +110,9 @@ class Notification(db.Model):
     subject: Mapped[str | None] = mapped_column(String(300))
     body_text: Mapped[str | None] = mapped_column(Text)
     body_html: Mapped[str | None] = mapped_column(Text)
+    # A code's or link's real message, sealed (`consent_center.sealed`); the body columns
+    # hold a masked copy. Deleted once the message is settled.
+    secret: Mapped[str | None] = mapped_column(Text)
     # Fan-out rows point at shared content instead of holding their own body.
     content_id: Mapped[int | None] = mapped_column()
     fan_out_id: Mapped[int | None] = mapped_column(index=True)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class Outgoing:
-    """A message ready to go: built from an outbox row, or in memory when it holds a secret."""
+    """A message ready to go, built from an outbox row (a code's text from its sealed copy)."""
 
     notification_id: int
     public_id: str

@@ -7,11 +7,11 @@ the one message in flight; that message keeps the same Message-ID (email) on a r
 
 from __future__ import annotations
 
+import math
 import random
-from collections.abc import Iterable
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import and_, or_, select, text, update
@@ -20,16 +20,18 @@ from ..clock import utcnow
 from ..domain import Channel, NotificationStatus
 from ..extensions import db
 from ..models import Notification, NotificationContent
-from ..models.notification import TO_DELIVER
+from ..models.notification import SECRET_TO_DELIVER, TO_DELIVER
+from ..sealed import InvalidToken, open_sealed
 from .base import DeliveryResult, Outgoing
 
 # Kinds whose recipient and text are deleted as soon as they are sent (webhook bodies name
 # members; the change_event table keeps the facts).
 SCRUB_AFTER_SEND = {"deletion_completed", "consent.changed", "member.erased"}
 
-# Kinds whose real text (a one-time code, an approval link) exists only in the request that
-# made them; the row holds a masked copy. Only that request sends them (`deliver_now`): a
-# worker must never pick one up, and a failed one is not retried (the person asks again).
+# Kinds whose real text (a one-time code, an approval link) is never stored in clear: the row
+# holds a masked copy and the real message sealed (`consent_center.sealed`). A worker sends it
+# after commit, ahead of any bulk notice, never once it has expired, and then deletes it; a
+# row of these kinds without a sealed message is never sent (its masked copy is no message).
 SECRET_KINDS = frozenset(
     {"sign_in_code", "verify_contact", "reauth_code", "guardian_code", "guardian_invite"}
 )
@@ -50,6 +52,7 @@ class Claimed:
     body_text: str | None
     body_html: str | None
     content_id: int | None
+    secret: str | None
 
 
 _CLAIM_COLUMNS = (
@@ -64,6 +67,7 @@ _CLAIM_COLUMNS = (
     Notification.body_text,
     Notification.body_html,
     Notification.content_id,
+    Notification.secret,
 )
 
 
@@ -113,8 +117,17 @@ def unsubscribe_headers(public_id: str) -> dict[str, str]:
     }
 
 
-def _outgoing(row: Claimed, contents: dict[int, NotificationContent]) -> Outgoing:
+def _outgoing(
+    row: Claimed, contents: dict[int, NotificationContent], sealed: dict | None = None
+) -> Outgoing:
     subject, text, html = row.subject, row.body_text, row.body_html
+    validity = None
+    if sealed is not None:
+        subject, text, html = sealed["subject"], sealed["text"], sealed["html"]
+        if sealed.get("validity_seconds"):
+            # What is left of the code's life: the provider drops it after that.
+            left = datetime.fromisoformat(sealed["expires_at"]) - utcnow()
+            validity = max(1, math.ceil(left.total_seconds()))
     if row.content_id is not None:
         content = contents[row.content_id]
         subject, text, html = content.subject, content.body_text, content.body_html
@@ -134,7 +147,21 @@ def _outgoing(row: Claimed, contents: dict[int, NotificationContent]) -> Outgoin
         text=text or "",
         html=html,
         headers=headers,
+        validity_seconds=validity,
     )
+
+
+def _open_secret(row: Claimed) -> tuple[dict | None, str | None]:
+    """A code's or link's sealed message, or why it must not be sent."""
+    if row.secret is None:
+        return None, "no sealed message"
+    try:
+        sealed = open_sealed(row.secret)
+    except InvalidToken:
+        return None, "sealed under another SECRET_KEY"
+    if datetime.fromisoformat(sealed["expires_at"]) <= utcnow():
+        return None, "expired"
+    return sealed, None
 
 
 def backoff_seconds(attempts: int) -> float:
@@ -159,7 +186,7 @@ def record_result(row: Claimed, result: DeliveryResult, conn=None) -> str:
         )
     else:
         values["last_error"] = (result.error or "unknown error")[:500]
-        if not result.transient or row.kind in SECRET_KINDS:
+        if not result.transient:
             values["status"] = NotificationStatus.FAILED
         elif row.attempts >= current_app.config["NOTIFY_MAX_ATTEMPTS"]:
             values["status"] = NotificationStatus.DEAD
@@ -174,6 +201,8 @@ def record_result(row: Claimed, result: DeliveryResult, conn=None) -> str:
     if row.kind in SCRUB_AFTER_SEND and final:
         # Addressed to an erased member's old contact: forget it once it is settled.
         values.update(recipient=None, subject=None, body_text=None, body_html=None)
+    if row.secret is not None and final:
+        values["secret"] = None  # a code or link is kept no longer than it takes to send it
     # Only the lease holder may record: a row re-claimed after our lease expired is not ours.
     table = Notification.__table__
     # A Core statement: the ORM's bulk-update machinery costs more than the round trip.
@@ -187,6 +216,21 @@ def record_result(row: Claimed, result: DeliveryResult, conn=None) -> str:
         .values(**values)
     )
     return values["status"]
+
+
+def record_unsendable(row: Claimed, reason: str, conn) -> str:
+    """Settle a code or link that must not go out (expired, unreadable) as dead, no commit."""
+    table = Notification.__table__
+    conn.execute(
+        table.update()
+        .where(
+            table.c.id == row.id,
+            table.c.status == NotificationStatus.SENDING,
+            table.c.attempts == row.attempts,
+        )
+        .values(status=NotificationStatus.DEAD, last_error=reason, lease_until=None, secret=None)
+    )
+    return NotificationStatus.DEAD
 
 
 def record_opt_out(member_id: int) -> None:
@@ -222,9 +266,8 @@ def outcome_connection():
         conn.close()
 
 
-def send_claimed(rows: list[Claimed], overrides: dict[int, Outgoing] | None = None) -> dict:
+def send_claimed(rows: list[Claimed]) -> dict:
     """Send claimed rows per channel and commit each outcome as it comes; returns counts."""
-    overrides = overrides or {}
     content_ids = {r.content_id for r in rows if r.content_id is not None}
     contents = {}
     if content_ids:
@@ -236,12 +279,24 @@ def send_claimed(rows: list[Claimed], overrides: dict[int, Outgoing] | None = No
         }
     counts: dict[str, int] = {}
     by_channel: dict[str, list[Claimed]] = {}
+    sealed: dict[int, dict] = {}
+    unsendable: list[tuple[Claimed, str]] = []
     for row in rows:
+        if row.secret is not None or row.kind in SECRET_KINDS:
+            opened, reason = _open_secret(row)
+            if opened is None:
+                unsendable.append((row, reason))
+                continue
+            sealed[row.id] = opened
         by_channel.setdefault(row.channel, []).append(row)
     db.session.commit()  # hold no transaction open while talking to providers
     with outcome_connection() as conn:
+        for row, reason in unsendable:
+            status = record_unsendable(row, reason, conn)
+            conn.commit()
+            counts[status] = counts.get(status, 0) + 1
         for channel, group in by_channel.items():
-            messages = [overrides.get(r.id) or _outgoing(r, contents) for r in group]
+            messages = [_outgoing(r, contents, sealed.get(r.id)) for r in group]
             sent = transport_for(channel).send_each(messages)
             for row, result in zip(group, sent, strict=True):
                 status = record_result(row, result, conn)
@@ -282,12 +337,22 @@ def _claim(condition, limit: int | None) -> list[Claimed]:
 
 
 def due_condition():
-    now = utcnow()
     return and_(
         # Implied by the rest, but spelled as the partial index's predicate so the claim walks
         # ix_notification_due in order (see models.notification.TO_DELIVER).
         text(TO_DELIVER),
-        Notification.kind.not_in(SECRET_KINDS),
+        _due_now(),
+    )
+
+
+def secret_due_condition():
+    """Due rows carrying a sealed code or link (walks ix_notification_secret_due)."""
+    return and_(text(SECRET_TO_DELIVER), _due_now())
+
+
+def _due_now():
+    now = utcnow()
+    return and_(
         or_(
             and_(
                 Notification.status == NotificationStatus.PENDING,
@@ -305,16 +370,18 @@ def claim_due(batch_size: int) -> list[Claimed]:
     """Claim up to `batch_size` due rows for this worker and commit the claim."""
     from .webhook import in_order_condition
 
-    return _claim(and_(due_condition(), in_order_condition()), batch_size)
+    # Codes and links first: a person is waiting for each of them, and no one for a fan-out.
+    rows = claim_codes(batch_size)
+    return rows or _claim(and_(due_condition(), in_order_condition()), batch_size)
 
 
-def deliver_now(rows: Iterable[Notification], overrides: dict[int, Outgoing] | None = None):
-    """Send freshly committed rows at once from the request that made them (sign-in codes),
-    never queued behind a bulk fan-out. Claims them first, so no worker sends them too."""
-    ids = [r.id for r in rows]
-    if not ids:
-        return {}
-    claimed = _claim(
-        and_(Notification.id.in_(ids), Notification.status == NotificationStatus.PENDING), None
-    )
-    return send_claimed(claimed, overrides)
+def claim_codes(batch_size: int) -> list[Claimed]:
+    """Claim up to `batch_size` due codes and links only, and commit the claim."""
+    return _claim(secret_due_condition(), batch_size)
+
+
+def secret_due() -> bool:
+    """Whether a code or link is due (one indexed read; takes no write lock on SQLite)."""
+    found = db.session.scalar(select(Notification.id).where(secret_due_condition()).limit(1))
+    db.session.rollback()
+    return found is not None

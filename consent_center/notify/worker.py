@@ -1,25 +1,40 @@
-"""The outbox worker: `flask notify worker` (continuous) and `flask notify drain` (until idle)."""
+"""The outbox worker: `flask notify worker` (continuous) and `flask notify drain` (until idle).
+
+A code or link goes out the moment its request commits, even while the worker is in the
+middle of a bulk batch: a second thread of the worker, the code lane, sends only those. On
+PostgreSQL the request NOTIFYs in the transaction that writes the row and the worker LISTENs;
+elsewhere (SQLite), or while its LISTEN connection is down, the code lane looks for one every
+NOTIFY_SECRET_POLL_SECONDS. Everything else is found by the poll every NOTIFY_POLL_SECONDS,
+which also covers a lost notification.
+"""
 
 from __future__ import annotations
 
 import logging
 import signal
 import threading
+import time
 
 from flask import current_app
 
 from ..extensions import db
-from .delivery import claim_due, send_claimed
+from ..models.notification import DUE_CHANNEL
+from .delivery import claim_codes, claim_due, secret_due, send_claimed
 
 log = logging.getLogger("consent_center.notify")
 
 
-def drain(batch_size: int | None = None, stop: threading.Event | None = None) -> dict[str, int]:
-    """Deliver due messages batch by batch until none is due; returns counts per outcome."""
+def drain(
+    batch_size: int | None = None, stop: threading.Event | None = None, claim=claim_due
+) -> dict[str, int]:
+    """Deliver due messages batch by batch until none is due; returns counts per outcome.
+
+    :param claim: `claim_due` (everything, codes first) or `claim_codes` (codes only).
+    """
     batch_size = batch_size or current_app.config["NOTIFY_BATCH_SIZE"]
     totals: dict[str, int] = {}
     while not (stop and stop.is_set()):
-        rows = claim_due(batch_size)
+        rows = claim(batch_size)
         if not rows:
             break
         for status, n in send_claimed(rows).items():
@@ -27,21 +42,82 @@ def drain(batch_size: int | None = None, stop: threading.Event | None = None) ->
     return totals
 
 
-def run_worker(poll_seconds: float | None = None, batch_size: int | None = None) -> None:
-    """Deliver forever: drain, then wait `poll_seconds`; stop cleanly on SIGTERM/SIGINT."""
-    poll = poll_seconds if poll_seconds is not None else current_app.config["NOTIFY_POLL_SECONDS"]
-    stop = threading.Event()
+class _Listener(threading.Thread):
+    """Sets `wake` on every NOTIFY of a due message; reconnects after a failure."""
 
-    def request_stop(signum, frame) -> None:
-        log.info("worker stopping after the current message (signal %s)", signum)
-        stop.set()
+    def __init__(self, engine, wake: threading.Event, stop: threading.Event) -> None:
+        super().__init__(name="outbox-listener", daemon=True)
+        self.engine, self.wake, self.stop = engine, wake, stop
+        self.listening = threading.Event()
 
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
-    log.info("notification worker started")
-    while not stop.is_set():
+    def run(self) -> None:
+        while not self.stop.is_set():
+            conn = None
+            try:
+                conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+                conn.exec_driver_sql(f"LISTEN {DUE_CHANNEL}")
+                self.listening.set()
+                self.wake.set()  # a row committed before we listened is due now
+                # SQLAlchemy has no API for notifications: read them from the driver.
+                driver = conn.connection.driver_connection
+                while not self.stop.is_set():
+                    for _notify in driver.notifies(timeout=1.0):
+                        self.wake.set()
+            except Exception:
+                log.exception("LISTEN connection failed; polling until it is back")
+            finally:
+                self.listening.clear()
+                if conn is not None:
+                    conn.invalidate()  # never hand a LISTENing connection back to the pool
+                    conn.close()
+            self.stop.wait(1.0)
+
+
+class Worker:
+    """Delivers until `stop()` is called (from a signal handler or another thread).
+
+    Needs an app context in the thread that calls `run()`; the code lane gets its own.
+    """
+
+    def __init__(self, poll_seconds: float | None = None, batch_size: int | None = None):
+        config = current_app.config
+        self.poll = poll_seconds if poll_seconds is not None else config["NOTIFY_POLL_SECONDS"]
+        self.secret_poll = config["NOTIFY_SECRET_POLL_SECONDS"]
+        self.batch_size = batch_size
+        self.stopping = threading.Event()
+        self.wake = threading.Event()
+        self.lane_ready = threading.Event()
+        self.listener = None
+        if db.engine.dialect.name == "postgresql":
+            self.listener = _Listener(db.engine, self.wake, self.stopping)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.wake.set()
+
+    def run(self) -> None:
+        if self.listener is not None:
+            self.listener.start()
+            self.listener.listening.wait(5.0)  # if not by then, polling covers it
+        log.info("notification worker started")
+        app = current_app._get_current_object()
+        lane = threading.Thread(target=self._code_lane, args=(app,), name="code-lane")
+        lane.start()
+        self._round(claim_due)
+        self.lane_ready.wait(5.0)
+        # From here on only a NOTIFY (or the code lane's short poll) sends a new code at once.
+        log.info("notification worker ready: %s", self._how_woken())
+        while not self.stopping.wait(self.poll):
+            self._round(claim_due)
+        lane.join()
+        if self.listener is not None:
+            self.listener.join(timeout=5.0)
+        db.session.remove()
+        log.info("notification worker stopped")
+
+    def _round(self, claim) -> None:
         try:
-            counts = drain(batch_size, stop)
+            counts = drain(self.batch_size, self.stopping, claim)
         except Exception:  # a database blip must not kill the worker; the lease protects rows
             log.exception("delivery round failed; retrying after a pause")
             db.session.rollback()
@@ -49,6 +125,43 @@ def run_worker(poll_seconds: float | None = None, batch_size: int | None = None)
         if counts:
             log.info("delivered: %s", counts)
         db.session.remove()  # a fresh session (and connection state) each round
-        stop.wait(poll)
-    db.session.remove()
-    log.info("notification worker stopped")
+
+    def _code_lane(self, app) -> None:
+        with app.app_context():
+            while not self.stopping.is_set():
+                self.wake.clear()  # a NOTIFY during the round below wakes the next wait at once
+                self._round(claim_codes)
+                self.lane_ready.set()
+                self._wait_for_code()
+            db.session.remove()
+
+    def _how_woken(self) -> str:
+        if self.listener is not None and self.listener.listening.is_set():
+            return f"codes woken by NOTIFY {DUE_CHANNEL}, polling every {self.poll}s"
+        return f"codes checked every {self.secret_poll}s, polling every {self.poll}s"
+
+    def _wait_for_code(self) -> None:
+        if self.listener is not None and self.listener.listening.is_set():
+            self.wake.wait(self.poll)
+            return
+        deadline = time.monotonic() + self.poll
+        while not self.wake.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self.wake.wait(min(self.secret_poll, left))
+            if secret_due():
+                return
+
+
+def run_worker(poll_seconds: float | None = None, batch_size: int | None = None) -> None:
+    """Deliver forever; stop cleanly on SIGTERM/SIGINT after the current message."""
+    worker = Worker(poll_seconds, batch_size)
+
+    def request_stop(signum, frame) -> None:
+        log.info("worker stopping after the current message (signal %s)", signum)
+        worker.stop()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    worker.run()

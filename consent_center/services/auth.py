@@ -21,10 +21,9 @@ from ..clock import utcnow
 from ..domain import Channel, MemberStatus
 from ..extensions import db
 from ..models import Member, OneTimeCode
-from ..notify.base import Outgoing
 from .audit import record_audit
 from .errors import Invalid, TooManyAttempts
-from .notifications import enqueue_secret_notification
+from .notifications import enqueue_secret_notification, prepare_secret_message, wake_workers
 from .validation import normalize_email, normalize_phone
 
 SIGN_IN = "sign_in"
@@ -91,8 +90,6 @@ class CodeRequest:
     token: str
     channel: str
     masked_to: str
-    outgoing: Outgoing | None
-    notification_id: int | None
 
 
 def _new_code() -> str:
@@ -127,23 +124,34 @@ def _issue_code(
     db.session.add(row)
     db.session.flush()
     masked = mask_email(value) if channel == Channel.EMAIL else mask_phone(value)
+    message = prepare_secret_message(
+        channel=channel,
+        kind=_KINDS[purpose],
+        locale=member.locale if member else locale,
+        context={"minutes": ttl // 60},
+        secret_context={"code": code},
+        masked_context={"code": "••••••"},
+        expires_at=row.expires_at,
+        validity_seconds=ttl,
+    )
     # An SMS opt-out is honoured for every text, codes included; the page looks the same.
     opted_out = channel == Channel.SMS and member is not None and member.sms_opted_out_at
     if member is None or opted_out:
-        return CodeRequest(row.token, channel, masked, None, None)
-    notification, outgoing = enqueue_secret_notification(
+        # No message, but the same work as sending one (the message is rendered and sealed
+        # above; the INSERT below also NOTIFYs): the answer takes as long either way.
+        wake_workers()
+        return CodeRequest(row.token, channel, masked)
+    # The worker sends it after commit.
+    enqueue_secret_notification(
         member=member,
         channel=channel,
         kind=_KINDS[purpose],
         dedupe_key=f"code:{row.token}",
         recipient=value,
         locale=member.locale,
-        context={"minutes": ttl // 60},
-        secret_context={"code": code},
-        masked_context={"code": "••••••"},
-        validity_seconds=ttl,
+        message=message,
     )
-    return CodeRequest(row.token, channel, masked, outgoing, notification.id)
+    return CodeRequest(row.token, channel, masked)
 
 
 def request_sign_in_code(raw_identifier: str) -> CodeRequest:

@@ -46,6 +46,7 @@ def erase_member(member: Member, *, actor: Member | None, reason: str) -> Erasur
             subject=None,
             body_text=None,
             body_html=None,
+            secret=None,
             provider_id=None,
             last_error=None,
         )

@@ -20,10 +20,13 @@ from ..clock import utcnow
 from ..domain import OPTIONAL_PURPOSES, Actor, Channel, GuardianStatus, MemberStatus, Method
 from ..extensions import db
 from ..models import GuardianLink, Member
-from ..notify.base import Outgoing
 from .audit import record_audit
 from .errors import Conflict, Invalid, NotFound
-from .notifications import enqueue_notification, enqueue_secret_notification
+from .notifications import (
+    enqueue_notification,
+    enqueue_secret_notification,
+    prepare_secret_message,
+)
 
 MAX_GUARDIANS = 2
 LINK_TTL = timedelta(days=7)
@@ -42,14 +45,13 @@ def _hash(token: str) -> str:
 @dataclass(frozen=True)
 class Invitation:
     link: GuardianLink
-    notification_id: int
-    outgoing: Outgoing
 
 
 def invite_guardian(minor: Member, channel: str, contact: str, *, actor: Member) -> Invitation:
     """Send a single-use approval link to the guardian's contact (no commit).
 
-    The token exists only in the message that is sent at once; the row keeps its hash.
+    The token is never stored in clear: the link keeps its hash, and the message is sealed in
+    the outbox until the worker sends it after commit.
     """
     now = utcnow()
     token = _new_token()
@@ -70,16 +72,23 @@ def invite_guardian(minor: Member, channel: str, contact: str, *, actor: Member)
 def _send_invitation(link: GuardianLink, minor: Member, token: str, actor: Member) -> Invitation:
     base = (current_app.config.get("PUBLIC_BASE_URL") or "").rstrip("/")
     locale = "zh_Hans_CN" if (link.contact or "").startswith("+86") else minor.locale
-    row, outgoing = enqueue_secret_notification(
+    message = prepare_secret_message(
+        channel=link.contact_channel,
+        kind="guardian_invite",
+        locale=locale,
+        context={"minor_name": minor.name, "expires_at": link.token_expires_at},
+        secret_context={"link": f"{base}/g/{token}"},
+        masked_context={"link": f"{base}/g/••••••"},
+        expires_at=link.token_expires_at,
+    )
+    enqueue_secret_notification(
         member=None,
         channel=link.contact_channel,
         kind="guardian_invite",
         dedupe_key=f"guardian_invite:{link.public_id}:{link.token_hash[:16]}",
         recipient=link.contact,
         locale=locale,
-        context={"minor_name": minor.name, "expires_at": link.token_expires_at},
-        secret_context={"link": f"{base}/g/{token}"},
-        masked_context={"link": f"{base}/g/••••••"},
+        message=message,
     )
     record_audit(
         "guardian.invited",
@@ -88,7 +97,7 @@ def _send_invitation(link: GuardianLink, minor: Member, token: str, actor: Membe
         link=link.public_id,
         channel=link.contact_channel,
     )
-    return Invitation(link, row.id, outgoing)
+    return Invitation(link)
 
 
 def resend_invitation(minor: Member) -> Invitation:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from flask import current_app, render_template
 from flask_babel import force_locale
@@ -13,8 +14,9 @@ from ..clock import utcnow
 from ..domain import Channel, Locale, MemberStatus, NotificationStatus
 from ..extensions import db
 from ..models import FanOut, Member, Notification, NotificationContent
+from ..models.notification import DUE_CHANNEL
 from ..models.types import UTCDateTime
-from ..notify.base import Outgoing
+from ..sealed import seal
 from .audit import record_audit
 from .errors import NotFound
 
@@ -98,6 +100,41 @@ def enqueue_notification(
     return row
 
 
+@dataclass(frozen=True)
+class SecretMessage:
+    """A message holding a secret, ready for the outbox: a masked copy and the sealed real one."""
+
+    masked: Rendered
+    sealed: str
+
+
+def prepare_secret_message(
+    *,
+    channel: str,
+    kind: str,
+    locale: str,
+    context: dict,
+    secret_context: dict,
+    masked_context: dict,
+    expires_at: datetime,
+    validity_seconds: int | None = None,
+) -> SecretMessage:
+    """Render a message holding a secret (a one-time code, a link) and seal the real text.
+
+    :param validity_seconds: also ask the SMS provider to drop the message after this long.
+    """
+    real = render_message(kind, channel, locale, dict(context, **secret_context))
+    masked = render_message(kind, channel, locale, dict(context, **masked_context))
+    sealed = {
+        "subject": real.subject,
+        "text": real.text,
+        "html": real.html,
+        "expires_at": expires_at.isoformat(),
+        "validity_seconds": validity_seconds,
+    }
+    return SecretMessage(masked, seal(sealed))
+
+
 def enqueue_secret_notification(
     *,
     member: Member | None,
@@ -106,38 +143,41 @@ def enqueue_secret_notification(
     dedupe_key: str,
     recipient: str,
     locale: str,
-    context: dict,
-    secret_context: dict,
-    masked_context: dict,
-    validity_seconds: int | None = None,
-) -> tuple[Notification, Outgoing]:
-    """Write a message whose secret (a one-time code) must never be stored.
+    message: SecretMessage,
+) -> None:
+    """Write a message whose secret is never stored in clear (`prepare_secret_message`).
 
-    The row keeps a masked copy; the real text exists only in the returned `Outgoing`, which
-    the caller sends at once after commit.
+    The row's body is the masked copy (what the member's message list shows); the real message
+    is sealed beside it for the worker, which delivers it after commit, never after it expires,
+    and then deletes it. On PostgreSQL the same statement NOTIFYs, so a listening worker wakes
+    the moment this commits: one round trip in all, like `wake_workers`.
+
+    :param dedupe_key: new by construction (callers build it from a fresh random token); the
+        unique index refuses a repeat rather than a lookup costing a round trip.
     """
-    row = enqueue_notification(
-        member=member,
+    statement = insert(Notification.__table__).values(
+        member_id=member.id if member else None,
         channel=channel,
         kind=kind,
         dedupe_key=dedupe_key,
         recipient=recipient,
+        subject=message.masked.subject,
+        body_text=message.masked.text,
+        body_html=message.masked.html,
+        secret=message.sealed,
         locale=locale,
-        context=dict(context, **masked_context),
     )
-    real = render_message(kind, channel, locale, dict(context, **secret_context))
-    outgoing = Outgoing(
-        notification_id=row.id,
-        public_id=row.public_id,
-        channel=channel,
-        kind=kind,
-        recipient=recipient,
-        subject=real.subject,
-        text=real.text,
-        html=real.html,
-        validity_seconds=validity_seconds,
-    )
-    return row, outgoing
+    if db.engine.dialect.name == "postgresql":
+        # Delivered to listeners only if and when this transaction commits.
+        statement = statement.returning(func.pg_notify(DUE_CHANNEL, ""))
+    db.session.execute(statement)
+
+
+def wake_workers() -> None:
+    """NOTIFY listening workers at commit (PostgreSQL; elsewhere nothing): the same single
+    round trip `enqueue_secret_notification` makes."""
+    if db.engine.dialect.name == "postgresql":
+        db.session.execute(select(func.pg_notify(DUE_CHANNEL, "")))
 
 
 # --- Fan-outs: one notice per member per chosen channel, enqueued set-wise ---------------

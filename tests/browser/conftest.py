@@ -38,6 +38,7 @@ from consent_center import create_app
 from consent_center.cli import DEMO_MEMBER_EMAIL, seed_demo
 from consent_center.extensions import db
 from consent_center.models import Member
+from consent_center.notify.worker import drain
 from tests.support.databases import (
     BACKENDS,
     DEFAULT_PG,
@@ -89,8 +90,13 @@ class LiveServer:
         for path in self.mailbox.glob("*.json"):
             path.unlink()
 
+    def deliver(self) -> None:
+        """One round of the outbox worker (codes and links are sent by it, not the request)."""
+        self.query(drain)
+
     def messages(self, to: str, kind: str | None = None) -> list[dict]:
-        """Messages sent to `to` (optionally of one kind), newest first."""
+        """Messages sent to `to` (optionally of one kind), newest first, once delivered."""
+        self.deliver()
         found = []
         for path in sorted(self.mailbox.glob("*.json"), reverse=True):
             message = json.loads(path.read_text(encoding="utf-8"))
@@ -445,6 +451,21 @@ def sign_in(browsing: Browsing, live_server: LiveServer) -> Callable[..., None]:
     return sign_in
 
 
+class DeliveringSink:
+    """The SMTP sink, whose `messages` are read after one worker round on the live server."""
+
+    def __init__(self, sink, live: LiveServer) -> None:
+        self._sink, self._live = sink, live
+
+    @property
+    def messages(self):
+        self._live.deliver()
+        return self._sink.messages
+
+    def __getattr__(self, name: str):
+        return getattr(self._sink, name)
+
+
 @pytest.fixture
 def live_smtp(live_server, _smtp_sink):
     """Email from the live server goes over real SMTP to the test's server, for one test."""
@@ -455,7 +476,7 @@ def live_smtp(live_server, _smtp_sink):
     saved = {k: config.get(k) for k in ("MAIL_SERVER", "MAIL_PORT", "MAIL_TIMEOUT")}
     config.update(MAIL_SERVER=_smtp_sink.host, MAIL_PORT=_smtp_sink.port, MAIL_TIMEOUT=5)
     try:
-        yield _smtp_sink
+        yield DeliveringSink(_smtp_sink, live_server)
     finally:
         config.update(saved)
         _smtp_sink.clear()

@@ -130,8 +130,24 @@ class _SinkHandler:
         return "250 OK: message accepted"
 
 
+class _CountingSMTP(SMTP):
+    """aiosmtpd's SMTP protocol, counting each client connection in the owning sink."""
+
+    def __init__(self, handler: _SinkHandler, **kwargs) -> None:
+        super().__init__(handler, **kwargs)
+        self._sink = handler._sink
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._sink._count_connection()
+        super().connection_made(transport)
+
+
 class _EphemeralController(Controller):
-    """A ``Controller`` that supports ``port=0`` by reading back the bound port."""
+    """A ``Controller`` that supports ``port=0`` by reading back the bound port, and counts
+    connections (``_CountingSMTP``)."""
+
+    def factory(self) -> SMTP:
+        return _CountingSMTP(self.handler, **self.SMTP_kwargs)
 
     def _trigger_server(self) -> None:
         # ``start()`` calls this after the listening socket is bound and before it probes
@@ -187,6 +203,7 @@ class SmtpSink:
         self._lifecycle = threading.Lock()
         self._cond = threading.Condition()
         self._messages: list[ReceivedMessage] = []
+        self._connections = 0
         self._rejections: dict[str, str] = {}
         self._data_failures: list[str] = []
 
@@ -270,9 +287,16 @@ class SmtpSink:
         with self._cond:
             return list(self._messages)
 
-    def clear(self) -> None:
-        """Forget received messages and all scripted faults."""
+    @property
+    def connections(self) -> int:
+        """How many client connections were opened since the last :meth:`clear`."""
         with self._cond:
+            return self._connections
+
+    def clear(self) -> None:
+        """Forget received messages, the connection count and all scripted faults."""
+        with self._cond:
+            self._connections = 0
             self._messages.clear()
             self._rejections.clear()
             self._data_failures.clear()
@@ -341,6 +365,10 @@ class SmtpSink:
     def _take_data_failure(self) -> str | None:
         with self._cond:
             return self._data_failures.pop(0) if self._data_failures else None
+
+    def _count_connection(self) -> None:
+        with self._cond:
+            self._connections += 1
 
     def _record(self, message: ReceivedMessage) -> None:
         with self._cond:

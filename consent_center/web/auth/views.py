@@ -8,8 +8,6 @@ from flask import Blueprint, current_app, redirect, render_template, request, se
 from flask_login import current_user, login_required, login_user, logout_user
 
 from ...extensions import db, limiter
-from ...models import Notification
-from ...notify.delivery import deliver_now
 from ...services import auth as auth_service
 from ...services.errors import Invalid
 from ...services.guardians import wards_of
@@ -52,11 +50,8 @@ def safe_next(target: str | None) -> str | None:
 
 
 def _send_code_and_continue(code_request):
-    """Commit, send the code at once (not queued), remember the pending sign-in."""
+    """Commit (a worker sends the code from the outbox), remember the pending sign-in."""
     db.session.commit()
-    if code_request.notification_id is not None:
-        row = db.session.get(Notification, code_request.notification_id)
-        deliver_now([row], {row.id: code_request.outgoing})
     session[PENDING_TOKEN] = code_request.token
     session[PENDING_TO] = code_request.masked_to
     return redirect(url_for("auth.enter_code", next=safe_next(request.args.get("next"))), 303)
@@ -89,13 +84,7 @@ def register():
             db.session.rollback()
             apply_field_errors(form, exc.field_errors)
         else:
-            invitation = registration.invitation
-            response = _send_code_and_continue(registration.code)
-            if invitation is not None:
-                # The approval link holds a token that is never stored: send it now.
-                row = db.session.get(Notification, invitation.notification_id)
-                deliver_now([row], {row.id: invitation.outgoing})
-            return response
+            return _send_code_and_continue(registration.code)
     status = 422 if request.method == "POST" else 200
     return render_template("auth/register.html", form=form), status
 

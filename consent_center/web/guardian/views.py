@@ -31,8 +31,7 @@ from ...domain import (
     Method,
 )
 from ...extensions import db, limiter
-from ...models import Member, Notification
-from ...notify.delivery import deliver_now
+from ...models import Member
 from ...services import auth as auth_service
 from ...services import consents as consent_service
 from ...services import deletion as deletion_service
@@ -90,8 +89,6 @@ def send_code(token: str):
         abort(400)
     code_request = auth_service.request_guardian_code(link, minor)
     db.session.commit()
-    row = db.session.get(Notification, code_request.notification_id)
-    deliver_now([row], {row.id: code_request.outgoing})
     session[CODE_TOKEN] = code_request.token
     flash(_("We sent a code to %(to)s.", to=code_request.masked_to), "status")
     return redirect(url_for("guardian.invitation", token=token), 303)
@@ -307,15 +304,11 @@ def invite_second(public_id: str):
     if form.validate_on_submit():
         try:
             channel, contact = auth_service.parse_identifier(form.contact.data)
-            invitation = guardian_service.invite_second_guardian(
-                ward, current_user, channel, contact
-            )
+            guardian_service.invite_second_guardian(ward, current_user, channel, contact)
         except (Invalid, Conflict) as exc:
             db.session.rollback()
             flash(str(exc.message), "status")
             return redirect(url_for("guardian.ward", public_id=public_id), 303)
         db.session.commit()
-        row = db.session.get(Notification, invitation.notification_id)
-        deliver_now([row], {row.id: invitation.outgoing})
         flash(_("We sent the other guardian a link."), "status")
     return redirect(url_for("guardian.ward", public_id=public_id), 303)

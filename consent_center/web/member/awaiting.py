@@ -8,8 +8,6 @@ from flask_login import current_user
 
 from ...domain import GUARDIAN_STATUS_LABELS, MemberStatus
 from ...extensions import db, limiter
-from ...models import Notification
-from ...notify.delivery import deliver_now
 from ...services.guardians import pending_link_for, resend_invitation
 from ...services.policies import current_policy
 from .forms import EmptyForm
@@ -40,9 +38,7 @@ def resend_guardian_link():
     """Send the guardian a new approval link (the old one stops working)."""
     if not EmptyForm().validate_on_submit():
         abort(400)
-    invitation = resend_invitation(current_user)
+    resend_invitation(current_user)
     db.session.commit()
-    row = db.session.get(Notification, invitation.notification_id)
-    deliver_now([row], {row.id: invitation.outgoing})
     flash(_("We sent your guardian a new link."), "status")
     return redirect(url_for("member.awaiting_guardian"), 303)

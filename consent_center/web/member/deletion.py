@@ -12,8 +12,6 @@ from wtforms.validators import DataRequired, Length
 from ...clock import utcnow
 from ...domain import DELETION_STATUS_LABELS, OPEN_DELETION_STATUSES
 from ...extensions import db
-from ...models import Notification
-from ...notify.delivery import deliver_now
 from ...services import auth as auth_service
 from ...services import deletion as deletion_service
 from ...services.errors import Conflict, Invalid
@@ -63,8 +61,6 @@ def delete_send_code():
         return redirect(url_for("member.delete_start"), 303)
     code_request = auth_service.request_reauth_code(current_user)
     db.session.commit()
-    row = db.session.get(Notification, code_request.notification_id)
-    deliver_now([row], {row.id: code_request.outgoing})
     session[REAUTH_TOKEN] = code_request.token
     flash(_("We sent a confirmation code to %(to)s.", to=code_request.masked_to), "status")
     return redirect(url_for("member.delete_start") + "#confirm-title", 303)

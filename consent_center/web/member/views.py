@@ -30,8 +30,6 @@ from ...domain import (
     Method,
 )
 from ...extensions import db
-from ...models import Notification
-from ...notify.delivery import deliver_now
 from ...services import auth as auth_service
 from ...services import consents as consent_service
 from ...services import member_data
@@ -220,9 +218,6 @@ def profile():
             status = 422
         else:
             db.session.commit()
-            for code_request in code_requests:
-                row = db.session.get(Notification, code_request.notification_id)
-                deliver_now([row], {row.id: code_request.outgoing})
             if code_requests:
                 session[CONTACT_TOKENS] = [[c.token, c.channel, c.masked_to] for c in code_requests]
                 return redirect(url_for("member.verify_contact"), 303)
@@ -276,8 +271,6 @@ def verify_phone():
         current_user, Channel.SMS, current_user.phone
     )
     db.session.commit()
-    row = db.session.get(Notification, code_request.notification_id)
-    deliver_now([row], {row.id: code_request.outgoing})
     session[CONTACT_TOKENS] = [[code_request.token, code_request.channel, code_request.masked_to]]
     return redirect(url_for("member.verify_contact"), 303)
 
