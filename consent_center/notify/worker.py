@@ -47,7 +47,7 @@ def run_worker(poll_seconds: float | None = None, batch_size: int | None = None)
             db.session.rollback()
             counts = {}
         if counts:
-            log.info("delivered: %s", counts)
+            log.info("delivered: %s", ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
         db.session.remove()  # a fresh session (and connection state) each round
         stop.wait(poll)
     db.session.remove()
