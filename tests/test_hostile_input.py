@@ -43,11 +43,8 @@ HOSTILE: dict[str, str | bytes] = {
 }
 # Names many forms and lists use; the crawl adds every name the pages really have.
 COMMON_NAMES = {
-    "page", "q", "status", "after", "limit", "cursor", "next", "purpose", "category",
-    "email", "phone", "name", "code", "message", "body", "title", "summary", "reason",
-    "decision", "ground", "explanation", "granted", "locale", "role", "effective_at",
-    "from", "to", "actor", "member", "kind", "channel", "id", "number",
-    "From", "To", "Body", "MessageSid", "MessageStatus", "ErrorCode", "OptOutType",
+    "page", "q", "status", "after", "limit", "next", "purpose", "email", "phone", "name",
+    "code", "message", "From", "To", "Body", "MessageSid", "MessageStatus", "OptOutType",
 }  # fmt: skip
 STATE_CHANGES = {"POST", "PUT", "PATCH", "DELETE"}
 TWILIO_TOKEN = "hostile-walk-twilio-token"
