@@ -270,3 +270,26 @@ def test_every_route_answers_hostile_input_with_a_4xx_and_writes_nothing(app, lo
     assert tried == every
     # The values reached the views: forms were validated, pages were shown.
     assert statuses[422] and statuses[200]
+
+
+def test_the_reported_cases_are_refused_cleanly(app, client, login_as):
+    """The issue's examples: a NUL byte is a 400 (a problem document under /api), an id
+    beyond the integer column is a 404, a page number past any listing is a 404."""
+    make_policy()
+    staff = make_member(role="admin")
+    token = make_token()
+    before = _row_counts()
+    assert client.get("/policy/versions/2147483648").status_code == 404
+    assert client.get(f"/policy/versions/{10**20}").status_code == 404
+    assert client.get("/policy/versions/1").status_code == 200
+    assert client.get("/policy?x=%00").status_code == 400
+    assert client.get("/policy?x=%FF").status_code == 400
+    assert client.get("/unsubscribe/a%00b").status_code == 400
+    assert post(client, "/contact", {"name": "a\x00b"}).status_code == 400
+    api = client.get("/api/v1/members/a%00b/consents", headers=bearer(token))
+    assert (api.status_code, api.mimetype) == (400, "application/problem+json")
+    login_as(staff)
+    assert client.get("/staff/audit?page=99999999999999999999").status_code == 404
+    assert client.get("/staff/audit?page=2").status_code == 200
+    assert client.get("/staff/audit?page=x").status_code == 200  # the first page
+    assert _row_counts() == before
