@@ -37,7 +37,11 @@ def _clean(raw: bytes) -> bool:
     return True
 
 
-def _clean_query(query: bytes) -> bool:
+def readable_query(query: str | bytes) -> bool:
+    """Whether a query string (or a form body) decodes to UTF-8 text without NUL; a WSGI
+    `QUERY_STRING` is latin-1 text whose code points are the raw bytes."""
+    if isinstance(query, str):
+        query = query.encode("latin-1", "replace")
     return _clean(unquote_to_bytes(query.replace(b"+", b" ")))
 
 
@@ -55,12 +59,12 @@ def refuse_unreadable_input() -> None:
     """400 for a NUL byte or invalid UTF-8 in the path, the query or a form field."""
     # WSGI hands the path over as latin-1 text: its code points are the raw bytes.
     path = request.environ.get("PATH_INFO", "").encode("latin-1", "replace")
-    if not _clean(path) or not _clean_query(request.query_string):
+    if not _clean(path) or not readable_query(request.query_string):
         abort(400)
     if request.method in ("GET", "HEAD", "OPTIONS"):
         return
     if request.mimetype == "application/x-www-form-urlencoded":
-        if not _clean_query(request.get_data(cache=True)):
+        if not readable_query(request.get_data(cache=True)):
             abort(400)
     elif request.mimetype == "multipart/form-data":
         values = [*request.form.keys(), *request.form.values()]
