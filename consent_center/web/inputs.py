@@ -21,10 +21,12 @@ PAGE_MAX = 100_000
 
 
 class ColumnIntConverter(IntegerConverter):
-    """`<int:...>` bounded to what an integer column holds (0 .. 2^31-1 unless told)."""
+    """`<int:...>` bounded to what an integer column holds, unless the rule says otherwise."""
 
-    def __init__(self, map, fixed_digits=0, min=0, max=INT_COLUMN_MAX, signed=False):  # noqa: A002
-        super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
+    def __init__(self, url_map, fixed_digits=0, min=None, max=INT_COLUMN_MAX, signed=False):
+        if min is None and signed:
+            min = -INT_COLUMN_MAX - 1
+        super().__init__(url_map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
 
 
 def _clean(raw: bytes) -> bool:
