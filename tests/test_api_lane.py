@@ -139,6 +139,15 @@ def test_other_methods_and_paths_go_to_flask(app, client, scenarios):
     assert client.get(CONSENTS.format("not%20an%20id"), headers=headers).status_code == 404
 
 
+def test_a_query_flask_refuses_goes_to_flask(app, scenarios):
+    path, headers = scenarios["answer"]
+    for query in ("?purpose=%00", "?purpose=%FF"):
+        passed_on: list = []
+        through_lane, straight = both_ways(app, path + query, headers, passed_on=passed_on)
+        assert through_lane == straight and through_lane[0] == "400 BAD REQUEST"
+        assert passed_on == [path]
+
+
 def test_a_failing_lane_steps_aside_and_flask_answers(
         app, client, scenarios, monkeypatch, caplog, backend):
     def broken(*_args):

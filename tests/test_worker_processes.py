@@ -1,5 +1,6 @@
-"""Real worker processes: SIGKILL mid-batch loses nothing; two workers never send twice; a
-code is sent the moment its request commits (NOTIFY on PostgreSQL, a short poll on SQLite)."""
+"""Real worker processes: SIGKILL mid-batch loses nothing; two workers never send twice, even
+through receivers slower than the lease; a code is sent the moment its request commits (NOTIFY
+on PostgreSQL, a short poll on SQLite)."""
 
 from __future__ import annotations
 
@@ -16,10 +17,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from consent_center import clock
 from consent_center.extensions import db
 from consent_center.models import Notification
 from consent_center.services.notifications import enqueue_notification
+from consent_center.services.outgoing_webhooks import add_webhook
 from tests.conftest import make_member, post
+from tests.support.api import grant, webhook_receiver
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -43,14 +47,20 @@ def worker_env(app, smtp, **extra) -> dict:
     return env
 
 
-def start_worker(env: dict, command: str = "worker") -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "flask", "notify", command],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+def start_worker(env: dict, command: str = "worker", log: Path | None = None) -> subprocess.Popen:
+    """A worker process; its log goes to `log` when given (else to a pipe)."""
+    target = log.open("wb") if log else subprocess.PIPE
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", "flask", "notify", command],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=target,
+        )
+    finally:
+        if log:
+            target.close()  # the child has its own copy
 
 
 def enqueue_many(n: int) -> None:
@@ -230,3 +240,90 @@ def test_a_code_does_not_wait_for_a_bulk_batch_in_flight(app, client, member, sm
         stop(worker)
     order = [m.rcpt_tos[0] for m in received]
     assert order.index(member.email) < 30, "the code waited for the whole batch"
+
+
+# Each receiver takes this long per message: longer than the lease the workers get. (The lease
+# is long enough that a heartbeat late by a second on a busy machine still holds it.)
+LEASE_SECONDS = 2
+SLOW_SECONDS = 2.5
+
+
+def reported_counts(log: Path) -> Counter:
+    """What a worker said it did, summed over its rounds ("delivered: lost=1, sent=2")."""
+    totals: Counter = Counter()
+    for line in re.findall(r"delivered: (.*)", log.read_text(encoding="utf-8")):
+        for key, value in (part.split("=") for part in line.split(", ")):
+            totals[key] += int(value)
+    return totals
+
+
+def test_two_workers_deliver_once_through_receivers_slower_than_the_lease(
+    app, smtp, twilio, policy, tmp_path
+):
+    """Two workers and an SMTP server, the Twilio stand-in and a webhook receiver that each
+    answer slower than the lease: every message arrives exactly once at its receiver, and
+    the workers' reported counts add up to those deliveries."""
+    with webhook_receiver() as hooks:
+        add_webhook(hooks.url, ("consent.changed",))
+        db.session.commit()
+        members = [
+            make_member(phone=f"+861380013800{i}", phone_verified_at=clock.utcnow())
+            for i in range(2)
+        ]
+        for i, member in enumerate(members):
+            enqueue_notification(
+                member=member,
+                channel="email",
+                kind="contact_ack",
+                dedupe_key=f"slow-email:{i}",
+                recipient=member.email,
+                locale="en",
+                context={"sender_name": "X", "message": f"m{i}"},
+            )
+            enqueue_notification(
+                member=member,
+                channel="sms",
+                kind="policy_notice",
+                dedupe_key=f"slow-sms:{i}",
+                recipient=member.phone,
+                locale="en",
+                context={"number": 2, "effective_at": clock.utcnow()},
+            )
+            grant(member, "advertising")  # one webhook delivery per member
+        db.session.commit()
+        n = db.session.scalar(select(func.count()).select_from(Notification))
+        assert n == 6
+        smtp.data_delay = SLOW_SECONDS
+        twilio.hang_next(SLOW_SECONDS, times=2)
+        hooks.delay = SLOW_SECONDS
+        env = worker_env(
+            app,
+            smtp,
+            NOTIFY_LEASE_SECONDS=LEASE_SECONDS,
+            MAIL_TIMEOUT=10,
+            WEBHOOK_TIMEOUT=10,
+            TWILIO_ACCOUNT_SID=twilio.account_sid,
+            TWILIO_AUTH_TOKEN=twilio.auth_token,
+            TWILIO_FROM_NUMBER="+15005550006",
+            TWILIO_API_BASE_URL=twilio.base_url,
+            TWILIO_TIMEOUT=10,
+        )
+        logs = [tmp_path / "worker-a.log", tmp_path / "worker-b.log"]
+        workers = [start_worker(env, log=log) for log in logs]
+        settled = True
+        try:
+            wait_until_all_sent(n, timeout=60)
+        except AssertionError:
+            settled = False  # the receivers' counts below say why
+        finally:
+            for w in workers:
+                stop(w)
+    emails = Counter(m.rcpt_tos[0] for m in smtp.messages)
+    texts = Counter(m["to"] for m in twilio.messages)
+    events = Counter(r.headers["X-Consent-Event-Id"] for r in hooks.received)
+    assert emails == Counter(m.email for m in members)
+    assert texts == Counter(m.phone for m in members)
+    assert len(events) == 2 and set(events.values()) == {1}
+    reported = sum((reported_counts(log) for log in logs), Counter())
+    assert reported["sent"] == n == emails.total() + texts.total() + events.total()
+    assert settled

@@ -3,18 +3,30 @@
 Functions here are delivery boundaries (like a request or a CLI command): they commit.
 Each outcome is committed as soon as the provider answers, so a crash can repeat at most
 the one message in flight; that message keeps the same Message-ID (email) on a retry.
+
+A claim is a lease: the row is this worker's until `lease_until`, and each claim bumps
+`attempts`, which then names the holder (a fencing token). A message is sent only after its
+lease was renewed under that token just before the send, the whole batch's leases are kept
+alive by a heartbeat while the worker works through it, and the outcome is written only under
+the same token. So a slow receiver never lets a second worker send the message again; only a
+worker that died (and stopped renewing) gives its rows up, after one lease.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import random
+import threading
+from collections import deque
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import and_, or_, select, text, update
+from sqlalchemy import and_, or_, select, text, tuple_, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from ..clock import utcnow
 from ..domain import Channel, NotificationStatus
@@ -23,6 +35,8 @@ from ..models import Notification, NotificationContent
 from ..models.notification import SECRET_TO_DELIVER, TO_DELIVER
 from ..sealed import InvalidToken, open_sealed
 from .base import DeliveryResult, Outgoing
+
+log = logging.getLogger("consent_center.notify")
 
 # Kinds whose recipient and text are deleted as soon as they are sent (webhook bodies name
 # members; the change_event table keeps the facts).
@@ -172,9 +186,10 @@ def backoff_seconds(attempts: int) -> float:
     return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
-def record_result(row: Claimed, result: DeliveryResult, conn=None) -> str:
+def record_result(row: Claimed, result: DeliveryResult, conn=None) -> str | None:
     """Write one send's outcome on `conn` (default: the session), no commit; returns the new
-    status. (An SMS opt-out the outcome implies is recorded by the caller: `record_opt_out`.)"""
+    status, or None when the row is no longer this claim's (another worker re-claimed it).
+    (An SMS opt-out the outcome implies is recorded by the caller: `record_opt_out`.)"""
     now = utcnow()
     values: dict = {"lease_until": None}
     if result.ok:
@@ -206,7 +221,9 @@ def record_result(row: Claimed, result: DeliveryResult, conn=None) -> str:
     # Only the lease holder may record: a row re-claimed after our lease expired is not ours.
     table = Notification.__table__
     # A Core statement: the ORM's bulk-update machinery costs more than the round trip.
-    (conn or db.session).execute(
+    # The token (attempts) is enough: a lease that ran out but that nobody re-claimed is
+    # still only ours, and recording it stops a pointless second send.
+    written = (conn or db.session).execute(
         table.update()
         .where(
             table.c.id == row.id,
@@ -215,7 +232,87 @@ def record_result(row: Claimed, result: DeliveryResult, conn=None) -> str:
         )
         .values(**values)
     )
-    return values["status"]
+    return values["status"] if written.rowcount == 1 else None
+
+
+def _lease_until():
+    return utcnow() + timedelta(seconds=current_app.config["NOTIFY_LEASE_SECONDS"])
+
+
+def renew_leases(conn, held: dict[int, int], until) -> set[int]:
+    """Extend to `until` the leases of the rows in `held` (id -> attempts at our claim) that
+    are still ours; no commit. Returns the ids renewed."""
+    if not held:
+        return set()
+    table = Notification.__table__
+    result = conn.execute(
+        table.update()
+        .where(
+            table.c.status == NotificationStatus.SENDING,
+            tuple_(table.c.id, table.c.attempts).in_(list(held.items())),
+        )
+        .values(lease_until=until)
+        .returning(table.c.id)
+    )
+    return set(result.scalars())
+
+
+class LeaseKeeper:
+    """A heartbeat that keeps this worker's leases on a claimed batch alive while it works
+    through it, renewing every third of the lease on a connection of its own (so a send
+    slower than the lease, or a batch longer than it, never hands rows to another worker).
+    A worker that dies stops renewing, and its rows are due again one lease later."""
+
+    def __init__(self, rows: Iterable[Claimed]) -> None:
+        self._engine = db.engine
+        self._seconds = current_app.config["NOTIFY_LEASE_SECONDS"]
+        self._held = {row.id: row.attempts for row in rows}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="lease-keeper", daemon=True)
+
+    def __enter__(self) -> LeaseKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def release(self, row: Claimed) -> None:
+        """Stop renewing `row` (its outcome is recorded, or it is no longer ours)."""
+        with self._lock:
+            self._held.pop(row.id, None)
+
+    def _run(self) -> None:
+        conn = None
+        try:
+            while not self._stop.wait(self._seconds / 3):
+                with self._lock:
+                    held = dict(self._held)
+                if not held:
+                    continue
+                try:
+                    if conn is None:  # most batches finish before the first beat
+                        conn = self._engine.connect()
+                    until = utcnow() + timedelta(seconds=self._seconds)
+                    renewed = renew_leases(conn, held, until)
+                    conn.commit()
+                except SQLAlchemyError:
+                    # The sender re-checks each row before sending, so a missed beat can cost
+                    # a row to another worker, never a second send.
+                    log.warning("lease renewal failed; retrying at the next beat", exc_info=True)
+                    if conn is not None:
+                        conn.invalidate()
+                        conn.close()
+                        conn = None
+                    continue
+                with self._lock:
+                    for lost in held.keys() - renewed:
+                        self._held.pop(lost, None)
+        finally:
+            if conn is not None:
+                conn.close()
 
 
 def record_unsendable(row: Claimed, reason: str, conn) -> str:
@@ -266,8 +363,26 @@ def outcome_connection():
         conn.close()
 
 
+def _still_ours(
+    group: list[Claimed], build, conn, keeper: LeaseKeeper, sending: deque, counts: dict
+) -> Iterator[Outgoing]:
+    """The group's messages for a transport, each handed over only once its lease has been
+    renewed under our claim (and committed); rows another worker took are skipped."""
+    for row in group:
+        renewed = renew_leases(conn, {row.id: row.attempts}, _lease_until())
+        conn.commit()
+        if not renewed:
+            keeper.release(row)
+            counts["lost"] = counts.get("lost", 0) + 1
+            continue
+        sending.append(row)
+        yield build(row)
+
+
 def send_claimed(rows: list[Claimed]) -> dict:
-    """Send claimed rows per channel and commit each outcome as it comes; returns counts."""
+    """Send claimed rows per channel and commit each outcome as it comes; returns counts:
+    per recorded status, `sent` for every message a provider accepted, and `lost` for rows
+    another worker had re-claimed (left to it unsent)."""
     content_ids = {r.content_id for r in rows if r.content_id is not None}
     contents = {}
     if content_ids:
@@ -290,26 +405,34 @@ def send_claimed(rows: list[Claimed]) -> dict:
             sealed[row.id] = opened
         by_channel.setdefault(row.channel, []).append(row)
     db.session.commit()  # hold no transaction open while talking to providers
-    with outcome_connection() as conn:
+
+    def build(row: Claimed) -> Outgoing:
+        return _outgoing(row, contents, sealed.get(row.id))
+
+    with outcome_connection() as conn, LeaseKeeper(rows) as keeper:
         for row, reason in unsendable:
             status = record_unsendable(row, reason, conn)
             conn.commit()
+            keeper.release(row)
             counts[status] = counts.get(status, 0) + 1
         for channel, group in by_channel.items():
-            messages = [_outgoing(r, contents, sealed.get(r.id)) for r in group]
-            sent = transport_for(channel).send_each(messages)
-            for row, result in zip(group, sent, strict=True):
+            sending: deque[Claimed] = deque()
+            messages = _still_ours(group, build, conn, keeper, sending, counts)
+            for result in transport_for(channel).send_each(messages):
+                row = sending.popleft()
                 status = record_result(row, result, conn)
                 conn.commit()
-                if result.opted_out and row.member_id is not None:
+                keeper.release(row)
+                if status is None:
+                    log.warning("notification %s was re-claimed during its send", row.id)
+                    status = NotificationStatus.SENT if result.ok else "lost"
+                elif result.opted_out and row.member_id is not None:
                     record_opt_out(row.member_id)
                 counts[status] = counts.get(status, 0) + 1
     return counts
 
 
 def _claim(condition, limit: int | None) -> list[Claimed]:
-    now = utcnow()
-    lease = timedelta(seconds=current_app.config["NOTIFY_LEASE_SECONDS"])
     chosen = (
         select(Notification.id)
         .where(condition)
@@ -326,7 +449,7 @@ def _claim(condition, limit: int | None) -> list[Claimed]:
         .values(
             status=NotificationStatus.SENDING,
             attempts=Notification.attempts + 1,
-            lease_until=now + lease,
+            lease_until=_lease_until(),
         )
         .returning(*_CLAIM_COLUMNS)
         .execution_options(synchronize_session=False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from flask import current_app
@@ -25,7 +25,7 @@ def mailbox_dir() -> Path:
 class DevMailboxTransport:
     """Writes each message to a file; never fails."""
 
-    def send_each(self, messages: list[Outgoing]) -> Iterator[DeliveryResult]:
+    def send_each(self, messages: Iterable[Outgoing]) -> Iterator[DeliveryResult]:
         folder = mailbox_dir()
         for msg in messages:
             stamp = utcnow()

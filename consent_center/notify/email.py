@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import smtplib
 import ssl
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from flask import current_app
 from flask_mail import Connection, Mail, Message
@@ -82,37 +82,42 @@ def _valid_recipient(address: str) -> bool:
 
 
 class SmtpTransport:
-    """Sends over one SMTP connection per batch; one bad recipient does not abort the batch."""
+    """Sends over one SMTP connection per batch; one bad recipient does not abort the batch.
 
-    def send_each(self, messages: list[Outgoing]) -> Iterator[DeliveryResult]:
+    `messages` is consumed one at a time, each only when it is about to be sent."""
+
+    def send_each(self, messages: Iterable[Outgoing]) -> Iterator[DeliveryResult]:
         # Built from the current config on each batch: Flask-Mail's own state is a snapshot
         # taken at init_app, which would ignore later configuration (and tests).
         state = mail.init_mail(current_app.config, testing=False)
         timeout = current_app.config.get("MAIL_TIMEOUT", 10)
-        index = 0
+        pending = iter(messages)
+        in_flight: Outgoing | None = None  # taken from `pending`, its result not yet given
         try:
             with _SafeConnection(state, timeout) as conn:
-                while index < len(messages):
-                    msg = messages[index]
-                    if not _valid_recipient(msg.recipient):
-                        index += 1
-                        yield DeliveryResult(ok=False, error="invalid recipient address")
-                        continue
-                    message = _build_message(msg)
-                    try:
-                        conn.send(message)
-                    except smtplib.SMTPServerDisconnected:
-                        raise
-                    except (smtplib.SMTPRecipientsRefused, smtplib.SMTPResponseException) as exc:
-                        index += 1
-                        # After a refused DATA the session needs a reset before the next one.
-                        conn.host.rset()
-                        yield _classify(exc)
-                        continue
-                    index += 1
-                    yield DeliveryResult(ok=True, provider_id=message.msgId)
+                for in_flight in pending:
+                    result = self._send_one(conn, in_flight)
+                    in_flight = None
+                    yield result
         except (smtplib.SMTPException, OSError) as exc:
-            # Connection-level failure: this message and the rest are retried later.
+            # Connection-level failure: the message in flight and the rest are retried later.
             failure = _classify(exc)
-            for _ in range(index, len(messages)):
+            if in_flight is not None:
                 yield failure
+            for _ in pending:
+                yield failure
+
+    @staticmethod
+    def _send_one(conn: _SafeConnection, msg: Outgoing) -> DeliveryResult:
+        if not _valid_recipient(msg.recipient):
+            return DeliveryResult(ok=False, error="invalid recipient address")
+        message = _build_message(msg)
+        try:
+            conn.send(message)
+        except smtplib.SMTPServerDisconnected:
+            raise
+        except (smtplib.SMTPRecipientsRefused, smtplib.SMTPResponseException) as exc:
+            # After a refused DATA the session needs a reset before the next one.
+            conn.host.rset()
+            return _classify(exc)
+        return DeliveryResult(ok=True, provider_id=message.msgId)

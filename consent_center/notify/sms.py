@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from flask import current_app
 from requests.exceptions import RequestException
@@ -53,9 +53,10 @@ def classify_twilio_error(exc: Exception) -> DeliveryResult:
 
 
 class TwilioTransport:
-    """Sends each message through the Messages API."""
+    """Sends each message through the Messages API, taking each from `messages` only when
+    it is about to be sent."""
 
-    def send_each(self, messages: list[Outgoing]) -> Iterator[DeliveryResult]:
+    def send_each(self, messages: Iterable[Outgoing]) -> Iterator[DeliveryResult]:
         client = twilio_client()
         sender = current_app.config["TWILIO_FROM_NUMBER"]
         callback = status_callback_url()

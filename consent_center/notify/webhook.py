@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import requests
 from flask import current_app
@@ -128,31 +128,32 @@ def webhook_session() -> requests.Session:
 
 
 class WebhookTransport:
-    """Posts each message's JSON body to its subscription, with a signature over it."""
+    """Posts each message's JSON body to its subscription, with a signature over it; takes
+    each from `messages` only when it is about to be sent."""
 
-    def send_each(self, messages: list[Outgoing]) -> Iterator[DeliveryResult]:
-        ids = {m.recipient for m in messages}
-        subscriptions = {
-            s.public_id: (s.url, s.secret, s.active)
-            for s in db.session.execute(
-                select(
-                    WebhookSubscription.public_id,
-                    WebhookSubscription.url,
-                    WebhookSubscription.secret,
-                    WebhookSubscription.active,
-                ).where(WebhookSubscription.public_id.in_(ids))
-            )
-        }
-        db.session.commit()  # hold no transaction open while receivers answer
+    def send_each(self, messages: Iterable[Outgoing]) -> Iterator[DeliveryResult]:
+        subscriptions: dict[str, tuple | None] = {}
         timeout = current_app.config.get("WEBHOOK_TIMEOUT", 10)
         with webhook_session() as session:  # keep-alive to a receiver within the batch
             for msg in messages:
-                found = subscriptions.get(msg.recipient)
+                if msg.recipient not in subscriptions:
+                    subscriptions[msg.recipient] = self._subscription(msg.recipient)
+                found = subscriptions[msg.recipient]
                 if found is None or not found[2]:
                     yield DeliveryResult(ok=False, error="subscription removed")
                     continue
                 url, secret, _active = found
                 yield self._post(session, url, secret, msg, timeout)
+
+    @staticmethod
+    def _subscription(public_id: str) -> tuple | None:
+        found = db.session.execute(
+            select(
+                WebhookSubscription.url, WebhookSubscription.secret, WebhookSubscription.active
+            ).where(WebhookSubscription.public_id == public_id)
+        ).first()
+        db.session.commit()  # hold no transaction open while receivers answer
+        return tuple(found) if found is not None else None
 
     def _post(self, session, url: str, secret: str, msg: Outgoing, timeout) -> DeliveryResult:
         body = msg.text.encode()

@@ -123,7 +123,7 @@ class Worker:
             db.session.rollback()
             counts = {}
         if counts:
-            log.info("delivered: %s", counts)
+            log.info("delivered: %s", ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
         db.session.remove()  # a fresh session (and connection state) each round
 
     def _code_lane(self, app) -> None:

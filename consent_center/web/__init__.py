@@ -6,7 +6,7 @@ from flask import Flask
 
 
 def register_web(app: Flask) -> None:
-    from . import errors, gpc, i18n, ratelimits, security, transactions
+    from . import errors, gpc, i18n, inputs, ratelimits, security, transactions
     from .api import lane
     from .api.views import bp as api_bp
     from .auth.views import bp as auth_bp
@@ -21,6 +21,7 @@ def register_web(app: Flask) -> None:
     from .staff.views import bp as staff_bp
     from .webhooks.views import bp as webhooks_bp
 
+    inputs.init_app(app)  # first: the converter must exist before any route is added
     transactions.init_app(app)
     ratelimits.init_app(app)
     security.init_app(app)

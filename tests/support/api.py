@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.server
 import json
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -51,12 +52,13 @@ class Receiver:
     """A local HTTP server standing in for a downstream system.
 
     `answers` is a queue of status codes to reply with (then 200 forever); every request is
-    recorded, whatever the answer.
+    recorded, whatever the answer. `delay` seconds pass before each answer (a slow receiver).
     """
 
     port: int = 0
     answers: list[int] = field(default_factory=list)
     received: list[Received] = field(default_factory=list)
+    delay: float = 0.0
 
     @property
     def url(self) -> str:
@@ -71,6 +73,8 @@ def webhook_receiver(*answers: int) -> Iterator[Receiver]:
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_POST(self):  # noqa: N802 (http.server's naming)
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            if receiver.delay:
+                time.sleep(receiver.delay)
             with lock:
                 receiver.received.append(Received(self.path, dict(self.headers), body))
                 status = receiver.answers.pop(0) if receiver.answers else 200

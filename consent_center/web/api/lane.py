@@ -15,8 +15,9 @@ It answers only what it can answer exactly as the blueprint would: the 200 docum
 Everything else goes on to Flask, marked as already counted against the rate limit, and
 the blueprint answers it with its localised problem documents and its error handling: no
 token, a refused token (counted there against its address), an unknown member, the
-once-a-minute record of a token's use (a write), any error in the lane; HEAD, other methods
-and paths; and every request where the database has no read pool (SQLite).
+once-a-minute record of a token's use (a write), any error in the lane, a query string Flask
+refuses (`web/inputs.py`); HEAD, other methods and paths; and every request where the
+database has no read pool (SQLite).
 `tests/test_api_lane.py` compares the lane's answers with the blueprint's, header by header.
 """
 
@@ -38,6 +39,7 @@ from ...services.downstream import (
     token_and_consents_statement,
 )
 from ...services.sql import fetch_prepared
+from ..inputs import readable_query
 from ..ratelimits import count
 from ..security import add_security_headers, security_headers_for
 from .auth import address_blocked, parse_bearer, rate_limit_key, too_many_refused_tokens
@@ -65,8 +67,8 @@ class ConsentsLane:
             if environ.get("REQUEST_METHOD") == "GET" and READ_ENGINE in self.app.extensions
             else None
         )
-        if match is None:
-            return self.wsgi_app(environ, start_response)
+        if match is None or not readable_query(environ.get("QUERY_STRING", "")):
+            return self.wsgi_app(environ, start_response)  # Flask refuses an unreadable query
         try:
             answer = self._answer(environ, match.group(1))
         except Exception:  # Flask answers it, and its error handling reports it

@@ -19,6 +19,7 @@ from ...services.audit import (
     record_audit,
 )
 from ...services.localtime import local_day_start
+from ..inputs import page_arg
 from .forms import AuditFilterForm
 from .views import bp
 
@@ -54,10 +55,7 @@ def _filters(form: AuditFilterForm) -> AuditFilters:
 def audit():
     """The log, newest first, filtered by actor, action and dates."""
     form = AuditFilterForm(request.args)
-    try:
-        page = max(int(request.args.get("page", 1)), 1)
-    except ValueError:
-        page = 1
+    page = page_arg()
     rows, more = audit_page(_filters(form), page)
     return render_template(
         "staff/audit.html",
