@@ -15,6 +15,10 @@ def _htmx_version() -> str:
 
 
 DEFAULT_SECRET = "dev-only-insecure-secret-key"  # noqa: S105 - refused in production
+# Development and tests key the ledger and sign its heads with these fixed values; production
+# refuses them (`ProductionConfig.validate`).
+DEV_LEDGER_KEY = "dev-only-insecure-ledger-key-0000"  # noqa: S105
+DEV_LEDGER_SIGNING_KEY = "ZGV2LW9ubHktaW5zZWN1cmUtbGVkZ2VyLXNpZ25rZXk="  # base64 of 32 bytes
 
 
 def _bool(name: str, default: bool = False) -> bool:
@@ -142,6 +146,16 @@ class BaseConfig:
         # How long an erasure notice names the former member number.
         self.API_ERASURE_NOTICE_DAYS = _int("API_ERASURE_NOTICE_DAYS", 30)
         self.WEBHOOK_TIMEOUT = _int("WEBHOOK_TIMEOUT", 10)
+        # The consent ledger and the audit chains are HMAC-SHA256 under LEDGER_KEY, kept out
+        # of the database so that writing the database is not enough to recompute a chain.
+        # Each link stores the id of its key; retired keys stay listed in LEDGER_OLD_KEYS
+        # ("id:key,id:key") so chains made under them still verify.
+        self.LEDGER_KEY = _str("LEDGER_KEY", DEV_LEDGER_KEY)
+        self.LEDGER_KEY_ID = _str("LEDGER_KEY_ID", "k1")
+        self.LEDGER_OLD_KEYS = _str("LEDGER_OLD_KEYS", "")
+        # Ed25519 private key (PEM, or base64 of the 32 raw bytes) signing `flask ledger heads`
+        # and receipts; its public key is served at /.well-known/consent-ledger-key.
+        self.LEDGER_SIGNING_KEY = _str("LEDGER_SIGNING_KEY", DEV_LEDGER_SIGNING_KEY)
         self.BABEL_DEFAULT_LOCALE = "en"
         # Dates and times are shown in this zone (stored in UTC).
         self.BABEL_DEFAULT_TIMEZONE = _str("DISPLAY_TIMEZONE", "Asia/Shanghai")
@@ -197,6 +211,17 @@ class ProductionConfig(BaseConfig):
             )
         if not self.PUBLIC_BASE_URL:
             raise RuntimeError("Refusing to start in production: set PUBLIC_BASE_URL.")
+        ledger_key = self.LEDGER_KEY or ""
+        if ledger_key == DEV_LEDGER_KEY or len(ledger_key) < 32:
+            raise RuntimeError(
+                "Refusing to start in production: set LEDGER_KEY to a random value of at least "
+                "32 characters, kept outside the database (it keys the consent ledger)."
+            )
+        if self.LEDGER_SIGNING_KEY == DEV_LEDGER_SIGNING_KEY:
+            raise RuntimeError(
+                "Refusing to start in production: set LEDGER_SIGNING_KEY to an Ed25519 private "
+                "key (see docs/ledger.md)."
+            )
 
 
 CONFIGS: dict[str, type[BaseConfig]] = {

@@ -653,4 +653,10 @@ NOT_MEMBER_DATA: dict[tuple[str, str], str] = {
     ("change_event", "member_id"): "internal row key",
     ("change_event", "consent_event_id"): "internal row key",
     ("notification", "order_key"): "delivery ordering, built from internal keys only",
+    ("consent_event", "key_id"): "names the ledger key that made the hash, no meaning",
+    ("audit_event", "key_id"): "names the ledger key that made the hash, no meaning",
+    ("notification_subject", "notification_id"): "internal row key",
+    ("notification_subject", "subject_key"): (
+        "an internal row key or a keyed digest of a contact: finds messages at erasure"
+    ),
 }

@@ -25,7 +25,7 @@ from .base import DeliveryResult, Outgoing
 
 # Kinds whose recipient and text are deleted as soon as they are sent (webhook bodies name
 # members; the change_event table keeps the facts).
-SCRUB_AFTER_SEND = {"deletion_completed", "consent.changed", "member.erased"}
+SCRUB_AFTER_SEND = {"deletion_completed", "guardian_refused", "consent.changed", "member.erased"}
 
 # Kinds whose real text (a one-time code, an approval link) exists only in the request that
 # made them; the row holds a masked copy. Only that request sends them (`deliver_now`): a

@@ -24,7 +24,7 @@ from ..models import Member, OneTimeCode
 from ..notify.base import Outgoing
 from .audit import record_audit
 from .errors import Invalid, TooManyAttempts
-from .notifications import enqueue_secret_notification
+from .notifications import contact_subject, enqueue_secret_notification
 from .validation import normalize_email, normalize_phone
 
 SIGN_IN = "sign_in"
@@ -142,6 +142,8 @@ def _issue_code(
         secret_context={"code": code},
         masked_context={"code": "••••••"},
         validity_seconds=ttl,
+        # A guardian's code is addressed to someone other than the member it is filed under.
+        about=(contact_subject(value),) if purpose == GUARDIAN else (),
     )
     return CodeRequest(row.token, channel, masked, outgoing, notification.id)
 

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete, or_, select, update
 
 from ..clock import utcnow
 from ..domain import MemberStatus, NotificationStatus
 from ..extensions import db
-from ..models import DeletionRequest, Member, Notification, OneTimeCode
+from ..models import DeletionRequest, Member, Notification, NotificationSubject, OneTimeCode
 from ..models.types import new_public_id
 from .audit import record_audit
+from .notifications import member_subject, subjects_of
 
 
 @dataclass(frozen=True)
@@ -37,10 +38,21 @@ def erase_member(member: Member, *, actor: Member | None, reason: str) -> Erasur
     codes = db.session.execute(
         delete(OneTimeCode).where(OneTimeCode.member_id == member.id)
     ).rowcount
-    # Bodies and addresses go; the fact that a message was sent (kind, status) stays.
+    # Every message to the member or about them (a guardian's invitation naming a minor, a
+    # contact-form message from their address): bodies and addresses go; the fact that a
+    # message was sent (kind, status) stays.
+    keys = subjects_of(member)
+    about = or_(
+        Notification.member_id == member.id,
+        Notification.id.in_(
+            select(NotificationSubject.notification_id).where(
+                NotificationSubject.subject_key.in_(keys)
+            )
+        ),
+    )
     purged = db.session.execute(
         update(Notification)
-        .where(Notification.member_id == member.id)
+        .where(about)
         .values(
             recipient=None,
             subject=None,
@@ -55,10 +67,17 @@ def erase_member(member: Member, *, actor: Member | None, reason: str) -> Erasur
     db.session.execute(
         update(Notification)
         .where(
-            Notification.member_id == member.id,
+            about,
             Notification.status.in_([NotificationStatus.PENDING, NotificationStatus.SENDING]),
         )
         .values(status=NotificationStatus.FAILED, last_error="recipient erased", lease_until=None)
+        .execution_options(synchronize_session=False)
+    )
+    # The contact digests would still link the rows to the address: only the row key stays.
+    contact_keys = [key for key in keys if key != member_subject(member)]
+    db.session.execute(
+        delete(NotificationSubject)
+        .where(NotificationSubject.subject_key.in_(contact_keys))
         .execution_options(synchronize_session=False)
     )
     db.session.execute(

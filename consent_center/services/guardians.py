@@ -23,7 +23,12 @@ from ..models import GuardianLink, Member
 from ..notify.base import Outgoing
 from .audit import record_audit
 from .errors import Conflict, Invalid, NotFound
-from .notifications import enqueue_notification, enqueue_secret_notification
+from .notifications import (
+    contact_subject,
+    enqueue_notification,
+    enqueue_secret_notification,
+    member_subject,
+)
 
 MAX_GUARDIANS = 2
 LINK_TTL = timedelta(days=7)
@@ -80,6 +85,7 @@ def _send_invitation(link: GuardianLink, minor: Member, token: str, actor: Membe
         context={"minor_name": minor.name, "expires_at": link.token_expires_at},
         secret_context={"link": f"{base}/g/{token}"},
         masked_context={"link": f"{base}/g/••••••"},
+        about=(member_subject(minor), contact_subject(link.contact)),
     )
     record_audit(
         "guardian.invited",
@@ -201,12 +207,18 @@ def approve_minor(
                 actor_member=guardian,
             )
     if first_approval:
-        _tell(minor, "guardian_approved", {"guardian_name": guardian.name})
+        _tell(
+            minor,
+            "guardian_approved",
+            {"guardian_name": guardian.name},
+            about=(member_subject(guardian),),
+        )
     _tell(
         guardian,
         "guardian_approved",
         {"guardian_name": guardian.name, "minor_name": minor.name, "to_guardian": True},
         key=f"guardian_approved:{link.public_id}:guardian",
+        about=(member_subject(minor),),
     )
     return guardian
 
@@ -221,6 +233,7 @@ def refuse_minor(link: GuardianLink, *, note: str | None) -> None:
     link.status, link.decided_at, link.token_hash = GuardianStatus.REFUSED, utcnow(), None
     link.note = (note or "").strip() or None
     record_audit("guardian.refused", actor=None, subject=minor, link=link.public_id)
+    subject = member_subject(minor)
     erase_member(minor, actor=None, reason="guardian_refused")
     if to:
         enqueue_notification(
@@ -231,10 +244,19 @@ def refuse_minor(link: GuardianLink, *, note: str | None) -> None:
             recipient=to,
             locale=locale,
             context={},
+            # Settled, it is scrubbed (notify/delivery.py SCRUB_AFTER_SEND): the child is gone.
+            about=(subject, contact_subject(to)),
         )
 
 
-def _tell(member: Member, kind: str, context: dict, key: str | None = None) -> None:
+def _tell(
+    member: Member,
+    kind: str,
+    context: dict,
+    key: str | None = None,
+    about: tuple[str, ...] = (),
+) -> None:
+    """Message `member`; `about` names the other people the message mentions."""
     if member.email:
         enqueue_notification(
             member=member,
@@ -244,6 +266,7 @@ def _tell(member: Member, kind: str, context: dict, key: str | None = None) -> N
             recipient=member.email,
             locale=member.locale,
             context=context,
+            about=about,
         )
     elif member.phone and member.phone_verified_at and member.sms_opted_out_at is None:
         enqueue_notification(
@@ -254,6 +277,7 @@ def _tell(member: Member, kind: str, context: dict, key: str | None = None) -> N
             recipient=member.phone,
             locale=member.locale,
             context=context,
+            about=about,
         )
 
 
@@ -314,6 +338,7 @@ def notify_co_guardians(ward: Member, acting: Member, purpose: str, granted: boo
                 "purpose": purpose,
                 "granted": granted,
             },
+            about=(member_subject(ward), member_subject(acting)),
         )
 
 
@@ -398,6 +423,7 @@ def transition_coming_of_age() -> int:
                 "guardian_ended",
                 {"minor_name": member.name, "to_guardian": True},
                 key=f"guardian_ended:{link.public_id}:guardian",
+                about=(member_subject(member),),
             )
         record_audit("guardian.oversight_ended", actor=None, subject=member, link=link.public_id)
     for member in members.values():
