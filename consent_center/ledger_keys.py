@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 from functools import cache
 
 from cryptography.exceptions import InvalidSignature
@@ -23,6 +24,9 @@ from flask import current_app
 # Anyone can recompute them, so they are trusted only as far as an archived signed head
 # covers them (`flask ledger verify --heads`), and never after a keyed link in one chain.
 LEGACY_KEY_ID = "sha256-legacy"
+
+# Where the public half of the signing key is served (docs/ledger.md).
+LEDGER_PUBLIC_KEY_PATH = "/.well-known/consent-ledger-key"
 
 
 class UnknownKey(LookupError):
@@ -70,6 +74,12 @@ def link_digest(key_id: str, blob: bytes) -> str:
 
 
 # --- Signing the chain heads and receipts (Ed25519) ------------------------------------------
+
+
+def canonical(document: dict) -> bytes:
+    """The bytes a signature covers: JSON with sorted keys, no spaces, UTF-8 (docs/ledger.md
+    and scripts/verify_receipt.py rebuild them the same way)."""
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 @cache

@@ -16,7 +16,14 @@ from sqlalchemy.orm import aliased
 from ..clock import utcnow
 from ..domain import OPTIONAL_PURPOSES, PURPOSES, Actor, MemberStatus
 from ..extensions import db
-from ..ledger_keys import LEGACY_KEY_ID, current_key_id
+from ..ledger_keys import (
+    LEDGER_PUBLIC_KEY_PATH,
+    LEGACY_KEY_ID,
+    canonical,
+    current_key_id,
+    public_key_pem,
+    sign,
+)
 from ..models import AuditEvent, ConsentEvent, ConsentState, Member, PolicyVersion
 from ..models.consent import GENESIS_HASH
 from ..models.types import UTCDateTime
@@ -260,13 +267,15 @@ def kantara_receipt(event: ConsentEvent, member: Member, policy_url: str) -> dic
         "email": config["COMPANY_EMAIL"],
         "phone": config["COMPANY_PHONE"],
     }
-    return {
+    document = {
         "version": "KI-CR-v1.1.0",
         "jurisdiction": config.get("COMPANY_JURISDICTION", "CN"),
         "consentTimestamp": int(event.created_at.timestamp()),
         "collectionMethod": event.method,
         "consentReceiptID": event.receipt_id,
-        "publicKey": None,
+        # The site's Ed25519 key that signs this receipt ("x-signature"); also served at
+        # "x-publicKeyUrl". docs/ledger.md says how to check a receipt offline.
+        "publicKey": public_key_pem(),
         "language": "zh" if member.locale.startswith("zh") else "en",
         "piiPrincipalId": member.public_id,
         "piiControllers": [controller],
@@ -301,7 +310,18 @@ def kantara_receipt(event: ConsentEvent, member: Member, policy_url: str) -> dic
         "x-sequence": event.seq,
         "x-previousHash": event.prev_hash,
         "x-hash": event.hash,
+        "x-keyId": event.key_id,
+        "x-publicKeyUrl": _public_url(LEDGER_PUBLIC_KEY_PATH),
     }
+    # Signed last, over everything above: a signed head of the member's chain at this event,
+    # with which the member can prove offline what the company recorded.
+    document["x-signature"] = sign(canonical(document))
+    return document
+
+
+
+def _public_url(path: str) -> str:
+    return (current_app.config.get("PUBLIC_BASE_URL") or "").rstrip("/") + path
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, insert, literal, or_, select, update
 
 from ..clock import utcnow
 from ..domain import MemberStatus, NotificationStatus
@@ -73,8 +73,25 @@ def erase_member(member: Member, *, actor: Member | None, reason: str) -> Erasur
         .values(status=NotificationStatus.FAILED, last_error="recipient erased", lease_until=None)
         .execution_options(synchronize_session=False)
     )
-    # The contact digests would still link the rows to the address: only the row key stays.
-    contact_keys = [key for key in keys if key != member_subject(member)]
+    # The contact digests would still link the rows to the address: the rows keep naming
+    # their subject by the tombstone's row key instead.
+    own_key = member_subject(member)
+    contact_keys = [key for key in keys if key != own_key]
+    by_contact = select(NotificationSubject.notification_id).where(
+        NotificationSubject.subject_key.in_(contact_keys)
+    )
+    already = select(NotificationSubject.notification_id).where(
+        NotificationSubject.subject_key == own_key
+    )
+    db.session.execute(
+        insert(NotificationSubject).from_select(
+            ["notification_id", "subject_key"],
+            select(NotificationSubject.notification_id, literal(own_key))
+            .where(NotificationSubject.notification_id.in_(by_contact))
+            .where(NotificationSubject.notification_id.not_in(already))
+            .distinct(),
+        )
+    )
     db.session.execute(
         delete(NotificationSubject)
         .where(NotificationSubject.subject_key.in_(contact_keys))
