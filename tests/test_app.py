@@ -68,6 +68,10 @@ def test_production_starts_with_a_real_secret_and_secure_cookies(monkeypatch):
     monkeypatch.setenv("CONSENT_CENTER_ENV", "production")
     monkeypatch.setenv("PUBLIC_BASE_URL", "https://privacy.example.com")
     monkeypatch.setenv("SECRET_KEY", "x" * 64)
+    monkeypatch.setenv("LEDGER_KEY", "y" * 64)
+    monkeypatch.setenv("LEDGER_SIGNING_KEY", "-----BEGIN PRIVATE KEY-----\n"
+                       "MC4CAQAwBQYDK2VwBCIEIHq2aJGkSvNZQqxP3dzVPPYOuc4iR8pV8MmAZiMjAbGx\n"
+                       "-----END PRIVATE KEY-----\n")
     monkeypatch.setenv("DATABASE_URL", "sqlite://")
     app = create_app()
     assert app.config["SESSION_COOKIE_SECURE"] is True
