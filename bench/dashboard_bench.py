@@ -22,6 +22,7 @@ Exits 1 when a request fails.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import secrets
@@ -61,6 +62,8 @@ def make_app():
         CONSENT_CENTER_ENV="production",
         DATABASE_URL=DB_URL,
         SECRET_KEY=secrets.token_hex(32),
+        LEDGER_KEY=secrets.token_hex(32),
+        LEDGER_SIGNING_KEY=base64.b64encode(secrets.token_bytes(32)).decode(),
         PUBLIC_BASE_URL="http://127.0.0.1",
         RATELIMIT_ENABLED="false",
     )

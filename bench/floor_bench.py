@@ -70,7 +70,7 @@ def main(argv=None) -> int:
         harness.flask_cli(env, "demo", "seed")
         os.environ.update(
             {k: env[k] for k in ("CONSENT_CENTER_ENV", "SECRET_KEY", "PUBLIC_BASE_URL",
-                                 "DATABASE_URL")}
+                                 "DATABASE_URL", "LEDGER_KEY", "LEDGER_SIGNING_KEY")}
         )  # fmt: skip
         from consent_center import create_app
 

@@ -117,7 +117,11 @@ def main(argv=None) -> int:
 
     env = harness.app_env(secrets.token_hex(32))
     os.environ.update(
-        {k: env[k] for k in ("CONSENT_CENTER_ENV", "SECRET_KEY", "PUBLIC_BASE_URL", "DATABASE_URL")}
+        {
+            k: env[k]
+            for k in ("CONSENT_CENTER_ENV", "SECRET_KEY", "PUBLIC_BASE_URL", "DATABASE_URL",
+                      "LEDGER_KEY", "LEDGER_SIGNING_KEY")
+        }
     )
     from consent_center import create_app
 
