@@ -283,3 +283,53 @@ def test_production_refuses_the_development_signing_key(monkeypatch):
     monkeypatch.delenv("LEDGER_SIGNING_KEY", raising=False)
     with pytest.raises(RuntimeError, match="LEDGER_SIGNING_KEY"):
         create_app()
+
+
+def test_the_migration_keeps_old_chains_verifying_and_names_old_subjects(
+    app, client, member, runner, policy
+):
+    """Rows written before the migration: their plain SHA-256 links become sha256-legacy and
+    still verify; old contact-form messages get their sender as subject."""
+    from flask_migrate import downgrade, upgrade
+    from sqlalchemy import text
+
+    from consent_center.models import Notification, NotificationSubject
+
+    history(member)
+    page = client.get("/contact").get_data(as_text=True)
+    submission = page.split('name="submission_id" type="hidden" value="')[1].split('"')[0]
+    post(client, "/contact", {"category": "question", "name": "Old Sender",
+                              "email": "old.sender@example.org", "submission_id": submission,
+                              "message": "A message from before the upgrade."})
+    events = db.session.scalars(select(ConsentEvent).order_by(ConsentEvent.seq)).all()
+    audits = db.session.scalars(select(AuditEvent).order_by(AuditEvent.id)).all()
+    db.session.remove()
+    downgrade(revision="9e2b6c0d4f18")
+    try:
+        # Re-link every chain as the unkeyed code wrote it.
+        for table, rows, digest in (("consent_event", events, plain_consent_hash),
+                                    ("audit_event", audits, plain_audit_hash)):
+            chains: dict = {}
+            for row in sorted(rows, key=lambda r: r.seq):
+                chain = getattr(row, "member_id", None) or row.subject_member_id
+                row.prev_hash = chains.get(chain, "0" * 64)
+                row.hash = chains[chain] = digest(row)
+                db.session.execute(
+                    text(f"UPDATE {table} SET prev_hash = :p, hash = :h WHERE id = :i"),
+                    {"p": row.prev_hash, "h": row.hash, "i": row.id},
+                )
+        db.session.commit()
+        db.session.remove()
+    finally:
+        upgrade(revision="heads")
+    keys = set(db.session.scalars(select(ConsentEvent.key_id))) | set(
+        db.session.scalars(select(AuditEvent.key_id)))
+    assert keys == {LEGACY_KEY_ID}
+    result = runner.invoke(args=["ledger", "verify"])
+    assert result.exit_code == 0 and "4 events predate keyed chains" in result.output
+    assert runner.invoke(args=["audit", "verify"]).exit_code == 0
+    contact_rows = db.session.scalars(
+        select(Notification.id).where(Notification.kind.in_(["contact_ack", "contact_message"]))
+    ).all()
+    named = set(db.session.scalars(select(NotificationSubject.notification_id)))
+    assert len(contact_rows) == 2 and set(contact_rows) <= named
