@@ -217,11 +217,19 @@ class ProductionConfig(BaseConfig):
                 "Refusing to start in production: set LEDGER_KEY to a random value of at least "
                 "32 characters, kept outside the database (it keys the consent ledger)."
             )
-        if self.LEDGER_SIGNING_KEY == DEV_LEDGER_SIGNING_KEY:
+        from cryptography.exceptions import UnsupportedAlgorithm
+
+        from .ledger_keys import parse_signing_key
+
+        try:
+            if self.LEDGER_SIGNING_KEY == DEV_LEDGER_SIGNING_KEY:
+                raise ValueError("the development key")
+            parse_signing_key(self.LEDGER_SIGNING_KEY or "")
+        except (ValueError, TypeError, RuntimeError, UnsupportedAlgorithm):
             raise RuntimeError(
                 "Refusing to start in production: set LEDGER_SIGNING_KEY to an Ed25519 private "
-                "key (see docs/ledger.md)."
-            )
+                "key, PEM or base64 of 32 bytes (see docs/ledger.md)."
+            ) from None
 
 
 CONFIGS: dict[str, type[BaseConfig]] = {

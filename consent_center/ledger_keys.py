@@ -83,7 +83,11 @@ def canonical(document: dict) -> bytes:
 
 
 @cache
-def _signing_key(value: str) -> Ed25519PrivateKey:
+def parse_signing_key(value: str) -> Ed25519PrivateKey:
+    """The Ed25519 private key from PEM or base64 of its 32 raw bytes.
+
+    :raises ValueError, TypeError, RuntimeError: when it is neither.
+    """
     text = value.strip()
     if text.startswith("-----BEGIN"):
         key = serialization.load_pem_private_key(text.encode(), password=None)
@@ -97,7 +101,7 @@ def _signing_key(value: str) -> Ed25519PrivateKey:
 
 
 def signing_key() -> Ed25519PrivateKey:
-    return _signing_key(current_app.config["LEDGER_SIGNING_KEY"])
+    return parse_signing_key(current_app.config["LEDGER_SIGNING_KEY"])
 
 
 def public_key() -> Ed25519PublicKey:

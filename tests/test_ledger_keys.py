@@ -275,12 +275,16 @@ def test_production_refuses_to_start_without_a_ledger_key(monkeypatch, ledger_ke
         create_app()
 
 
-def test_production_refuses_the_development_signing_key(monkeypatch):
+@pytest.mark.parametrize("signing_key", [None, "bm90IGEga2V5", "-----BEGIN PRIVATE KEY-----"])
+def test_production_refuses_a_missing_or_unusable_signing_key(monkeypatch, signing_key):
     monkeypatch.setenv("CONSENT_CENTER_ENV", "production")
     monkeypatch.setenv("PUBLIC_BASE_URL", "https://privacy.example.com")
     monkeypatch.setenv("SECRET_KEY", "x" * 64)
     monkeypatch.setenv("LEDGER_KEY", "y" * 64)
-    monkeypatch.delenv("LEDGER_SIGNING_KEY", raising=False)
+    if signing_key is None:
+        monkeypatch.delenv("LEDGER_SIGNING_KEY", raising=False)
+    else:
+        monkeypatch.setenv("LEDGER_SIGNING_KEY", signing_key)
     with pytest.raises(RuntimeError, match="LEDGER_SIGNING_KEY"):
         create_app()
 
