@@ -17,6 +17,7 @@ from ..extensions import db
 from ..models import DeletionRequest, Member, Notification, NotificationSubject, OneTimeCode
 from ..models.types import new_public_id
 from .audit import record_audit
+from .auth import identifier_digest
 from .notifications import member_subject, subjects_of
 
 
@@ -35,8 +36,13 @@ def erase_member(member: Member, *, actor: Member | None, reason: str) -> Erasur
     :param reason: a non-personal label for the audit log, e.g. ``deletion_request``.
     """
     now = utcnow()
+    # Codes filed under someone else that were sent to this member's contacts (a guardian
+    # proving their address for a ward) go too: their digest would name the address.
+    digests = [identifier_digest(value) for value in (member.email, member.phone) if value]
     codes = db.session.execute(
-        delete(OneTimeCode).where(OneTimeCode.member_id == member.id)
+        delete(OneTimeCode).where(
+            or_(OneTimeCode.member_id == member.id, OneTimeCode.identifier_digest.in_(digests))
+        )
     ).rowcount
     # Every message to the member or about them (a guardian's invitation naming a minor, a
     # contact-form message from their address): bodies and addresses go; the fact that a

@@ -244,8 +244,9 @@ def refuse_minor(link: GuardianLink, *, note: str | None) -> None:
             recipient=to,
             locale=locale,
             context={},
-            # Settled, it is scrubbed (notify/delivery.py SCRUB_AFTER_SEND): the child is gone.
-            about=(subject, contact_subject(to)),
+            # Settled, it is scrubbed (notify/delivery.py SCRUB_AFTER_SEND). Named by the
+            # tombstone only: a digest of the erased address would outlive the erasure.
+            about=(subject,),
         )
 
 
