@@ -101,3 +101,14 @@ def test_a_contact_form_sender_erased_later_leaves_nothing(client, app):
     db.session.commit()
     assert_nothing_remains(*traces("Zorblat", "zorblat@example.org"))
     assert_every_row_names_a_subject()
+
+
+def test_an_erased_member_invited_as_a_guardian_leaves_nothing(client, app):
+    """The invitation waits at the address of someone who then erases their account."""
+    parent = make_member(name="Vbnm Parent", email="vbnm.parent@example.org")
+    register_minor(client, name="Jkvq Kid", email="jkvq.kid@example.org",
+                   guardian_contact="vbnm.parent@example.org")
+    assert_every_row_names_a_subject()
+    erase_member(parent, actor=None, reason="test")
+    db.session.commit()
+    assert_nothing_remains(*traces("Vbnm", "vbnm.parent@example.org"))

@@ -379,14 +379,20 @@ def invite_second_guardian(
 
 
 def dissolve_guardian_links(member: Member) -> int:
-    """End every link in which `member` is the minor or the guardian, forgetting contacts.
+    """End every link in which `member` is the minor or the guardian, or that invites one of
+    the member's contacts, forgetting contacts.
 
     :returns: how many links were ended.
     """
     now = utcnow()
+    contacts = [value for value in (member.email, member.phone) if value]
     ended = db.session.execute(
         update(GuardianLink)
-        .where((GuardianLink.minor_id == member.id) | (GuardianLink.guardian_id == member.id))
+        .where(
+            (GuardianLink.minor_id == member.id)
+            | (GuardianLink.guardian_id == member.id)
+            | GuardianLink.contact.in_(contacts)
+        )
         .values(
             contact=None, note=None, token_hash=None, status=GuardianStatus.REVOKED, ended_at=now
         )
