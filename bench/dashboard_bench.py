@@ -22,6 +22,7 @@ Exits 1 when a request fails.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import secrets
@@ -65,6 +66,8 @@ def make_app():
         MAIL_SERVER="127.0.0.1",  # production needs one; the dashboard sends nothing
         SMS_ENABLED="false",
         RATELIMIT_STORAGE_URI="redis://127.0.0.1:6379/14",
+        LEDGER_KEY=secrets.token_hex(32),
+        LEDGER_SIGNING_KEY=base64.b64encode(secrets.token_bytes(32)).decode(),
         RATELIMIT_ENABLED="false",
     )
     from consent_center import create_app

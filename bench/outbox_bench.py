@@ -196,6 +196,7 @@ def workers_deliver(port: int, m: int, workers: int) -> float:
 
 def time_erasure(app, events: int, notifications: int) -> tuple[float, bool]:
     from consent_center.extensions import db
+    from consent_center.ledger_keys import current_key_id
     from consent_center.models import ConsentEvent, Member, Notification
     from consent_center.models.consent import GENESIS_HASH, chain_hash
     from consent_center.services.consents import verify_ledger
@@ -211,7 +212,7 @@ def time_erasure(app, events: int, notifications: int) -> tuple[float, bool]:
         )
         db.session.add(member)
         db.session.flush()
-        prev, now = GENESIS_HASH, datetime.now(UTC)
+        prev, now, key_id = GENESIS_HASH, datetime.now(UTC), current_key_id()
         rows = []
         for seq in range(1, events + 1):
             fields = dict(
@@ -226,8 +227,10 @@ def time_erasure(app, events: int, notifications: int) -> tuple[float, bool]:
                 method="form",
             )
             created = now + timedelta(microseconds=seq)
-            digest = chain_hash(prev_hash=prev, created_at=created, **fields)
-            rows.append(dict(fields, created_at=created, prev_hash=prev, hash=digest))
+            digest = chain_hash(key_id=key_id, prev_hash=prev, created_at=created, **fields)
+            rows.append(
+                dict(fields, created_at=created, prev_hash=prev, hash=digest, key_id=key_id)
+            )
             prev = digest
         db.session.execute(ConsentEvent.__table__.insert(), rows)
         db.session.execute(

@@ -25,6 +25,7 @@ stopped on exit, Ctrl-C included.
 from __future__ import annotations
 
 import argparse
+import base64
 import hashlib
 import http.client
 import json
@@ -136,6 +137,9 @@ def production_settings(secret_key: str) -> dict[str, str]:
     return {
         "CONSENT_CENTER_ENV": "production",
         "SECRET_KEY": secret_key,
+        # The ledger's keys live outside the database: fresh ones per run.
+        "LEDGER_KEY": secrets.token_hex(32),
+        "LEDGER_SIGNING_KEY": base64.b64encode(os.urandom(32)).decode(),
         "PUBLIC_BASE_URL": "https://127.0.0.1",
         "MAIL_SERVER": "127.0.0.1",
         "SMS_ENABLED": "false",
@@ -276,6 +280,7 @@ def seed_members(app, n: int, service_sample: int, rng: random.Random) -> SeedRe
 
     from consent_center.domain import Actor
     from consent_center.extensions import db
+    from consent_center.ledger_keys import current_key_id
     from consent_center.models import AuditEvent, ConsentEvent, Member
     from consent_center.models.audit import AUDIT_GENESIS_HASH
     from consent_center.models.consent import GENESIS_HASH
@@ -317,41 +322,48 @@ def seed_members(app, n: int, service_sample: int, rng: random.Random) -> SeedRe
         direct = members[service_sample:]
         # Each event and its audit entry are built as (transient) model instances so that
         # their hashes come from the models' own compute_hash(), chained per member.
-        events, audits = [], []
-        for member_id, _public_id in direct:
-            prev, audit_prev = GENESIS_HASH, AUDIT_GENESIS_HASH
-            when = joined + timedelta(seconds=rng.randint(0, 86_400))
-            for seq, (purpose, granted, method) in enumerate(consent_plan(rng), start=1):
-                when += timedelta(
-                    minutes=rng.randint(1, 20_000), microseconds=rng.randint(0, 999_999)
-                )
-                event = dict(
-                    member_id=member_id,
-                    seq=seq,
-                    receipt_id=str(uuid.uuid4()),
-                    purpose=purpose,
-                    granted=granted,
-                    policy_version_id=policy_id,
-                    actor=Actor.MEMBER.value,
-                    actor_member_id=member_id,
-                    method=method,
-                    created_at=when,
-                    prev_hash=prev,
-                )
-                event["hash"] = prev = ConsentEvent(**event).compute_hash()
-                events.append(event)
-                audit = dict(
-                    actor_member_id=member_id,
-                    subject_member_id=member_id,
-                    action="consent.granted" if granted else "consent.withdrawn",
-                    details={"method": method, "purpose": purpose, "receipt": event["receipt_id"]},
-                    created_at=when,
-                    seq=seq,
-                    prev_hash=audit_prev,
-                )
-                audit["hash"] = audit_prev = AuditEvent(**audit).compute_hash()
-                audit["details"] = json.dumps(audit["details"], sort_keys=True)
-                audits.append(audit)
+        # The ledger key comes from the app's configuration (never from the database).
+        with app.app_context():
+            key_id = current_key_id()
+            events, audits = [], []
+            for member_id, _public_id in direct:
+                prev, audit_prev = GENESIS_HASH, AUDIT_GENESIS_HASH
+                when = joined + timedelta(seconds=rng.randint(0, 86_400))
+                for seq, (purpose, granted, method) in enumerate(consent_plan(rng), start=1):
+                    when += timedelta(
+                        minutes=rng.randint(1, 20_000), microseconds=rng.randint(0, 999_999)
+                    )
+                    event = dict(
+                        key_id=key_id,
+                        member_id=member_id,
+                        seq=seq,
+                        receipt_id=str(uuid.uuid4()),
+                        purpose=purpose,
+                        granted=granted,
+                        policy_version_id=policy_id,
+                        actor=Actor.MEMBER.value,
+                        actor_member_id=member_id,
+                        method=method,
+                        created_at=when,
+                        prev_hash=prev,
+                    )
+                    event["hash"] = prev = ConsentEvent(**event).compute_hash()
+                    events.append(event)
+                    audit = dict(
+                        key_id=key_id,
+                        actor_member_id=member_id,
+                        subject_member_id=member_id,
+                        action="consent.granted" if granted else "consent.withdrawn",
+                        details={
+                            "method": method, "purpose": purpose, "receipt": event["receipt_id"]
+                        },
+                        created_at=when,
+                        seq=seq,
+                        prev_hash=audit_prev,
+                    )
+                    audit["hash"] = audit_prev = AuditEvent(**audit).compute_hash()
+                    audit["details"] = json.dumps(audit["details"], sort_keys=True)
+                    audits.append(audit)
         copy_rows(conn, "consent_event", events)
         copy_rows(conn, "audit_event", audits)
         rows = events

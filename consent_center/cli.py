@@ -32,19 +32,69 @@ DEMO_STAFF_EMAIL = "staff@example.com"
 
 
 @ledger_cli.command("verify")
-def ledger_verify() -> None:
-    """Recompute every member's consent hash chain; exit 1 when any link is broken."""
+@click.option(
+    "--heads",
+    "heads_file",
+    type=click.File("r", encoding="utf-8"),
+    help="A statement printed earlier by `flask ledger heads`: prove no link up to it changed.",
+)
+def ledger_verify(heads_file) -> None:
+    """Recompute every member's keyed consent chain and check the current state against it
+    (and, with --heads, against an archived signed statement); exit 1 on any problem."""
+    import json
+
+    from .services.chain_heads import verify_heads
     from .services.consents import verify_ledger
 
     report = verify_ledger()
     for member_id, seq, reason in report.broken:
         click.echo(f"BROKEN member-row={member_id} seq={seq}: {reason}", err=True)
+    for public_id, purpose, reason in report.drift:
+        click.echo(f"DRIFT member={public_id} purpose={purpose}: {reason}", err=True)
+    problems = len(report.broken) + len(report.drift)
     click.echo(
         f"checked {report.events_checked} events of {report.members_checked} members: "
-        f"{'ok' if report.ok else f'{len(report.broken)} problems'}"
+        f"{'ok' if report.ok else f'{problems} problems'}"
     )
-    if not report.ok:
+    if report.legacy_events:
+        click.echo(
+            f"{report.legacy_events} events predate keyed chains (sha256-legacy): only an "
+            "archived signed heads statement protects them (docs/ledger.md)"
+        )
+    failed = not report.ok
+    if heads_file is not None:
+        try:
+            document = json.load(heads_file)
+        except ValueError:
+            document = None
+        heads = verify_heads(document if isinstance(document, dict) else {})
+        # The statement lists audit heads too: their chains must hold up to them as well.
+        from .services.audit import verify_audit_log
+
+        audit = verify_audit_log()
+        for subject, seq, reason in audit.broken:
+            chain = "system" if subject is None else f"member-row={subject}"
+            click.echo(f"BROKEN audit {chain} seq={seq}: {reason}", err=True)
+        for problem in heads.problems:
+            click.echo(f"HEADS {problem}", err=True)
+        click.echo(
+            f"checked {heads.heads_checked} signed heads: "
+            f"{'ok' if heads.ok else f'{len(heads.problems)} problems'}"
+        )
+        failed = failed or not heads.ok or not audit.ok
+    if failed:
         sys.exit(1)
+
+
+@ledger_cli.command("heads")
+def ledger_heads() -> None:
+    """Print a signed statement of every consent ledger and audit chain head (JSON), to
+    archive outside the database; `flask ledger verify --heads FILE` checks it later."""
+    import json
+
+    from .services.chain_heads import signed_heads
+
+    click.echo(json.dumps(signed_heads(), indent=1))
 
 
 @audit_cli.command("verify")

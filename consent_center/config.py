@@ -17,6 +17,10 @@ def _htmx_version() -> str:
 
 
 DEFAULT_SECRET = "dev-only-insecure-secret-key"  # noqa: S105 - refused in production
+# Development and tests key the ledger and sign its heads with these fixed values; production
+# refuses them (`ProductionConfig.validate`).
+DEV_LEDGER_KEY = "dev-only-insecure-ledger-key-0000"  # noqa: S105
+DEV_LEDGER_SIGNING_KEY = "ZGV2LW9ubHktaW5zZWN1cmUtbGVkZ2VyLXNpZ25rZXk="  # base64 of 32 bytes
 
 
 def _bool(name: str, default: bool = False) -> bool:
@@ -159,6 +163,16 @@ class BaseConfig:
         # Receivers on loopback, private, link-local (cloud metadata), multicast or reserved
         # addresses are refused, when added and at every connection, unless this is on.
         self.WEBHOOK_ALLOW_PRIVATE = _bool("WEBHOOK_ALLOW_PRIVATE", False)
+        # The consent ledger and the audit chains are HMAC-SHA256 under LEDGER_KEY, kept out
+        # of the database so that writing the database is not enough to recompute a chain.
+        # Each link stores the id of its key; retired keys stay listed in LEDGER_OLD_KEYS
+        # ("id:key,id:key") so chains made under them still verify.
+        self.LEDGER_KEY = _str("LEDGER_KEY", DEV_LEDGER_KEY)
+        self.LEDGER_KEY_ID = _str("LEDGER_KEY_ID", "k1")
+        self.LEDGER_OLD_KEYS = _str("LEDGER_OLD_KEYS", "")
+        # Ed25519 private key (PEM, or base64 of the 32 raw bytes) signing `flask ledger heads`
+        # and receipts; its public key is served at /.well-known/consent-ledger-key.
+        self.LEDGER_SIGNING_KEY = _str("LEDGER_SIGNING_KEY", DEV_LEDGER_SIGNING_KEY)
         self.BABEL_DEFAULT_LOCALE = "en"
         # Dates and times are shown in this zone (stored in UTC).
         self.BABEL_DEFAULT_TIMEZONE = _str("DISPLAY_TIMEZONE", "Asia/Shanghai")
@@ -235,6 +249,8 @@ class ProductionConfig(BaseConfig):
             if storage.startswith(("redis://", "rediss://"))
             else "set RATELIMIT_STORAGE_URI to shared storage (redis:// or rediss://): "
             "memory:// counts per process, so limits would multiply by the workers.",
+            ledger_key_problem(self.LEDGER_KEY or ""),
+            signing_key_problem(self.LEDGER_SIGNING_KEY or ""),
         ]
 
 
@@ -263,6 +279,34 @@ def weak_secret_problem(secret: str) -> str | None:
     steps = sum(abs(ord(a) - ord(b)) <= 1 for a, b in zip(secret, secret[1:], strict=False))
     if bits < MIN_SECRET_BITS_PER_CHARACTER or periodic or steps >= 0.75 * (len(secret) - 1):
         return advice + "; this one is low in entropy (repeated or sequential characters)."
+    return None
+
+
+def ledger_key_problem(key: str) -> str | None:
+    """Why `key` cannot key the consent ledger in production, or None when it can."""
+    if key == DEV_LEDGER_KEY or len(key) < MIN_SECRET_LENGTH:
+        return (
+            "set LEDGER_KEY to a random value of at least 32 characters, kept outside the "
+            "database (it keys the consent ledger)."
+        )
+    return None
+
+
+def signing_key_problem(key: str) -> str | None:
+    """Why `key` cannot sign chain heads and receipts in production, or None when it can."""
+    from cryptography.exceptions import UnsupportedAlgorithm
+
+    from .ledger_keys import parse_signing_key
+
+    try:
+        if key == DEV_LEDGER_SIGNING_KEY:
+            raise ValueError("the development key")
+        parse_signing_key(key)
+    except (ValueError, TypeError, RuntimeError, UnsupportedAlgorithm):
+        return (
+            "set LEDGER_SIGNING_KEY to an Ed25519 private key, PEM or base64 of 32 bytes "
+            "(see docs/ledger.md)."
+        )
     return None
 
 

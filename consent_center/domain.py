@@ -656,4 +656,10 @@ NOT_MEMBER_DATA: dict[tuple[str, str], str] = {
     ("notification", "secret"): (
         "a code or link in transit, encrypted with a key outside the database; deleted once sent"
     ),
+    ("consent_event", "key_id"): "names the ledger key that made the hash, no meaning",
+    ("audit_event", "key_id"): "names the ledger key that made the hash, no meaning",
+    ("notification_subject", "notification_id"): "internal row key",
+    ("notification_subject", "subject_key"): (
+        "an internal row key or a keyed digest of a contact: finds messages at erasure"
+    ),
 }

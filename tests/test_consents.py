@@ -126,6 +126,7 @@ def test_ledger_is_append_only_per_member_sequence(app, member, policy):
         method="form",
         prev_hash=first.prev_hash,
         hash="x" * 64,
+        key_id=first.key_id,
     )
     db.session.add(dup)
     with pytest.raises(IntegrityError):

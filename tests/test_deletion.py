@@ -6,6 +6,7 @@ import re
 from datetime import UTC, datetime
 
 import pytest
+from flask import current_app
 from sqlalchemy import inspect, select, text
 
 from consent_center import clock
@@ -210,9 +211,17 @@ def test_completion_erases_everything_and_ledger_still_verifies(
 
 
 def assert_nothing_remains(*needles: str) -> None:
-    """Scan every text column of every table the database itself lists."""
-    inspector = inspect(db.engine)
+    """Scan every text column of every table the database itself lists (message bodies,
+    subjects and recipients included), and the headers every outbox row would be sent with."""
+    from consent_center.notify.delivery import unsubscribe_headers
+
     found = []
+    for public_id, kind in db.session.execute(select(Notification.public_id, Notification.kind)):
+        headers = unsubscribe_headers(public_id)
+        if kind in current_app.config["UNSUBSCRIBABLE_KINDS"]:
+            for name, value in headers.items():
+                found += [("header", name, n) for n in needles if n in f"{name}: {value}"]
+    inspector = inspect(db.engine)
     for table in inspector.get_table_names():
         for column in inspector.get_columns(table):
             type_name = str(column["type"]).upper()

@@ -178,6 +178,7 @@ def seed_members(count: int, offset: int) -> None:
                     "created_at": now - timedelta(days=(i + 40 - 10 * seq) % 100, hours=seq),
                     "prev_hash": "0" * 64,
                     "hash": "0" * 64,
+                    "key_id": "k1",
                 }
             )
     db.session.execute(insert(ConsentEvent), events)

@@ -8,7 +8,7 @@ from .deletion import DeletionRequest
 from .guardian import GuardianLink
 from .incident import IncidentNotice
 from .member import Member
-from .notification import FanOut, Notification, NotificationContent
+from .notification import FanOut, Notification, NotificationContent, NotificationSubject
 from .policy import PolicyVersion
 from .webhook import WebhookSubscription
 
@@ -26,6 +26,7 @@ __all__ = [
     "IncidentNotice",
     "Notification",
     "NotificationContent",
+    "NotificationSubject",
     "OneTimeCode",
     "PolicyVersion",
 ]

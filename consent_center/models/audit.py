@@ -6,7 +6,6 @@ chain), so no global lock is needed and `flask audit verify` can prove nothing w
 
 from __future__ import annotations
 
-import hashlib
 import json
 from datetime import datetime
 
@@ -15,6 +14,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from ..clock import utcnow
 from ..extensions import db
+from ..ledger_keys import link_digest
 from .types import UTCDateTime
 
 AUDIT_GENESIS_HASH = "0" * 64
@@ -45,10 +45,16 @@ class AuditEvent(db.Model):
     seq: Mapped[int] = mapped_column(Integer)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    # Which ledger key made `hash` (ledger_keys.py): keys rotate, old links still verify.
+    key_id: Mapped[str] = mapped_column(String(32))
 
     def compute_hash(self) -> str:
-        """The fingerprint of this entry's content chained to the previous entry's."""
+        """The fingerprint of this entry's content chained to the previous entry's.
+
+        :raises ledger_keys.UnknownKey: when its key id names no configured key.
+        """
         return audit_chain_hash(
+            key_id=self.key_id,
             prev_hash=self.prev_hash,
             subject_member_id=self.subject_member_id,
             seq=self.seq,
@@ -61,6 +67,7 @@ class AuditEvent(db.Model):
 
 def audit_chain_hash(
     *,
+    key_id: str,
     prev_hash: str,
     subject_member_id: int | None,
     seq: int,
@@ -69,8 +76,9 @@ def audit_chain_hash(
     details: dict | None,
     created_at: datetime,
 ) -> str:
-    """SHA-256 over a canonical JSON of the entry and the previous hash (format v1; the
-    migration that added the chain computes the same)."""
+    """HMAC-SHA256 under the key `key_id` (plain SHA-256 for legacy links) over a canonical
+    JSON of the entry and the previous hash (format v1; the migration that added the chain
+    computed the same plain SHA-256)."""
     payload = {
         "v": 1,
         "prev_hash": prev_hash,
@@ -82,4 +90,4 @@ def audit_chain_hash(
         "created_at": created_at.isoformat(timespec="microseconds"),
     }
     blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    return hashlib.sha256(blob.encode()).hexdigest()
+    return link_digest(key_id, blob.encode())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import uuid
 from datetime import datetime
@@ -12,6 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from ..clock import utcnow
 from ..extensions import db
+from ..ledger_keys import link_digest
 from .types import UTCDateTime
 
 GENESIS_HASH = "0" * 64
@@ -40,10 +40,16 @@ class ConsentEvent(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    # Which ledger key made `hash` (ledger_keys.py): keys rotate, old links still verify.
+    key_id: Mapped[str] = mapped_column(String(32))
 
     def compute_hash(self) -> str:
-        """The fingerprint of this event's content chained to the previous one."""
+        """The fingerprint of this event's content chained to the previous one.
+
+        :raises ledger_keys.UnknownKey: when its key id names no configured key.
+        """
         return chain_hash(
+            key_id=self.key_id,
             prev_hash=self.prev_hash,
             member_id=self.member_id,
             seq=self.seq,
@@ -58,13 +64,14 @@ class ConsentEvent(db.Model):
         )
 
 
-def chain_hash(*, prev_hash: str, created_at: datetime, **fields) -> str:
-    """SHA-256 over a canonical JSON of the event's fields and the previous hash."""
+def chain_hash(*, key_id: str, prev_hash: str, created_at: datetime, **fields) -> str:
+    """HMAC-SHA256 under the key `key_id` (plain SHA-256 for legacy links) over a canonical
+    JSON of the event's fields and the previous hash."""
     payload = dict(
         fields, prev_hash=prev_hash, created_at=created_at.isoformat(timespec="microseconds")
     )
     blob = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
-    return hashlib.sha256(blob).hexdigest()
+    return link_digest(key_id, blob)
 
 
 class ConsentState(db.Model):

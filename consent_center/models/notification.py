@@ -129,3 +129,19 @@ class Notification(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class NotificationSubject(db.Model):
+    """A data subject an outbox row is about, beside the member it is addressed to.
+
+    Every row names its subjects, so that erasure finds every message that mentions a person:
+    a guardian invitation names the minor (`member:<row id>`), a contact-form message its
+    sender (`contact:<keyed digest of the address>`). See services/notifications.py.
+    """
+
+    __tablename__ = "notification_subject"
+
+    notification_id: Mapped[int] = mapped_column(
+        ForeignKey("notification.id", ondelete="CASCADE"), primary_key=True
+    )
+    subject_key: Mapped[str] = mapped_column(String(80), primary_key=True, index=True)

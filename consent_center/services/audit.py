@@ -13,6 +13,7 @@ from sqlalchemy.orm import aliased
 
 from ..clock import utcnow
 from ..extensions import db
+from ..ledger_keys import LEGACY_KEY_ID, UnknownKey, current_key_id
 from ..models import AuditEvent, Member
 from ..models.audit import AUDIT_GENESIS_HASH
 
@@ -105,6 +106,7 @@ def record_audit(
         created_at=utcnow(),
         seq=(tail.seq or 0) + 1,
         prev_hash=tail.hash or AUDIT_GENESIS_HASH,
+        key_id=current_key_id(),
     )
     event.hash = event.compute_hash()
     db.session.add(event)
@@ -113,6 +115,23 @@ def record_audit(
 
 
 # --- Verification -------------------------------------------------------------------------
+
+
+def link_problem(event, keyed_before: bool) -> str | None:
+    """Why a ledger or audit link's own hash is wrong (None when it is right).
+
+    :param keyed_before: whether an earlier link of the same chain was keyed: an unkeyed
+        (legacy) link after it can only be a forgery, since new links are always keyed.
+    """
+    if event.key_id == LEGACY_KEY_ID and keyed_before:
+        return "unkeyed link after a keyed one"
+    try:
+        digest = event.compute_hash()
+    except UnknownKey:
+        return f"unknown key id {event.key_id!r}"
+    if digest != event.hash:
+        return "content does not match its hash"
+    return None
 
 
 @dataclass(frozen=True)
@@ -142,10 +161,11 @@ def verify_audit_log(batch: int = 5000) -> AuditChainReport:
     broken: list[tuple[int | None, int, str]] = []
     chains = events = 0
     current: object = object()
-    prev_hash, expected_seq = AUDIT_GENESIS_HASH, 1
+    prev_hash, expected_seq, keyed = AUDIT_GENESIS_HASH, 1, False
     for event in db.session.scalars(query):
         if event.subject_member_id != current:
             current, prev_hash, expected_seq = event.subject_member_id, AUDIT_GENESIS_HASH, 1
+            keyed = False
             chains += 1
         events += 1
         subject = event.subject_member_id
@@ -153,8 +173,9 @@ def verify_audit_log(batch: int = 5000) -> AuditChainReport:
             broken.append((subject, event.seq, f"expected seq {expected_seq}"))
         if event.prev_hash != prev_hash:
             broken.append((subject, event.seq, "previous hash does not match"))
-        if event.compute_hash() != event.hash:
-            broken.append((subject, event.seq, "content does not match its hash"))
+        if problem := link_problem(event, keyed):
+            broken.append((subject, event.seq, problem))
+        keyed = keyed or event.key_id != LEGACY_KEY_ID
         prev_hash, expected_seq = event.hash, event.seq + 1
     return AuditChainReport(chains, events, broken)
 

@@ -23,7 +23,12 @@ from ..extensions import db
 from ..models import Member, OneTimeCode
 from .audit import record_audit
 from .errors import Invalid, TooManyAttempts
-from .notifications import enqueue_secret_notification, prepare_secret_message, wake_workers
+from .notifications import (
+    contact_subject,
+    enqueue_secret_notification,
+    prepare_secret_message,
+    wake_workers,
+)
 from .validation import normalize_email, normalize_phone
 
 SIGN_IN = "sign_in"
@@ -150,6 +155,8 @@ def _issue_code(
         recipient=value,
         locale=member.locale,
         message=message,
+        # A guardian's code is addressed to someone other than the member it is filed under.
+        about=(contact_subject(value),) if purpose == GUARDIAN else (),
     )
     return CodeRequest(row.token, channel, masked)
 

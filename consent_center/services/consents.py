@@ -10,15 +10,24 @@ from functools import cache
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, func, or_, select
+from sqlalchemy.orm import aliased
 
 from ..clock import utcnow
 from ..domain import OPTIONAL_PURPOSES, PURPOSES, Actor, MemberStatus
 from ..extensions import db
+from ..ledger_keys import (
+    LEDGER_PUBLIC_KEY_PATH,
+    LEGACY_KEY_ID,
+    canonical,
+    current_key_id,
+    public_key_pem,
+    sign,
+)
 from ..models import AuditEvent, ConsentEvent, ConsentState, Member, PolicyVersion
 from ..models.consent import GENESIS_HASH
 from ..models.types import UTCDateTime
-from .audit import ChainTail, lock_member, record_audit
+from .audit import ChainTail, link_problem, lock_member, record_audit
 from .errors import Invalid, NotAllowed, NotFound
 from .policies import current_policy_id
 from .sql import upsert
@@ -157,6 +166,7 @@ def set_consent(
         method=method,
         created_at=utcnow(),
         prev_hash=tails.ledger_hash or GENESIS_HASH,
+        key_id=current_key_id(),
     )
     event.receipt_id = str(uuid.uuid4())
     event.hash = event.compute_hash()
@@ -257,13 +267,15 @@ def kantara_receipt(event: ConsentEvent, member: Member, policy_url: str) -> dic
         "email": config["COMPANY_EMAIL"],
         "phone": config["COMPANY_PHONE"],
     }
-    return {
+    document = {
         "version": "KI-CR-v1.1.0",
         "jurisdiction": config.get("COMPANY_JURISDICTION", "CN"),
         "consentTimestamp": int(event.created_at.timestamp()),
         "collectionMethod": event.method,
         "consentReceiptID": event.receipt_id,
-        "publicKey": None,
+        # The site's Ed25519 key that signs this receipt ("x-signature"); also served at
+        # "x-publicKeyUrl". docs/ledger.md says how to check a receipt offline.
+        "publicKey": public_key_pem(),
         "language": "zh" if member.locale.startswith("zh") else "en",
         "piiPrincipalId": member.public_id,
         "piiControllers": [controller],
@@ -298,7 +310,18 @@ def kantara_receipt(event: ConsentEvent, member: Member, policy_url: str) -> dic
         "x-sequence": event.seq,
         "x-previousHash": event.prev_hash,
         "x-hash": event.hash,
+        "x-keyId": event.key_id,
+        "x-publicKeyUrl": _public_url(LEDGER_PUBLIC_KEY_PATH),
     }
+    # Signed last, over everything above: a signed head of the member's chain at this event,
+    # with which the member can prove offline what the company recorded.
+    document["x-signature"] = sign(canonical(document))
+    return document
+
+
+
+def _public_url(path: str) -> str:
+    return (current_app.config.get("PUBLIC_BASE_URL") or "").rstrip("/") + path
 
 
 @dataclass(frozen=True)
@@ -306,33 +329,101 @@ class ChainReport:
     members_checked: int
     events_checked: int
     broken: list[tuple[int, int, str]]  # (member row id, seq, reason)
+    # Current-state rows that differ from the ledger: (member public id, purpose, reason).
+    drift: list[tuple[str, str, str]] = ()
+    # Links made before chains were keyed (trusted only as far as a signed head covers them).
+    legacy_events: int = 0
 
     @property
     def ok(self) -> bool:
-        return not self.broken
+        return not self.broken and not self.drift
 
 
 def verify_ledger(member_id: int | None = None, batch: int = 5000) -> ChainReport:
-    """Recompute every chain (or one member's) and report each broken link."""
+    """Recompute every chain (or one member's) under the ledger keys, report each broken
+    link, and check that the current state is exactly each purpose's latest event."""
     query = select(ConsentEvent).order_by(ConsentEvent.member_id, ConsentEvent.seq)
     if member_id is not None:
         query = query.where(ConsentEvent.member_id == member_id)
     broken: list[tuple[int, int, str]] = []
-    members = events = 0
-    current, prev_hash, expected_seq = None, GENESIS_HASH, 1
+    members = events = legacy = 0
+    current, prev_hash, expected_seq, keyed = None, GENESIS_HASH, 1, False
     for event in db.session.scalars(query.execution_options(yield_per=batch)):
         if event.member_id != current:
-            current, prev_hash, expected_seq = event.member_id, GENESIS_HASH, 1
+            current, prev_hash, expected_seq, keyed = event.member_id, GENESIS_HASH, 1, False
             members += 1
         events += 1
         if event.seq != expected_seq:
             broken.append((event.member_id, event.seq, f"expected seq {expected_seq}"))
         if event.prev_hash != prev_hash:
             broken.append((event.member_id, event.seq, "previous hash does not match"))
-        if event.compute_hash() != event.hash:
-            broken.append((event.member_id, event.seq, "content does not match its hash"))
+        if problem := link_problem(event, keyed):
+            broken.append((event.member_id, event.seq, problem))
+        if event.key_id == LEGACY_KEY_ID:
+            legacy += 1
+        else:
+            keyed = True
         prev_hash, expected_seq = event.hash, event.seq + 1
-    return ChainReport(members, events, broken)
+    return ChainReport(members, events, broken, state_drift(member_id), legacy)
+
+
+def state_drift(member_id: int | None = None) -> list[tuple[str, str, str]]:
+    """Every current-state row that is not its purpose's latest event (answer, event or policy
+    version), and every latest event without a state row: (member public id, purpose, reason).
+    Two set-wise queries."""
+    latest = select(
+        ConsentEvent.member_id, ConsentEvent.purpose, func.max(ConsentEvent.seq).label("seq")
+    ).group_by(ConsentEvent.member_id, ConsentEvent.purpose)
+    if member_id is not None:
+        latest = latest.where(ConsentEvent.member_id == member_id)
+    latest = latest.subquery()
+    last = aliased(ConsentEvent)
+    wrong_states = (
+        select(Member.public_id, ConsentState.purpose, last.id)
+        .select_from(ConsentState)
+        .join(Member, Member.id == ConsentState.member_id)
+        .outerjoin(
+            latest,
+            (latest.c.member_id == ConsentState.member_id)
+            & (latest.c.purpose == ConsentState.purpose),
+        )
+        .outerjoin(last, (last.member_id == latest.c.member_id) & (last.seq == latest.c.seq))
+        .where(
+            or_(
+                last.id.is_(None),
+                last.id != ConsentState.event_id,
+                last.granted != ConsentState.granted,
+                last.policy_version_id.is_distinct_from(ConsentState.policy_version_id),
+                last.created_at != ConsentState.updated_at,
+            )
+        )
+    )
+    if member_id is not None:
+        wrong_states = wrong_states.where(ConsentState.member_id == member_id)
+    missing_states = (
+        select(Member.public_id, latest.c.purpose)
+        .select_from(latest)
+        .join(Member, Member.id == latest.c.member_id)
+        .outerjoin(
+            ConsentState,
+            (ConsentState.member_id == latest.c.member_id)
+            & (ConsentState.purpose == latest.c.purpose),
+        )
+        .where(ConsentState.member_id.is_(None))
+    )
+    drift = [
+        (
+            public_id,
+            purpose,
+            "state has no event" if event_id is None else "state differs from the latest event",
+        )
+        for public_id, purpose, event_id in db.session.execute(wrong_states)
+    ]
+    drift += [
+        (public_id, purpose, "latest event has no state")
+        for public_id, purpose in db.session.execute(missing_states)
+    ]
+    return sorted(drift)
 
 
 

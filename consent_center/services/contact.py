@@ -11,7 +11,7 @@ from ..domain import Channel
 from ..models import Member
 from .audit import record_audit
 from .errors import Invalid
-from .notifications import enqueue_notification
+from .notifications import contact_subject, enqueue_notification, member_subject
 from .validation import normalize_email, secret_text_problem
 
 CATEGORIES = {
@@ -63,6 +63,8 @@ def submit_contact(data: ContactMessage, member: Member | None, locale: str) -> 
         "message": text,
         "member_id": member.public_id if member else None,
     }
+    # Both messages carry the sender's name and address: each names the sender as its subject.
+    about = (contact_subject(email),) + ((member_subject(member),) if member else ())
     enqueue_notification(
         member=None,
         channel=Channel.EMAIL,
@@ -71,6 +73,7 @@ def submit_contact(data: ContactMessage, member: Member | None, locale: str) -> 
         recipient=current_app.config["COMPANY_EMAIL"],
         locale="zh_Hans_CN",
         context=context,
+        about=about,
     )
     # The typed address is not verified: its acknowledgement carries nothing the sender wrote
     # (name, message), or the form would relay anyone's text to any address.
@@ -82,5 +85,6 @@ def submit_contact(data: ContactMessage, member: Member | None, locale: str) -> 
         recipient=email,
         locale=locale,
         context={},
+        about=about,
     )
     record_audit("contact.submitted", actor=member, subject=member, category=data.category)

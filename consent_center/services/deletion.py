@@ -22,7 +22,7 @@ from ..models import DeletionRequest, Member
 from .audit import record_audit
 from .erasure import erase_member
 from .errors import Conflict, Invalid, NotAllowed, NotFound
-from .notifications import enqueue_notification
+from .notifications import enqueue_notification, member_subject
 from .validation import secret_text_problem
 
 
@@ -240,6 +240,8 @@ def complete_deletion(request: DeletionRequest, staff: Member) -> None:
             recipient=to,
             locale=locale or "en",
             context={"request_id": request.public_id},
+            # The tombstone only: a digest of the erased address would outlive the erasure.
+            about=(member_subject(member),),
         )
 
 

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete, insert, literal, or_, select, update
 
 from ..clock import utcnow
-from ..domain import MemberStatus, NotificationStatus
+from ..domain import Channel, MemberStatus, NotificationStatus
 from ..extensions import db
-from ..models import DeletionRequest, Member, Notification, OneTimeCode
+from ..models import DeletionRequest, Member, Notification, NotificationSubject, OneTimeCode
 from ..models.types import new_public_id
 from .audit import record_audit
+from .auth import identifier_digest
+from .notifications import member_subject, subjects_of
 
 
 @dataclass(frozen=True)
@@ -34,13 +36,33 @@ def erase_member(member: Member, *, actor: Member | None, reason: str) -> Erasur
     :param reason: a non-personal label for the audit log, e.g. ``deletion_request``.
     """
     now = utcnow()
+    # Codes filed under someone else that were sent to this member's contacts (a guardian
+    # proving their address for a ward) go too: their digest would name the address.
+    digests = [identifier_digest(value) for value in (member.email, member.phone) if value]
     codes = db.session.execute(
-        delete(OneTimeCode).where(OneTimeCode.member_id == member.id)
+        delete(OneTimeCode).where(
+            or_(OneTimeCode.member_id == member.id, OneTimeCode.identifier_digest.in_(digests))
+        )
     ).rowcount
-    # Bodies and addresses go; the fact that a message was sent (kind, status) stays.
+    # Every message to the member or about them (a guardian's invitation naming a minor, a
+    # contact-form message from their address): bodies and addresses go; the fact that a
+    # message was sent (kind, status) stays.
+    # Webhook deliveries are left to go out first: downstream systems must learn of the
+    # member's earlier events before the erasure notice, and they hold only the public id,
+    # which is scrubbed once each is settled (notify/delivery.py SCRUB_AFTER_SEND).
+    keys = subjects_of(member)
+    about = or_(
+        Notification.member_id == member.id,
+        Notification.id.in_(
+            select(NotificationSubject.notification_id).where(
+                NotificationSubject.subject_key.in_(keys)
+            )
+        )
+        & (Notification.channel != Channel.WEBHOOK),
+    )
     purged = db.session.execute(
         update(Notification)
-        .where(Notification.member_id == member.id)
+        .where(about)
         .values(
             recipient=None,
             subject=None,
@@ -56,10 +78,34 @@ def erase_member(member: Member, *, actor: Member | None, reason: str) -> Erasur
     db.session.execute(
         update(Notification)
         .where(
-            Notification.member_id == member.id,
+            about,
             Notification.status.in_([NotificationStatus.PENDING, NotificationStatus.SENDING]),
         )
         .values(status=NotificationStatus.FAILED, last_error="recipient erased", lease_until=None)
+        .execution_options(synchronize_session=False)
+    )
+    # The contact digests would still link the rows to the address: the rows keep naming
+    # their subject by the tombstone's row key instead.
+    own_key = member_subject(member)
+    contact_keys = [key for key in keys if key != own_key]
+    by_contact = select(NotificationSubject.notification_id).where(
+        NotificationSubject.subject_key.in_(contact_keys)
+    )
+    already = select(NotificationSubject.notification_id).where(
+        NotificationSubject.subject_key == own_key
+    )
+    db.session.execute(
+        insert(NotificationSubject).from_select(
+            ["notification_id", "subject_key"],
+            select(NotificationSubject.notification_id, literal(own_key))
+            .where(NotificationSubject.notification_id.in_(by_contact))
+            .where(NotificationSubject.notification_id.not_in(already))
+            .distinct(),
+        )
+    )
+    db.session.execute(
+        delete(NotificationSubject)
+        .where(NotificationSubject.subject_key.in_(contact_keys))
         .execution_options(synchronize_session=False)
     )
     db.session.execute(

@@ -23,8 +23,10 @@ from ..models import GuardianLink, Member
 from .audit import record_audit
 from .errors import Conflict, Invalid, NotFound
 from .notifications import (
+    contact_subject,
     enqueue_notification,
     enqueue_secret_notification,
+    member_subject,
     prepare_secret_message,
 )
 
@@ -89,6 +91,7 @@ def _send_invitation(link: GuardianLink, minor: Member, token: str, actor: Membe
         recipient=link.contact,
         locale=locale,
         message=message,
+        about=(member_subject(minor), contact_subject(link.contact)),
     )
     record_audit(
         "guardian.invited",
@@ -210,12 +213,18 @@ def approve_minor(
                 actor_member=guardian,
             )
     if first_approval:
-        _tell(minor, "guardian_approved", {"guardian_name": guardian.name})
+        _tell(
+            minor,
+            "guardian_approved",
+            {"guardian_name": guardian.name},
+            about=(member_subject(guardian),),
+        )
     _tell(
         guardian,
         "guardian_approved",
         {"guardian_name": guardian.name, "minor_name": minor.name, "to_guardian": True},
         key=f"guardian_approved:{link.public_id}:guardian",
+        about=(member_subject(minor),),
     )
     return guardian
 
@@ -230,6 +239,7 @@ def refuse_minor(link: GuardianLink, *, note: str | None) -> None:
     link.status, link.decided_at, link.token_hash = GuardianStatus.REFUSED, utcnow(), None
     link.note = (note or "").strip() or None
     record_audit("guardian.refused", actor=None, subject=minor, link=link.public_id)
+    subject = member_subject(minor)
     erase_member(minor, actor=None, reason="guardian_refused")
     if to:
         enqueue_notification(
@@ -240,10 +250,20 @@ def refuse_minor(link: GuardianLink, *, note: str | None) -> None:
             recipient=to,
             locale=locale,
             context={},
+            # Settled, it is scrubbed (notify/delivery.py SCRUB_AFTER_SEND). Named by the
+            # tombstone only: a digest of the erased address would outlive the erasure.
+            about=(subject,),
         )
 
 
-def _tell(member: Member, kind: str, context: dict, key: str | None = None) -> None:
+def _tell(
+    member: Member,
+    kind: str,
+    context: dict,
+    key: str | None = None,
+    about: tuple[str, ...] = (),
+) -> None:
+    """Message `member`; `about` names the other people the message mentions."""
     if member.email:
         enqueue_notification(
             member=member,
@@ -253,6 +273,7 @@ def _tell(member: Member, kind: str, context: dict, key: str | None = None) -> N
             recipient=member.email,
             locale=member.locale,
             context=context,
+            about=about,
         )
     elif member.phone and member.phone_verified_at and member.sms_opted_out_at is None:
         enqueue_notification(
@@ -263,6 +284,7 @@ def _tell(member: Member, kind: str, context: dict, key: str | None = None) -> N
             recipient=member.phone,
             locale=member.locale,
             context=context,
+            about=about,
         )
 
 
@@ -323,6 +345,7 @@ def notify_co_guardians(ward: Member, acting: Member, purpose: str, granted: boo
                 "purpose": purpose,
                 "granted": granted,
             },
+            about=(member_subject(ward), member_subject(acting)),
         )
 
 
@@ -362,14 +385,20 @@ def invite_second_guardian(
 
 
 def dissolve_guardian_links(member: Member) -> int:
-    """End every link in which `member` is the minor or the guardian, forgetting contacts.
+    """End every link in which `member` is the minor or the guardian, or that invites one of
+    the member's contacts, forgetting contacts.
 
     :returns: how many links were ended.
     """
     now = utcnow()
+    contacts = [value for value in (member.email, member.phone) if value]
     ended = db.session.execute(
         update(GuardianLink)
-        .where((GuardianLink.minor_id == member.id) | (GuardianLink.guardian_id == member.id))
+        .where(
+            (GuardianLink.minor_id == member.id)
+            | (GuardianLink.guardian_id == member.id)
+            | GuardianLink.contact.in_(contacts)
+        )
         .values(
             contact=None, note=None, token_hash=None, status=GuardianStatus.REVOKED, ended_at=now
         )
@@ -407,6 +436,7 @@ def transition_coming_of_age() -> int:
                 "guardian_ended",
                 {"minor_name": member.name, "to_guardian": True},
                 key=f"guardian_ended:{link.public_id}:guardian",
+                about=(member_subject(member),),
             )
         record_audit("guardian.oversight_ended", actor=None, subject=member, link=link.public_id)
     for member in members.values():

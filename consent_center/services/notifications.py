@@ -13,7 +13,7 @@ from sqlalchemy import String, case, func, insert, literal, select, union_all
 from ..clock import utcnow
 from ..domain import Channel, Locale, MemberStatus, NotificationStatus
 from ..extensions import db
-from ..models import FanOut, Member, Notification, NotificationContent
+from ..models import FanOut, Member, Notification, NotificationContent, NotificationSubject
 from ..models.notification import DUE_CHANNEL
 from ..models.types import UTCDateTime
 from ..sealed import seal
@@ -60,6 +60,31 @@ def fit_sms(text: str) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+# --- Data subjects: every outbox row names whom it is about, so erasure finds it -----------
+
+
+def member_subject(member: Member) -> str:
+    """The subject key of a member (their row id: it survives erasure as the tombstone)."""
+    if member.id is None:
+        db.session.flush()
+    return f"member:{member.id}"
+
+
+def contact_subject(value: str) -> str:
+    """The subject key of a normalized email address or phone number that may belong to no
+    member (a contact-form sender, a guardian's contact): a keyed digest, not the contact."""
+    from .auth import identifier_digest
+
+    return "contact:" + identifier_digest(value)
+
+
+def subjects_of(member: Member) -> list[str]:
+    """Every subject key under which messages about `member` may have been written."""
+    keys = [member_subject(member)]
+    keys += [contact_subject(value) for value in (member.email, member.phone) if value]
+    return keys
+
+
 def existing_notification(dedupe_key: str) -> Notification | None:
     return db.session.scalars(
         select(Notification).where(Notification.dedupe_key == dedupe_key)
@@ -75,11 +100,17 @@ def enqueue_notification(
     recipient: str,
     locale: str,
     context: dict,
+    about: tuple[str, ...] = (),
 ) -> Notification:
     """Write one message to the outbox (no commit); the same dedupe key never writes twice.
 
+    :param member: the member it is addressed to, if any.
+    :param about: subject keys (`member_subject`, `contact_subject`) of everyone else the
+        message is about or addressed to; a row without a member must name at least one.
     :returns: the new row, or the existing one for this dedupe key.
     """
+    if member is None and not about:
+        raise ValueError(f"a {kind} message must name its data subject")
     found = existing_notification(dedupe_key)
     if found is not None:
         return found
@@ -97,6 +128,8 @@ def enqueue_notification(
     )
     db.session.add(row)
     db.session.flush()
+    for key in dict.fromkeys(about):
+        db.session.add(NotificationSubject(notification_id=row.id, subject_key=key))
     return row
 
 
@@ -144,6 +177,7 @@ def enqueue_secret_notification(
     recipient: str,
     locale: str,
     message: SecretMessage,
+    about: tuple[str, ...] = (),
 ) -> None:
     """Write a message whose secret is never stored in clear (`prepare_secret_message`).
 
@@ -167,10 +201,17 @@ def enqueue_secret_notification(
         secret=message.sealed,
         locale=locale,
     )
+    if member is None and not about:
+        raise ValueError(f"a {kind} message must name its data subject")
+    table = Notification.__table__
     if db.engine.dialect.name == "postgresql":
         # Delivered to listeners only if and when this transaction commits.
-        statement = statement.returning(func.pg_notify(DUE_CHANNEL, ""))
-    db.session.execute(statement)
+        statement = statement.returning(table.c.id, func.pg_notify(DUE_CHANNEL, ""))
+    else:
+        statement = statement.returning(table.c.id)
+    notification_id = db.session.execute(statement).scalar_one()
+    for key in dict.fromkeys(about):
+        db.session.add(NotificationSubject(notification_id=notification_id, subject_key=key))
 
 
 def wake_workers() -> None:

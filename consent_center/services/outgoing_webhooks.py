@@ -32,11 +32,13 @@ from ..models import (
     ConsentEvent,
     Member,
     Notification,
+    NotificationSubject,
     PolicyVersion,
     WebhookSubscription,
 )
 from .audit import record_audit
 from .errors import Invalid, NotFound
+from .notifications import member_subject
 
 CONSENT_CHANGED = "consent.changed"
 MEMBER_ERASED = "member.erased"
@@ -124,8 +126,9 @@ def emit_event(
         body = json.dumps(
             _document_for(change, member, consent_event), separators=(",", ":"), sort_keys=True
         )
+        rows = []
         for sub_id, sub_public_id in subscriptions:
-            db.session.add(
+            rows.append(
                 Notification(
                     member_id=None,  # not a message to the member: kept off their pages
                     channel=Channel.WEBHOOK,
@@ -140,6 +143,13 @@ def emit_event(
                     created_at=now,
                 )
             )
+        db.session.add_all(rows)
+        db.session.flush()
+        # Each delivery names its data subject, so erasure finds the bodies that name them.
+        subject = member_subject(member)
+        db.session.add_all(
+            NotificationSubject(notification_id=row.id, subject_key=subject) for row in rows
+        )
     db.session.flush()
     return change
 

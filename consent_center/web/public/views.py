@@ -6,6 +6,7 @@ import secrets
 
 from flask import (
     Blueprint,
+    Response,
     current_app,
     flash,
     jsonify,
@@ -25,6 +26,7 @@ from wtforms.validators import Length
 
 from ...domain import LOCALE_LABELS, PURPOSES
 from ...extensions import csrf, db, limiter, login_manager
+from ...ledger_keys import LEDGER_PUBLIC_KEY_PATH, public_key_pem
 from ...models import Member
 from ...services import policies
 from ...services.auth import identifier_digest
@@ -191,6 +193,14 @@ def choose_language():
             set_locale(current_user, locale)
             db.session.commit()
     return redirect(safe_next(request.form.get("next")) or url_for("public.index"), 303)
+
+
+@bp.get(LEDGER_PUBLIC_KEY_PATH)
+def ledger_public_key():
+    """The Ed25519 public key that signs consent receipts and chain heads (docs/ledger.md)."""
+    response = Response(public_key_pem(), mimetype="text/plain")
+    response.headers["Cache-Control"] = "public, max-age=3600"
+    return response
 
 
 @bp.get("/healthz")
