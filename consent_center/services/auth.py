@@ -23,7 +23,7 @@ from ..extensions import db
 from ..models import Member, OneTimeCode
 from ..notify.base import Outgoing
 from .audit import record_audit
-from .errors import Invalid, TooManyAttempts
+from .errors import Invalid, NotAllowed, TooManyAttempts
 from .notifications import enqueue_secret_notification
 from .validation import normalize_email, normalize_phone
 
@@ -174,12 +174,30 @@ def request_contact_change(member: Member, channel: str, new_value: str) -> Code
     )
 
 
+def verified_channel(member: Member) -> tuple[str, str]:
+    """Where the member proved they can be reached: the verified email, else the verified
+    mobile number (a guardian who signed up by SMS has only that).
+
+    :raises NotAllowed: when neither is verified.
+    """
+    if member.email and member.email_verified_at is not None:
+        return Channel.EMAIL, member.email
+    if member.phone and member.phone_verified_at is not None:
+        return Channel.SMS, member.phone
+    raise NotAllowed(_l("Verify your email address or mobile number first."))
+
+
 def request_reauth_code(member: Member) -> CodeRequest:
-    """Send a fresh code to the member's email, to confirm a serious action (deletion)."""
+    """Send a fresh code to the member's verified channel, to confirm a serious action
+    (deletion, for themselves or a ward).
+
+    :raises NotAllowed: when the member has no verified contact.
+    """
+    channel, value = verified_channel(member)
     return _issue_code(
         purpose=REAUTH,
-        channel=Channel.EMAIL,
-        value=member.email,
+        channel=channel,
+        value=value,
         member=member,
         locale=member.locale,
     )
