@@ -323,3 +323,38 @@ def test_short_links_for_text_messages(client, app):
     assert response.status_code == 303 and response.headers["Location"].endswith(
         f"/guardian/invite/{token}")
     assert client.get("/p/1").headers["Location"].endswith("/policy/versions/1")
+
+
+def test_second_guardians_refusal_declines_only_and_the_invitation_names_the_inviter(
+    family, app
+):
+    from consent_center.models import AuditEvent
+
+    minor, guardian, guardian_client = family
+    other = "other.parent@example.org"
+    post(guardian_client, f"/guardian/wards/{minor.public_id}/invite", {"contact": other})
+    invite = next(m for m in read_mailbox() if m["to"] == other and m["kind"] == "guardian_invite")
+    assert "Parent Lee, guardian of Little Lee" in invite["text"]
+    assert "registered with" not in invite["text"]
+    token = link_from_mailbox(other)
+    second_client = app.test_client()
+    verify_as_guardian(second_client, token, other)
+    page = second_client.get(f"/guardian/invite/{token}/decide").get_data(as_text=True)
+    assert "Decline the invitation" in page and "erase the child" not in page
+    events = db.session.scalar(select(db.func.count()).select_from(ConsentEvent))
+    response = post(second_client, f"/guardian/invite/{token}/decide",
+                    {"decision": "refuse", "note": "Not me"})
+    assert response.status_code == 200 and b"declined the invitation" in response.data
+    db.session.expire_all()
+    minor = db.session.get(Member, minor.id)
+    assert minor.status == "active" and minor.email == "little.lee@example.org"
+    link = db.session.scalars(select(GuardianLink).where(GuardianLink.contact == other)).one()
+    assert link.status == "refused"
+    assert db.session.scalars(select(GuardianLink).where(
+        GuardianLink.guardian_id == guardian.id)).one().status == "approved"
+    assert db.session.scalar(select(db.func.count()).select_from(ConsentEvent)) == events
+    assert db.session.scalars(select(Notification).where(
+        Notification.kind == "guardian_refused")).first() is None
+    actions = db.session.scalars(select(AuditEvent.action)).all()
+    assert "member.erased" not in actions and "guardian.declined" in actions
+    assert guardian_client.get(f"/guardian/wards/{minor.public_id}").status_code == 200

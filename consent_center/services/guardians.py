@@ -2,7 +2,8 @@
 
 A minor's account waits (`awaiting_guardian`) until a guardian, reached at the contact the
 minor gave, verifies that contact with a one-time code and approves. A refusal erases the
-minor's data. Guardians then oversee their wards; at most two guardians per ward.
+waiting minor's data; an invited second guardian's refusal only declines the invitation.
+Guardians then oversee their wards; at most two guardians per ward.
 """
 
 from __future__ import annotations
@@ -77,7 +78,12 @@ def _send_invitation(link: GuardianLink, minor: Member, token: str, actor: Membe
         dedupe_key=f"guardian_invite:{link.public_id}:{link.token_hash[:16]}",
         recipient=link.contact,
         locale=locale,
-        context={"minor_name": minor.name, "expires_at": link.token_expires_at},
+        context={
+            "minor_name": minor.name,
+            "expires_at": link.token_expires_at,
+            # Who is asking: the child themselves, or the guardian inviting a second one.
+            "inviter_name": actor.name if actor.id != minor.id else None,
+        },
         secret_context={"link": f"{base}/g/{token}"},
         masked_context={"link": f"{base}/g/••••••"},
     )
@@ -211,15 +217,29 @@ def approve_minor(
     return guardian
 
 
-def refuse_minor(link: GuardianLink, *, note: str | None) -> None:
-    """The verified guardian refuses: the minor's data is erased and the minor is told (at
-    the address they registered with, which is then forgotten)."""
+def refusal_erases(minor: Member) -> bool:
+    """Whether refusing an invitation for this minor erases the account: only while it waits
+    for its first guardian. An approved minor's account is only ever erased through a
+    deletion request, so an invited second guardian who refuses declines the invitation."""
+    return minor.status == MemberStatus.AWAITING_GUARDIAN
+
+
+def refuse_minor(link: GuardianLink, *, note: str | None) -> bool:
+    """The verified guardian refuses. For an account waiting for its first guardian, the
+    minor's data is erased and the minor is told (at the address they registered with, which
+    is then forgotten); otherwise only this invitation is declined.
+
+    :returns: whether the minor's account was erased.
+    """
     from .erasure import erase_member
 
     minor = db.session.get(Member, link.minor_id)
     to, locale = minor.email, minor.locale
     link.status, link.decided_at, link.token_hash = GuardianStatus.REFUSED, utcnow(), None
     link.note = (note or "").strip() or None
+    if not refusal_erases(minor):
+        record_audit("guardian.declined", actor=None, subject=minor, link=link.public_id)
+        return False
     record_audit("guardian.refused", actor=None, subject=minor, link=link.public_id)
     erase_member(minor, actor=None, reason="guardian_refused")
     if to:
@@ -232,6 +252,7 @@ def refuse_minor(link: GuardianLink, *, note: str | None) -> None:
             locale=locale,
             context={},
         )
+    return True
 
 
 def _tell(member: Member, kind: str, context: dict, key: str | None = None) -> None:

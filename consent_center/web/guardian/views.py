@@ -143,10 +143,10 @@ def decide(token: str):
     if form.validate_on_submit():
         decision = request.form.get("decision")
         if decision == "refuse":
-            guardian_service.refuse_minor(link, note=form.note.data)
+            erased = guardian_service.refuse_minor(link, note=form.note.data)
             db.session.commit()
             session.pop(VERIFIED_LINK, None)
-            return render_template("guardian/refused.html"), 200
+            return render_template("guardian/refused.html", erased=erased), 200
         if decision == "approve":
             purposes = {
                 p
@@ -184,6 +184,7 @@ def decide(token: str):
         token=token,
         groups=member_data.inventory_view(minor),
         has_account=has_account,
+        refusal_erases=guardian_service.refusal_erases(minor),
         advertising_barred=purpose_barred(minor, "advertising"),
     ), status
 
