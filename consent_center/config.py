@@ -134,6 +134,8 @@ class BaseConfig:
         )
 
         self.DELETION_DUE_WORKING_DAYS = _int("DELETION_DUE_WORKING_DAYS", 15)
+        # An account whose contact nobody verified is erased after this many days.
+        self.UNVERIFIED_RETENTION_DAYS = _int("UNVERIFIED_RETENTION_DAYS", 7)
         self.CONTACT_RATE_LIMIT = _str("CONTACT_RATE_LIMIT", "5 per hour")
         # The API for downstream systems (per token) and outgoing webhooks.
         self.API_RATE_LIMIT = _str("API_RATE_LIMIT", "600 per minute")

@@ -31,6 +31,10 @@ SIGN_IN = "sign_in"
 VERIFY_CONTACT = "verify_contact"
 REAUTH = "reauth"
 GUARDIAN = "guardian"
+# A sign-in code's `new_value` when it was issued by the registration itself: only that code
+# carries the registration's ticks into the ledger (whoever verifies with any other code may
+# not be the person who ticked them).
+FROM_REGISTRATION = "registration"
 _KINDS = {
     SIGN_IN: "sign_in_code",
     VERIFY_CONTACT: "verify_contact",
@@ -287,6 +291,9 @@ def complete_sign_in(token: str | None, code: str) -> Member:
         member.email_verified_at = now
     if row.channel == Channel.SMS and member.phone_verified_at is None:
         member.phone_verified_at = now
+    from .members import activate_verified_member
+
+    activate_verified_member(member, with_pending=row.new_value == FROM_REGISTRATION)
     record_audit("auth.signed_in", actor=member, subject=member, channel=row.channel)
     return member
 

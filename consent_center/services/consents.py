@@ -13,7 +13,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import bindparam, select
 
 from ..clock import utcnow
-from ..domain import OPTIONAL_PURPOSES, PURPOSES, Actor, MemberStatus
+from ..domain import OPTIONAL_PURPOSES, PURPOSES, Actor
 from ..extensions import db
 from ..models import AuditEvent, ConsentEvent, ConsentState, Member, PolicyVersion
 from ..models.consent import GENESIS_HASH
@@ -22,6 +22,7 @@ from .audit import ChainTail, lock_member, record_audit
 from .errors import Invalid, NotAllowed, NotFound
 from .policies import current_policy_id
 from .sql import upsert
+from .usability import is_active
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ def consent_views(member: Member, rows) -> list[ConsentView]:
     from .usability import purpose_barred
 
     by_purpose = {r.purpose: r for r in rows if r.purpose is not None}
-    locked = member.status != MemberStatus.ACTIVE
+    locked = not is_active(member)
     views = []
     for key in OPTIONAL_PURPOSES:
         purpose, row = PURPOSES[key], by_purpose.get(key)
@@ -131,7 +132,7 @@ def set_consent(
     """
     if purpose not in PURPOSES or not PURPOSES[purpose].optional:
         raise Invalid(_l("There is no such optional purpose."))
-    if member.status != MemberStatus.ACTIVE and granted:
+    if granted and not is_active(member):
         raise NotAllowed(_l("This account cannot give optional consent yet."))
     from .usability import purpose_barred
 
