@@ -127,6 +127,23 @@ def test_phone_only_member_asks_for_deletion_by_sms_code(client, login_as):
     assert deletion.member_id == member.id and deletion.notify_to == phone
 
 
+def test_no_code_without_a_channel_we_may_use(client, login_as):
+    member = make_member(
+        email=None,
+        email_verified_at=None,
+        phone="+8613800138124",
+        phone_verified_at=clock.utcnow(),
+        sms_opted_out_at=clock.utcnow(),
+    )
+    login_as(member)
+    response = post(client, "/me/delete/code", {})
+    assert response.status_code == 403 and b"contact customer service" in response.data
+    assert db.session.scalars(select(Notification)).first() is None
+    from consent_center.models import OneTimeCode
+
+    assert db.session.scalars(select(OneTimeCode)).first() is None
+
+
 def test_another_members_request_is_404(client, member, login_as, app):
     other = make_member()
     other_client = app.test_client()

@@ -180,15 +180,21 @@ def request_contact_change(member: Member, channel: str, new_value: str) -> Code
 
 def verified_channel(member: Member) -> tuple[str, str]:
     """Where the member proved they can be reached: the verified email, else the verified
-    mobile number (a guardian who signed up by SMS has only that).
+    mobile number (a guardian who signed up by SMS has only that) unless they opted out of
+    text messages.
 
-    :raises NotAllowed: when neither is verified.
+    :raises NotAllowed: when there is no such channel.
     """
     if member.email and member.email_verified_at is not None:
         return Channel.EMAIL, member.email
-    if member.phone and member.phone_verified_at is not None:
+    if member.phone and member.phone_verified_at is not None and member.sms_opted_out_at is None:
         return Channel.SMS, member.phone
-    raise NotAllowed(_l("Verify your email address or mobile number first."))
+    raise NotAllowed(
+        _l(
+            "We have no verified email address or mobile number to send you a code. Please "
+            "contact customer service."
+        )
+    )
 
 
 def request_reauth_code(member: Member) -> CodeRequest:
