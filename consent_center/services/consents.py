@@ -22,7 +22,7 @@ from .audit import ChainTail, lock_member, record_audit
 from .errors import Invalid, NotAllowed, NotFound
 from .policies import current_policy_id
 from .sql import upsert
-from .usability import is_active
+from .usability import is_active_account
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,7 @@ def consent_views(member: Member, rows) -> list[ConsentView]:
     from .usability import purpose_barred
 
     by_purpose = {r.purpose: r for r in rows if r.purpose is not None}
-    locked = not is_active(member)
+    locked = not is_active_account(member)
     views = []
     for key in OPTIONAL_PURPOSES:
         purpose, row = PURPOSES[key], by_purpose.get(key)
@@ -128,11 +128,11 @@ def set_consent(
 
     :raises Invalid: for an unknown or non-optional purpose.
     :raises NotAllowed: when the account may not give optional consent (erased, or a minor
-        awaiting a guardian).
+        awaiting a guardian, or a registration nobody verified yet).
     """
     if purpose not in PURPOSES or not PURPOSES[purpose].optional:
         raise Invalid(_l("There is no such optional purpose."))
-    if granted and not is_active(member):
+    if granted and not is_active_account(member):
         raise NotAllowed(_l("This account cannot give optional consent yet."))
     from .usability import purpose_barred
 

@@ -25,7 +25,7 @@ from ..notify.base import Outgoing
 from .audit import record_audit
 from .errors import Conflict, Invalid, NotFound
 from .notifications import enqueue_notification, enqueue_secret_notification
-from .usability import active_condition, is_active
+from .usability import active_condition, is_active_account
 
 MAX_GUARDIANS = 2
 LINK_TTL = timedelta(days=7)
@@ -325,7 +325,7 @@ def notify_co_guardians(ward: Member, acting: Member, purpose: str, granted: boo
         if link.guardian_id == acting.id:
             continue
         other = db.session.get(Member, link.guardian_id)
-        if other is None or not is_active(other):
+        if other is None or not is_active_account(other):
             continue
         _tell(
             other,
@@ -414,7 +414,7 @@ def transition_coming_of_age() -> int:
         link.status, link.ended_at = GuardianStatus.ENDED, now
         members[member.id] = member
         guardian = db.session.get(Member, link.guardian_id)
-        if guardian is not None and is_active(guardian):
+        if guardian is not None and is_active_account(guardian):
             _tell(
                 guardian,
                 "guardian_ended",

@@ -32,7 +32,7 @@ def active_condition():
     return Member.status == MemberStatus.ACTIVE
 
 
-def is_active(member: Member) -> bool:
+def is_active_account(member: Member) -> bool:
     """`active_condition` for a loaded member."""
     return member.status == MemberStatus.ACTIVE
 
