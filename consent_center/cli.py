@@ -25,6 +25,7 @@ policy_cli = AppGroup("policy", help="Policy versions.")
 notify_cli = AppGroup("notify", help="The notification outbox.")
 staff_cli = AppGroup("staff", help="Staff accounts.")
 minors_cli = AppGroup("minors", help="Minors and their guardians.")
+members_cli = AppGroup("members", help="Member accounts.")
 
 SEED_POLICY = PROJECT_ROOT.parent / "shared" / "seed-privacy-policy.txt"
 DEMO_MEMBER_EMAIL = "member@example.com"
@@ -279,6 +280,17 @@ def minors_transition() -> None:
     click.echo(f"{count} ward(s) came of age")
 
 
+@members_cli.command("purge-unverified")
+def members_purge_unverified() -> None:
+    """Erase accounts nobody verified within UNVERIFIED_RETENTION_DAYS (the notify worker
+    also runs this daily)."""
+    from .services.members import purge_unverified_members
+
+    count = purge_unverified_members()
+    db.session.commit()
+    click.echo(f"{count} unverified account(s) erased")
+
+
 def register_cli(app: Flask) -> None:
     from .api_cli import api_token_cli, webhooks_cli
 
@@ -291,3 +303,4 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(notify_cli)
     app.cli.add_command(staff_cli)
     app.cli.add_command(minors_cli)
+    app.cli.add_command(members_cli)

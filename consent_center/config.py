@@ -146,6 +146,8 @@ class BaseConfig:
         )
 
         self.DELETION_DUE_WORKING_DAYS = _int("DELETION_DUE_WORKING_DAYS", 15)
+        # An account whose contact nobody verified is erased after this many days.
+        self.UNVERIFIED_RETENTION_DAYS = _int("UNVERIFIED_RETENTION_DAYS", 7)
         self.CONTACT_RATE_LIMIT = _str("CONTACT_RATE_LIMIT", "5 per hour")
         # Contact form posts per typed email address: the acknowledgement goes there.
         self.CONTACT_RATE_LIMIT_ADDRESS = _str("CONTACT_RATE_LIMIT_ADDRESS", "3 per day")

@@ -19,7 +19,10 @@ class Role(StrEnum):
 
 
 class MemberStatus(StrEnum):
+    # Only an active account is in audiences, usable through the API and sent notices.
     ACTIVE = "active"
+    # Registered, but nobody has yet proved the contact with a code: nothing counts yet.
+    UNVERIFIED = "unverified"
     AWAITING_GUARDIAN = "awaiting_guardian"
     ERASED = "erased"
 
@@ -27,6 +30,7 @@ class MemberStatus(StrEnum):
 ROLE_LABELS = {Role.MEMBER: _l("Member"), Role.STAFF: _l("Staff"), Role.ADMIN: _l("Administrator")}
 MEMBER_STATUS_LABELS = {
     MemberStatus.ACTIVE: _l("Active"),
+    MemberStatus.UNVERIFIED: _l("Waiting for the contact to be verified"),
     MemberStatus.AWAITING_GUARDIAN: _l("Waiting for a guardian's approval"),
     MemberStatus.ERASED: _l("Erased"),
 }
@@ -338,6 +342,16 @@ DATA_INVENTORY: tuple[InventoryGroup, ...] = (
             (SERVICE,),
             RECORDED,
             _UNTIL_ERASED,
+        ),
+        (
+            "pending_purposes",
+            _l("Optional uses you ticked when registering, kept until you confirm your address"),
+            (SERVICE,),
+            PROVIDED,
+            _l(
+                "Until you confirm your address, when they become your recorded consent; a "
+                "registration never confirmed is erased within days"
+            ),
         ),
     ),
     _group(

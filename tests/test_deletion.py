@@ -97,6 +97,55 @@ def test_withdraw_while_open(client, member, login_as):
     assert response.status_code == 409
 
 
+def test_staff_cannot_withdraw_a_members_request(client, member, login_as, staff, app):
+    login_as(member)
+    deletion = ask_for_deletion(client, member)
+    audits_before = db.session.scalar(select(db.func.count()).select_from(AuditEvent))
+    staff_client = app.test_client()
+    login_as(staff, on=staff_client)
+    page = staff_client.get(f"/me/deletion/{deletion.public_id}").get_data(as_text=True)
+    assert "Withdraw my request" not in page
+    response = post(staff_client, f"/me/deletion/{deletion.public_id}/withdraw", {})
+    assert response.status_code == 403
+    db.session.expire_all()
+    db.session.refresh(deletion)
+    assert deletion.status == "received" and deletion.withdrawn_at is None
+    assert deletion.notify_to == member.email
+    assert db.session.scalar(select(db.func.count()).select_from(AuditEvent)) == audits_before
+
+
+def test_phone_only_member_asks_for_deletion_by_sms_code(client, login_as):
+    phone = "+8613800138123"
+    member = make_member(
+        email=None, email_verified_at=None, phone=phone, phone_verified_at=clock.utcnow()
+    )
+    login_as(member)
+    assert "mobile number" in client.get("/me/delete").get_data(as_text=True)
+    assert post(client, "/me/delete/code", {}).status_code == 303
+    code = code_for(phone)
+    response = post(client, "/me/delete", {"code": code, "confirm": "y"})
+    assert response.status_code == 303, response.data
+    deletion = db.session.scalars(select(DeletionRequest)).one()
+    assert deletion.member_id == member.id and deletion.notify_to == phone
+
+
+def test_no_code_without_a_channel_we_may_use(client, login_as):
+    member = make_member(
+        email=None,
+        email_verified_at=None,
+        phone="+8613800138124",
+        phone_verified_at=clock.utcnow(),
+        sms_opted_out_at=clock.utcnow(),
+    )
+    login_as(member)
+    response = post(client, "/me/delete/code", {})
+    assert response.status_code == 403 and b"contact customer service" in response.data
+    assert db.session.scalars(select(Notification)).first() is None
+    from consent_center.models import OneTimeCode
+
+    assert db.session.scalars(select(OneTimeCode)).first() is None
+
+
 def test_another_members_request_is_404(client, member, login_as, app):
     other = make_member()
     other_client = app.test_client()

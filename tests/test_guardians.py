@@ -209,13 +209,49 @@ def test_guardian_exports_and_requests_deletion_for_the_ward(family):
     minor, guardian, guardian_client = family
     response = guardian_client.get(f"/guardian/wards/{minor.public_id}/export")
     assert response.status_code == 200 and b"little.lee@example.org" in response.data
-    response = post(guardian_client, f"/guardian/wards/{minor.public_id}/deletion", {})
-    assert response.status_code == 303
     from consent_center.models import DeletionRequest
 
+    deletion_url = f"/guardian/wards/{minor.public_id}/deletion"
+    # Without a fresh code of the guardian's own, nothing is asked for.
+    response = post(guardian_client, deletion_url, {"confirm": "y", "code": "123456"})
+    assert response.status_code == 422
+    assert db.session.scalars(select(DeletionRequest)).first() is None
+    code_url = f"/guardian/wards/{minor.public_id}/deletion/code"
+    assert post(guardian_client, code_url, {}).status_code == 303
+    page = guardian_client.get(f"/guardian/wards/{minor.public_id}").get_data(as_text=True)
+    assert "Confirmation code" in page
+    code = code_from_mailbox(GUARDIAN_EMAIL, "reauth_code")
+    wrong = "000000" if code != "000000" else "111111"
+    response = post(guardian_client, deletion_url, {"confirm": "y", "code": wrong})
+    assert response.status_code == 422
+    assert db.session.scalars(select(DeletionRequest)).first() is None
+    assert db.session.scalars(
+        select(Notification).where(Notification.kind == "deletion_received")).first() is None
+    response = post(guardian_client, deletion_url, {"confirm": "y", "code": code})
+    assert response.status_code == 303
     request = db.session.scalars(select(DeletionRequest)).one()
     assert request.member_id == minor.id and request.requested_by_id == guardian.id
     assert guardian_client.get(response.headers["Location"]).status_code == 200
+
+
+def test_only_the_guardian_who_asked_withdraws_a_wards_request(family, app, login_as):
+    from consent_center.models import AuditEvent, DeletionRequest
+    from consent_center.services.deletion import request_deletion
+
+    minor, guardian, guardian_client = family
+    deletion = request_deletion(minor, requested_by=guardian, reason=None)
+    db.session.commit()
+    audits = db.session.scalar(select(db.func.count()).select_from(AuditEvent))
+    minor_client = login_as(minor, on=app.test_client())
+    response = post(minor_client, f"/me/deletion/{deletion.public_id}/withdraw", {})
+    assert response.status_code == 403
+    db.session.expire_all()
+    assert db.session.get(DeletionRequest, deletion.id).status == "received"
+    assert db.session.scalar(select(db.func.count()).select_from(AuditEvent)) == audits
+    response = post(guardian_client, f"/me/deletion/{deletion.public_id}/withdraw", {})
+    assert response.status_code == 303
+    db.session.expire_all()
+    assert db.session.get(DeletionRequest, deletion.id).status == "withdrawn"
 
 
 def test_second_guardian_and_notifications_of_changes(family, app):
@@ -287,3 +323,38 @@ def test_short_links_for_text_messages(client, app):
     assert response.status_code == 303 and response.headers["Location"].endswith(
         f"/guardian/invite/{token}")
     assert client.get("/p/1").headers["Location"].endswith("/policy/versions/1")
+
+
+def test_second_guardians_refusal_declines_only_and_the_invitation_names_the_inviter(
+    family, app
+):
+    from consent_center.models import AuditEvent
+
+    minor, guardian, guardian_client = family
+    other = "other.parent@example.org"
+    post(guardian_client, f"/guardian/wards/{minor.public_id}/invite", {"contact": other})
+    invite = next(m for m in read_mailbox() if m["to"] == other and m["kind"] == "guardian_invite")
+    assert "Parent Lee, guardian of Little Lee" in invite["text"]
+    assert "registered with" not in invite["text"]
+    token = link_from_mailbox(other)
+    second_client = app.test_client()
+    verify_as_guardian(second_client, token, other)
+    page = second_client.get(f"/guardian/invite/{token}/decide").get_data(as_text=True)
+    assert "Decline the invitation" in page and "erase the child" not in page
+    events = db.session.scalar(select(db.func.count()).select_from(ConsentEvent))
+    response = post(second_client, f"/guardian/invite/{token}/decide",
+                    {"decision": "refuse", "note": "Not me"})
+    assert response.status_code == 200 and b"declined the invitation" in response.data
+    db.session.expire_all()
+    minor = db.session.get(Member, minor.id)
+    assert minor.status == "active" and minor.email == "little.lee@example.org"
+    link = db.session.scalars(select(GuardianLink).where(GuardianLink.contact == other)).one()
+    assert link.status == "refused"
+    assert db.session.scalars(select(GuardianLink).where(
+        GuardianLink.guardian_id == guardian.id)).one().status == "approved"
+    assert db.session.scalar(select(db.func.count()).select_from(ConsentEvent)) == events
+    assert db.session.scalars(select(Notification).where(
+        Notification.kind == "guardian_refused")).first() is None
+    actions = db.session.scalars(select(AuditEvent.action)).all()
+    assert "member.erased" not in actions and "guardian.declined" in actions
+    assert guardian_client.get(f"/guardian/wards/{minor.public_id}").status_code == 200

@@ -31,7 +31,7 @@ CONTEXTS = {
                          "refusal_ground": "criminal_justice",
                          "refusal_explanation": "An investigation is open."},
     "deletion_completed": {"request_id": "REQ123"},
-    "guardian_invite": {"minor_name": "Little Lee", "expires_at": WHEN,
+    "guardian_invite": {"minor_name": "Little Lee", "expires_at": WHEN, "inviter_name": None,
                         "link": "https://privacy.example.com/g/Xy3_k9QaLm2Zp8Rt"},
     "guardian_approved": {"guardian_name": "Parent Lee", "minor_name": "Little Lee",
                           "to_guardian": True},
@@ -51,15 +51,22 @@ CONTEXTS = {
                        "member_actions": "请警惕要求您登录的邮件。",
                        "contact": "客服电话：400-032-0988"}}},
 }
+# Kinds whose wording depends on the context: each variant has its own snapshot.
+VARIANTS = {
+    "guardian_invite.second_guardian": (
+        "guardian_invite",
+        dict(CONTEXTS["guardian_invite"], inviter_name="Parent Lee"),
+    ),
+}
 LOCALES = ("en", "zh_Hans_CN")
 CHANNELS = ("email", "sms")
 
 
-def render_all(kind: str, locale: str) -> str:
+def render_all(kind: str, locale: str, context: dict | None = None) -> str:
     parts = []
     for channel in CHANNELS:
         try:
-            rendered = render_message(kind, channel, locale, dict(CONTEXTS[kind]))
+            rendered = render_message(kind, channel, locale, dict(context or CONTEXTS[kind]))
         except Exception as exc:  # a kind without an SMS template
             if "TemplateNotFound" in type(exc).__name__:
                 continue
@@ -81,6 +88,20 @@ def test_message_matches_snapshot(app, kind, locale):
     if os.environ.get("UPDATE_SNAPSHOTS") or not path.exists():
         path.write_text(text, encoding="utf-8")
     assert text == path.read_text(encoding="utf-8"), f"{path.name} changed: review and update"
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_message_variant_matches_snapshot(app, variant, locale):
+    app.config["PUBLIC_BASE_URL"] = "https://privacy.example.com"
+    kind, context = VARIANTS[variant]
+    text = render_all(kind, locale, context)
+    path = SNAPSHOTS / f"{variant}.{locale}.txt"
+    if os.environ.get("UPDATE_SNAPSHOTS") or not path.exists():
+        path.write_text(text, encoding="utf-8")
+    assert text == path.read_text(encoding="utf-8"), f"{path.name} changed: review and update"
+    sms = render_message(kind, "sms", locale, dict(context))
+    assert len(sms.text) <= (160 if sms.text.isascii() else 70), sms.text
 
 
 SMS_KINDS = sorted(

@@ -49,12 +49,48 @@ def test_register_creates_member_without_optional_consent(client, policy):
     assert "验证码" in message["subject"] or "验证码" in message["text"]
 
 
-def test_register_with_optional_purposes_records_receipts(client, policy):
-    post(client, "/register", dict(GOOD, trend_analysis="y"))
+def test_registration_ticks_wait_until_the_address_is_verified(client, app, policy):
+    from datetime import timedelta
+
+    from tests.conftest import publish_notice
+    from tests.support.api import bearer, make_token
+    from tests.test_auth import latest_code
+
+    registered_at = clock.utcnow().replace(microsecond=0)
+    clock.freeze(registered_at)
+    post(client, "/register", dict(GOOD, trend_analysis="y", advertising="y"))
     member = db.session.scalars(select(Member)).one()
-    event = db.session.scalars(select(ConsentEvent)).one()
-    assert (event.member_id, event.purpose, event.granted) == (member.id, "trend_analysis", True)
-    assert event.method == "registration" and event.policy_version_id == policy.id
+    assert member.status == "unverified"
+    assert member.pending_purposes == "trend_analysis,advertising"
+    assert count(ConsentEvent) == 0 and count(ConsentState) == 0
+    # Nobody proved the address: the API says not usable, no audience holds it, no notice.
+    token = make_token()
+    got = client.get(f"/api/v1/members/{member.public_id}/consents", headers=bearer(token))
+    assert {c["purpose"]: c["usable_now"] for c in got.get_json()["consents"]} == {
+        "trend_analysis": False, "advertising": False}
+    for purpose in ("trend_analysis", "advertising"):
+        rows = client.get(f"/api/v1/audiences/{purpose}", headers=bearer(token))
+        assert member.public_id not in rows.get_data(as_text=True)
+    publish_notice(app, summary="y")
+    assert db.session.scalars(select(Notification).where(
+        Notification.kind == "policy_notice")).first() is None
+    from consent_center.services.incidents import recipient_counts
+
+    assert recipient_counts({})["members"] == 0  # nor a security incident notice
+    # Entering the code verifies the address: the ticks are recorded now, as registration.
+    verified_at = registered_at + timedelta(minutes=4)
+    clock.freeze(verified_at)
+    response = post(client, "/sign-in/code", {"code": latest_code(GOOD["email"])})
+    assert response.status_code == 303
+    db.session.refresh(member)
+    assert member.status == "active" and member.pending_purposes is None
+    events = db.session.scalars(select(ConsentEvent).order_by(ConsentEvent.seq)).all()
+    assert [(e.purpose, e.granted, e.method, e.actor) for e in events] == [
+        ("trend_analysis", True, "registration", "member"),
+        ("advertising", True, "registration", "member")]
+    assert {e.created_at for e in events} == {verified_at}
+    got = client.get(f"/api/v1/members/{member.public_id}/consents", headers=bearer(token))
+    assert all(c["usable_now"] for c in got.get_json()["consents"])
 
 
 @pytest.mark.parametrize(
@@ -86,14 +122,98 @@ def test_minor_without_guardian_contact_gets_a_clear_message(client, app):
     assert count(Member) == 0
 
 
-def test_existing_email_looks_the_same_and_sends_a_sign_in_code(client):
+def test_existing_email_looks_the_same_and_sends_a_sign_in_code(client, app, policy):
     existing = make_member(email="li.wei@example.org", name="Original")
-    response = post(client, "/register", dict(GOOD, name="Impostor"))
+    response = post(client, "/register", dict(GOOD, name="Impostor", trend_analysis="y"))
     assert response.status_code == 303 and response.headers["Location"].startswith("/sign-in/code")
     assert count(Member) == 1
     db.session.refresh(existing)
-    assert existing.name == "Original"
+    assert (existing.name, existing.phone, existing.pending_purposes) == ("Original", None, None)
+    assert count(ConsentEvent) == 0 and count(ConsentState) == 0
     assert mailbox()[0]["kind"] == "sign_in_code"
+    # The page says what may have happened, in the same words as for a new address.
+    words = ("If this address already has an account, we sent it a sign-in code instead, and "
+             "the details you just entered were not saved")
+    page = client.get("/sign-in/code").get_data(as_text=True).replace("&#39;", "'")
+    fresh = app.test_client()
+    post(fresh, "/register", dict(GOOD, email="someone.new@example.org"))
+    fresh_page = fresh.get("/sign-in/code").get_data(as_text=True).replace("&#39;", "'")
+    assert words in page and words in fresh_page
+    assert page.replace("l***", "").count("<p>") == fresh_page.count("<p>")
+    # A plain sign-in does not show them.
+    post(client, "/sign-in", {"identifier": "li.wei@example.org"})
+    assert words not in client.get("/sign-in/code").get_data(as_text=True)
+
+
+def test_ticks_count_only_with_the_registrations_own_code(client, app, policy):
+    from tests.test_auth import latest_code
+
+    post(app.test_client(), "/register", dict(GOOD, name="Someone Else", trend_analysis="y"))
+    member = db.session.scalars(select(Member)).one()
+    assert member.pending_purposes == "trend_analysis"
+    # The address's owner registers too: they get a sign-in code, and verifying with it
+    # does not turn the first registrant's ticks into the owner's consent.
+    post(client, "/register", GOOD)
+    response = post(client, "/sign-in/code", {"code": latest_code(GOOD["email"])})
+    assert response.status_code == 303
+    db.session.refresh(member)
+    assert member.status == "active" and member.pending_purposes is None
+    assert count(ConsentEvent) == 0 and count(ConsentState) == 0
+
+
+def test_unverified_accounts_are_erased_after_the_retention_period(client, app, runner):
+    from datetime import timedelta
+
+    clock.freeze(clock.utcnow())
+    start = clock.utcnow()
+    post(client, "/register", dict(GOOD, trend_analysis="y"))
+    unverified = db.session.scalars(select(Member)).one()
+    verified = make_member(created_at=start - timedelta(days=30))
+    staff = make_member(role="staff", email_verified_at=None, created_at=start - timedelta(days=30))
+    waiting = make_member(status="awaiting_guardian", email_verified_at=None,
+                          birth_date=date(2016, 1, 1), created_at=start)
+    signed_in = make_member(status="awaiting_guardian", birth_date=date(2016, 1, 1),
+                            created_at=start - timedelta(days=30))
+    clock.freeze(start + timedelta(days=7) - timedelta(seconds=1))
+    result = runner.invoke(args=["members", "purge-unverified"])
+    assert result.exit_code == 0 and "0 unverified" in result.output
+    db.session.expire_all()
+    assert db.session.get(Member, unverified.id).status == "unverified"
+    clock.freeze(start + timedelta(days=7, seconds=1))
+    result = runner.invoke(args=["members", "purge-unverified"])
+    assert result.exit_code == 0 and "2 unverified account(s) erased" in result.output
+    db.session.expire_all()
+    gone = db.session.get(Member, unverified.id)
+    assert gone.status == "erased" and gone.email is None and gone.pending_purposes is None
+    assert db.session.scalars(select(Notification.recipient)).all() == [None]
+    assert db.session.get(Member, verified.id).status == "active"
+    assert db.session.get(Member, staff.id).status == "active"
+    assert db.session.get(Member, waiting.id).status == "erased"
+    assert db.session.get(Member, signed_in.id).status == "awaiting_guardian"
+    assert count(ConsentEvent) == 0
+
+
+def test_the_worker_runs_the_purge_once_a_day(client, app):
+    from datetime import timedelta
+
+    from consent_center.notify.worker import DailyTasks
+
+    clock.freeze(clock.utcnow())
+    start = clock.utcnow()
+    post(client, "/register", GOOD)
+    first = db.session.scalars(select(Member)).one()
+    clock.freeze(start + timedelta(days=8))
+    daily = DailyTasks()
+    assert daily.run_if_due() == {"members purge-unverified": 1}
+    db.session.expire_all()
+    assert db.session.get(Member, first.id).status == "erased"
+    post(app.test_client(), "/register", dict(GOOD, email="second@example.org"))
+    clock.freeze(start + timedelta(days=8, hours=23))
+    assert daily.run_if_due() is None  # the next run is due a day after the first
+    clock.freeze(start + timedelta(days=9))
+    assert daily.run_if_due() == {"members purge-unverified": 0}
+    clock.freeze(start + timedelta(days=15, seconds=1))
+    assert daily.run_if_due() == {"members purge-unverified": 1}
 
 
 def test_free_text_refuses_card_numbers_with_luhn():

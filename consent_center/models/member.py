@@ -55,6 +55,9 @@ class Member(UserMixin, db.Model):
     confirm_guardian_choices: Mapped[bool] = mapped_column(
         Boolean, default=False, server_default="0"
     )
+    # Optional purposes ticked at registration (comma-separated), held until the contact is
+    # verified: consent counts only from a verified person, so they reach the ledger then.
+    pending_purposes: Mapped[str | None] = mapped_column(String(64))
 
     def get_id(self) -> str:
         # Flask-Login keeps this in the session cookie: the public id, never the row key.

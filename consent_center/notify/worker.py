@@ -14,14 +14,50 @@ import logging
 import signal
 import threading
 import time
+from datetime import datetime, timedelta
 
 from flask import current_app
 
+from ..clock import utcnow
 from ..extensions import db
 from ..models.notification import DUE_CHANNEL
 from .delivery import claim_codes, claim_due, secret_due, send_claimed
 
 log = logging.getLogger("consent_center.notify")
+
+
+def _purge_unverified() -> int:
+    from ..services.members import purge_unverified_members
+
+    return purge_unverified_members()
+
+
+# Housekeeping the worker runs once a day (the first time when it starts), each task in its
+# own transaction; each is also a `flask` command for cron.
+DAILY_TASKS = (("members purge-unverified", _purge_unverified),)
+
+
+class DailyTasks:
+    """Runs DAILY_TASKS when a day has passed since their last run in this process."""
+
+    def __init__(self) -> None:
+        self.next_at: datetime | None = None
+
+    def run_if_due(self) -> dict[str, int] | None:
+        """Run every task if due; returns each task's count, or None when not due."""
+        now = utcnow()
+        if self.next_at is not None and now < self.next_at:
+            return None
+        self.next_at = now + timedelta(days=1)
+        results = {}
+        for name, task in DAILY_TASKS:
+            try:
+                results[name] = task()
+                db.session.commit()
+            except Exception:  # one failing task must not stop delivery or the others
+                log.exception("daily task %s failed; it runs again tomorrow", name)
+                db.session.rollback()
+        return results
 
 
 def drain(
@@ -88,6 +124,7 @@ class Worker:
         self.wake = threading.Event()
         self.lane_ready = threading.Event()
         self.listener = None
+        self.daily = DailyTasks()
         if db.engine.dialect.name == "postgresql":
             self.listener = _Listener(db.engine, self.wake, self.stopping)
 
@@ -117,6 +154,8 @@ class Worker:
 
     def _round(self, claim) -> None:
         try:
+            if claim is claim_due and (done := self.daily.run_if_due()) is not None:
+                log.info("daily tasks: %s", done)
             counts = drain(self.batch_size, self.stopping, claim)
         except Exception:  # a database blip must not kill the worker; the lease protects rows
             log.exception("delivery round failed; retrying after a pause")

@@ -22,7 +22,7 @@ from ..domain import Channel, MemberStatus
 from ..extensions import db
 from ..models import Member, OneTimeCode
 from .audit import record_audit
-from .errors import Invalid, TooManyAttempts
+from .errors import Invalid, NotAllowed, TooManyAttempts
 from .notifications import (
     contact_subject,
     enqueue_secret_notification,
@@ -35,6 +35,10 @@ SIGN_IN = "sign_in"
 VERIFY_CONTACT = "verify_contact"
 REAUTH = "reauth"
 GUARDIAN = "guardian"
+# A sign-in code's `new_value` when it was issued by the registration itself: only that code
+# carries the registration's ticks into the ledger (whoever verifies with any other code may
+# not be the person who ticked them).
+FROM_REGISTRATION = "registration"
 _KINDS = {
     SIGN_IN: "sign_in_code",
     VERIFY_CONTACT: "verify_contact",
@@ -189,12 +193,36 @@ def request_contact_change(member: Member, channel: str, new_value: str) -> Code
     )
 
 
+def verified_channel(member: Member) -> tuple[str, str]:
+    """Where the member proved they can be reached: the verified email, else the verified
+    mobile number (a guardian who signed up by SMS has only that) unless they opted out of
+    text messages.
+
+    :raises NotAllowed: when there is no such channel.
+    """
+    if member.email and member.email_verified_at is not None:
+        return Channel.EMAIL, member.email
+    if member.phone and member.phone_verified_at is not None and member.sms_opted_out_at is None:
+        return Channel.SMS, member.phone
+    raise NotAllowed(
+        _l(
+            "We have no verified email address or mobile number to send you a code. Please "
+            "contact customer service."
+        )
+    )
+
+
 def request_reauth_code(member: Member) -> CodeRequest:
-    """Send a fresh code to the member's email, to confirm a serious action (deletion)."""
+    """Send a fresh code to the member's verified channel, to confirm a serious action
+    (deletion, for themselves or a ward).
+
+    :raises NotAllowed: when the member has no verified contact.
+    """
+    channel, value = verified_channel(member)
     return _issue_code(
         purpose=REAUTH,
-        channel=Channel.EMAIL,
-        value=member.email,
+        channel=channel,
+        value=value,
         member=member,
         locale=member.locale,
     )
@@ -284,6 +312,9 @@ def complete_sign_in(token: str | None, code: str) -> Member:
         member.email_verified_at = now
     if row.channel == Channel.SMS and member.phone_verified_at is None:
         member.phone_verified_at = now
+    from .members import activate_verified_member
+
+    activate_verified_member(member, with_pending=row.new_value == FROM_REGISTRATION)
     record_audit("auth.signed_in", actor=member, subject=member, channel=row.channel)
     return member
 

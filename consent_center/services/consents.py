@@ -14,7 +14,7 @@ from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.orm import aliased
 
 from ..clock import utcnow
-from ..domain import OPTIONAL_PURPOSES, PURPOSES, Actor, MemberStatus
+from ..domain import OPTIONAL_PURPOSES, PURPOSES, Actor
 from ..extensions import db
 from ..ledger_keys import (
     LEDGER_PUBLIC_KEY_PATH,
@@ -31,6 +31,7 @@ from .audit import ChainTail, link_problem, lock_member, record_audit
 from .errors import Invalid, NotAllowed, NotFound
 from .policies import current_policy_id
 from .sql import upsert
+from .usability import is_active_account
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,7 @@ def consent_views(member: Member, rows) -> list[ConsentView]:
     from .usability import purpose_barred
 
     by_purpose = {r.purpose: r for r in rows if r.purpose is not None}
-    locked = member.status != MemberStatus.ACTIVE
+    locked = not is_active_account(member)
     views = []
     for key in OPTIONAL_PURPOSES:
         purpose, row = PURPOSES[key], by_purpose.get(key)
@@ -136,11 +137,11 @@ def set_consent(
 
     :raises Invalid: for an unknown or non-optional purpose.
     :raises NotAllowed: when the account may not give optional consent (erased, or a minor
-        awaiting a guardian).
+        awaiting a guardian, or a registration nobody verified yet).
     """
     if purpose not in PURPOSES or not PURPOSES[purpose].optional:
         raise Invalid(_l("There is no such optional purpose."))
-    if member.status != MemberStatus.ACTIVE and granted:
+    if granted and not is_active_account(member):
         raise NotAllowed(_l("This account cannot give optional consent yet."))
     from .usability import purpose_barred
 

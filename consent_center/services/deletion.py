@@ -144,11 +144,20 @@ def load_request_for(actor: Member, public_id: str) -> DeletionRequest:
     raise NotFound(_l("No such request."))
 
 
-def withdraw_deletion(request: DeletionRequest, actor: Member) -> None:
-    """Withdraw an open request (by the member, or the guardian who made it).
+def may_withdraw(request: DeletionRequest, actor: Member) -> bool:
+    """Whether `actor` made this request (and so may withdraw it while it is open)."""
+    return request.requested_by_id == actor.id
 
+
+def withdraw_deletion(request: DeletionRequest, actor: Member) -> None:
+    """Withdraw an open request. Only whoever made it may (the member, or the guardian who
+    asked); staff decide a request, they never withdraw it.
+
+    :raises NotAllowed: for anyone but the requester.
     :raises Conflict: when it is no longer open.
     """
+    if not may_withdraw(request, actor):
+        raise NotAllowed(_l("Only the person who made this request can withdraw it."))
     if request.status not in OPEN_DELETION_STATUSES:
         raise Conflict(_l("This request is no longer open."))
     request.status = DeletionStatus.WITHDRAWN

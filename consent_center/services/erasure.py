@@ -133,6 +133,7 @@ def erase_member(member: Member, *, actor: Member | None, reason: str) -> Erasur
     member.notify_email = False
     member.notify_sms = False
     member.sms_opted_out_at = None
+    member.pending_purposes = None
     member.status = MemberStatus.ERASED
     member.erased_at = now
     member.updated_at = now

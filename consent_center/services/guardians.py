@@ -2,7 +2,8 @@
 
 A minor's account waits (`awaiting_guardian`) until a guardian, reached at the contact the
 minor gave, verifies that contact with a one-time code and approves. A refusal erases the
-minor's data. Guardians then oversee their wards; at most two guardians per ward.
+waiting minor's data; an invited second guardian's refusal only declines the invitation.
+Guardians then oversee their wards; at most two guardians per ward.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from .notifications import (
     member_subject,
     prepare_secret_message,
 )
+from .usability import active_condition, is_active_account
 
 MAX_GUARDIANS = 2
 LINK_TTL = timedelta(days=7)
@@ -78,7 +80,12 @@ def _send_invitation(link: GuardianLink, minor: Member, token: str, actor: Membe
         channel=link.contact_channel,
         kind="guardian_invite",
         locale=locale,
-        context={"minor_name": minor.name, "expires_at": link.token_expires_at},
+        context={
+            "minor_name": minor.name,
+            "expires_at": link.token_expires_at,
+            # Who is asking: the child themselves, or the guardian inviting a second one.
+            "inviter_name": actor.name if actor.id != minor.id else None,
+        },
         secret_context={"link": f"{base}/g/{token}"},
         masked_context={"link": f"{base}/g/••••••"},
         expires_at=link.token_expires_at,
@@ -91,7 +98,9 @@ def _send_invitation(link: GuardianLink, minor: Member, token: str, actor: Membe
         recipient=link.contact,
         locale=locale,
         message=message,
-        about=(member_subject(minor), contact_subject(link.contact)),
+        # The inviting guardian is named in it too: erasing either finds the row.
+        about=(member_subject(minor), contact_subject(link.contact))
+        + ((member_subject(actor),) if actor.id != minor.id else ()),
     )
     record_audit(
         "guardian.invited",
@@ -229,15 +238,29 @@ def approve_minor(
     return guardian
 
 
-def refuse_minor(link: GuardianLink, *, note: str | None) -> None:
-    """The verified guardian refuses: the minor's data is erased and the minor is told (at
-    the address they registered with, which is then forgotten)."""
+def refusal_erases(minor: Member) -> bool:
+    """Whether refusing an invitation for this minor erases the account: only while it waits
+    for its first guardian. An approved minor's account is only ever erased through a
+    deletion request, so an invited second guardian who refuses declines the invitation."""
+    return minor.status == MemberStatus.AWAITING_GUARDIAN
+
+
+def refuse_minor(link: GuardianLink, *, note: str | None) -> bool:
+    """The verified guardian refuses. For an account waiting for its first guardian, the
+    minor's data is erased and the minor is told (at the address they registered with, which
+    is then forgotten); otherwise only this invitation is declined.
+
+    :returns: whether the minor's account was erased.
+    """
     from .erasure import erase_member
 
     minor = db.session.get(Member, link.minor_id)
     to, locale = minor.email, minor.locale
     link.status, link.decided_at, link.token_hash = GuardianStatus.REFUSED, utcnow(), None
     link.note = (note or "").strip() or None
+    if not refusal_erases(minor):
+        record_audit("guardian.declined", actor=None, subject=minor, link=link.public_id)
+        return False
     record_audit("guardian.refused", actor=None, subject=minor, link=link.public_id)
     subject = member_subject(minor)
     erase_member(minor, actor=None, reason="guardian_refused")
@@ -254,6 +277,7 @@ def refuse_minor(link: GuardianLink, *, note: str | None) -> None:
             # tombstone only: a digest of the erased address would outlive the erasure.
             about=(subject,),
         )
+    return True
 
 
 def _tell(
@@ -334,7 +358,7 @@ def notify_co_guardians(ward: Member, acting: Member, purpose: str, granted: boo
         if link.guardian_id == acting.id:
             continue
         other = db.session.get(Member, link.guardian_id)
-        if other is None or other.status != MemberStatus.ACTIVE:
+        if other is None or not is_active_account(other):
             continue
         _tell(
             other,
@@ -421,7 +445,7 @@ def transition_coming_of_age() -> int:
             GuardianLink.status == GuardianStatus.APPROVED,
             Member.birth_date.is_not(None),
             Member.birth_date <= cutoff,
-            Member.status == MemberStatus.ACTIVE,
+            active_condition(),
         )
     ).all()
     now = utcnow()
@@ -430,7 +454,7 @@ def transition_coming_of_age() -> int:
         link.status, link.ended_at = GuardianStatus.ENDED, now
         members[member.id] = member
         guardian = db.session.get(Member, link.guardian_id)
-        if guardian is not None and guardian.status == MemberStatus.ACTIVE:
+        if guardian is not None and is_active_account(guardian):
             _tell(
                 guardian,
                 "guardian_ended",

@@ -16,14 +16,14 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import case, exists, func, select
 
 from ..clock import utcnow
-from ..domain import OPTIONAL_PURPOSES, Channel, Locale, MemberStatus
+from ..domain import OPTIONAL_PURPOSES, Channel, Locale
 from ..extensions import db
 from ..models import ConsentState, FanOut, IncidentNotice, Member
 from .audit import record_audit
 from .errors import Conflict, Invalid, NotAllowed, NotFound
 from .localtime import local_day_start
 from .notifications import fan_out_condition, start_fan_out
-from .usability import usable_condition
+from .usability import ESSENTIAL_NOTICE_STATUSES, usable_condition
 
 KIND = "incident_notice"
 # The parts of a notice, in the order members read them.
@@ -36,7 +36,7 @@ FIELD_LABELS = {
     "contact": _l("Whom to contact"),
 }
 MAX_FIELD_CHARS = 4000
-AUDIENCE_STATUSES = (MemberStatus.ACTIVE, MemberStatus.AWAITING_GUARDIAN)
+AUDIENCE_STATUSES = ESSENTIAL_NOTICE_STATUSES
 
 
 def _require_staff(actor: Member) -> None:
@@ -82,7 +82,7 @@ def audience_condition(audience: dict):
 
 def recipient_counts(audience: dict) -> dict[str, int]:
     """How many members the notice would reach, and by which channel (one query)."""
-    condition = Member.status != MemberStatus.ERASED
+    condition = Member.status.in_(ESSENTIAL_NOTICE_STATUSES)
     extra = audience_condition(audience)
     if extra is not None:
         condition = condition & extra

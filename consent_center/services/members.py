@@ -15,7 +15,7 @@ from ..domain import OPTIONAL_PURPOSES, Actor, Channel, Gender, Locale, MemberSt
 from ..extensions import db
 from ..models import Member
 from .audit import record_audit
-from .auth import SIGN_IN, CodeRequest, _issue_code, find_member_by_contact
+from .auth import FROM_REGISTRATION, SIGN_IN, CodeRequest, _issue_code, find_member_by_contact
 from .consents import set_consent
 from .errors import Invalid
 from .validation import normalize_email, normalize_phone, secret_text_problem
@@ -74,10 +74,12 @@ def _check_phone(raw: str | None, errors: dict) -> str | None:
 def register_member(data: RegistrationData) -> Registration:
     """Create a member and send the first sign-in code to their email.
 
-    When the email already belongs to an account, nothing is created and that account is
-    sent a sign-in code instead, so the page looks the same either way. A minor's account
-    waits for a guardian: the guardian's contact is sent an approval link, and no optional
-    purpose is recorded until the guardian decides.
+    The account is `unverified` until that code is entered: the optional purposes ticked
+    here are held as pending and reach the consent ledger only then (consent counts only
+    from a verified person). When the email already belongs to an account, nothing is
+    created or changed and that account is sent a sign-in code instead, so the page looks
+    the same either way. A minor's account waits for a guardian: the guardian's contact is
+    sent an approval link, and no optional purpose is recorded until the guardian decides.
 
     :raises Invalid: with field errors for any bad input; nothing is written then.
     """
@@ -125,7 +127,10 @@ def register_member(data: RegistrationData) -> Registration:
         gender=data.gender or None,
         birth_date=data.birth_date,
         locale=data.locale,
-        status=MemberStatus.AWAITING_GUARDIAN if minor else MemberStatus.ACTIVE,
+        status=MemberStatus.AWAITING_GUARDIAN if minor else MemberStatus.UNVERIFIED,
+        pending_purposes=None
+        if minor
+        else ",".join(p for p in OPTIONAL_PURPOSES if p in data.purposes) or None,
     )
     db.session.add(member)
     db.session.flush()
@@ -135,8 +140,36 @@ def register_member(data: RegistrationData) -> Registration:
         from .guardians import invite_guardian
 
         invitation = invite_guardian(member, guardian[0], guardian[1], actor=member)
+    code = _issue_code(
+        purpose=SIGN_IN,
+        channel=Channel.EMAIL,
+        value=email,
+        member=member,
+        locale=member.locale,
+        new_value=FROM_REGISTRATION,
+    )
+    return Registration(member, code, invitation)
+
+
+def activate_verified_member(member: Member, *, with_pending: bool) -> bool:
+    """Make an `unverified` account active once one of its contacts is verified, and record
+    the purposes ticked at registration: each event is stamped now (the verification time),
+    its method says registration.
+
+    :param with_pending: whether the code that verified it is the one the registration sent;
+        otherwise the ticks are dropped, since whoever verified may not be who ticked them.
+    :returns: whether the account became active.
+    """
+    if member.status != MemberStatus.UNVERIFIED or (
+        member.email_verified_at is None and member.phone_verified_at is None
+    ):
+        return False
+    member.status = MemberStatus.ACTIVE
+    pending = set((member.pending_purposes or "").split(",")) if with_pending else set()
+    member.pending_purposes = None
+    record_audit("member.verified", actor=member, subject=member, kept_choices=with_pending)
     for purpose in OPTIONAL_PURPOSES:
-        if purpose in data.purposes and not minor:
+        if purpose in pending:
             set_consent(
                 member,
                 purpose,
@@ -145,10 +178,36 @@ def register_member(data: RegistrationData) -> Registration:
                 method=Method.REGISTRATION,
                 actor_member=member,
             )
-    code = _issue_code(
-        purpose=SIGN_IN, channel=Channel.EMAIL, value=email, member=member, locale=member.locale
-    )
-    return Registration(member, code, invitation)
+    return True
+
+
+def purge_unverified_members() -> int:
+    """Erase every account that no one verified within UNVERIFIED_RETENTION_DAYS of
+    registering (adults who never entered their code, and minors whose guardian never
+    approved and who never signed in). Safe to run at any time; the caller commits.
+
+    :returns: how many accounts were erased.
+    """
+    from datetime import timedelta
+
+    from .erasure import erase_member
+
+    cutoff = utcnow() - timedelta(days=current_app.config["UNVERIFIED_RETENTION_DAYS"])
+    stale = db.session.scalars(
+        select(Member)
+        .where(
+            Member.status.in_((MemberStatus.UNVERIFIED, MemberStatus.AWAITING_GUARDIAN)),
+            Member.email_verified_at.is_(None),
+            Member.phone_verified_at.is_(None),
+            Member.created_at < cutoff,
+        )
+        .order_by(Member.id)
+        # Two workers running it at once each take different rows (no-op on SQLite).
+        .with_for_update(skip_locked=True)
+    ).all()
+    for member in stale:
+        erase_member(member, actor=None, reason="never_verified")
+    return len(stale)
 
 
 def _check_guardian_contact(raw: str | None, errors: dict) -> tuple[str, str] | None:

@@ -11,7 +11,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import String, case, func, insert, literal, select, union_all
 
 from ..clock import utcnow
-from ..domain import Channel, Locale, MemberStatus, NotificationStatus
+from ..domain import Channel, Locale, NotificationStatus
 from ..extensions import db
 from ..models import FanOut, Member, Notification, NotificationContent, NotificationSubject
 from ..models.notification import DUE_CHANNEL
@@ -251,9 +251,11 @@ def fan_out_condition(channel: str, *, essential: bool = False):
             & Member.notify_sms.is_(True)
             & Member.sms_opted_out_at.is_(None)
         )
+    from .usability import ESSENTIAL_NOTICE_STATUSES, active_condition
+
     if essential:
-        return (Member.status != MemberStatus.ERASED) & reachable
-    return (Member.status == MemberStatus.ACTIVE) & reachable
+        return Member.status.in_(ESSENTIAL_NOTICE_STATUSES) & reachable
+    return active_condition() & reachable
 
 
 def start_fan_out(

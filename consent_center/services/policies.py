@@ -556,8 +556,9 @@ def publish_draft(draft: PolicyVersion, staff: Member):
 
 def notice_reach() -> dict[str, int]:
     """Who a policy notice reaches now: active members in the app, and by email and SMS."""
-    from ..domain import Channel, MemberStatus
+    from ..domain import Channel
     from .notifications import fan_out_condition
+    from .usability import active_condition
 
     email = fan_out_condition(Channel.EMAIL)
     sms = fan_out_condition(Channel.SMS)
@@ -566,6 +567,6 @@ def notice_reach() -> dict[str, int]:
             db.func.count(),
             db.func.coalesce(db.func.sum(db.case((email, 1), else_=0)), 0),
             db.func.coalesce(db.func.sum(db.case((sms, 1), else_=0)), 0),
-        ).where(Member.status == MemberStatus.ACTIVE)
+        ).where(active_condition())
     ).one()
     return {"members": int(members), "email": int(by_email), "sms": int(by_sms)}

@@ -1,7 +1,8 @@
 """Whether a member's data may be used for a purpose *now*: the one rule that pages, the API
 and audiences share.
 
-Usable means: the account is active (not erased, not a minor awaiting a guardian), the
+Usable means: the account is active (its contact verified, not erased, not a minor awaiting
+a guardian: `active_condition`, the one rule that audiences, the API and notices share), the
 member (or their guardian) said yes, that yes was given under terms still in force (a later
 policy version in effect that changes the purpose asks again), and, for minors, the purpose
 is not barred (advertising, unless MINORS_ADVERTISING is on).
@@ -18,6 +19,22 @@ from sqlalchemy.orm import aliased
 from ..clock import utcnow
 from ..domain import ADVERTISING, MemberStatus
 from ..models import ConsentState, Member, PolicyVersion
+
+# Who may be told an essential notice (a security incident): the active, and minors whose
+# account waits for a guardian. Never an unverified account (nobody proved the address is
+# theirs) or an erased one.
+ESSENTIAL_NOTICE_STATUSES = (MemberStatus.ACTIVE, MemberStatus.AWAITING_GUARDIAN)
+
+
+def active_condition():
+    """SQL over `Member`: the account is active. Registration leaves it `unverified` until a
+    contact is verified; a minor's waits for a guardian; erasure ends it."""
+    return Member.status == MemberStatus.ACTIVE
+
+
+def is_active_account(member: Member) -> bool:
+    """`active_condition` for a loaded member."""
+    return member.status == MemberStatus.ACTIVE
 
 
 def minor_cutoff(today: date | None = None, age: int | None = None) -> date:
@@ -77,7 +94,7 @@ def usable_condition(purpose: str, now: datetime | None = None):
     """SQL over Member joined to its ConsentState row for `purpose`: usable now."""
     now = now or utcnow()
     conditions = [
-        Member.status == MemberStatus.ACTIVE,
+        active_condition(),
         ConsentState.purpose == purpose,
         ConsentState.granted.is_(True),
         not_(stale_grant_condition(now)),

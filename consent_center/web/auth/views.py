@@ -19,6 +19,8 @@ bp = Blueprint("auth", __name__)
 
 PENDING_TOKEN = "sign_in_token"
 PENDING_TO = "sign_in_to"
+# Set when the pending code comes from a registration (the code page words it for both cases).
+PENDING_REGISTERED = "sign_in_registered"
 
 
 def _identifier_key() -> str:
@@ -84,6 +86,7 @@ def register():
             db.session.rollback()
             apply_field_errors(form, exc.field_errors)
         else:
+            session[PENDING_REGISTERED] = True
             return _send_code_and_continue(registration.code)
     status = 422 if request.method == "POST" else 200
     return render_template("auth/register.html", form=form), status
@@ -104,6 +107,7 @@ def sign_in():
             db.session.rollback()
             apply_field_errors(form, exc.field_errors)
         else:
+            session.pop(PENDING_REGISTERED, None)
             return _send_code_and_continue(code_request)
     status = 422 if request.method == "POST" else 200
     return render_template("auth/sign_in.html", form=form), status
@@ -138,6 +142,7 @@ def enter_code():
         "auth/enter_code.html",
         form=form,
         sent_to=session.get(PENDING_TO),
+        registered=session.get(PENDING_REGISTERED, False),
     ), status
 
 

@@ -27,3 +27,15 @@ class InviteForm(AppForm):
         _l("The other guardian's email or mobile number"),
         validators=[DataRequired(_l("Enter an email address or mobile number.")), Length(max=254)],
     )
+
+
+class WardDeletionForm(AppForm):
+    code = StringField(
+        _l("Confirmation code"),
+        validators=[DataRequired(_l("Enter the code we sent you.")), Length(max=12)],
+    )
+    reason = TextAreaField(_l("Why? (optional)"), validators=[Length(max=2000)])
+    confirm = BooleanField(
+        _l("I understand that this child's account will be closed and their data erased."),
+        validators=[DataRequired(_l("Tick this box to confirm."))],
+    )

@@ -44,12 +44,14 @@ from ..consent_answers import consent_answer, view_for_answer
 from ..forms import apply_field_errors, check_code_form
 from ..htmx import render_page_or_fragment, wants_fragment
 from ..member.forms import ConsentForm, EmptyForm
-from .forms import DecisionForm, GuardianCodeForm, InviteForm
+from .forms import DecisionForm, GuardianCodeForm, InviteForm, WardDeletionForm
 
 bp = Blueprint("guardian", __name__, url_prefix="/guardian")
 
 CODE_TOKEN = "guardian_code_token"
 VERIFIED_LINK = "guardian_verified_link"
+# (ward public id, re-authentication token) while a guardian confirms a ward's deletion.
+WARD_REAUTH = "guardian_ward_reauth"
 
 
 # --- The approval link -----------------------------------------------------------------
@@ -138,10 +140,10 @@ def decide(token: str):
     if form.validate_on_submit():
         decision = request.form.get("decision")
         if decision == "refuse":
-            guardian_service.refuse_minor(link, note=form.note.data)
+            erased = guardian_service.refuse_minor(link, note=form.note.data)
             db.session.commit()
             session.pop(VERIFIED_LINK, None)
-            return render_template("guardian/refused.html"), 200
+            return render_template("guardian/refused.html", erased=erased), 200
         if decision == "approve":
             purposes = {
                 p
@@ -179,6 +181,7 @@ def decide(token: str):
         token=token,
         groups=member_data.inventory_view(minor),
         has_account=has_account,
+        refusal_erases=guardian_service.refusal_erases(minor),
         advertising_barred=purpose_barred(minor, "advertising"),
     ), status
 
@@ -207,10 +210,21 @@ def dashboard():
     return render_template("guardian/dashboard.html", wards=guardian_service.wards_of(current_user))
 
 
+def _ward_reauth_token(ward) -> str | None:
+    pending = session.get(WARD_REAUTH)
+    if pending and pending[0] == ward.public_id:
+        return pending[1]
+    return None
+
+
 @bp.get("/wards/<public_id>")
 def ward(public_id: str):
     """A ward's data, choices, messages and requests."""
     ward = guardian_service.load_ward_for(current_user, public_id)
+    return _ward_page(ward, WardDeletionForm() if _ward_reauth_token(ward) else None)
+
+
+def _ward_page(ward, deletion_form, status: int = 200):
     consents = consent_service.current_consents(ward)
     return render_template(
         "guardian/ward.html",
@@ -227,8 +241,9 @@ def ward(public_id: str):
         kind_labels=NOTIFICATION_KIND_LABELS,
         form=EmptyForm(),
         invite_form=InviteForm(),
+        deletion_form=deletion_form,
         purposes=PURPOSES,
-    )
+    ), status
 
 
 @bp.post("/wards/<public_id>/consents/<purpose>")
@@ -277,23 +292,57 @@ def export_ward(public_id: str):
     )
 
 
-@bp.post("/wards/<public_id>/deletion")
-def request_ward_deletion(public_id: str):
-    """Ask for the ward's data to be deleted (decided by staff like any request)."""
+@bp.post("/wards/<public_id>/deletion/code")
+def ward_deletion_code(public_id: str):
+    """Send a fresh code to the guardian's own verified channel before a ward's deletion."""
     ward = guardian_service.load_ward_for(current_user, public_id)
     if not EmptyForm().validate_on_submit():
         abort(400)
-    try:
-        deletion = deletion_service.request_deletion(
-            ward, requested_by=current_user, reason=request.form.get("reason")
-        )
-    except Conflict:
-        db.session.rollback()
-        flash(_("A deletion request is already open for this account."), "status")
-        return redirect(url_for("guardian.ward", public_id=public_id), 303)
+    code_request = auth_service.request_reauth_code(current_user)
     db.session.commit()
-    flash(_("Your request is received."), "status")
-    return redirect(url_for("member.deletion_status", public_id=deletion.public_id), 303)
+    row = db.session.get(Notification, code_request.notification_id)
+    deliver_now([row], {row.id: code_request.outgoing})
+    session[WARD_REAUTH] = [ward.public_id, code_request.token]
+    flash(_("We sent a confirmation code to %(to)s.", to=code_request.masked_to), "status")
+    return redirect(url_for("guardian.ward", public_id=public_id) + "#ward-deletion", 303)
+
+
+@bp.post("/wards/<public_id>/deletion")
+def request_ward_deletion(public_id: str):
+    """Check the guardian's fresh code, then ask for the ward's data to be deleted (decided
+    by staff like any request)."""
+    ward = guardian_service.load_ward_for(current_user, public_id)
+    form = WardDeletionForm()
+    status = 422
+    if form.validate_on_submit():
+        token = _ward_reauth_token(ward)
+        _done, failed = check_code_form(
+            form,
+            lambda: auth_service.confirm_reauth(current_user, token, form.code.data),
+            on_lockout=lambda: session.pop(WARD_REAUTH, None),
+        )
+        if failed:
+            status = failed
+        else:
+            try:
+                deletion = deletion_service.request_deletion(
+                    ward, requested_by=current_user, reason=form.reason.data
+                )
+            except Conflict:
+                db.session.rollback()
+                flash(_("A deletion request is already open for this account."), "status")
+                return redirect(url_for("guardian.ward", public_id=public_id), 303)
+            except Invalid as exc:
+                db.session.rollback()
+                apply_field_errors(form, exc.field_errors)
+            else:
+                db.session.commit()
+                session.pop(WARD_REAUTH, None)
+                flash(_("Your request is received."), "status")
+                return redirect(
+                    url_for("member.deletion_status", public_id=deletion.public_id), 303
+                )
+    return _ward_page(ward, form, status)
 
 
 @bp.post("/wards/<public_id>/invite")

@@ -119,6 +119,7 @@ def deletion_status(public_id: str):
         deletion=deletion,
         labels=DELETION_STATUS_LABELS,
         is_open=deletion.status in OPEN_DELETION_STATUSES,
+        can_withdraw=deletion_service.may_withdraw(deletion, current_user),
         form=EmptyForm(),
     )
 

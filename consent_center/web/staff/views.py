@@ -37,6 +37,7 @@ FINAL = {
 }
 MEMBER_STATUS_LABELS = {
     MemberStatus.ACTIVE: _l("Active"),
+    MemberStatus.UNVERIFIED: _l("Waiting for the contact to be verified"),
     MemberStatus.AWAITING_GUARDIAN: _l("Awaiting a guardian's approval"),
     MemberStatus.ERASED: _l("Erased"),
 }
