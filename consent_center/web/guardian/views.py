@@ -300,8 +300,6 @@ def ward_deletion_code(public_id: str):
         abort(400)
     code_request = auth_service.request_reauth_code(current_user)
     db.session.commit()
-    row = db.session.get(Notification, code_request.notification_id)
-    deliver_now([row], {row.id: code_request.outgoing})
     session[WARD_REAUTH] = [ward.public_id, code_request.token]
     flash(_("We sent a confirmation code to %(to)s.", to=code_request.masked_to), "status")
     return redirect(url_for("guardian.ward", public_id=public_id) + "#ward-deletion", 303)
