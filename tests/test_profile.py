@@ -12,9 +12,16 @@ from consent_center.notify.dev import read_mailbox
 from tests.conftest import make_member, post
 
 
-def code_sent_to(to: str) -> str:
-    message = next(m for m in read_mailbox() if m["to"] == to)
+def code_sent_to(to: str, kind: str | None = None) -> str:
+    message = next(m for m in read_mailbox() if m["to"] == to and kind in (None, m["kind"]))
     return re.search(r"\b(\d{6})\b", message["text"]).group(1)
+
+
+def prove_identity(client, to: str):
+    """Enter the code sent to the member's current details (step one of a contact change)."""
+    return post(
+        client, "/me/profile/confirm-identity", {"code": code_sent_to(to, "contact_change_code")}
+    )
 
 
 def profile(member, **changes):
@@ -46,6 +53,9 @@ def test_new_email_replaces_old_only_after_code(client, member, login_as):
     old = member.email
     login_as(member)
     response = post(client, "/me/profile", profile(member, email="new@example.org"))
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/me/profile/confirm-identity"
+    response = prove_identity(client, old)
     assert response.status_code == 303 and response.headers["Location"] == "/me/profile/verify"
     db.session.refresh(member)
     assert member.email == old
@@ -64,6 +74,7 @@ def test_new_email_replaces_old_only_after_code(client, member, login_as):
 def test_new_phone_is_verified_by_sms(client, member, login_as):
     login_as(member)
     post(client, "/me/profile", profile(member, phone="+44 7911 123456"))
+    prove_identity(client, member.email)  # no verified phone yet: the email proves it is them
     message = read_mailbox()[0]
     assert message["channel"] == "sms" and message["to"] == "+447911123456"
     post(client, "/me/profile/verify", {"code": code_sent_to("+447911123456")})
@@ -75,6 +86,7 @@ def test_contact_already_verified_elsewhere_cannot_be_taken(client, member, logi
     make_member(email="taken@example.org")
     login_as(member)
     post(client, "/me/profile", profile(member, email="taken@example.org"))
+    prove_identity(client, member.email)
     response = post(client, "/me/profile/verify", {"code": code_sent_to("taken@example.org")})
     assert response.status_code == 422 and b"cannot be used" in response.data
     db.session.refresh(member)

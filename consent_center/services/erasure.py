@@ -17,6 +17,7 @@ from ..extensions import db
 from ..models import DeletionRequest, Member, Notification, OneTimeCode
 from ..models.types import new_public_id
 from .audit import record_audit
+from .sessions import ERASED, end_all_sessions
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ def erase_member(member: Member, *, actor: Member | None, reason: str) -> Erasur
     codes = db.session.execute(
         delete(OneTimeCode).where(OneTimeCode.member_id == member.id)
     ).rowcount
+    end_all_sessions(member, reason=ERASED, actor=actor)
     # Bodies and addresses go; the fact that a message was sent (kind, status) stays.
     purged = db.session.execute(
         update(Notification)

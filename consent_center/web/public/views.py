@@ -24,8 +24,7 @@ from wtforms import EmailField, HiddenField, SelectField, StringField, TextAreaF
 from wtforms.validators import Length
 
 from ...domain import LOCALE_LABELS, PURPOSES
-from ...extensions import csrf, db, limiter, login_manager
-from ...models import Member
+from ...extensions import csrf, db, limiter
 from ...services import policies
 from ...services.contact import CATEGORIES, ContactMessage, submit_contact
 from ...services.errors import Invalid
@@ -35,14 +34,6 @@ from ..forms import AppForm, apply_field_errors
 from ..transactions import read_only
 
 bp = Blueprint("public", __name__)
-
-
-@login_manager.user_loader
-def load_member(public_id: str) -> Member | None:
-    from ...services.members import load_member_by_public_id
-
-    member = load_member_by_public_id(public_id)
-    return member if member is not None and member.is_active else None
 
 
 @bp.get("/")
