@@ -199,3 +199,27 @@ def test_the_cookie_holds_a_session_key_not_the_member_id(client, member, login_
     assert member.public_id not in key and len(key) >= 43
     row = db.session.scalars(select(MemberSession)).one()
     assert key not in row.key_digest and len(row.key_digest) == 64
+
+
+def test_copied_cookie_is_refused_after_a_contact_change(client, member, login_as, policy):
+    """The member's other sessions end; the device that made the change stays signed in."""
+    login_as(member)
+    phone = login_as(member, on=client.application.test_client())
+    thief = copy_of(client)
+    old = member.email
+    post(client, "/me/profile", {"name": member.name, "gender": "", "locale": "en",
+                                 "email": "new@example.org", "phone": ""})
+    post(client, "/me/profile/confirm-identity",
+         {"code": _code(old, "contact_change_code")})
+    assert thief.get("/me").status_code == 200  # nothing changed yet
+    response = post(client, "/me/profile/verify", {"code": _code("new@example.org")})
+    assert response.status_code == 303
+    assert signed_out(thief) and signed_out(phone)
+    assert_copy_can_change_nothing(thief, member)
+    assert client.get("/me").status_code == 200
+    assert sessions_of(member) == 1
+
+
+def _code(to: str, kind: str | None = None) -> str:
+    message = next(m for m in read_mailbox() if m["to"] == to and kind in (None, m["kind"]))
+    return re.search(r"\b(\d{6})\b", message["text"]).group(1)
