@@ -223,3 +223,12 @@ def test_copied_cookie_is_refused_after_a_contact_change(client, member, login_a
 def _code(to: str, kind: str | None = None) -> str:
     message = next(m for m in read_mailbox() if m["to"] == to and kind in (None, m["kind"]))
     return re.search(r"\b(\d{6})\b", message["text"]).group(1)
+
+
+def test_the_staff_add_command_demoting_an_admin_signs_them_out(client, runner, login_as):
+    make_staff(role="admin")  # another admin remains
+    admin = make_staff(role="admin", email="boss@example.org")
+    login_as(admin)
+    result = runner.invoke(args=["staff", "add", "boss@example.org", "--role", "staff"])
+    assert result.exit_code == 0, result.output
+    assert signed_out(client, "/staff") and sessions_of(admin) == 0
