@@ -227,9 +227,7 @@ def profile():
             db.session.commit()
             if change is not None:
                 proof = change.proof
-                if proof.notification_id is not None:
-                    row = db.session.get(Notification, proof.notification_id)
-                    deliver_now([row], {row.id: proof.outgoing})
+                _send_codes_now([proof])
                 session[CONTACT_PROOF] = {
                     "token": proof.token,
                     "channel": proof.channel,
@@ -242,6 +240,14 @@ def profile():
     elif request.method == "POST":
         status = 422
     return render_template("member/profile.html", form=form, remove_form=EmptyForm()), status
+
+
+def _send_codes_now(code_requests) -> None:
+    """Send committed code messages at once (a code queued behind bulk notices is useless)."""
+    for code_request in code_requests:
+        if code_request.notification_id is not None:
+            row = db.session.get(Notification, code_request.notification_id)
+            deliver_now([row], {row.id: code_request.outgoing})
 
 
 @bp.route("/profile/confirm-identity", methods=["GET", "POST"])
@@ -263,10 +269,7 @@ def confirm_identity():
         if failed:
             status = failed
         else:
-            for code_request in code_requests:
-                if code_request.notification_id is not None:
-                    row = db.session.get(Notification, code_request.notification_id)
-                    deliver_now([row], {row.id: code_request.outgoing})
+            _send_codes_now(code_requests)
             session.pop(CONTACT_PROOF, None)
             session[CONTACT_TOKENS] = [[c.token, c.channel, c.masked_to] for c in code_requests]
             return redirect(url_for("member.verify_contact"), 303)
