@@ -371,7 +371,7 @@ def _tell_old_contact(member: Member, row: OneTimeCode, old_value: str, new_valu
         member=member,
         channel=row.channel,
         kind="contact_changed",
-        dedupe_key=f"contact_changed:{row.token}",
+        dedupe_key=f"contact_changed:{row.id}",
         recipient=old_value,
         locale=member.locale,
         context={"changed": row.channel, "new_masked": masked},
