@@ -289,7 +289,10 @@ def main(argv=None) -> int:
 
     with app.app_context():
         staff = db.session.scalars(select(Member).where(Member.role == "staff")).first()
-        staff_id = staff.public_id
+        from consent_center.services.sessions import open_session
+
+        staff_key = open_session(staff)  # the server-side session the cookie names
+        db.session.commit()
         started = time.perf_counter()
         figures = dashboard()
         figures_ms = round((time.perf_counter() - started) * 1000, 1)
@@ -298,7 +301,7 @@ def main(argv=None) -> int:
 
     client = app.test_client()
     with client.session_transaction() as session:
-        session["_user_id"] = staff_id
+        session["_user_id"] = staff_key
         session["_fresh"] = True
 
     statements: list[str] = []

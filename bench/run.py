@@ -406,7 +406,9 @@ def seed_members(app, n: int, service_sample: int, rng: random.Random) -> SeedRe
 def write_credentials(app, path: Path) -> int:
     """One signed-in session per member, serialised exactly as Flask would send it.
 
-    The session holds what `login_user` puts there (`_user_id` = public id, `_fresh`, and `_id`,
+    Each member gets a server-side session row (services/sessions.py; valid a day, for the
+    run). The session holds what `login_user` puts there (`_user_id` = the session's key,
+    `_fresh`, and `_id`,
     the session-protection hash of the client's address and user agent: 127.0.0.1 and none, as
     wrk sends) plus the CSRF secret; the token is `generate_csrf()`'s. A fresh request context
     (and so a fresh `g`) per member keeps generate_csrf from reusing the previous token.
@@ -417,14 +419,21 @@ def write_credentials(app, path: Path) -> int:
 
     with psycopg.connect(DB_URL) as conn:
         members = conn.execute(
-            "SELECT public_id FROM member WHERE email LIKE 'bench-member-%%' ORDER BY id"
+            "SELECT id, public_id FROM member WHERE email LIKE 'bench-member-%%' ORDER BY id"
         ).fetchall()
+        keys = {member_id: secrets.token_urlsafe(32) for member_id, _ in members}
+        with conn.cursor() as cursor:
+            cursor.executemany(
+                "INSERT INTO member_session (key_digest, member_id, created_at, expires_at)"
+                " VALUES (%s, %s, now(), now() + interval '1 day')",
+                [(hashlib.sha256(k.encode()).hexdigest(), m) for m, k in keys.items()],
+            )
     serializer = app.session_interface.get_signing_serializer(app)
     lines = []
-    for (public_id,) in members:
+    for member_id, public_id in members:
         with app.test_request_context("/me", environ_base={"REMOTE_ADDR": "127.0.0.1"}):
             assert request.headers.get("User-Agent") is None
-            session["_user_id"] = public_id
+            session["_user_id"] = keys[member_id]
             session["_fresh"] = True
             session["_id"] = app.login_manager._session_identifier_generator()
             session["csrf_token"] = hashlib.sha1(os.urandom(64)).hexdigest()

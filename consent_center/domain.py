@@ -271,6 +271,11 @@ _KEPT_ANONYMISED = _l(
     "Kept as proof of your choices; on erasure it is re-keyed so it no longer identifies you"
 )
 
+_SESSION_KEPT = _l(
+    "Deleted when you sign out, on that device or everywhere, or at your next sign-in after "
+    "it has ended"
+)
+
 
 @dataclass(frozen=True)
 class InventoryField:
@@ -464,6 +469,17 @@ DATA_INVENTORY: tuple[InventoryGroup, ...] = (
         ),
     ),
     _group(
+        "member_session",
+        _l("Where you are signed in"),
+        _l(
+            "One entry for each sign-in, so that signing out ends it on our side too. We keep "
+            "only a fingerprint of the key in your browser's cookie, never the key itself."
+        ),
+        ("key_digest", _l("Fingerprint of the session key"), (SERVICE,), RECORDED, _SESSION_KEPT),
+        ("created_at", _l("Signed in at"), (SERVICE,), RECORDED, _SESSION_KEPT),
+        ("expires_at", _l("Session ends at"), (SERVICE,), RECORDED, _SESSION_KEPT),
+    ),
+    _group(
         "notification",
         _l("Messages we sent you"),
         _l("Every email and text message we sent you, with its delivery status."),
@@ -596,6 +612,8 @@ NOT_MEMBER_DATA: dict[tuple[str, str], str] = {
     ("one_time_code", "id"): "internal row key",
     ("one_time_code", "token"): "random handle for the code-entry page, no meaning",
     ("one_time_code", "member_id"): "internal row key",
+    ("member_session", "id"): "internal row key",
+    ("member_session", "member_id"): "internal row key",
     ("notification", "id"): "internal row key",
     ("notification", "public_id"): "random handle, no meaning",
     ("notification", "member_id"): "internal row key",

@@ -124,10 +124,14 @@ def login_as(client: FlaskClient):
     """Sign `member` in on `client` (the code flow itself is tested in test_auth)."""
 
     def _login(member: Member, on: FlaskClient | None = None) -> FlaskClient:
+        from consent_center.services.sessions import open_session
+
+        key = open_session(member)  # a server-side session, as a real sign-in makes
+        db.session.commit()
         target = on or client
         with target.session_transaction() as session:
             session.clear()
-            session["_user_id"] = member.public_id
+            session["_user_id"] = key
             session["_fresh"] = True
         return target
 

@@ -291,6 +291,7 @@ def test_coming_of_age(family, runner, client, login_as):
     assert minor.confirm_guardian_choices
     # The guardian's choice stands until confirmed.
     assert {v.purpose: v.granted for v in current_consents(minor)}["trend_analysis"]
+    login_as(guardian, on=guardian_client)  # four years on, the old session has long ended
     assert guardian_client.get(f"/guardian/wards/{minor.public_id}").status_code == 404
     login_as(minor)
     page = client.get("/me").get_data(as_text=True)

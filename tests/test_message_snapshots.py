@@ -19,6 +19,8 @@ CONTEXTS = {
     "verify_contact": {"code": "123456", "minutes": 10},
     "reauth_code": {"code": "123456", "minutes": 10},
     "guardian_code": {"code": "123456", "minutes": 10},
+    "contact_change_code": {"code": "123456", "minutes": 10},
+    "contact_changed": {"changed": "email", "new_masked": "n***@example.org"},
     "policy_notice": {"number": 2, "summary": "We explain trend analysis more clearly.",
                       "effective_at": WHEN, "changed_purpose_keys": ("advertising",)},
     "contact_message": {"category_label": "A question about privacy or this policy",

@@ -218,6 +218,7 @@ def test_publish_refused_when_the_date_came_too_close(client, login_as, staff, a
     post(client, "/staff/policies/new", draft_data())
     draft = db.session.scalars(select(PolicyVersion).where(PolicyVersion.number.is_(None))).one()
     clock.freeze(at_midnight + timedelta(days=2))
+    login_as(staff)  # two days on, the first session has ended (SESSION_LIFETIME_SECONDS)
     response = post(client, f"/staff/policies/{draft.public_id}/publish", {"confirm": "y"})
     assert response.status_code == 422
     assert b"at least 30 days in advance" in response.data

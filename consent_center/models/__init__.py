@@ -2,7 +2,7 @@
 
 from .api import ApiToken, ChangeEvent
 from .audit import AuditEvent
-from .auth import OneTimeCode
+from .auth import MemberSession, OneTimeCode
 from .consent import ConsentEvent, ConsentState
 from .deletion import DeletionRequest
 from .guardian import GuardianLink
@@ -21,6 +21,7 @@ __all__ = [
     "ConsentState",
     "DeletionRequest",
     "Member",
+    "MemberSession",
     "FanOut",
     "GuardianLink",
     "IncidentNotice",

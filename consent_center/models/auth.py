@@ -32,3 +32,16 @@ class OneTimeCode(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     consumed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class MemberSession(db.Model):
+    """One signed-in device: the signed session cookie carries a random key, this row holds
+    only its SHA-256. Deleting the row ends the session, whoever holds a copy of the cookie."""
+
+    __tablename__ = "member_session"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key_digest: Mapped[str] = mapped_column(String(64), unique=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("member.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)

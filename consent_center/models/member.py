@@ -59,9 +59,16 @@ class Member(UserMixin, db.Model):
     # verified: consent counts only from a verified person, so they reach the ledger then.
     pending_purposes: Mapped[str | None] = mapped_column(String(64))
 
+    # The key of the signed-in session this object was loaded for (services/sessions.py);
+    # not a column. Flask-Login keeps it in the session cookie as the user id.
+    session_key = None
+
     def get_id(self) -> str:
-        # Flask-Login keeps this in the session cookie: the public id, never the row key.
-        return self.public_id
+        # The cookie names a server-side session, never the member: ending the session ends
+        # every copy of the cookie.
+        if not self.session_key:
+            raise RuntimeError("sign members in through web/sessions.py:begin_session")
+        return self.session_key
 
     @property
     def is_active(self) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -25,10 +26,12 @@ from .audit import record_audit
 from .errors import Invalid, NotAllowed, TooManyAttempts
 from .notifications import (
     contact_subject,
+    enqueue_notification,
     enqueue_secret_notification,
     prepare_secret_message,
     wake_workers,
 )
+from .sessions import CONTACT_CHANGED, end_all_sessions
 from .validation import normalize_email, normalize_phone
 
 SIGN_IN = "sign_in"
@@ -39,11 +42,13 @@ GUARDIAN = "guardian"
 # carries the registration's ticks into the ledger (whoever verifies with any other code may
 # not be the person who ticked them).
 FROM_REGISTRATION = "registration"
+CONTACT_PROOF = "contact_proof"
 _KINDS = {
     SIGN_IN: "sign_in_code",
     VERIFY_CONTACT: "verify_contact",
     REAUTH: "reauth_code",
     GUARDIAN: "guardian_code",
+    CONTACT_PROOF: "contact_change_code",
 }
 
 
@@ -212,6 +217,57 @@ def verified_channel(member: Member) -> tuple[str, str]:
     )
 
 
+def proof_contact(member: Member, changing: Collection[str]) -> tuple[str, str]:
+    """Where the code proving the account holder goes before an email or phone change.
+
+    The channel being changed, when it is verified (the email first), else the member's other
+    verified channel; a phone that opted out of SMS cannot receive it. A member with no
+    verified channel uses the email, where sign-in codes go.
+
+    :returns: (channel, address).
+    """
+    verified = {}
+    if member.email and member.email_verified_at is not None:
+        verified[Channel.EMAIL] = member.email
+    if member.phone and member.phone_verified_at is not None and not member.sms_opted_out_at:
+        verified[Channel.SMS] = member.phone
+    for channel in (*sorted(changing), Channel.EMAIL, Channel.SMS):
+        if channel in verified:
+            return channel, verified[channel]
+    return Channel.EMAIL, member.email
+
+
+def request_contact_proof(member: Member, changing: Collection[str]) -> CodeRequest:
+    """Send a fresh code to the member's current verified channel (see `proof_contact`): a new
+    email or phone is sent its own code only once the account holder has entered this one."""
+    channel, value = proof_contact(member, changing)
+    return _issue_code(
+        purpose=CONTACT_PROOF, channel=channel, value=value, member=member, locale=member.locale
+    )
+
+
+def confirm_contact_proof(
+    member: Member, token: str | None, code: str, new_values: dict[str, str]
+) -> list[CodeRequest]:
+    """Check the account holder's code, then send a code to each new email or phone.
+
+    The caller commits in every case.
+
+    :param new_values: channel -> the new address, as `update_profile` checked it.
+    :raises Invalid: wrong, expired or used code, or one issued to someone else.
+    :raises TooManyAttempts: after too many wrong attempts.
+    """
+    row = load_pending_code(token, CONTACT_PROOF)
+    if row is not None and row.member_id != member.id:
+        row = None
+    check_code(row, code)
+    return [
+        request_contact_change(member, channel, new_values[channel])
+        for channel in (Channel.EMAIL, Channel.SMS)
+        if new_values.get(channel)
+    ]
+
+
 def request_reauth_code(member: Member) -> CodeRequest:
     """Send a fresh code to the member's verified channel, to confirm a serious action
     (deletion, for themselves or a ward).
@@ -333,10 +389,37 @@ def confirm_contact_change(member: Member, token: str | None, code: str) -> str:
         raise Invalid(message, {"code": [message]})
     now = utcnow()
     if row.channel == Channel.EMAIL:
+        old_value, old_verified = member.email, member.email_verified_at
         member.email, member.email_verified_at = row.new_value, now
     else:
+        old_value, old_verified = member.phone, member.phone_verified_at
         member.phone, member.phone_verified_at = row.new_value, now
-    row.new_value = None
+    new_value, row.new_value = row.new_value, None
     member.updated_at = now
     record_audit("profile.contact_changed", actor=member, subject=member, channel=row.channel)
+    if old_value != new_value:
+        # Whoever held a session before the change holds none after it; the device that made
+        # the change is signed in again by the caller.
+        end_all_sessions(member, reason=CONTACT_CHANGED, actor=member)
+        if old_value and old_verified is not None:
+            _tell_old_contact(member, row, old_value, new_value)
     return row.channel
+
+
+def _tell_old_contact(member: Member, row: OneTimeCode, old_value: str, new_value: str) -> None:
+    """Tell the address or number just replaced, so its owner can report a change they did
+    not make (a number that opted out of SMS is not texted)."""
+    from .validation import mask_email, mask_phone
+
+    if row.channel == Channel.SMS and member.sms_opted_out_at:
+        return
+    masked = mask_email(new_value) if row.channel == Channel.EMAIL else mask_phone(new_value)
+    enqueue_notification(
+        member=member,
+        channel=row.channel,
+        kind="contact_changed",
+        dedupe_key=f"contact_changed:{row.id}",
+        recipient=old_value,
+        locale=member.locale,
+        context={"changed": row.channel, "new_masked": masked},
+    )

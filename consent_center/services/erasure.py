@@ -19,6 +19,7 @@ from ..models.types import new_public_id
 from .audit import record_audit
 from .auth import identifier_digest
 from .notifications import member_subject, subjects_of
+from .sessions import ERASED, end_all_sessions
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ def erase_member(member: Member, *, actor: Member | None, reason: str) -> Erasur
             or_(OneTimeCode.member_id == member.id, OneTimeCode.identifier_digest.in_(digests))
         )
     ).rowcount
+    end_all_sessions(member, reason=ERASED, actor=actor)
     # Every message to the member or about them (a guardian's invitation naming a minor, a
     # contact-form message from their address): bodies and addresses go; the fact that a
     # message was sent (kind, status) stays.

@@ -53,6 +53,7 @@ _COUNTED = {
     "consent_event": "member_id",
     "notification": "member_id",
     "one_time_code": "member_id",
+    "member_session": "member_id",
     "audit_event": "subject_member_id",
     "deletion_request": "member_id",
     "guardian_link": "minor_id",

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
-from functools import cache
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import bindparam, select
+from sqlalchemy import select
 
 from ..clock import utcnow
 from ..domain import OPTIONAL_PURPOSES, Actor, Channel, Gender, Locale, MemberStatus, Method
@@ -238,14 +237,23 @@ class ProfileChanges:
     phone: str | None = None
 
 
-def update_profile(member: Member, changes: ProfileChanges) -> list[CodeRequest]:
-    """Correct the member's profile. Name, gender and language change at once; a new email or
-    phone gets a code and replaces the old one only when confirmed.
+@dataclass(frozen=True)
+class ContactChange:
+    """A new email or phone waiting for the account holder to prove it is them."""
 
-    :returns: the code requests sent for changed contact details (possibly none).
+    proof: CodeRequest  # the code sent to the member's current verified channel
+    new_values: dict[str, str]  # channel -> the new address
+
+
+def update_profile(member: Member, changes: ProfileChanges) -> ContactChange | None:
+    """Correct the member's profile. Name, gender and language change at once. A new email or
+    phone first needs a fresh code from the member's current verified channel
+    (`auth.confirm_contact_proof`), then one sent to it, and replaces the old one only then.
+
+    :returns: the contact change started, if the email or phone changed.
     :raises Invalid: with field errors; nothing is written then.
     """
-    from .auth import request_contact_change
+    from .auth import request_contact_proof
 
     errors: dict[str, list] = {}
     name = _check_name(changes.name, errors)
@@ -271,15 +279,17 @@ def update_profile(member: Member, changes: ProfileChanges) -> list[CodeRequest]
         if getattr(member, attr) != value:
             setattr(member, attr, value)
             changed.append(attr)
-    requests = []
+    new_values = {}
     if email and email != member.email:
-        requests.append(request_contact_change(member, Channel.EMAIL, email))
+        new_values[Channel.EMAIL] = email
     if phone and phone != member.phone:
-        requests.append(request_contact_change(member, Channel.SMS, phone))
+        new_values[Channel.SMS] = phone
     if changed:
         member.updated_at = utcnow()
         record_audit("profile.corrected", actor=member, subject=member, fields=changed)
-    return requests
+    if not new_values:
+        return None
+    return ContactChange(request_contact_proof(member, new_values), new_values)
 
 
 def remove_phone(member: Member) -> None:
@@ -309,16 +319,6 @@ def record_sms_opt_out(member_id: int, *, source: str) -> None:
         return
     member.sms_opted_out_at = utcnow()
     record_audit("notify.sms_opted_out", actor=None, subject=member, source=source)
-
-
-def load_member_by_public_id(public_id: str) -> Member | None:
-    # Runs on every signed-in request (Flask-Login's user loader): the statement is built once.
-    return db.session.scalars(_by_public_id(), {"public_id": public_id}).first()
-
-
-@cache
-def _by_public_id():
-    return select(Member).where(Member.public_id == bindparam("public_id"))
 
 
 def set_notification_preferences(member: Member, *, email: bool, sms: bool) -> None:

@@ -12,6 +12,7 @@ from ..models import Member
 from .audit import record_audit
 from .auth import find_member_by_contact
 from .errors import Conflict, Invalid, NotAllowed, NotFound
+from .sessions import ROLE_LOST, end_all_sessions, is_role_lost
 from .validation import normalize_email
 
 
@@ -41,7 +42,9 @@ def add_staff(
         )
         db.session.add(member)
     else:
-        member.role = role
+        previous, member.role = member.role, role
+        if is_role_lost(previous, role):
+            end_all_sessions(member, reason=ROLE_LOST, actor=actor)
     db.session.flush()
     record_audit("staff.role_set", actor=actor, subject=member, role=role, created=created)
     return member, created
@@ -121,6 +124,9 @@ def set_staff_role(admin: Member, member: Member, role: str) -> None:
             )
     previous, member.role = member.role, role
     member.updated_at = utcnow()
+    if is_role_lost(previous, role):
+        # Pages already open with the old powers must not keep them: sign in again.
+        end_all_sessions(member, reason=ROLE_LOST, actor=admin)
     record_audit(
         "staff.role_removed" if role == Role.MEMBER else "staff.role_set",
         actor=admin,

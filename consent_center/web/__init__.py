@@ -7,6 +7,7 @@ from flask import Flask
 
 def register_web(app: Flask) -> None:
     from . import errors, gpc, i18n, inputs, ratelimits, security, transactions
+    from . import sessions as _sessions  # noqa: F401 (Flask-Login's user loader)
     from .api import lane
     from .api.views import bp as api_bp
     from .auth.views import bp as auth_bp

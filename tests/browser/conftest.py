@@ -433,14 +433,22 @@ def sign_in(browsing: Browsing, live_server: LiveServer) -> Callable[..., None]:
     """
 
     def sign_in(page: Page, email: str = DEMO_MEMBER_EMAIL) -> None:
-        public_id = live_server.query(
-            lambda: db.session.scalar(select(Member.public_id).where(Member.email == email))
-        )
-        assert public_id, f"no member {email}"
+        def open_one() -> str | None:
+            from consent_center.services.sessions import open_session
+
+            member = db.session.scalars(select(Member).where(Member.email == email)).first()
+            if member is None:
+                return None
+            key = open_session(member)  # a server-side session, as a real sign-in makes
+            db.session.commit()
+            return key
+
+        key = live_server.query(open_one)
+        assert key, f"no member {email}"
         app = live_server.app
         client = app.test_client()
         with client.session_transaction() as session:
-            session["_user_id"] = public_id
+            session["_user_id"] = key
             session["_fresh"] = True
         cookie = client.get_cookie(app.config["SESSION_COOKIE_NAME"])
         page.context.add_cookies(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
-from flask_login import current_user, login_required, login_user, logout_user
+from flask_login import current_user, login_required
 
 from ...extensions import db, limiter
 from ...services import auth as auth_service
@@ -13,6 +13,7 @@ from ...services.errors import Invalid
 from ...services.guardians import wards_of
 from ...services.members import RegistrationData, register_member
 from ..forms import apply_field_errors, check_code_form
+from ..sessions import begin_session, end_session
 from .forms import CodeForm, RegisterForm, SignInForm
 
 bp = Blueprint("auth", __name__)
@@ -132,8 +133,7 @@ def enter_code():
             status = failed
         else:
             next_url = safe_next(request.args.get("next"))
-            session.clear()  # a new session on sign-in: no fixation, old tokens die
-            login_user(member)
+            begin_session(member)
             session["is_guardian"] = bool(wards_of(member))
             return redirect(next_url or url_for("member.overview"), 303)
     elif request.method == "POST":
@@ -149,7 +149,6 @@ def enter_code():
 @bp.route("/sign-out", methods=["POST"])
 @login_required
 def sign_out():
-    """Sign out and drop the session."""
-    logout_user()
-    session.clear()
+    """Sign out: this device's session ends on the server, so a copy of the cookie dies too."""
+    end_session()
     return redirect(url_for("public.index", signed_out=1), 303)

@@ -18,7 +18,7 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
-from flask_login import current_user, login_user
+from flask_login import current_user
 
 from ...domain import (
     ACTOR_LABELS,
@@ -44,6 +44,7 @@ from ..consent_answers import consent_answer, view_for_answer
 from ..forms import apply_field_errors, check_code_form
 from ..htmx import render_page_or_fragment, wants_fragment
 from ..member.forms import ConsentForm, EmptyForm
+from ..sessions import begin_session
 from .forms import DecisionForm, GuardianCodeForm, InviteForm, WardDeletionForm
 
 bp = Blueprint("guardian", __name__, url_prefix="/guardian")
@@ -164,8 +165,7 @@ def decide(token: str):
             else:
                 db.session.commit()
                 # The guardian proved the contact with a code: sign them in (new session).
-                session.clear()
-                login_user(guardian)
+                begin_session(guardian)
                 session["is_guardian"] = True
                 flash(_("Thank you. The account is approved."), "status")
                 return redirect(url_for("guardian.dashboard"), 303)

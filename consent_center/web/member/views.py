@@ -33,6 +33,7 @@ from ...extensions import db
 from ...services import auth as auth_service
 from ...services import consents as consent_service
 from ...services import member_data
+from ...services import sessions as session_service
 from ...services.errors import Invalid
 from ...services.members import ProfileChanges, remove_phone, update_profile
 from ...services.policies import (
@@ -42,12 +43,16 @@ from ..auth.forms import CodeForm
 from ..consent_answers import consent_answer, view_for_answer
 from ..forms import apply_field_errors, check_code_form
 from ..htmx import render_page_or_fragment, wants_fragment
+from ..sessions import forget_session, renew_session
 from ..transactions import read_only
 from .forms import ConsentForm, EmptyForm, ProfileForm
 
 bp = Blueprint("member", __name__, url_prefix="/me")
 
 CONTACT_TOKENS = "contact_change_tokens"
+# The contact change waiting for the account holder's code: its token, where the code went
+# (masked), and the new email and/or phone.
+CONTACT_PROOF = "contact_change_proof"
 
 
 # What a minor awaiting a guardian may use: the status page, and nothing else of /me.
@@ -211,21 +216,59 @@ def profile():
             phone=form.phone.data,
         )
         try:
-            code_requests = update_profile(current_user, changes)
+            change = update_profile(current_user, changes)
         except Invalid as exc:
             db.session.rollback()
             apply_field_errors(form, exc.field_errors)
             status = 422
         else:
             db.session.commit()
-            if code_requests:
-                session[CONTACT_TOKENS] = [[c.token, c.channel, c.masked_to] for c in code_requests]
-                return redirect(url_for("member.verify_contact"), 303)
+            if change is not None:
+                proof = change.proof
+                session[CONTACT_PROOF] = {
+                    "token": proof.token,
+                    "channel": proof.channel,
+                    "to": proof.masked_to,
+                    "new": change.new_values,
+                }
+                return redirect(url_for("member.confirm_identity"), 303)
             flash(_("Your profile is saved."), "status")
             return redirect(url_for("member.overview"), 303)
     elif request.method == "POST":
         status = 422
     return render_template("member/profile.html", form=form, remove_form=EmptyForm()), status
+
+
+@bp.route("/profile/confirm-identity", methods=["GET", "POST"])
+def confirm_identity():
+    """Prove it is you, with a code sent to your current details, before a contact change."""
+    pending = session.get(CONTACT_PROOF)
+    if not pending:
+        return redirect(url_for("member.profile"), 303)
+    form = CodeForm()
+    status = 200
+    if form.validate_on_submit():
+        code_requests, failed = check_code_form(
+            form,
+            lambda: auth_service.confirm_contact_proof(
+                current_user, pending["token"], form.code.data, pending["new"]
+            ),
+            on_lockout=lambda: session.pop(CONTACT_PROOF, None),
+        )
+        if failed:
+            status = failed
+        else:
+            session.pop(CONTACT_PROOF, None)
+            session[CONTACT_TOKENS] = [[c.token, c.channel, c.masked_to] for c in code_requests]
+            return redirect(url_for("member.verify_contact"), 303)
+    elif request.method == "POST":
+        status = 422
+    return render_template(
+        "member/confirm_identity.html",
+        form=form,
+        channel=pending["channel"],
+        sent_to=pending["to"],
+    ), status
 
 
 @bp.route("/profile/verify", methods=["GET", "POST"])
@@ -246,6 +289,8 @@ def verify_contact():
         if failed:
             status = failed
         else:
+            # The change ended every session of the member: this device gets a new one.
+            renew_session()
             session[CONTACT_TOKENS] = pending[1:]
             if pending[1:]:
                 return redirect(url_for("member.verify_contact"), 303)
@@ -285,6 +330,18 @@ def remove_phone_number():
     db.session.commit()
     flash(_("Your mobile number is removed."), "status")
     return redirect(url_for("member.profile"), 303)
+
+
+@bp.post("/sign-out-everywhere")
+def sign_out_everywhere():
+    """Sign out on every device, this one included."""
+    if not EmptyForm().validate_on_submit():
+        abort(400)
+    session_service.sign_out_everywhere(current_user)
+    db.session.commit()
+    forget_session()
+    flash(_("You are signed out on every device. Sign in again with a new code."), "status")
+    return redirect(url_for("auth.sign_in"), 303)
 
 
 @bp.get("/export")

@@ -25,9 +25,8 @@ from wtforms import EmailField, HiddenField, SelectField, StringField, TextAreaF
 from wtforms.validators import Length
 
 from ...domain import LOCALE_LABELS, PURPOSES
-from ...extensions import csrf, db, limiter, login_manager
+from ...extensions import csrf, db, limiter
 from ...ledger_keys import LEDGER_PUBLIC_KEY_PATH, public_key_pem
-from ...models import Member
 from ...services import policies
 from ...services.auth import identifier_digest
 from ...services.contact import CATEGORIES, ContactMessage, submit_contact
@@ -39,14 +38,6 @@ from ..forms import AppForm, apply_field_errors
 from ..transactions import read_only
 
 bp = Blueprint("public", __name__)
-
-
-@login_manager.user_loader
-def load_member(public_id: str) -> Member | None:
-    from ...services.members import load_member_by_public_id
-
-    member = load_member_by_public_id(public_id)
-    return member if member is not None and member.is_active else None
 
 
 @bp.get("/")
