@@ -22,6 +22,7 @@ from ..extensions import db
 from ..models import GuardianLink, Member
 from ..notify.base import Outgoing
 from .audit import record_audit
+from .code_budget import spend_code_budget
 from .errors import Conflict, Invalid, NotFound
 from .notifications import enqueue_notification, enqueue_secret_notification
 
@@ -50,7 +51,10 @@ def invite_guardian(minor: Member, channel: str, contact: str, *, actor: Member)
     """Send a single-use approval link to the guardian's contact (no commit).
 
     The token exists only in the message that is sent at once; the row keeps its hash.
+
+    :raises CodeBudgetSpent: when the contact's or the actor's code budget is spent.
     """
+    _spend_link_budget(contact, actor)
     now = utcnow()
     token = _new_token()
     link = GuardianLink(
@@ -65,6 +69,13 @@ def invite_guardian(minor: Member, channel: str, contact: str, *, actor: Member)
     db.session.add(link)
     db.session.flush()
     return _send_invitation(link, minor, token, actor)
+
+
+def _spend_link_budget(contact: str, actor: Member) -> None:
+    """An approval link spends from the same budgets as a one-time code (`code_budget`)."""
+    from .auth import identifier_digest
+
+    spend_code_budget(identifier_digest(contact), actor)
 
 
 def _send_invitation(link: GuardianLink, minor: Member, token: str, actor: Member) -> Invitation:
@@ -95,6 +106,7 @@ def resend_invitation(minor: Member) -> Invitation:
     """A new link for the minor's pending guardian request (the old link stops working).
 
     :raises NotFound: when no request is waiting.
+    :raises CodeBudgetSpent: when the contact's or the minor's code budget is spent.
     """
     link = db.session.scalars(
         select(GuardianLink)
@@ -103,6 +115,7 @@ def resend_invitation(minor: Member) -> Invitation:
     ).first()
     if link is None:
         raise NotFound(_l("There is no guardian request waiting."))
+    _spend_link_budget(link.contact, minor)
     token = _new_token()
     link.token_hash = _hash(token)
     link.token_expires_at = utcnow() + LINK_TTL
