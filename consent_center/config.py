@@ -146,6 +146,8 @@ class BaseConfig:
             for c in (_str("SMS_ALLOWED_COUNTRIES", "CN") or "").split(",")
             if c.strip()
         )
+        # Text messages the whole site may send per hour (shared through RATELIMIT_STORAGE_URI).
+        self.SMS_HOURLY_BUDGET = _int("SMS_HOURLY_BUDGET", 1000)
 
         self.DELETION_DUE_WORKING_DAYS = _int("DELETION_DUE_WORKING_DAYS", 15)
         self.CONTACT_RATE_LIMIT = _str("CONTACT_RATE_LIMIT", "5 per hour")

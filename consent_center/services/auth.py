@@ -30,6 +30,7 @@ from .audit import record_audit
 from .code_budget import spend_code_budget, try_again_at
 from .errors import Invalid, TooManyAttempts
 from .notifications import enqueue_notification, enqueue_secret_notification
+from .sms_guard import check_sms_destination, sms_country_problem
 from .validation import normalize_email, normalize_phone
 
 SIGN_IN = "sign_in"
@@ -72,6 +73,8 @@ def parse_identifier(raw: str) -> tuple[str, str]:
         )
     phone = normalize_phone(raw, current_app.config["DEFAULT_PHONE_REGION"])
     if phone:
+        if problem := sms_country_problem(phone):
+            raise Invalid(problem, {"identifier": [problem]})
         return Channel.SMS, phone
     message = _l(
         "Enter your email address or mobile number. Numbers outside China need the country "
@@ -118,9 +121,13 @@ def _issue_code(
 
     :param requested_by: the signed-in member who asks (None for sign-in and guardian links).
     :raises CodeBudgetSpent: when a budget is spent; nothing is written then.
+    :raises Invalid: for a number text messages may not go to (`sms_guard`).
+    :raises Unavailable: while the site's hourly SMS budget is spent.
     """
     from .validation import mask_email, mask_phone
 
+    if channel == Channel.SMS:
+        check_sms_destination(value)
     digest = identifier_digest(value)
     spend_code_budget(digest, requested_by)
     ttl = current_app.config["SIGN_IN_CODE_TTL_SECONDS"]

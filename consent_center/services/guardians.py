@@ -54,7 +54,7 @@ def invite_guardian(minor: Member, channel: str, contact: str, *, actor: Member)
 
     :raises CodeBudgetSpent: when the contact's or the actor's code budget is spent.
     """
-    _spend_link_budget(contact, actor)
+    _spend_link_budget(channel, contact, actor)
     now = utcnow()
     token = _new_token()
     link = GuardianLink(
@@ -71,10 +71,14 @@ def invite_guardian(minor: Member, channel: str, contact: str, *, actor: Member)
     return _send_invitation(link, minor, token, actor)
 
 
-def _spend_link_budget(contact: str, actor: Member) -> None:
-    """An approval link spends from the same budgets as a one-time code (`code_budget`)."""
+def _spend_link_budget(channel: str, contact: str, actor: Member) -> None:
+    """An approval link spends from the same budgets as a one-time code (`code_budget`), and
+    by SMS only to an allowed country within the site's hourly budget (`sms_guard`)."""
     from .auth import identifier_digest
+    from .sms_guard import check_sms_destination
 
+    if channel == Channel.SMS:
+        check_sms_destination(contact, "guardian_contact")
     spend_code_budget(identifier_digest(contact), actor)
 
 
@@ -115,7 +119,7 @@ def resend_invitation(minor: Member) -> Invitation:
     ).first()
     if link is None:
         raise NotFound(_l("There is no guardian request waiting."))
-    _spend_link_budget(link.contact, minor)
+    _spend_link_budget(link.contact_channel, link.contact, minor)
     token = _new_token()
     link.token_hash = _hash(token)
     link.token_expires_at = utcnow() + LINK_TTL

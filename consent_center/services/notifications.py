@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from flask import current_app, render_template
 from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import String, case, func, insert, literal, select, union_all
+from sqlalchemy import String, case, false, func, insert, literal, or_, select, union_all
 
 from ..clock import utcnow
 from ..domain import Channel, Locale, MemberStatus, NotificationStatus
@@ -76,12 +76,18 @@ def enqueue_notification(
 ) -> Notification:
     """Write one message to the outbox (no commit); the same dedupe key never writes twice.
 
+    A text to a number outside `SMS_ALLOWED_COUNTRIES`, or beyond the site's hourly SMS
+    budget, is written as failed with the reason, and never sent (`sms_guard`).
+
     :returns: the new row, or the existing one for this dedupe key.
     """
+    from .sms_guard import spend_sms
+
     found = existing_notification(dedupe_key)
     if found is not None:
         return found
     rendered = render_message(kind, channel, locale, context)
+    refused = spend_sms(recipient) if channel == Channel.SMS else None
     row = Notification(
         member_id=member.id if member else None,
         channel=channel,
@@ -92,6 +98,8 @@ def enqueue_notification(
         body_text=rendered.text,
         body_html=rendered.html,
         locale=locale,
+        status=NotificationStatus.FAILED if refused else NotificationStatus.PENDING,
+        last_error=refused,
     )
     db.session.add(row)
     db.session.flush()
@@ -164,11 +172,15 @@ def fan_out_condition(channel: str, *, essential: bool = False):
         if not essential:
             reachable = reachable & Member.notify_email.is_(True)
     else:
+        from .sms_guard import allowed_calling_codes
+
         reachable = (
             Member.phone.is_not(None)
             & Member.phone_verified_at.is_not(None)
             & Member.notify_sms.is_(True)
             & Member.sms_opted_out_at.is_(None)
+            # Only numbers in the SMS countries (`sms_guard`), by calling code.
+            & or_(false(), *(Member.phone.like(f"+{c}%") for c in allowed_calling_codes()))
         )
     if essential:
         return (Member.status != MemberStatus.ERASED) & reachable
