@@ -151,3 +151,47 @@ def test_letters_in_a_code_are_not_ignored(client, member):
     start_sign_in(client, member.email)
     code = latest_code(member.email)
     assert post(client, "/sign-in/code", {"code": f"{code[:3]}x{code[3:]}"}).status_code == 422
+
+
+def test_erasure_forgets_the_lockout(client, app):
+    from consent_center.services.erasure import erase_member
+
+    app.config["CODE_LOCKOUT_FAILURES"] = 2
+    member = make_member()
+    code = fail_codes(client, member, 1)
+    assert post(client, "/sign-in/code", {"code": wrong_for(code)}).status_code == 429
+    db.session.refresh(member)
+    assert member.code_locked_until is not None
+    erase_member(member, actor=None, reason="test")
+    db.session.commit()
+    db.session.refresh(member)
+    assert (member.code_failures, member.code_failures_since, member.code_locked_until) == (
+        0, None, None)
+
+
+def test_an_unknown_address_locks_as_an_account_does(app):
+    """Ten wrong codes must not tell an address with an account from one without."""
+    import re
+
+    app.config["SIGN_IN_RATE_LIMIT_IP"] = "100 per 10 minutes"  # both runs from one address
+    known = make_member()
+
+    def run(email: str) -> list:
+        client = app.test_client()
+        answers = []
+        for _ in range(3):
+            assert start_sign_in(client, email).status_code == 303
+            code = latest_code(email) if email == known.email else "123456"
+            for _ in range(4 if len(answers) < 8 else 2):
+                response = post(client, "/sign-in/code", {"code": wrong_for(code)})
+                answers.append(response.status_code)
+        assert start_sign_in(client, email).status_code == 303
+        code = latest_code(email) if email == known.email else "123456"
+        response = post(client, "/sign-in/code", {"code": code})
+        page = response.get_data(as_text=True)
+        message = re.search(r'id="code-error">\s*<li>(.*?)</li>', page, re.S).group(1)
+        return answers + [response.status_code, re.sub(r"until .*? Then", "until … Then", message)]
+
+    assert run(known.email) == run("nobody@example.org") == [422] * 9 + [429, 429, (
+        "Too many wrong codes were entered for this account. To protect it, no code is "
+        "accepted until … Then ask for a new code.")]

@@ -15,7 +15,7 @@ import hmac
 import secrets
 import unicodedata
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
@@ -27,7 +27,12 @@ from ..extensions import db
 from ..models import Member, OneTimeCode
 from ..notify.base import Outgoing
 from .audit import record_audit
-from .code_budget import spend_code_budget, try_again_at
+from .code_budget import (
+    count_unknown_failure,
+    spend_code_budget,
+    try_again_at,
+    unknown_locked_until,
+)
 from .errors import Invalid, TooManyAttempts
 from .notifications import enqueue_notification, enqueue_secret_notification
 from .sms_guard import check_sms_destination, sms_country_problem
@@ -260,26 +265,29 @@ def normalize_code(raw: str | None) -> str:
     return "".join(ch for ch in text if not ch.isspace() and unicodedata.category(ch) != "Pd")
 
 
-def _lockout(member: Member) -> TooManyAttempts:
+def _lockout(until: datetime) -> TooManyAttempts:
     return TooManyAttempts(
         _l(
             "Too many wrong codes were entered for this account. To protect it, no code is "
             "accepted until %(time)s. Then ask for a new code.",
-            time=try_again_at(member.code_locked_until),
+            time=try_again_at(until),
         )
     )
 
 
-def _refuse_if_locked(member_id: int | None) -> Member | None:
-    """The account a code belongs to, locked for update.
+def _refuse_if_locked(row: OneTimeCode) -> Member | None:
+    """The account a code belongs to, locked for update (None for an unknown address).
 
-    :raises TooManyAttempts: while the account's codes are locked.
+    :raises TooManyAttempts: while the account's codes are locked, or an unknown address's
+        (which must answer as an account would).
     """
-    if member_id is None:
+    if row.member_id is None:
+        if (until := unknown_locked_until(row.identifier_digest)) is not None:
+            raise _lockout(until)
         return None
-    member = db.session.get(Member, member_id, with_for_update=True, populate_existing=True)
+    member = db.session.get(Member, row.member_id, with_for_update=True, populate_existing=True)
     if member is not None and member.code_locked_until and member.code_locked_until > utcnow():
-        raise _lockout(member)
+        raise _lockout(member.code_locked_until)
     return member
 
 
@@ -301,7 +309,7 @@ def _count_wrong_code(member: Member) -> None:
     member.code_locked_until = now + window
     record_audit("auth.codes_locked", actor=None, subject=member)
     _tell_owner_of_lockout(member)
-    raise _lockout(member)
+    raise _lockout(member.code_locked_until)
 
 
 def _tell_owner_of_lockout(member: Member) -> None:
@@ -336,7 +344,7 @@ def check_code(row: OneTimeCode | None, code: str) -> OneTimeCode:
     expired = _l("This code has expired or was already used. Ask for a new one.")
     if row is None:
         raise Invalid(expired, {"code": [expired]})
-    member = _refuse_if_locked(row.member_id)
+    member = _refuse_if_locked(row)
     if row.consumed_at is not None or row.expires_at <= utcnow():
         raise Invalid(expired, {"code": [expired]})
     if row.attempts >= current_app.config["SIGN_IN_CODE_MAX_ATTEMPTS"]:
@@ -346,6 +354,8 @@ def check_code(row: OneTimeCode | None, code: str) -> OneTimeCode:
         row.attempts += 1
         if member is not None:
             _count_wrong_code(member)
+        elif (until := count_unknown_failure(row.identifier_digest)) is not None:
+            raise _lockout(until)
         wrong = _l("That code is not right. Check the latest message and try again.")
         if row.attempts >= current_app.config["SIGN_IN_CODE_MAX_ATTEMPTS"]:
             raise TooManyAttempts(_l("Too many wrong attempts. Ask for a new code."))

@@ -27,6 +27,8 @@ from .errors import TooManyAttempts
 
 DESTINATION_SCOPE = "code-destination"
 MEMBER_SCOPE = "code-member"
+UNKNOWN_FAILURES_SCOPE = "code-failures-unknown"
+UNKNOWN_LOCK_SCOPE = "code-lock-unknown"
 
 
 class CodeBudgetSpent(TooManyAttempts):
@@ -78,3 +80,44 @@ def spend_code_budget(destination_digest: str, requested_by: Member | None) -> N
             raise CodeBudgetSpent(message, seconds)
     for limit, scope, key in checks:
         strategy.hit(parse(limit), scope, key)
+
+
+# Wrong codes for an address with no account. An account counts its wrong codes on its own
+# row (`auth.check_code`) and is locked after too many; an unknown address must then answer
+# the same way, or ten guesses would tell which addresses have accounts. Its count and lock
+# live here, keyed by the address's digest, with the same limit and window.
+
+
+def _unknown_items():
+    config = current_app.config
+    window = config["CODE_LOCKOUT_WINDOW_SECONDS"]
+    failures = parse(f"{config['CODE_LOCKOUT_FAILURES'] - 1} per {window} seconds")
+    return failures, parse(f"1 per {window} seconds")
+
+
+def unknown_locked_until(destination_digest: str) -> datetime | None:
+    """Until when an address with no account accepts no code, or None."""
+    if not current_app.config.get("RATELIMIT_ENABLED", True):
+        return None
+    _failures, lock = _unknown_items()
+    strategy = limiter.limiter
+    if strategy.test(lock, UNKNOWN_LOCK_SCOPE, destination_digest):
+        return None
+    reset_at = strategy.get_window_stats(lock, UNKNOWN_LOCK_SCOPE, destination_digest).reset_time
+    return datetime.fromtimestamp(reset_at, UTC)
+
+
+def count_unknown_failure(destination_digest: str) -> datetime | None:
+    """Count a wrong code for an address with no account.
+
+    :returns: until when it is locked, when this wrong code reaches the limit; else None.
+    """
+    if not current_app.config.get("RATELIMIT_ENABLED", True):
+        return None
+    failures, lock = _unknown_items()
+    strategy = limiter.limiter
+    if strategy.hit(failures, UNKNOWN_FAILURES_SCOPE, destination_digest):
+        return None
+    strategy.clear(failures, UNKNOWN_FAILURES_SCOPE, destination_digest)
+    strategy.hit(lock, UNKNOWN_LOCK_SCOPE, destination_digest)
+    return unknown_locked_until(destination_digest)

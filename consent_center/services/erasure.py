@@ -86,6 +86,7 @@ def erase_member(member: Member, *, actor: Member | None, reason: str) -> Erasur
     member.notify_email = False
     member.notify_sms = False
     member.sms_opted_out_at = None
+    member.code_failures, member.code_failures_since, member.code_locked_until = 0, None, None
     member.status = MemberStatus.ERASED
     member.erased_at = now
     member.updated_at = now
