@@ -139,3 +139,22 @@ def test_hourly_budget_stops_texts_and_raises_an_alarm_once(client, app, twilio,
     page = client.get("/staff").get_data(as_text=True)
     assert 'id="sms-budget-alarm"' in page and "hourly text-message budget (2) is spent" in page
 
+
+
+def test_a_fan_out_beyond_the_hourly_budget_sends_only_what_the_budget_allows(app, twilio):
+    app.config["SMS_HOURLY_BUDGET"] = 2
+    for n in range(3):
+        make_member(phone=f"+861380013800{n}", phone_verified_at=clock.utcnow(),
+                    notify_sms=True, notify_email=False)
+    publish_notice(app)
+    texts = db.session.scalars(
+        select(Notification).where(Notification.channel == "sms").order_by(Notification.id)).all()
+    assert [(t.status, t.last_error) for t in texts] == [
+        ("pending", None), ("pending", None), ("failed", "hourly SMS budget spent")]
+    audited = select(func.count()).where(AuditEvent.action == "notify.sms_budget_spent")
+    assert db.session.scalar(audited) == 1
+    assert drain().get("sent") == 2
+    assert len(twilio.messages) == 2
+    response = post(app.test_client(), "/sign-in", {"identifier": "+8613800138000"})
+    assert response.status_code == 503
+    assert db.session.scalar(audited) == 1

@@ -7,7 +7,18 @@ from dataclasses import dataclass
 from flask import current_app, render_template
 from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import String, case, false, func, insert, literal, or_, select, union_all
+from sqlalchemy import (
+    String,
+    case,
+    false,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    union_all,
+    update,
+)
 
 from ..clock import utcnow
 from ..domain import Channel, Locale, MemberStatus, NotificationStatus
@@ -276,15 +287,42 @@ def start_fan_out(
     # a member without the notice.
     db.session.execute(insert(Notification.__table__).from_select(columns, union_all(*selects)))
     # Counted, not summed from rowcount: drivers disagree on rowcount for INSERT ... SELECT.
-    total = db.session.scalar(
-        select(func.count()).select_from(Notification).where(Notification.fan_out_id == fan.id)
+    by_channel = dict(
+        db.session.execute(
+            select(Notification.channel, func.count())
+            .where(Notification.fan_out_id == fan.id)
+            .group_by(Notification.channel)
+        ).all()
     )
+    total = sum(by_channel.values())
+    _hold_texts_over_budget(fan, by_channel.get(Channel.SMS, 0))
     fan.total = total
     record_audit(
         f"notify.{kind}_enqueued", actor=actor, fan_out=fan.public_id, total=total, cause=cause
     )
     db.session.flush()
     return fan
+
+
+def _hold_texts_over_budget(fan: FanOut, texts: int) -> None:
+    """Texts beyond the site's hourly SMS budget are written as failed, never sent."""
+    from .sms_guard import BUDGET_SPENT, spend_sms_in_bulk
+
+    allowed = spend_sms_in_bulk(texts)
+    if allowed >= texts:
+        return
+    over = (
+        select(Notification.id)
+        .where(Notification.fan_out_id == fan.id, Notification.channel == Channel.SMS)
+        .order_by(Notification.id)
+        .offset(allowed)
+    )
+    db.session.execute(
+        update(Notification)
+        .where(Notification.id.in_(over.scalar_subquery()))
+        .values(status=NotificationStatus.FAILED, last_error=BUDGET_SPENT)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def fan_out_progress(fan: FanOut) -> dict[str, int]:

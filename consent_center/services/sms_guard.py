@@ -127,12 +127,33 @@ def spend_sms(phone: str) -> str | None:
     if not strategy.hit(item, BUDGET_SCOPE, SITE):
         return BUDGET_SPENT
     if strategy.get_window_stats(item, BUDGET_SCOPE, SITE).remaining == 0:
-        # This text spent the budget: the alarm is raised once, with the text that spent it.
-        from .audit import record_audit
-
-        record_audit(
-            "notify.sms_budget_spent",
-            actor=None,
-            budget=current_app.config["SMS_HOURLY_BUDGET"],
-        )
+        _raise_alarm()  # this text spent the budget: the alarm is raised once, with it
     return None
+
+
+def spend_sms_in_bulk(count: int) -> int:
+    """Count up to `count` texts of a fan-out against the hourly budget.
+
+    :returns: how many of them may be sent (the first ones); the caller writes the rest as
+        failed with `BUDGET_SPENT`. Spending the budget raises the alarm once.
+    """
+    if count <= 0 or not _enabled():
+        return count
+    item, strategy = _budget(), limiter.limiter
+    remaining = strategy.get_window_stats(item, BUDGET_SCOPE, SITE).remaining
+    allowed = min(count, remaining)
+    if allowed:
+        strategy.hit(item, BUDGET_SCOPE, SITE, cost=allowed)
+        if allowed == remaining:
+            _raise_alarm()
+    return allowed
+
+
+def _raise_alarm() -> None:
+    """Record, once per spent budget, that texts have stopped (the dashboard shows it while
+    `sms_budget_spent_until` says so)."""
+    from .audit import record_audit
+
+    record_audit(
+        "notify.sms_budget_spent", actor=None, budget=current_app.config["SMS_HOURLY_BUDGET"]
+    )
