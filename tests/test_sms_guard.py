@@ -158,3 +158,22 @@ def test_a_fan_out_beyond_the_hourly_budget_sends_only_what_the_budget_allows(ap
     response = post(app.test_client(), "/sign-in", {"identifier": "+8613800138000"})
     assert response.status_code == 503
     assert db.session.scalar(audited) == 1
+
+
+def test_a_second_guardian_outside_the_countries_is_refused(client, app):
+    from consent_center.models import GuardianLink
+    from tests.test_guardians import link_from_mailbox, register_minor, verify_as_guardian
+
+    minor = register_minor(client)
+    token = link_from_mailbox()
+    guardian_client = app.test_client()
+    verify_as_guardian(guardian_client, token)
+    post(guardian_client, f"/guardian/invite/{token}/decide",
+         {"decision": "approve", "guardian_name": "Parent Lee"})
+    links = db.session.scalar(select(func.count()).select_from(GuardianLink))
+    before = counts()
+    response = post(guardian_client, f"/guardian/wards/{minor.public_id}/invite",
+                    {"contact": FOREIGN})
+    assert_country_refused(response, before)
+    assert 'aria-invalid="true"' in response.get_data(as_text=True)
+    assert db.session.scalar(select(func.count()).select_from(GuardianLink)) == links

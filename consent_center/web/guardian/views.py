@@ -214,6 +214,10 @@ def dashboard():
 def ward(public_id: str):
     """A ward's data, choices, messages and requests."""
     ward = guardian_service.load_ward_for(current_user, public_id)
+    return _ward_page(ward, InviteForm())
+
+
+def _ward_page(ward: Member, invite_form: InviteForm) -> str:
     consents = consent_service.current_consents(ward)
     return render_template(
         "guardian/ward.html",
@@ -229,7 +233,7 @@ def ward(public_id: str):
         status_labels=NOTIFICATION_STATUS_LABELS,
         kind_labels=NOTIFICATION_KIND_LABELS,
         form=EmptyForm(),
-        invite_form=InviteForm(),
+        invite_form=invite_form,
         purposes=PURPOSES,
     )
 
@@ -310,7 +314,15 @@ def invite_second(public_id: str):
             invitation = guardian_service.invite_second_guardian(
                 ward, current_user, channel, contact
             )
-        except (Invalid, Conflict) as exc:
+        except Invalid as exc:
+            # A malformed contact, or a number text messages may not go to: said beside it.
+            db.session.rollback()
+            reasons = exc.field_errors.get("identifier") or exc.field_errors.get(
+                "guardian_contact"
+            )
+            apply_field_errors(form, {"contact": reasons or [exc.message]})
+            return _ward_page(ward, form), 422
+        except Conflict as exc:
             db.session.rollback()
             flash(str(exc.message), "status")
             return redirect(url_for("guardian.ward", public_id=public_id), 303)
