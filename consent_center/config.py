@@ -141,9 +141,25 @@ class BaseConfig:
         self.SIGN_IN_CODE_TTL_SECONDS = _int("SIGN_IN_CODE_TTL_SECONDS", 600)
         self.SIGN_IN_CODE_MAX_ATTEMPTS = _int("SIGN_IN_CODE_MAX_ATTEMPTS", 5)
         self.SIGN_IN_RATE_LIMIT_IP = _str("SIGN_IN_RATE_LIMIT_IP", "20 per 10 minutes")
-        self.SIGN_IN_RATE_LIMIT_IDENTIFIER = _str(
-            "SIGN_IN_RATE_LIMIT_IDENTIFIER", "5 per 10 minutes"
+        # Codes and links sent to one destination (a keyed digest of the normalized address
+        # or number), whichever route sends them, and codes and links one member asks for.
+        self.CODE_RATE_LIMIT_DESTINATION = _str(
+            "CODE_RATE_LIMIT_DESTINATION",
+            _str("SIGN_IN_RATE_LIMIT_IDENTIFIER", "5 per 10 minutes"),
         )
+        self.CODE_RATE_LIMIT_MEMBER = _str("CODE_RATE_LIMIT_MEMBER", "5 per 10 minutes")
+        # Wrong codes per account, across fresh codes: this many within the window locks the
+        # account's codes for the window.
+        self.CODE_LOCKOUT_FAILURES = _int("CODE_LOCKOUT_FAILURES", 10)
+        self.CODE_LOCKOUT_WINDOW_SECONDS = _int("CODE_LOCKOUT_WINDOW_SECONDS", 3600)
+        # SMS goes only to numbers in these countries (ISO 3166 codes, comma-separated).
+        self.SMS_ALLOWED_COUNTRIES = tuple(
+            c.strip().upper()
+            for c in (_str("SMS_ALLOWED_COUNTRIES", "CN") or "").split(",")
+            if c.strip()
+        )
+        # Text messages the whole site may send per hour (shared through RATELIMIT_STORAGE_URI).
+        self.SMS_HOURLY_BUDGET = _int("SMS_HOURLY_BUDGET", 1000)
 
         self.DELETION_DUE_WORKING_DAYS = _int("DELETION_DUE_WORKING_DAYS", 15)
         # An account whose contact nobody verified is erased after this many days.

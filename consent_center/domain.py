@@ -358,6 +358,27 @@ DATA_INVENTORY: tuple[InventoryGroup, ...] = (
                 "registration never confirmed is erased within days"
             ),
         ),
+        (
+            "code_failures",
+            _l("Wrong sign-in codes entered recently"),
+            (SERVICE,),
+            RECORDED,
+            _UNTIL_ERASED,
+        ),
+        (
+            "code_failures_since",
+            _l("First wrong sign-in code of the current hour"),
+            (SERVICE,),
+            RECORDED,
+            _UNTIL_ERASED,
+        ),
+        (
+            "code_locked_until",
+            _l("Codes refused until (after too many wrong ones)"),
+            (SERVICE,),
+            RECORDED,
+            _UNTIL_ERASED,
+        ),
     ),
     _group(
         "consent_state",

@@ -134,7 +134,7 @@ def test_malformed_identifier_is_a_field_error(client):
 
 
 def test_rate_limit_per_identifier(client, member, app):
-    app.config["SIGN_IN_RATE_LIMIT_IDENTIFIER"] = "3 per 10 minutes"
+    app.config["CODE_RATE_LIMIT_DESTINATION"] = "3 per 10 minutes"
     for _ in range(3):
         assert start_sign_in(client, member.email).status_code == 303
     other = app.test_client()

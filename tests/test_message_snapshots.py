@@ -18,6 +18,7 @@ CONTEXTS = {
     "sign_in_code": {"code": "123456", "minutes": 10},
     "verify_contact": {"code": "123456", "minutes": 10},
     "reauth_code": {"code": "123456", "minutes": 10},
+    "code_lockout": {"until": WHEN},
     "guardian_code": {"code": "123456", "minutes": 10},
     "contact_change_code": {"code": "123456", "minutes": 10},
     "contact_changed": {"changed": "email", "new_masked": "n***@example.org"},

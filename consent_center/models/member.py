@@ -55,6 +55,11 @@ class Member(UserMixin, db.Model):
     confirm_guardian_choices: Mapped[bool] = mapped_column(
         Boolean, default=False, server_default="0"
     )
+    # Wrong one-time codes in the current window (across fresh codes), when that window
+    # began, and until when the account accepts no code after reaching the limit.
+    code_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    code_failures_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    code_locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Optional purposes ticked at registration (comma-separated), held until the contact is
     # verified: consent counts only from a verified person, so they reach the ledger then.
     pending_purposes: Mapped[str | None] = mapped_column(String(64))

@@ -2,7 +2,10 @@
 
 Codes are 6 random digits, stored only as an HMAC bound to their row, valid for 10 minutes,
 used once, with a few attempts. Asking for a code looks the same whether or not an account
-exists: an unknown address gets a row that no code can ever match, and no message.
+exists: an unknown address gets a row that no code can ever match, and no message. Every code
+spends from one budget per destination (`code_budget`), and wrong codes are also counted per
+account across fresh codes: too many in the window and the account accepts no code at all
+until the window has passed.
 """
 
 from __future__ import annotations
@@ -10,9 +13,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import unicodedata
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
@@ -23,6 +27,12 @@ from ..domain import Channel, MemberStatus
 from ..extensions import db
 from ..models import Member, OneTimeCode
 from .audit import record_audit
+from .code_budget import (
+    count_unknown_failure,
+    spend_code_budget,
+    try_again_at,
+    unknown_locked_until,
+)
 from .errors import Invalid, NotAllowed, TooManyAttempts
 from .notifications import (
     contact_subject,
@@ -32,6 +42,7 @@ from .notifications import (
     wake_workers,
 )
 from .sessions import CONTACT_CHANGED, end_all_sessions
+from .sms_guard import check_sms_destination, sms_country_problem
 from .validation import normalize_email, normalize_phone
 
 SIGN_IN = "sign_in"
@@ -80,6 +91,8 @@ def parse_identifier(raw: str) -> tuple[str, str]:
         )
     phone = normalize_phone(raw, current_app.config["DEFAULT_PHONE_REGION"])
     if phone:
+        if problem := sms_country_problem(phone):
+            raise Invalid(problem, {"identifier": [problem]})
         return Channel.SMS, phone
     message = _l(
         "Enter your email address or mobile number. Numbers outside China need the country "
@@ -118,16 +131,28 @@ def _issue_code(
     member: Member | None,
     locale: str,
     new_value: str | None = None,
+    requested_by: Member | None = None,
 ) -> CodeRequest:
+    """Write a code row and its message, after spending the code budgets (see `code_budget`).
+
+    :param requested_by: the signed-in member who asks (None for sign-in and guardian links).
+    :raises CodeBudgetSpent: when a budget is spent; nothing is written then.
+    :raises Invalid: for a number text messages may not go to (`sms_guard`).
+    :raises Unavailable: while the site's hourly SMS budget is spent.
+    """
     from .validation import mask_email, mask_phone
 
+    if channel == Channel.SMS:
+        check_sms_destination(value)
+    digest = identifier_digest(value)
+    spend_code_budget(digest, requested_by)
     ttl = current_app.config["SIGN_IN_CODE_TTL_SECONDS"]
     now = utcnow()
     code = _new_code()
     row = OneTimeCode(
         purpose=purpose,
         channel=channel,
-        identifier_digest=identifier_digest(value),
+        identifier_digest=digest,
         member_id=member.id if member else None,
         new_value=new_value,
         expires_at=now + timedelta(seconds=ttl),
@@ -195,6 +220,7 @@ def request_contact_change(member: Member, channel: str, new_value: str) -> Code
         member=member,
         locale=member.locale,
         new_value=new_value,
+        requested_by=member,
     )
 
 
@@ -242,7 +268,12 @@ def request_contact_proof(member: Member, changing: Collection[str]) -> CodeRequ
     email or phone is sent its own code only once the account holder has entered this one."""
     channel, value = proof_contact(member, changing)
     return _issue_code(
-        purpose=CONTACT_PROOF, channel=channel, value=value, member=member, locale=member.locale
+        purpose=CONTACT_PROOF,
+        channel=channel,
+        value=value,
+        member=member,
+        locale=member.locale,
+        requested_by=member,
     )
 
 
@@ -281,6 +312,7 @@ def request_reauth_code(member: Member) -> CodeRequest:
         value=value,
         member=member,
         locale=member.locale,
+        requested_by=member,
     )
 
 
@@ -330,22 +362,104 @@ def load_pending_code(token: str | None, purpose: str) -> OneTimeCode | None:
     ).first()
 
 
+def normalize_code(raw: str | None) -> str:
+    """A code as typed, in the form it was issued: Unicode NFKC (full-width digits from a
+    Chinese keyboard become ASCII), with spaces and dashes left out."""
+    text = unicodedata.normalize("NFKC", raw or "")
+    return "".join(ch for ch in text if not ch.isspace() and unicodedata.category(ch) != "Pd")
+
+
+def _lockout(until: datetime) -> TooManyAttempts:
+    return TooManyAttempts(
+        _l(
+            "Too many wrong codes were entered for this account. To protect it, no code is "
+            "accepted until %(time)s. Then ask for a new code.",
+            time=try_again_at(until),
+        )
+    )
+
+
+def _refuse_if_locked(row: OneTimeCode) -> Member | None:
+    """The account a code belongs to, locked for update (None for an unknown address).
+
+    :raises TooManyAttempts: while the account's codes are locked, or an unknown address's
+        (which must answer as an account would).
+    """
+    if row.member_id is None:
+        if (until := unknown_locked_until(row.identifier_digest)) is not None:
+            raise _lockout(until)
+        return None
+    member = db.session.get(Member, row.member_id, with_for_update=True, populate_existing=True)
+    if member is not None and member.code_locked_until and member.code_locked_until > utcnow():
+        raise _lockout(member.code_locked_until)
+    return member
+
+
+def _count_wrong_code(member: Member) -> None:
+    """Count a wrong code against the account; at the limit, lock its codes for the window,
+    audit it and tell the owner once on their verified channel.
+
+    :raises TooManyAttempts: when this wrong code locks the account.
+    """
+    config = current_app.config
+    now = utcnow()
+    window = timedelta(seconds=config["CODE_LOCKOUT_WINDOW_SECONDS"])
+    if member.code_failures_since is None or member.code_failures_since <= now - window:
+        member.code_failures, member.code_failures_since = 0, now
+    member.code_failures += 1
+    if member.code_failures < config["CODE_LOCKOUT_FAILURES"]:
+        return
+    member.code_failures, member.code_failures_since = 0, None
+    member.code_locked_until = now + window
+    record_audit("auth.codes_locked", actor=None, subject=member)
+    _tell_owner_of_lockout(member)
+    raise _lockout(member.code_locked_until)
+
+
+def _tell_owner_of_lockout(member: Member) -> None:
+    """Tell the owner on a verified channel: email first, else a text to a verified number."""
+    if member.email and member.email_verified_at:
+        channel, recipient = Channel.EMAIL, member.email
+    elif member.phone and member.phone_verified_at and member.sms_opted_out_at is None:
+        channel, recipient = Channel.SMS, member.phone
+    else:
+        return
+    enqueue_notification(
+        member=member,
+        channel=channel,
+        kind="code_lockout",
+        dedupe_key=f"code_lockout:{member.public_id}:{member.code_locked_until.isoformat()}",
+        recipient=recipient,
+        locale=member.locale,
+        context={"until": member.code_locked_until},
+    )
+
+
 def check_code(row: OneTimeCode | None, code: str) -> OneTimeCode:
-    """Check `code` against a pending row, counting a wrong attempt on the row.
+    """Check `code` against a pending row, counting a wrong attempt on the row and on the
+    account it belongs to.
 
     The caller commits in every case, so wrong attempts are counted.
 
     :raises Invalid: wrong, expired or used code.
-    :raises TooManyAttempts: after the configured number of wrong attempts.
+    :raises TooManyAttempts: after the configured number of wrong attempts on this code, or
+        while the account is locked after too many wrong codes (even for the right code).
     """
     expired = _l("This code has expired or was already used. Ask for a new one.")
-    if row is None or row.consumed_at is not None or row.expires_at <= utcnow():
+    if row is None:
+        raise Invalid(expired, {"code": [expired]})
+    member = _refuse_if_locked(row)
+    if row.consumed_at is not None or row.expires_at <= utcnow():
         raise Invalid(expired, {"code": [expired]})
     if row.attempts >= current_app.config["SIGN_IN_CODE_MAX_ATTEMPTS"]:
         raise TooManyAttempts(_l("Too many wrong attempts. Ask for a new code."))
-    code = "".join(ch for ch in (code or "") if ch.isdigit())
-    if row.member_id is None or not hmac.compare_digest(row.code_hash, _code_hash(row.token, code)):
+    code = normalize_code(code)
+    if member is None or not hmac.compare_digest(row.code_hash, _code_hash(row.token, code)):
         row.attempts += 1
+        if member is not None:
+            _count_wrong_code(member)
+        elif (until := count_unknown_failure(row.identifier_digest)) is not None:
+            raise _lockout(until)
         wrong = _l("That code is not right. Check the latest message and try again.")
         if row.attempts >= current_app.config["SIGN_IN_CODE_MAX_ATTEMPTS"]:
             raise TooManyAttempts(_l("Too many wrong attempts. Ask for a new code."))

@@ -136,6 +136,7 @@ def erase_member(member: Member, *, actor: Member | None, reason: str) -> Erasur
     member.notify_sms = False
     member.sms_opted_out_at = None
     member.pending_purposes = None
+    member.code_failures, member.code_failures_since, member.code_locked_until = 0, None, None
     member.status = MemberStatus.ERASED
     member.erased_at = now
     member.updated_at = now

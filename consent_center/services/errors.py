@@ -1,4 +1,4 @@
-"""Typed domain errors; one handler maps them to 404/403/409/422/429 responses."""
+"""Typed domain errors; one handler maps them to 404/403/409/422/429/503 responses."""
 
 from __future__ import annotations
 
@@ -36,3 +36,10 @@ class Invalid(DomainError):
 
 class TooManyAttempts(DomainError):
     status = 429
+
+
+class Unavailable(DomainError):
+    """Refused for now (a spent site-wide budget); `retry_after` may say for how long."""
+
+    status = 503
+    retry_after: int | None = None

@@ -22,6 +22,7 @@ from ..domain import OPTIONAL_PURPOSES, Actor, Channel, GuardianStatus, MemberSt
 from ..extensions import db
 from ..models import GuardianLink, Member
 from .audit import record_audit
+from .code_budget import spend_code_budget
 from .errors import Conflict, Invalid, NotFound
 from .notifications import (
     contact_subject,
@@ -56,7 +57,10 @@ def invite_guardian(minor: Member, channel: str, contact: str, *, actor: Member)
 
     The token is never stored in clear: the link keeps its hash, and the message is sealed in
     the outbox until the worker sends it after commit.
+
+    :raises CodeBudgetSpent: when the contact's or the actor's code budget is spent.
     """
+    _spend_link_budget(channel, contact, actor)
     now = utcnow()
     token = _new_token()
     link = GuardianLink(
@@ -71,6 +75,17 @@ def invite_guardian(minor: Member, channel: str, contact: str, *, actor: Member)
     db.session.add(link)
     db.session.flush()
     return _send_invitation(link, minor, token, actor)
+
+
+def _spend_link_budget(channel: str, contact: str, actor: Member) -> None:
+    """An approval link spends from the same budgets as a one-time code (`code_budget`), and
+    by SMS only to an allowed country within the site's hourly budget (`sms_guard`)."""
+    from .auth import identifier_digest
+    from .sms_guard import check_sms_destination
+
+    if channel == Channel.SMS:
+        check_sms_destination(contact, "guardian_contact")
+    spend_code_budget(identifier_digest(contact), actor)
 
 
 def _send_invitation(link: GuardianLink, minor: Member, token: str, actor: Member) -> Invitation:
@@ -116,6 +131,7 @@ def resend_invitation(minor: Member) -> Invitation:
     """A new link for the minor's pending guardian request (the old link stops working).
 
     :raises NotFound: when no request is waiting.
+    :raises CodeBudgetSpent: when the contact's or the minor's code budget is spent.
     """
     link = db.session.scalars(
         select(GuardianLink)
@@ -124,6 +140,7 @@ def resend_invitation(minor: Member) -> Invitation:
     ).first()
     if link is None:
         raise NotFound(_l("There is no guardian request waiting."))
+    _spend_link_budget(link.contact_channel, link.contact, minor)
     token = _new_token()
     link.token_hash = _hash(token)
     link.token_expires_at = utcnow() + LINK_TTL

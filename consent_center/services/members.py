@@ -17,6 +17,7 @@ from .audit import record_audit
 from .auth import FROM_REGISTRATION, SIGN_IN, CodeRequest, _issue_code, find_member_by_contact
 from .consents import set_consent
 from .errors import Invalid
+from .sms_guard import sms_country_problem
 from .validation import normalize_email, normalize_phone, secret_text_problem
 
 
@@ -67,6 +68,8 @@ def _check_phone(raw: str | None, errors: dict) -> str | None:
         errors.setdefault("phone", []).append(
             _l("Enter a valid mobile number, with its country code for numbers outside China.")
         )
+    elif problem := sms_country_problem(phone):
+        errors.setdefault("phone", []).append(problem)
     return phone
 
 
@@ -223,8 +226,12 @@ def _check_guardian_contact(raw: str | None, errors: dict) -> tuple[str, str] | 
         return None
     try:
         return parse_identifier(raw)
-    except Invalid:
-        errors.setdefault("guardian_contact", []).append(message)
+    except Invalid as exc:
+        # A well-formed number outside the SMS countries gets that reason; anything else the
+        # guardian-specific explanation.
+        phone = "@" not in raw and normalize_phone(raw, current_app.config["DEFAULT_PHONE_REGION"])
+        reasons = exc.field_errors.get("identifier") if phone else None
+        errors.setdefault("guardian_contact", []).extend(reasons or [message])
         return None
 
 

@@ -8,7 +8,18 @@ from datetime import datetime
 from flask import current_app, render_template
 from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import String, case, func, insert, literal, select, union_all
+from sqlalchemy import (
+    String,
+    case,
+    false,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    union_all,
+    update,
+)
 
 from ..clock import utcnow
 from ..domain import Channel, Locale, NotificationStatus
@@ -104,6 +115,9 @@ def enqueue_notification(
 ) -> Notification:
     """Write one message to the outbox (no commit); the same dedupe key never writes twice.
 
+    A text to a number outside `SMS_ALLOWED_COUNTRIES`, or beyond the site's hourly SMS
+    budget, is written as failed with the reason, and never sent (`sms_guard`).
+
     :param member: the member it is addressed to, if any.
     :param about: subject keys (`member_subject`, `contact_subject`) of everyone else the
         message is about or addressed to; a row without a member must name at least one.
@@ -111,10 +125,13 @@ def enqueue_notification(
     """
     if member is None and not about:
         raise ValueError(f"a {kind} message must name its data subject")
+    from .sms_guard import spend_sms
+
     found = existing_notification(dedupe_key)
     if found is not None:
         return found
     rendered = render_message(kind, channel, locale, context)
+    refused = spend_sms(recipient) if channel == Channel.SMS else None
     row = Notification(
         member_id=member.id if member else None,
         channel=channel,
@@ -125,6 +142,8 @@ def enqueue_notification(
         body_text=rendered.text,
         body_html=rendered.html,
         locale=locale,
+        status=NotificationStatus.FAILED if refused else NotificationStatus.PENDING,
+        last_error=refused,
     )
     db.session.add(row)
     db.session.flush()
@@ -245,11 +264,15 @@ def fan_out_condition(channel: str, *, essential: bool = False):
         if not essential:
             reachable = reachable & Member.notify_email.is_(True)
     else:
+        from .sms_guard import allowed_calling_codes
+
         reachable = (
             Member.phone.is_not(None)
             & Member.phone_verified_at.is_not(None)
             & Member.notify_sms.is_(True)
             & Member.sms_opted_out_at.is_(None)
+            # Only numbers in the SMS countries (`sms_guard`), by calling code.
+            & or_(false(), *(Member.phone.like(f"+{c}%") for c in allowed_calling_codes()))
         )
     from .usability import ESSENTIAL_NOTICE_STATUSES, active_condition
 
@@ -347,15 +370,42 @@ def start_fan_out(
     # a member without the notice.
     db.session.execute(insert(Notification.__table__).from_select(columns, union_all(*selects)))
     # Counted, not summed from rowcount: drivers disagree on rowcount for INSERT ... SELECT.
-    total = db.session.scalar(
-        select(func.count()).select_from(Notification).where(Notification.fan_out_id == fan.id)
+    by_channel = dict(
+        db.session.execute(
+            select(Notification.channel, func.count())
+            .where(Notification.fan_out_id == fan.id)
+            .group_by(Notification.channel)
+        ).all()
     )
+    total = sum(by_channel.values())
+    _hold_texts_over_budget(fan, by_channel.get(Channel.SMS, 0))
     fan.total = total
     record_audit(
         f"notify.{kind}_enqueued", actor=actor, fan_out=fan.public_id, total=total, cause=cause
     )
     db.session.flush()
     return fan
+
+
+def _hold_texts_over_budget(fan: FanOut, texts: int) -> None:
+    """Texts beyond the site's hourly SMS budget are written as failed, never sent."""
+    from .sms_guard import BUDGET_SPENT, spend_sms_in_bulk
+
+    allowed = spend_sms_in_bulk(texts)
+    if allowed >= texts:
+        return
+    over = (
+        select(Notification.id)
+        .where(Notification.fan_out_id == fan.id, Notification.channel == Channel.SMS)
+        .order_by(Notification.id)
+        .offset(allowed)
+    )
+    db.session.execute(
+        update(Notification)
+        .where(Notification.id.in_(over.scalar_subquery()))
+        .values(status=NotificationStatus.FAILED, last_error=BUDGET_SPENT)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def fan_out_progress(fan: FanOut) -> dict[str, int]:

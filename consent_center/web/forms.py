@@ -68,15 +68,18 @@ def valid_phone(form, field) -> None:
     from flask import current_app
     from wtforms.validators import ValidationError
 
+    from ..services.sms_guard import sms_country_problem
     from ..services.validation import normalize_phone
 
-    if (
-        field.data
-        and normalize_phone(field.data, current_app.config["DEFAULT_PHONE_REGION"]) is None
-    ):
+    if not field.data:
+        return
+    phone = normalize_phone(field.data, current_app.config["DEFAULT_PHONE_REGION"])
+    if phone is None:
         raise ValidationError(
             _l("Enter a valid mobile number, with its country code for numbers outside China.")
         )
+    if problem := sms_country_problem(phone):
+        raise ValidationError(problem)
 
 
 def check_code_form(form: FlaskForm, check, on_lockout=None) -> tuple[object, int | None]:

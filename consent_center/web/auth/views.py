@@ -24,22 +24,8 @@ PENDING_TO = "sign_in_to"
 PENDING_REGISTERED = "sign_in_registered"
 
 
-def _identifier_key() -> str:
-    """Rate-limit key for the address being signed in to (a keyed digest, not the address)."""
-    raw = request.form.get("identifier") or request.form.get("email") or ""
-    try:
-        _channel, value = auth_service.parse_identifier(raw)
-    except Invalid:
-        value = raw.strip().lower()
-    return "id:" + auth_service.identifier_digest(value)
-
-
 def _ip_limit() -> str:
     return current_app.config["SIGN_IN_RATE_LIMIT_IP"]
-
-
-def _identifier_limit() -> str:
-    return current_app.config["SIGN_IN_RATE_LIMIT_IDENTIFIER"]
 
 
 def safe_next(target: str | None) -> str | None:
@@ -95,7 +81,6 @@ def register():
 
 @bp.route("/sign-in", methods=["GET", "POST"])
 @limiter.limit(_ip_limit, methods=["POST"])
-@limiter.limit(_identifier_limit, key_func=_identifier_key, methods=["POST"])
 def sign_in():
     """Ask for a one-time code by email or SMS."""
     if current_user.is_authenticated:

@@ -221,10 +221,10 @@ def _ward_reauth_token(ward) -> str | None:
 def ward(public_id: str):
     """A ward's data, choices, messages and requests."""
     ward = guardian_service.load_ward_for(current_user, public_id)
-    return _ward_page(ward, WardDeletionForm() if _ward_reauth_token(ward) else None)
+    return _ward_page(ward, deletion_form=WardDeletionForm() if _ward_reauth_token(ward) else None)
 
 
-def _ward_page(ward, deletion_form, status: int = 200):
+def _ward_page(ward: Member, *, deletion_form=None, invite_form=None, status: int = 200):
     consents = consent_service.current_consents(ward)
     return render_template(
         "guardian/ward.html",
@@ -240,7 +240,7 @@ def _ward_page(ward, deletion_form, status: int = 200):
         status_labels=NOTIFICATION_STATUS_LABELS,
         kind_labels=NOTIFICATION_KIND_LABELS,
         form=EmptyForm(),
-        invite_form=InviteForm(),
+        invite_form=invite_form or InviteForm(),
         deletion_form=deletion_form,
         purposes=PURPOSES,
     ), status
@@ -340,7 +340,7 @@ def request_ward_deletion(public_id: str):
                 return redirect(
                     url_for("member.deletion_status", public_id=deletion.public_id), 303
                 )
-    return _ward_page(ward, form, status)
+    return _ward_page(ward, deletion_form=form, status=status)
 
 
 @bp.post("/wards/<public_id>/invite")
@@ -352,7 +352,15 @@ def invite_second(public_id: str):
         try:
             channel, contact = auth_service.parse_identifier(form.contact.data)
             guardian_service.invite_second_guardian(ward, current_user, channel, contact)
-        except (Invalid, Conflict) as exc:
+        except Invalid as exc:
+            # A malformed contact, or a number text messages may not go to: said beside it.
+            db.session.rollback()
+            reasons = exc.field_errors.get("identifier") or exc.field_errors.get(
+                "guardian_contact"
+            )
+            apply_field_errors(form, {"contact": reasons or [exc.message]})
+            return _ward_page(ward, invite_form=form, status=422)
+        except Conflict as exc:
             db.session.rollback()
             flash(str(exc.message), "status")
             return redirect(url_for("guardian.ward", public_id=public_id), 303)

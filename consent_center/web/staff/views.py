@@ -24,6 +24,7 @@ from ...models.notification import GAVE_UP
 from ...services.dashboard import dashboard as dashboard_figures
 from ...services.notifications import fan_out_progress, load_fan_out
 from ...services.policies import current_policy, upcoming_policy
+from ...services.sms_guard import sms_budget_spent_until
 from ..htmx import render_page_or_fragment
 from .charts import rate_chart
 
@@ -78,6 +79,7 @@ def dashboard():
         member_status_labels=MEMBER_STATUS_LABELS,
         policy=current_policy(),
         upcoming=upcoming_policy(),
+        sms_paused_until=sms_budget_spent_until(),
     )
 
 

@@ -1,0 +1,186 @@
+"""One budget per destination (and per asking member) for every code and link, whichever
+route sends it: a spent budget is a 429 saying when to try again, and nothing is written."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from consent_center import clock
+from consent_center.extensions import db
+from consent_center.models import GuardianLink, Notification, OneTimeCode
+from consent_center.notify.dev import read_mailbox
+from tests.conftest import make_member, post
+from tests.test_auth import latest_code, start_sign_in
+from tests.test_guardians import GUARDIAN_EMAIL, link_from_mailbox, register_minor
+from tests.test_profile import profile
+
+SPENT = "ask for another after"
+
+
+def written() -> tuple[int, int, int]:
+    """Code rows, outbox rows and messages in the mailbox: a refusal adds to none of them."""
+    codes = db.session.scalar(select(func.count()).select_from(OneTimeCode))
+    rows = db.session.scalar(select(func.count()).select_from(Notification))
+    return codes, rows, len(read_mailbox())
+
+
+def assert_refused(response, before: tuple[int, int, int]) -> None:
+    assert response.status_code == 429, response.data
+    assert SPENT in response.get_data(as_text=True)
+    assert int(response.headers["Retry-After"]) > 0
+    assert written() == before
+
+
+def test_register_shares_the_budget_sign_in_spent(client, app):
+    member = make_member()
+    for _ in range(5):
+        assert start_sign_in(app.test_client(), member.email).status_code == 303
+    before = written()
+    assert_refused(start_sign_in(app.test_client(), member.email), before)
+    registration = {"name": "Someone", "email": member.email.upper(),
+                    "birth_date": "1990-01-01", "locale": "en"}
+    assert_refused(post(client, "/register", registration), before)
+    # Another address is not affected.
+    assert start_sign_in(app.test_client(), "other@example.org").status_code == 303
+
+
+def test_sign_in_budget_is_per_destination_not_per_spelling(client, app):
+    app.config["CODE_RATE_LIMIT_DESTINATION"] = "2 per 10 minutes"
+    member = make_member(phone="+8613800138000", phone_verified_at=clock.utcnow())
+    assert start_sign_in(client, "138 0013 8000").status_code == 303
+    assert start_sign_in(client, "+86 138-0013-8000").status_code == 303
+    before = written()
+    assert_refused(start_sign_in(app.test_client(), "+8613800138000"), before)
+    assert member.phone == "+8613800138000"
+
+
+def test_unknown_address_spends_the_same_budget(app):
+    for _ in range(5):
+        assert start_sign_in(app.test_client(), "nobody@example.org").status_code == 303
+    before = written()
+    assert_refused(start_sign_in(app.test_client(), "nobody@example.org"), before)
+
+
+def test_ten_profile_changes_do_not_send_ten_codes(client, member, login_as):
+    login_as(member)
+    sent = 0
+    statuses = []
+    for n in range(10):
+        before = written()
+        response = post(client, "/me/profile", profile(member, email=f"target{n}@example.org"))
+        statuses.append(response.status_code)
+        if response.status_code == 429:
+            assert_refused(response, before)
+        else:
+            sent += 1
+    assert sent == 5 and statuses == [303] * 5 + [429] * 5
+    assert len([m for m in read_mailbox() if m["kind"] == "verify_contact"]) == 5
+
+
+def test_profile_change_to_an_address_sign_in_spent_is_refused(client, member, login_as, app):
+    victim = "victim@example.org"
+    for _ in range(5):
+        start_sign_in(app.test_client(), victim)
+    login_as(member)
+    before = written()
+    assert_refused(post(client, "/me/profile", profile(member, email=victim)), before)
+    db.session.refresh(member)
+    assert member.email != victim
+
+
+def test_profile_phone_change_spends_the_number_budget(client, member, login_as, app):
+    app.config["CODE_RATE_LIMIT_DESTINATION"] = "1 per 10 minutes"
+    login_as(member)
+    assert post(client, "/me/profile", profile(member, phone="13800138000")).status_code == 303
+    before = written()
+    response = post(client, "/me/profile", profile(member, phone="+86 138 0013 8000"))
+    assert_refused(response, before)
+
+
+def test_phone_verification_spends_the_budget(client, login_as, app):
+    app.config["CODE_RATE_LIMIT_DESTINATION"] = "2 per 10 minutes"
+    member = make_member(phone="+8613800138000")
+    login_as(member)
+    for _ in range(2):
+        assert post(client, "/me/profile/phone/verify", {}).status_code == 303
+    before = written()
+    assert_refused(post(client, "/me/profile/phone/verify", {}), before)
+
+
+def test_deletion_reauthentication_spends_the_budget(client, member, login_as, app):
+    app.config["CODE_RATE_LIMIT_DESTINATION"] = "2 per 10 minutes"
+    login_as(member)
+    for _ in range(2):
+        assert post(client, "/me/delete/code", {}).status_code == 303
+    before = written()
+    assert_refused(post(client, "/me/delete/code", {}), before)
+
+
+def test_member_budget_covers_every_route_a_member_uses(client, member, login_as, app):
+    app.config["CODE_RATE_LIMIT_MEMBER"] = "2 per 10 minutes"
+    login_as(member)
+    assert post(client, "/me/delete/code", {}).status_code == 303
+    assert post(client, "/me/profile", profile(member, email="a@example.org")).status_code == 303
+    before = written()
+    response = post(client, "/me/profile", profile(member, email="b@example.org"))
+    assert_refused(response, before)
+    assert "You have asked for several codes" in response.get_data(as_text=True)
+
+
+def test_guardian_codes_spend_the_guardian_contact_budget(client, app):
+    app.config["CODE_RATE_LIMIT_DESTINATION"] = "3 per 10 minutes"
+    register_minor(client)  # the approval link: one from the guardian's budget
+    token = link_from_mailbox()
+    guardian = app.test_client()
+    for _ in range(2):
+        assert post(guardian, f"/guardian/invite/{token}/code", {}).status_code == 303
+    before = written()
+    assert_refused(post(guardian, f"/guardian/invite/{token}/code", {}), before)
+
+
+def test_guardian_link_resend_spends_the_budget(client, app):
+    app.config["CODE_RATE_LIMIT_DESTINATION"] = "2 per 10 minutes"
+    minor = register_minor(client)
+    post(client, "/sign-in/code", {"code": latest_code(minor.email)})
+    assert post(client, "/me/awaiting-guardian/resend", {}).status_code == 303
+    link_hash = db.session.scalars(select(GuardianLink.token_hash)).one()
+    before = written()
+    assert_refused(post(client, "/me/awaiting-guardian/resend", {}), before)
+    assert db.session.scalars(select(GuardianLink.token_hash)).one() == link_hash
+
+
+def test_registering_a_minor_refused_when_the_guardian_budget_is_spent(client, app):
+    for _ in range(5):
+        start_sign_in(app.test_client(), GUARDIAN_EMAIL)
+    before = written()
+    data = {"name": "Little Lee", "email": "little.lee@example.org",
+            "birth_date": "2020-01-01", "locale": "en", "guardian_contact": GUARDIAN_EMAIL}
+    assert_refused(post(client, "/register", data), before)
+    assert db.session.scalar(select(func.count()).select_from(GuardianLink)) == 0
+
+
+def test_second_guardian_invitation_spends_the_budget(client, app, login_as):
+    from tests.test_guardians import verify_as_guardian
+
+    minor = register_minor(client)
+    token = link_from_mailbox()
+    guardian_client = app.test_client()
+    verify_as_guardian(guardian_client, token)
+    post(guardian_client, f"/guardian/invite/{token}/decide",
+         {"decision": "approve", "guardian_name": "Parent Lee"})
+    second = "second@example.org"
+    for _ in range(5):
+        start_sign_in(app.test_client(), second)
+    before = written()
+    response = post(guardian_client, f"/guardian/wards/{minor.public_id}/invite",
+                    {"contact": second})
+    assert_refused(response, before)
+
+
+def test_refusal_is_a_fragment_for_htmx(client, app):
+    for _ in range(5):
+        start_sign_in(app.test_client(), "nobody@example.org")
+    response = post(client, "/sign-in", {"identifier": "nobody@example.org"}, htmx=True)
+    assert response.status_code == 429
+    assert "<html" not in response.get_data(as_text=True)
+    assert SPENT in response.get_data(as_text=True)
