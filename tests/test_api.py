@@ -28,6 +28,7 @@ from consent_center.web.api.openapi import openapi_document
 from tests.conftest import make_member, make_policy
 from tests.support.api import bearer, grant, make_token
 from tests.support.queries import count_queries
+from tests.support.writes import nothing_written
 
 CONSENTS = "/api/v1/members/{}/consents"
 FEED = "/api/v1/consent-events"
@@ -53,26 +54,31 @@ def assert_problem(response, status: int) -> dict:
 
 @pytest.mark.parametrize("path", [CONSENTS.format("abc"), "/api/v1/audiences/advertising", FEED])
 def test_every_request_needs_a_token(client, path):
-    response = client.get(path)
-    assert_problem(response, 401)
-    assert response.headers["WWW-Authenticate"].startswith("Bearer")
-    response = client.get(path, headers=bearer("cc_not-a-real-token"))
-    assert_problem(response, 401)
-    assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
-    response = client.get(path, headers={"Authorization": "Basic dXNlcjpwYXNz"})
-    assert_problem(response, 401)
+    with nothing_written():
+        response = client.get(path)
+        assert_problem(response, 401)
+        assert response.headers["WWW-Authenticate"].startswith("Bearer")
+        response = client.get(path, headers=bearer("cc_not-a-real-token"))
+        assert_problem(response, 401)
+        assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
+        response = client.get(path, headers={"Authorization": "Basic dXNlcjpwYXNz"})
+        assert_problem(response, 401)
 
 
 def test_a_token_reads_only_what_its_scopes_allow(client, member, policy):
     token = make_token("consents:read")
     assert client.get(CONSENTS.format(member.public_id), headers=bearer(token)).status_code == 200
+    # A refused call still shows the token in use (its last-used time); nothing else changes.
+    used = ("api_token.last_used_at",)
     for path, scope in [("/api/v1/audiences/advertising", "audiences:read"), (FEED, "events:read")]:
-        response = client.get(path, headers=bearer(token))
+        with nothing_written(except_columns=used):
+            response = client.get(path, headers=bearer(token))
         assert scope in assert_problem(response, 403)["detail"]
         assert 'error="insufficient_scope"' in response.headers["WWW-Authenticate"]
     # The scope check comes first: a wrong-scope token learns nothing about existence.
     other = make_token("events:read")
-    assert_problem(client.get(CONSENTS.format("nobody"), headers=bearer(other)), 403)
+    with nothing_written(except_columns=used):
+        assert_problem(client.get(CONSENTS.format("nobody"), headers=bearer(other)), 403)
 
 
 def test_cli_creates_a_token_shown_once_and_revokes_it_at_once(app, runner, client, member):
@@ -105,7 +111,8 @@ def test_requests_are_rate_limited_per_token(app, client, member):
     url = CONSENTS.format(member.public_id)
     for _ in range(3):
         assert client.get(url, headers=bearer(first)).status_code == 200
-    response = client.get(url, headers=bearer(first))
+    with nothing_written():
+        response = client.get(url, headers=bearer(first))
     assert_problem(response, 429)
     assert int(response.headers["Retry-After"]) > 0
     # Another system's token has its own budget.
@@ -114,8 +121,9 @@ def test_requests_are_rate_limited_per_token(app, client, member):
 
 def test_unknown_api_paths_and_methods_are_problems_too(client):
     token = make_token()
-    assert_problem(client.get("/api/v1/nothing-here", headers=bearer(token)), 404)
-    assert_problem(client.post(FEED, headers=bearer(token)), 405)
+    with nothing_written():
+        assert_problem(client.get("/api/v1/nothing-here", headers=bearer(token)), 404)
+        assert_problem(client.post(FEED, headers=bearer(token)), 405)
 
 
 # --- One member's consents -----------------------------------------------------------------
@@ -172,7 +180,8 @@ def test_unknown_erased_and_tombstone_ids_are_the_same_404(client, member, polic
     token = make_token("consents:read")
     grant(member, "trend_analysis")
     known = member.public_id
-    unknown = client.get(CONSENTS.format("no-such-member"), headers=bearer(token))
+    with nothing_written(except_columns=("api_token.last_used_at",)):
+        unknown = client.get(CONSENTS.format("no-such-member"), headers=bearer(token))
     report = erase_member(member, actor=None, reason="test")
     db.session.commit()
     erased = client.get(CONSENTS.format(known), headers=bearer(token))

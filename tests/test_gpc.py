@@ -11,6 +11,7 @@ from consent_center.models import AuditEvent, ConsentEvent, ConsentState
 from consent_center.services.consents import verify_ledger
 from tests.conftest import post
 from tests.support.api import grant
+from tests.support.writes import nothing_written
 
 GPC = {"Sec-GPC": "1"}
 
@@ -125,10 +126,11 @@ def test_the_receipt_history_names_the_override(client, member, login_as, policy
 
 def test_the_override_needs_the_confirmation_field(client, member, login_as, policy):
     login_as(member)
-    response = post(client, "/me/consents/advertising/override-gpc", {}, headers=GPC)
-    assert response.status_code == 400 and events(member) == []
-    response = post(client, "/me/consents/trend_analysis/override-gpc", {"override_gpc": "1"})
-    assert response.status_code == 404
+    with nothing_written():
+        response = post(client, "/me/consents/advertising/override-gpc", {}, headers=GPC)
+        assert response.status_code == 400 and events(member) == []
+        response = post(client, "/me/consents/trend_analysis/override-gpc", {"override_gpc": "1"})
+        assert response.status_code == 404
 
 
 def test_the_override_without_a_signal_is_an_ordinary_yes(client, member, login_as, policy):
@@ -138,11 +140,13 @@ def test_the_override_without_a_signal_is_an_ordinary_yes(client, member, login_
 
 
 def test_a_minor_is_not_asked_to_override_what_they_cannot_have(client, login_as, policy):
-    from datetime import date, timedelta
+    from datetime import date
 
+    from consent_center import clock
     from tests.conftest import make_member
 
-    minor = make_member(birth_date=date.today() - timedelta(days=365 * 10))
+    minor = make_member(birth_date=date(clock.utcnow().year - 10, 1, 1))
     login_as(minor)
-    response = post(client, "/me/consents/advertising", {"granted": "1"}, headers=GPC)
+    with nothing_written():
+        response = post(client, "/me/consents/advertising", {"granted": "1"}, headers=GPC)
     assert response.status_code == 403 and events(minor) == []
