@@ -9,8 +9,10 @@ from sqlalchemy import select
 from consent_center.extensions import db
 from consent_center.models import AuditEvent, ConsentEvent, ConsentState
 from consent_center.services.consents import verify_ledger
+from consent_center.web.gpc import honour_gpc
 from tests.conftest import post
 from tests.support.api import grant
+from tests.support.queries import count_queries
 from tests.support.writes import nothing_written
 
 GPC = {"Sec-GPC": "1"}
@@ -68,14 +70,24 @@ def test_without_the_signal_or_signed_out_nothing_happens(client, member, login_
     assert advertising(member) and len(events(member)) == 1
 
 
-def test_no_queries_are_added_when_the_header_is_absent(client, member, login_as, monkeypatch):
+def test_no_queries_are_added_when_the_header_is_absent(
+        app, client, member, login_as, policy, monkeypatch):
     def forbidden(*args, **kwargs):
         raise AssertionError("the GPC hook touched the database without the header")
 
     monkeypatch.setattr("consent_center.web.gpc.apply_gpc_signal", forbidden)
     login_as(member)
-    assert client.get("/me").status_code == 200
-    assert client.get("/").status_code == 200
+    for path in ("/me", "/"):
+        assert client.get(path).status_code == 200  # warm-up
+        with count_queries() as with_hook:
+            assert client.get(path).status_code == 200
+        hooks = app.before_request_funcs[None]
+        others = [f for f in hooks if f is not honour_gpc]
+        monkeypatch.setitem(app.before_request_funcs, None, others)
+        with count_queries() as without_hook:
+            assert client.get(path).status_code == 200
+        monkeypatch.setitem(app.before_request_funcs, None, hooks)
+        assert with_hook == without_hook, path
 
 
 @pytest.mark.parametrize("htmx", [False, True])
