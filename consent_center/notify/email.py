@@ -17,21 +17,28 @@ mail = Mail()
 class _SafeConnection(Connection):
     """Flask-Mail's connection with a timeout and certificate verification (it has neither)."""
 
-    def __init__(self, mail_state, timeout: float) -> None:
+    def __init__(self, mail_state, timeout: float, ca_file: str | None = None) -> None:
         super().__init__(mail_state)
         self.timeout = timeout
+        self.ca_file = ca_file
 
     def configure_host(self) -> smtplib.SMTP:
         state = self.mail
-        context = ssl.create_default_context()
+        # The system's CAs, or only the one in MAIL_CA_FILE (a mail server with a private CA).
+        context = ssl.create_default_context(cafile=self.ca_file)
         if state.use_ssl:
             host = smtplib.SMTP_SSL(state.server, state.port, timeout=self.timeout, context=context)
         else:
             host = smtplib.SMTP(state.server, state.port, timeout=self.timeout)
-        if state.use_tls:
-            host.starttls(context=context)
-        if state.username and state.password:
-            host.login(state.username, state.password)
+        try:
+            if state.use_tls:
+                host.starttls(context=context)
+            if state.username and state.password:
+                host.login(state.username, state.password)
+        except BaseException:
+            # A refused certificate or login: drop the connection, not leave it open.
+            host.close()
+            raise
         return host
 
     def __exit__(self, exc_type, exc_value, tb) -> None:
@@ -89,9 +96,10 @@ class SmtpTransport:
         # taken at init_app, which would ignore later configuration (and tests).
         state = mail.init_mail(current_app.config, testing=False)
         timeout = current_app.config.get("MAIL_TIMEOUT", 10)
+        ca_file = current_app.config.get("MAIL_CA_FILE")
         index = 0
         try:
-            with _SafeConnection(state, timeout) as conn:
+            with _SafeConnection(state, timeout, ca_file) as conn:
                 while index < len(messages):
                     msg = messages[index]
                     if not _valid_recipient(msg.recipient):
@@ -112,7 +120,8 @@ class SmtpTransport:
                     index += 1
                     yield DeliveryResult(ok=True, provider_id=message.msgId)
         except (smtplib.SMTPException, OSError) as exc:
-            # Connection-level failure: this message and the rest are retried later.
-            failure = _classify(exc)
+            # Connection-level failure (refused, untrusted certificate, login refused): it says
+            # nothing about the messages, so this one and the rest are retried later.
+            failure = DeliveryResult(ok=False, transient=True, error=_classify(exc).error)
             for _ in range(index, len(messages)):
                 yield failure
