@@ -9,7 +9,7 @@ import csv
 import io
 import json
 import re
-from datetime import date, timedelta
+from datetime import timedelta
 
 import pytest
 import schemathesis
@@ -204,7 +204,7 @@ def test_unapproved_minor_barred_and_stale_consents_are_not_usable(client, app, 
     waiting = make_member()
     grant(waiting, "trend_analysis")
     waiting.status = MemberStatus.AWAITING_GUARDIAN
-    minor = make_member(birth_date=date.today() - timedelta(days=365 * 10))
+    minor = make_member(birth_date=clock.utcnow().date() - timedelta(days=365 * 10))
     grant(minor, "trend_analysis")
     adult = make_member()
     grant(adult, "advertising")
@@ -212,7 +212,7 @@ def test_unapproved_minor_barred_and_stale_consents_are_not_usable(client, app, 
     # Turns out to be a minor (a corrected birth date): advertising stops being usable.
     adult_minor = make_member()
     grant(adult_minor, "advertising")
-    adult_minor.birth_date = date.today() - timedelta(days=365 * 12)
+    adult_minor.birth_date = clock.utcnow().date() - timedelta(days=365 * 12)
     db.session.commit()
 
     got = answers(client, token, waiting.public_id)["trend_analysis"]

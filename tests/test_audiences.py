@@ -7,7 +7,7 @@ import csv
 import io
 import json
 import re
-from datetime import date, timedelta
+from datetime import timedelta
 
 import pytest
 
@@ -39,13 +39,13 @@ def people(app, policy):
     adult = make_member()
     grant(adult, "advertising")
     grant(adult, "trend_analysis")
-    minor = make_member(birth_date=date.today() - timedelta(days=365 * 10))
+    minor = make_member(birth_date=clock.utcnow().date() - timedelta(days=365 * 10))
     grant(minor, "trend_analysis")
     # A yes given as an adult, then the birth date corrected: advertising is barred now.
     corrected = make_member()
     grant(corrected, "advertising")
     grant(corrected, "trend_analysis")
-    corrected.birth_date = date.today() - timedelta(days=365 * 12)
+    corrected.birth_date = clock.utcnow().date() - timedelta(days=365 * 12)
     waiting = make_member()
     grant(waiting, "advertising")
     grant(waiting, "trend_analysis")

@@ -119,6 +119,10 @@ class _SinkHandler:
         if self._sink.data_delay:
             # A slow server: lets fault tests kill a client in the middle of a batch.
             await asyncio.sleep(self._sink.data_delay)
+        # Scripted waits (see SmtpSink.hold_after and SmtpSink.meet), polled so the event
+        # loop keeps serving other connections meanwhile.
+        while self._sink._must_wait(session):
+            await asyncio.sleep(0.01)
         raw = envelope.original_content or b""
         if isinstance(raw, str):  # only when decode_data=True, which the sink never sets
             raw = raw.encode("utf-8", errors="surrogateescape")
@@ -210,6 +214,11 @@ class SmtpSink:
         self._port = port
         # Seconds to wait before accepting each message (0: answer at once).
         self.data_delay = 0.0
+        self._hold_after: int | None = None
+        self.held = threading.Event()  # a message is being held by hold_after()
+        self._meet: int | None = None
+        self._in_data: set[int] = set()
+        self.met = threading.Event()  # meet(n) saw n connections in DATA at once
         self._server_hostname = server_hostname
         self._ready_timeout = ready_timeout
         self._smtp_options: dict = {}
@@ -315,6 +324,9 @@ class SmtpSink:
             self._rejections.clear()
             self._data_failures.clear()
             self.data_delay = 0.0
+            self._hold_after = self._meet = None
+            self.held.clear()
+            self.met.clear()
 
     def wait_for(self, count: int, timeout: float = 5.0) -> list[ReceivedMessage]:
         """Block until at least ``count`` messages have been accepted in total.
@@ -379,6 +391,38 @@ class SmtpSink:
     def _take_data_failure(self) -> str | None:
         with self._cond:
             return self._data_failures.pop(0) if self._data_failures else None
+
+    def hold_after(self, n: int) -> None:
+        """Accept `n` messages, then keep every further one waiting in ``DATA`` (and set
+        :attr:`held`) until :meth:`release`: a client is caught mid-batch, on any machine."""
+        with self._cond:
+            self._hold_after = n
+
+    def release(self) -> None:
+        """End :meth:`hold_after`: held and later messages are accepted."""
+        with self._cond:
+            self._hold_after = None
+
+    def meet(self, n: int) -> None:
+        """Keep each message waiting in ``DATA`` until `n` connections are in ``DATA`` at
+        once (then set :attr:`met` and stop waiting): proof that `n` clients send together."""
+        with self._cond:
+            self._meet = n
+
+    def _must_wait(self, session: Session) -> bool:
+        with self._cond:
+            if self._hold_after is not None and len(self._messages) >= self._hold_after:
+                self.held.set()
+                return True
+            if self._meet is not None:
+                self._in_data.add(id(session))
+                if len(self._in_data) >= self._meet:
+                    self._meet = None
+                    self.met.set()
+                else:
+                    return True
+            self._in_data.discard(id(session))
+            return False
 
     def _record(self, message: ReceivedMessage) -> None:
         with self._cond:
