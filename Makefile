@@ -8,7 +8,8 @@ export FLASK_APP := consent_center:create_app
 TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/consent_center_test
 export TEST_DATABASE_URL
 
-.PHONY: run test setup vendor translations messages lint bench browser-deps clean
+.PHONY: run test setup vendor translations messages lint bench browser-deps clean \
+	snapshots screenshots
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -40,9 +41,21 @@ run: setup
 browser-deps:
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; }
 
+# The suite must leave the checkout as it found it (tree_state.py compares before and after).
 test: setup browser-deps
 	$(PY) scripts/ensure_test_database.py
-	$(PY) -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+	@state=$$(mktemp) && $(PY) scripts/tree_state.py > $$state \
+	  && $(PY) -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS) \
+	  && $(PY) scripts/tree_state.py --check $$state; status=$$?; rm -f $$state; exit $$status
+
+# Rewrite tests/snapshots (email and SMS bodies) from the templates; review the diff, commit.
+snapshots: setup
+	UPDATE_SNAPSHOTS=1 $(PY) -m pytest -n 0 -q tests/test_message_snapshots.py \
+	  -k "sqlite or every_message_kind"
+
+# Rewrite docs/screenshots with Chromium; review the pictures, commit.
+screenshots: setup browser-deps
+	UPDATE_SCREENSHOTS=1 $(PY) -m pytest -n 0 -q tests/browser/test_screenshots.py
 
 lint: setup
 	$(VENV)/bin/ruff check .

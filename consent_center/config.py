@@ -91,6 +91,9 @@ class BaseConfig:
         self.MAIL_USE_SSL = _bool("MAIL_USE_SSL")
         self.MAIL_DEFAULT_SENDER = _str("MAIL_DEFAULT_SENDER", "Consent Center <privacy@localhost>")
         self.MAIL_TIMEOUT = _int("MAIL_TIMEOUT", 10)
+        # A PEM file of the CA(s) to trust for the SMTP server's certificate instead of the
+        # system's (a server with a private CA).
+        self.MAIL_CA_FILE = _str("MAIL_CA_FILE")
         self.MAIL_SUPPRESS_SEND = False
 
         # SMS through Twilio; with no credentials, SMS lands in the dev mailbox too.

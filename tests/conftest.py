@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextvars
 import re
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 
 import pytest
 from flask import Flask
@@ -148,7 +148,7 @@ def make_member(**fields) -> Member:
         "email": f"member{n}@example.org",
         "birth_date": date(1990, 1, 1),
         "locale": "en",
-        "email_verified_at": datetime.now(UTC),
+        "email_verified_at": clock.utcnow(),
     }
     values.update(fields)
     member = Member(**values)

@@ -6,6 +6,7 @@ import pytest
 
 from consent_center import create_app
 from consent_center.config import DEFAULT_SECRET
+from tests.support.writes import nothing_written
 
 
 def test_healthz_names_backend_and_reachability(client, backend):
@@ -190,7 +191,8 @@ def test_unknown_page_is_a_friendly_404(client):
 
 
 def test_post_without_csrf_token_is_refused(client):
-    response = client.post("/sign-in", data={"identifier": "a@example.org"})
+    with nothing_written():
+        response = client.post("/sign-in", data={"identifier": "a@example.org"})
     assert response.status_code == 400
     assert b"expired" in response.data
 
@@ -227,22 +229,30 @@ def test_rate_limits_work_with_redis_storage(app, client):
     import redis
 
     from tests.conftest import post
+    from tests.support.databases import REDIS_URL, clear_redis_keys, redis_key_prefix
 
     try:
         redis.Redis(host="127.0.0.1", port=6379, socket_connect_timeout=2).ping()
     except redis.ConnectionError:
         pytest.fail("Redis must run on 127.0.0.1:6379 for this test")
-    shared = {"RATELIMIT_STORAGE_URI": "redis://127.0.0.1:6379/15",
+    prefix = redis_key_prefix()
+    shared = {"RATELIMIT_STORAGE_URI": REDIS_URL,
+              "RATELIMIT_KEY_PREFIX": prefix,
               "SIGN_IN_RATE_LIMIT_IP": "2 per minute",
               "SQLALCHEMY_DATABASE_URI": app.config["SQLALCHEMY_DATABASE_URI"],
               "DEV_MAILBOX_DIR": app.config["DEV_MAILBOX_DIR"]}
-    redis.Redis(host="127.0.0.1", port=6379, db=15).flushdb()
+    clear_redis_keys(prefix)
     one, two = create_app("testing", **shared), create_app("testing", **shared)
     statuses = []
     for web in (one, two, one):
         c = web.test_client()
         statuses.append(post(c, "/sign-in", {"identifier": "x@example.org"}).status_code)
     assert statuses == [303, 303, 429]
+    # The counts live under this worker's prefix only.
+    shared_redis = redis.Redis.from_url(REDIS_URL)
+    assert list(shared_redis.scan_iter(match=f"*{prefix}*"))
+    shared_redis.close()
+    clear_redis_keys(prefix)
     for web in (one, two):
         with web.app_context():
             from consent_center.extensions import db

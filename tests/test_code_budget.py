@@ -8,8 +8,8 @@ from sqlalchemy import func, select
 from consent_center import clock
 from consent_center.extensions import db
 from consent_center.models import GuardianLink, Notification, OneTimeCode
-from consent_center.notify.dev import read_mailbox
 from tests.conftest import make_member, post
+from tests.support.outbox import mailbox
 from tests.test_auth import latest_code, start_sign_in
 from tests.test_guardians import GUARDIAN_EMAIL, link_from_mailbox, register_minor
 from tests.test_profile import profile
@@ -21,7 +21,7 @@ def written() -> tuple[int, int, int]:
     """Code rows, outbox rows and messages in the mailbox: a refusal adds to none of them."""
     codes = db.session.scalar(select(func.count()).select_from(OneTimeCode))
     rows = db.session.scalar(select(func.count()).select_from(Notification))
-    return codes, rows, len(read_mailbox())
+    return codes, rows, len(mailbox())
 
 
 def assert_refused(response, before: tuple[int, int, int]) -> None:
@@ -74,7 +74,7 @@ def test_ten_profile_changes_do_not_send_ten_codes(client, member, login_as):
         else:
             sent += 1
     assert sent == 5 and statuses == [303] * 5 + [429] * 5
-    assert len([m for m in read_mailbox() if m["kind"] == "verify_contact"]) == 5
+    assert len([m for m in mailbox() if m["kind"] == "verify_contact"]) == 5
 
 
 def test_profile_change_to_an_address_sign_in_spent_is_refused(client, member, login_as, app):

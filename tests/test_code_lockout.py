@@ -12,8 +12,8 @@ from sqlalchemy import select
 from consent_center import clock
 from consent_center.extensions import db
 from consent_center.models import AuditEvent, Notification
-from consent_center.notify.dev import read_mailbox
 from tests.conftest import make_member, post
+from tests.support.outbox import mailbox
 from tests.test_auth import latest_code, start_sign_in
 
 START = datetime(2026, 12, 5, 14, 0, tzinfo=UTC)  # 22:00 in Asia/Shanghai
@@ -111,7 +111,7 @@ def test_owner_with_only_a_verified_phone_is_told_by_sms(client, app):
     member = make_member(email=None, email_verified_at=None, phone="+8613800138000",
                          phone_verified_at=clock.utcnow())
     start_sign_in(client, "13800138000")
-    code = next(m for m in read_mailbox() if m["to"] == member.phone)["text"]
+    code = next(m for m in mailbox() if m["to"] == member.phone)["text"]
     code = "".join(ch for ch in code if ch.isdigit())[:6]
     wrong = "111111" if code != "111111" else "222222"
     assert post(client, "/sign-in/code", {"code": wrong}).status_code == 422

@@ -7,12 +7,14 @@ import json
 import pytest
 from sqlalchemy import select, update
 
+from consent_center import clock
 from consent_center.domain import Actor, Method
 from consent_center.extensions import db
 from consent_center.models import ConsentEvent, ConsentState
 from consent_center.services.consents import set_consent, verify_ledger
 from tests.conftest import csrf_token, make_member, post
 from tests.support.queries import count_queries
+from tests.support.writes import nothing_written
 
 
 def state(member, purpose):
@@ -57,7 +59,8 @@ def test_toggle_without_javascript_redirects(client, member, login_as, policy):
 @pytest.mark.parametrize("htmx", [False, True])
 def test_bad_input_is_422_and_writes_nothing(client, member, login_as, htmx):
     login_as(member)
-    response = post(client, "/me/consents/advertising", {"granted": "maybe"}, htmx=htmx)
+    with nothing_written():
+        response = post(client, "/me/consents/advertising", {"granted": "maybe"}, htmx=htmx)
     assert response.status_code == 422
     assert ("<html" in response.get_data(as_text=True)) is not htmx
     assert db.session.scalars(select(ConsentEvent)).first() is None
@@ -65,15 +68,17 @@ def test_bad_input_is_422_and_writes_nothing(client, member, login_as, htmx):
 
 def test_unknown_or_necessary_purpose_is_404(client, member, login_as):
     login_as(member)
-    assert post(client, "/me/consents/service", {"granted": "0"}).status_code == 404
-    assert post(client, "/me/consents/nope", {"granted": "1"}).status_code == 404
+    with nothing_written():
+        assert post(client, "/me/consents/service", {"granted": "0"}).status_code == 404
+        assert post(client, "/me/consents/nope", {"granted": "1"}).status_code == 404
 
 
 def test_htmx_toggle_without_csrf_header_is_refused(client, member, login_as):
     login_as(member)
-    response = client.post(
-        "/me/consents/advertising", data={"granted": "1"}, headers={"HX-Request": "true"}
-    )
+    with nothing_written():
+        response = client.post(
+            "/me/consents/advertising", data={"granted": "1"}, headers={"HX-Request": "true"}
+        )
     assert response.status_code == 400
     assert db.session.scalars(select(ConsentEvent)).first() is None
 
@@ -162,8 +167,9 @@ def test_another_members_receipt_is_404(client, member, login_as, policy):
     ev = set_consent(other, "advertising", True, actor=Actor.MEMBER, method=Method.FORM)
     db.session.commit()
     login_as(member)
-    assert client.get(f"/me/receipts/{ev.receipt_id}").status_code == 404
-    assert client.get(f"/me/receipts/{ev.receipt_id}.json").status_code == 404
+    with nothing_written():
+        assert client.get(f"/me/receipts/{ev.receipt_id}").status_code == 404
+        assert client.get(f"/me/receipts/{ev.receipt_id}.json").status_code == 404
 
 
 def test_history_lists_every_change(client, member, login_as, policy):
@@ -239,9 +245,9 @@ def test_minor_cannot_grant_advertising(app, member):
 
     from consent_center.services.errors import NotAllowed
 
-    member.birth_date = date.today().replace(year=date.today().year - 10)
+    member.birth_date = date(clock.utcnow().year - 10, 1, 1)
     db.session.commit()
-    with pytest.raises(NotAllowed):
+    with nothing_written(), pytest.raises(NotAllowed):
         set_consent(member, "advertising", True, actor=Actor.MEMBER, method=Method.FORM)
     set_consent(member, "trend_analysis", True, actor=Actor.MEMBER, method=Method.FORM)
     app.config["MINORS_ADVERTISING"] = True

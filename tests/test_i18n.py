@@ -76,18 +76,24 @@ def test_switcher_refuses_offsite_next(client):
     assert response.headers["Location"] == "/"
 
 
+def _words_of_main(page: str) -> set[str]:
+    main = page.split("<main", 1)[1].split(">", 1)[1].split("</main>", 1)[0]
+    return set(re.findall(r"[A-Za-z]{4,}", re.sub(r"<[^>]+>", " ", main)))
+
+
 def test_every_public_page_renders_in_chinese(client, policy):
+    paths = ("/", "/policy", "/policy/versions", "/policy/versions/1", "/contact", "/sign-in",
+             "/register")
+    english = {path: _words_of_main(client.get(path).get_data(as_text=True)) for path in paths}
     client.get("/", headers={"Accept-Language": "zh"})
     post(client, "/language", {"locale": "zh_Hans_CN"})
-    for path in (
-        "/",
-        "/policy",
-        "/policy/versions",
-        "/policy/versions/1",
-        "/contact",
-        "/sign-in",
-        "/register",
-    ):
+    # Data stays as written (the test policy's own text, the company's details) and the
+    # language switcher names English in English; no other English word of the page may.
+    data = set(re.findall(r"[A-Za-z]{4,}", " ".join(
+        [policy.title, policy.body_md, policy.summary, "AUTOOL aftersale autooltech English"])))
+    for path in paths:
         page = client.get(path).get_data(as_text=True)
         assert '<html lang="zh-Hans">' in page, path
         assert "同意管理中心" in page, path
+        left = _words_of_main(page) & english[path] - data
+        assert not left, (path, left)

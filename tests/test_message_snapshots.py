@@ -1,5 +1,6 @@
 """Every email and SMS, in both languages, compared with a committed snapshot, so wording
-changes show up in review. Regenerate with `UPDATE_SNAPSHOTS=1 make test`."""
+changes show up in review. A normal run only compares: a missing or changed snapshot fails.
+Rewrite them on purpose with `make snapshots` (`UPDATE_SNAPSHOTS=1`), then review the diff."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ import pytest
 from consent_center.services.notifications import fit_sms, render_message
 
 SNAPSHOTS = Path(__file__).resolve().parent / "snapshots"
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+# Only this switch writes snapshot files; `make snapshots` sets it.
+UPDATE = os.environ.get("UPDATE_SNAPSHOTS") == "1"
 WHEN = datetime(2026, 12, 16, 1, 0, tzinfo=UTC)
 
 CONTEXTS = {
@@ -53,6 +57,8 @@ CONTEXTS = {
                        "our_response": "我们已修复漏洞并已报告监管机构。",
                        "member_actions": "请警惕要求您登录的邮件。",
                        "contact": "客服电话：400-032-0988"}}},
+    # The reply to an SMS "HELP" (web/webhooks): SMS only.
+    "help": {},
 }
 # Kinds whose wording depends on the context: each variant has its own snapshot.
 VARIANTS = {
@@ -88,9 +94,12 @@ def test_message_matches_snapshot(app, kind, locale):
     app.config["PUBLIC_BASE_URL"] = "https://privacy.example.com"
     text = render_all(kind, locale)
     path = SNAPSHOTS / f"{kind}.{locale}.txt"
-    if os.environ.get("UPDATE_SNAPSHOTS") or not path.exists():
+    if UPDATE:
         path.write_text(text, encoding="utf-8")
-    assert text == path.read_text(encoding="utf-8"), f"{path.name} changed: review and update"
+    assert path.exists(), f"{path.name} is missing: run `make snapshots` and commit it"
+    assert text == path.read_text(encoding="utf-8"), (
+        f"{path.name} changed: review, then `make snapshots`"
+    )
 
 
 @pytest.mark.parametrize("locale", LOCALES)
@@ -100,17 +109,17 @@ def test_message_variant_matches_snapshot(app, variant, locale):
     kind, context = VARIANTS[variant]
     text = render_all(kind, locale, context)
     path = SNAPSHOTS / f"{variant}.{locale}.txt"
-    if os.environ.get("UPDATE_SNAPSHOTS") or not path.exists():
+    if UPDATE:
         path.write_text(text, encoding="utf-8")
-    assert text == path.read_text(encoding="utf-8"), f"{path.name} changed: review and update"
+    assert path.exists(), f"{path.name} is missing: run `make snapshots` and commit it"
+    assert text == path.read_text(encoding="utf-8"), (
+        f"{path.name} changed: review, then `make snapshots`"
+    )
     sms = render_message(kind, "sms", locale, dict(context))
     assert len(sms.text) <= (160 if sms.text.isascii() else 70), sms.text
 
 
-SMS_KINDS = sorted(
-    p.stem for p in (Path(__file__).resolve().parent.parent / "templates" / "sms").glob("*.txt")
-    if p.stem in CONTEXTS
-)
+SMS_KINDS = sorted(p.stem for p in (TEMPLATES / "sms").glob("*.txt") if p.stem in CONTEXTS)
 
 
 @pytest.mark.parametrize("locale", LOCALES)
@@ -123,7 +132,14 @@ def test_sms_fits_one_segment(app, kind, locale):
     assert fit_sms("x" * 200).endswith("…")
 
 
-def test_every_message_kind_has_a_snapshot_context():
-    kinds = {p.name.split(".")[0] for p in (Path(__file__).resolve().parent.parent
-                                            / "templates" / "email").glob("*.subject.txt")}
-    assert kinds == set(CONTEXTS)
+def message_kinds() -> set[str]:
+    """Every kind of message there is: each email or SMS template (`<kind>.*`) names one."""
+    names = [p.name for folder in ("email", "sms") for p in (TEMPLATES / folder).iterdir()]
+    return {name.split(".")[0] for name in names if not name.startswith("_")}
+
+
+def test_every_message_kind_has_a_committed_snapshot_in_each_language():
+    kinds = message_kinds()
+    assert kinds == set(CONTEXTS), "each message kind needs a context here and a snapshot"
+    expected = {f"{kind}.{locale}.txt" for kind in kinds for locale in LOCALES}
+    assert {p.name for p in SNAPSHOTS.glob("*.txt")} == expected, "run `make snapshots`"

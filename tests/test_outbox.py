@@ -18,6 +18,7 @@ from consent_center.services.policies import publish_policy
 from tests.conftest import make_member, make_policy, publish_notice
 from tests.support.outbox import deliver
 from tests.support.queries import count_queries
+from tests.support.writes import nothing_written
 
 
 def enqueue(member, n: int = 1, kind: str = "contact_ack") -> list[Notification]:
@@ -220,7 +221,7 @@ def test_notice_period_is_enforced(app, days):
     from consent_center.services.errors import Invalid
 
     make_policy()
-    with pytest.raises(Invalid) as info:
+    with nothing_written(), pytest.raises(Invalid) as info:
         publish_policy(
             actor=None,
             title="P",

@@ -10,6 +10,7 @@ from consent_center.extensions import db
 from consent_center.models import AuditEvent
 from tests.conftest import make_member, post
 from tests.support.outbox import mailbox
+from tests.support.writes import nothing_written
 
 
 def code_sent_to(to: str, kind: str | None = None) -> str:
@@ -60,12 +61,13 @@ def test_new_email_replaces_old_only_after_code(client, member, login_as):
     db.session.refresh(member)
     assert member.email == old
     code = code_sent_to("new@example.org")
-    assert (
-        post(
-            client, "/me/profile/verify", {"code": "000000" if code != "000000" else "1"}
-        ).status_code
-        == 422
-    )
+    with nothing_written(except_columns=("one_time_code.attempts",)):
+        assert (
+            post(
+                client, "/me/profile/verify", {"code": "000000" if code != "000000" else "1"}
+            ).status_code
+            == 422
+        )
     assert post(client, "/me/profile/verify", {"code": code}).status_code == 303
     db.session.refresh(member)
     assert member.email == "new@example.org" and member.email_verified_at is not None
@@ -88,7 +90,9 @@ def test_contact_already_verified_elsewhere_cannot_be_taken(client, member, logi
     login_as(member)
     post(client, "/me/profile", profile(member, email="taken@example.org"))
     prove_identity(client, member.email)
-    response = post(client, "/me/profile/verify", {"code": code_sent_to("taken@example.org")})
+    # The right code is used up even so (single use); nothing else changes.
+    with nothing_written(except_columns=("one_time_code.consumed_at",)):
+        response = post(client, "/me/profile/verify", {"code": code_sent_to("taken@example.org")})
     assert response.status_code == 422 and b"cannot be used" in response.data
     db.session.refresh(member)
     assert member.email != "taken@example.org"
@@ -97,9 +101,10 @@ def test_contact_already_verified_elsewhere_cannot_be_taken(client, member, logi
 def test_bad_profile_input_changes_nothing(client, member, login_as):
     login_as(member)
     name = member.name
-    response = post(
-        client, "/me/profile", profile(member, name="4111111111111111", phone="not a phone")
-    )
+    with nothing_written():
+        response = post(
+            client, "/me/profile", profile(member, name="4111111111111111", phone="not a phone")
+        )
     assert response.status_code == 422
     assert b"payment card number" in response.data and b"valid mobile number" in response.data
     db.session.refresh(member)

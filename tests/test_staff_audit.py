@@ -112,9 +112,10 @@ def test_concurrent_writers_never_fork_a_chain(app, member, backend):
         from consent_center.models import Member
 
         subject = db.session.get(Member, member_id)
-        started.wait(timeout=10)
+        started.wait()
         record_audit("race.member", actor=None, subject=subject, n=n)
         record_audit("race.system", actor=None, n=n)
+        started.overlap()  # the first holds the chains until the other is under way
         db.session.commit()
 
     errors = race(app, writer)

@@ -11,6 +11,7 @@ from consent_center import clock
 from consent_center.extensions import db
 from consent_center.models import Notification
 from tests.conftest import make_member
+from tests.support.writes import nothing_written
 
 TOKEN = "webhook-test-token"
 BASE = "https://privacy.example.com"
@@ -84,11 +85,12 @@ def test_undelivered_callback_marks_failed_with_error(signed, sms_row):
 
 @pytest.mark.parametrize("signature", [None, "bm90IGEgc2lnbmF0dXJl", ""])
 def test_missing_or_wrong_signature_is_403(signed, sms_row, signature):
-    response = signed(
-        "/webhooks/twilio/status",
-        {"MessageSid": sms_row.provider_id, "MessageStatus": "delivered"},
-        signature=signature,
-    )
+    with nothing_written():
+        response = signed(
+            "/webhooks/twilio/status",
+            {"MessageSid": sms_row.provider_id, "MessageStatus": "delivered"},
+            signature=signature,
+        )
     assert response.status_code == 403
     assert status_of(sms_row) == "sent"
 
@@ -96,20 +98,36 @@ def test_missing_or_wrong_signature_is_403(signed, sms_row, signature):
 def test_tampered_body_is_403(signed, sms_row, app, client):
     form = {"MessageSid": sms_row.provider_id, "MessageStatus": "sent"}
     good = RequestValidator(TOKEN).compute_signature(BASE + "/webhooks/twilio/status", form)
-    response = client.post(
-        "/webhooks/twilio/status",
-        data=dict(form, MessageStatus="delivered"),
-        headers={"X-Twilio-Signature": good},
-    )
+    with nothing_written():
+        response = client.post(
+            "/webhooks/twilio/status",
+            data=dict(form, MessageStatus="delivered"),
+            headers={"X-Twilio-Signature": good},
+        )
+    assert response.status_code == 403
+
+
+@pytest.mark.parametrize("signature", ["tampered", None])
+def test_tampered_or_unsigned_inbound_stop_changes_nothing(signed, signature):
+    member = make_member(phone="+8613800138000", phone_verified_at=clock.utcnow(), notify_sms=True)
+    form = {"From": member.phone, "Body": "HELLO"}
+    good = RequestValidator(TOKEN).compute_signature(BASE + "/webhooks/twilio/inbound", form)
+    with nothing_written():
+        response = signed(
+            "/webhooks/twilio/inbound",
+            dict(form, Body="STOP"),
+            signature=good if signature == "tampered" else None,
+        )
     assert response.status_code == 403
 
 
 def test_signature_for_another_url_is_403(signed, sms_row):
-    response = signed(
-        "/webhooks/twilio/status",
-        {"MessageSid": sms_row.provider_id, "MessageStatus": "delivered"},
-        url="https://evil.example/webhooks/twilio/status",
-    )
+    with nothing_written():
+        response = signed(
+            "/webhooks/twilio/status",
+            {"MessageSid": sms_row.provider_id, "MessageStatus": "delivered"},
+            url="https://evil.example/webhooks/twilio/status",
+        )
     assert response.status_code == 403
 
 
@@ -130,9 +148,12 @@ def test_replayed_callback_is_harmless(signed, sms_row):
 
 def test_without_a_configured_token_every_call_is_403(app, client):
     app.config["TWILIO_AUTH_TOKEN"] = None
-    response = client.post(
-        "/webhooks/twilio/status", data={"MessageSid": "x"}, headers={"X-Twilio-Signature": "abc"}
-    )
+    with nothing_written():
+        response = client.post(
+            "/webhooks/twilio/status",
+            data={"MessageSid": "x"},
+            headers={"X-Twilio-Signature": "abc"},
+        )
     assert response.status_code == 403
 
 

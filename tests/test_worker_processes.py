@@ -109,17 +109,16 @@ def test_worker_killed_mid_batch_loses_nothing(app, smtp):
     that may have been in flight at the kill is recognisable as the same message."""
     n = 30
     enqueue_many(n)
-    smtp.data_delay = 0.05
+    smtp.hold_after(10)  # the eleventh message waits in DATA: the worker is mid-batch
     first = start_worker(worker_env(app, smtp))
     try:
-        smtp.wait_for(10, timeout=30)
+        assert smtp.held.wait(timeout=60), "the worker never reached its eleventh message"
         first.send_signal(signal.SIGKILL)  # no chance to clean up or release its lease
         first.wait(timeout=10)
     finally:
         stop(first)
-    received_before = len(smtp.messages)
-    assert received_before < n, "the worker finished before it could be killed"
-    smtp.data_delay = 0.0
+    assert len(smtp.messages) == 10
+    smtp.release()
     second = start_worker(worker_env(app, smtp))
     try:
         wait_until_all_sent(n)
@@ -135,14 +134,18 @@ def test_worker_killed_mid_batch_loses_nothing(app, smtp):
 def test_two_workers_never_send_the_same_message(app, smtp, backend):
     n = 200
     enqueue_many(n)
-    smtp.data_delay = 0.002
-    env = worker_env(app, smtp, NOTIFY_BATCH_SIZE=20)
+    # The first message waits until another connection sends too: both workers have claimed
+    # rows and are sending at the same moment (one worker sends on one connection at a time).
+    smtp.meet(2)
+    # Leases outlast the wait for the second worker to start, however slow the machine.
+    env = worker_env(app, smtp, NOTIFY_BATCH_SIZE=20, NOTIFY_LEASE_SECONDS=300)
     workers = [start_worker(env), start_worker(env)]
     try:
-        wait_until_all_sent(n, timeout=60)
+        wait_until_all_sent(n, timeout=120)
     finally:
         for w in workers:
             stop(w)
+    assert smtp.met.is_set(), "the two workers never sent at the same time"
     recipients = Counter(m.rcpt_tos[0] for m in smtp.messages)
     assert len(recipients) == n and max(recipients.values()) == 1
 

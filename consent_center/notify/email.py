@@ -17,21 +17,28 @@ mail = Mail()
 class _SafeConnection(Connection):
     """Flask-Mail's connection with a timeout and certificate verification (it has neither)."""
 
-    def __init__(self, mail_state, timeout: float) -> None:
+    def __init__(self, mail_state, timeout: float, ca_file: str | None = None) -> None:
         super().__init__(mail_state)
         self.timeout = timeout
+        self.ca_file = ca_file
 
     def configure_host(self) -> smtplib.SMTP:
         state = self.mail
-        context = ssl.create_default_context()
+        # The system's CAs, or only the one in MAIL_CA_FILE (a mail server with a private CA).
+        context = ssl.create_default_context(cafile=self.ca_file)
         if state.use_ssl:
             host = smtplib.SMTP_SSL(state.server, state.port, timeout=self.timeout, context=context)
         else:
             host = smtplib.SMTP(state.server, state.port, timeout=self.timeout)
-        if state.use_tls:
-            host.starttls(context=context)
-        if state.username and state.password:
-            host.login(state.username, state.password)
+        try:
+            if state.use_tls:
+                host.starttls(context=context)
+            if state.username and state.password:
+                host.login(state.username, state.password)
+        except BaseException:
+            # A refused certificate or login: drop the connection, not leave it open.
+            host.close()
+            raise
         return host
 
     def __exit__(self, exc_type, exc_value, tb) -> None:
@@ -91,17 +98,19 @@ class SmtpTransport:
         # taken at init_app, which would ignore later configuration (and tests).
         state = mail.init_mail(current_app.config, testing=False)
         timeout = current_app.config.get("MAIL_TIMEOUT", 10)
+        ca_file = current_app.config.get("MAIL_CA_FILE")
         pending = iter(messages)
         in_flight: Outgoing | None = None  # taken from `pending`, its result not yet given
         try:
-            with _SafeConnection(state, timeout) as conn:
+            with _SafeConnection(state, timeout, ca_file) as conn:
                 for in_flight in pending:
                     result = self._send_one(conn, in_flight)
                     in_flight = None
                     yield result
         except (smtplib.SMTPException, OSError) as exc:
-            # Connection-level failure: the message in flight and the rest are retried later.
-            failure = _classify(exc)
+            # Connection-level failure (refused, untrusted certificate, login refused): it says
+            # nothing about the messages, so the one in flight and the rest are retried later.
+            failure = DeliveryResult(ok=False, transient=True, error=_classify(exc).error)
             if in_flight is not None:
                 yield failure
             for _ in pending:

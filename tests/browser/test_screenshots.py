@@ -1,7 +1,8 @@
 """Screenshots for the docs: the member's page in English and Chinese, and a policy version.
 
-Cheap enough to run with every test run, so the pictures in docs/screenshots/ never go
-stale. SQLite only: the pictures do not depend on the database.
+They rewrite tracked files, so they are not part of a test run: `make screenshots`
+(`UPDATE_SCREENSHOTS=1`, see tests/browser/conftest.py) refreshes them on purpose.
+SQLite only: the pictures do not depend on the database.
 """
 
 from __future__ import annotations

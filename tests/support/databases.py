@@ -72,3 +72,26 @@ def empty_tables(app: Flask) -> None:
                 for name in names:
                     conn.execute(text(f"DELETE FROM {name}"))
         db.session.remove()
+
+
+# The tests' Redis database; every process keeps to its own keys in it (no FLUSHDB).
+REDIS_URL = "redis://127.0.0.1:6379/13"
+
+
+def redis_key_prefix() -> str:
+    """This test process's own part of the shared Redis: parallel xdist workers (and
+    concurrent runs of the suite) each count their limits under their own keys."""
+    return f"test-{worker_suffix()}-{os.getpid()}"
+
+
+def clear_redis_keys(prefix: str) -> None:
+    """Delete this process's keys only; other workers' keys in the same database stay."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    try:
+        keys = list(client.scan_iter(match=f"*{prefix}*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()

@@ -22,6 +22,10 @@ Faults:
   connections to the port are refused (``ConnectionRefusedError``); after ``start()`` the
   sink listens on the *same* port again. Recorded messages and scripted faults survive.
 
+As production servers do, the sink can offer STARTTLS (``tls_context``, with
+``require_starttls``) and demand AUTH (``credentials``: only that login and password are
+accepted, and only over TLS); each message records whether it came over TLS and who logged in.
+
 Implementation notes (checked against aiosmtpd 1.4.6):
 
 * ``Controller(port=0)`` binds an ephemeral port but keeps ``controller.port == 0`` and then
@@ -37,6 +41,7 @@ Implementation notes (checked against aiosmtpd 1.4.6):
 from __future__ import annotations
 
 import asyncio
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
@@ -47,7 +52,7 @@ from types import TracebackType
 from typing import Self
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 __all__ = ["ReceivedMessage", "SmtpSink"]
 
@@ -75,6 +80,8 @@ class ReceivedMessage:
     message: EmailMessage
     mail_options: list[str] = field(default_factory=list)
     received_at: float = 0.0
+    tls: bool = False
+    login: str | None = None
 
 
 class _SinkHandler:
@@ -112,11 +119,16 @@ class _SinkHandler:
         if self._sink.data_delay:
             # A slow server: lets fault tests kill a client in the middle of a batch.
             await asyncio.sleep(self._sink.data_delay)
+        # Scripted waits (see SmtpSink.hold_after and SmtpSink.meet), polled so the event
+        # loop keeps serving other connections meanwhile.
+        while self._sink._must_wait(session):
+            await asyncio.sleep(0.01)
         raw = envelope.original_content or b""
         if isinstance(raw, str):  # only when decode_data=True, which the sink never sets
             raw = raw.encode("utf-8", errors="surrogateescape")
         parsed = _PARSER.parsebytes(raw.replace(b"\r\n", b"\n"))
         assert isinstance(parsed, EmailMessage)
+        login = getattr(session.auth_data, "login", None) if session.authenticated else None
         self._sink._record(
             ReceivedMessage(
                 mail_from=envelope.mail_from or "",
@@ -125,6 +137,8 @@ class _SinkHandler:
                 message=parsed,
                 mail_options=list(envelope.mail_options),
                 received_at=time.time(),
+                tls=session.ssl is not None,
+                login=login.decode() if isinstance(login, bytes) else login,
             )
         )
         return "250 OK: message accepted"
@@ -140,6 +154,20 @@ class _CountingSMTP(SMTP):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._sink._count_connection()
         super().connection_made(transport)
+
+
+class _Authenticator:
+    """aiosmtpd authenticator accepting exactly one login and password."""
+
+    def __init__(self, login: str, password: str) -> None:
+        self._expected = (login.encode(), password.encode())
+
+    def __call__(self, server, session, envelope, mechanism, auth_data) -> AuthResult:
+        ok = isinstance(auth_data, LoginPassword) and (
+            auth_data.login,
+            auth_data.password,
+        ) == self._expected
+        return AuthResult(success=ok, handled=False, auth_data=auth_data if ok else None)
 
 
 class _EphemeralController(Controller):
@@ -181,6 +209,9 @@ class SmtpSink:
         *,
         server_hostname: str = "smtp-sink.test",
         ready_timeout: float = 5.0,
+        tls_context: ssl.SSLContext | None = None,
+        require_starttls: bool = False,
+        credentials: tuple[str, str] | None = None,
     ) -> None:
         """Configure the sink; nothing listens until :meth:`start`.
 
@@ -191,13 +222,28 @@ class SmtpSink:
             server_hostname: Name the server announces in its 220 greeting and EHLO
                 reply (given explicitly so aiosmtpd never calls ``socket.getfqdn()``).
             ready_timeout: Seconds to wait for the server thread to come up.
+            tls_context: Offer STARTTLS with this server context.
+            require_starttls: Refuse every command but EHLO/STARTTLS/QUIT before TLS.
+            credentials: Demand AUTH (PLAIN or LOGIN) with this login and password.
         """
         self._host = host
         self._port = port
         # Seconds to wait before accepting each message (0: answer at once).
         self.data_delay = 0.0
+        self._hold_after: int | None = None
+        self.held = threading.Event()  # a message is being held by hold_after()
+        self._meet: int | None = None
+        self._in_data: set[int] = set()
+        self.met = threading.Event()  # meet(n) saw n connections in DATA at once
         self._server_hostname = server_hostname
         self._ready_timeout = ready_timeout
+        self._smtp_options: dict = {}
+        if tls_context is not None:
+            self._smtp_options.update(tls_context=tls_context, require_starttls=require_starttls)
+        if credentials is not None:
+            self._smtp_options.update(
+                authenticator=_Authenticator(*credentials), auth_required=True
+            )
         self._handler = _SinkHandler(self)
         self._controller: _EphemeralController | None = None
         self._lifecycle = threading.Lock()
@@ -240,6 +286,7 @@ class SmtpSink:
                 port=self._port,
                 server_hostname=self._server_hostname,
                 ready_timeout=self._ready_timeout,
+                **self._smtp_options,
             )
             try:
                 controller.start()
@@ -301,6 +348,9 @@ class SmtpSink:
             self._rejections.clear()
             self._data_failures.clear()
             self.data_delay = 0.0
+            self._hold_after = self._meet = None
+            self.held.clear()
+            self.met.clear()
 
     def wait_for(self, count: int, timeout: float = 5.0) -> list[ReceivedMessage]:
         """Block until at least ``count`` messages have been accepted in total.
@@ -369,6 +419,39 @@ class SmtpSink:
     def _count_connection(self) -> None:
         with self._cond:
             self._connections += 1
+
+
+    def hold_after(self, n: int) -> None:
+        """Accept `n` messages, then keep every further one waiting in ``DATA`` (and set
+        :attr:`held`) until :meth:`release`: a client is caught mid-batch, on any machine."""
+        with self._cond:
+            self._hold_after = n
+
+    def release(self) -> None:
+        """End :meth:`hold_after`: held and later messages are accepted."""
+        with self._cond:
+            self._hold_after = None
+
+    def meet(self, n: int) -> None:
+        """Keep each message waiting in ``DATA`` until `n` connections are in ``DATA`` at
+        once (then set :attr:`met` and stop waiting): proof that `n` clients send together."""
+        with self._cond:
+            self._meet = n
+
+    def _must_wait(self, session: Session) -> bool:
+        with self._cond:
+            if self._hold_after is not None and len(self._messages) >= self._hold_after:
+                self.held.set()
+                return True
+            if self._meet is not None:
+                self._in_data.add(id(session))
+                if len(self._in_data) >= self._meet:
+                    self._meet = None
+                    self.met.set()
+                else:
+                    return True
+            self._in_data.discard(id(session))
+            return False
 
     def _record(self, message: ReceivedMessage) -> None:
         with self._cond:

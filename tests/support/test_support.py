@@ -438,14 +438,15 @@ def test_problem_details_raise_twilio_service_exception(fake: FakeTwilio, client
 
 def test_hang_triggers_client_timeout(fake: FakeTwilio, make_client: ClientFactory) -> None:
     client = make_client(timeout=1)
-    fake.hang_next(1.5)
+    fake.hang_next(3)
     started = time.monotonic()
     with pytest.raises(requests.exceptions.Timeout) as excinfo:
         _send(client)
-    elapsed = time.monotonic() - started
+    # The client gave up (a read timeout, not an answer) and not before its timeout: a lower
+    # bound only, which a loaded machine cannot break.
     assert type(excinfo.value) is requests.exceptions.ReadTimeout
     assert not isinstance(excinfo.value, TwilioException)  # not caught by `except Twilio...`
-    assert 0.9 <= elapsed < 1.5
+    assert time.monotonic() - started >= 0.9
 
     # Like the real service, the request still went through after the client gave up.
     [recorded] = fake.wait_for(1, timeout=5)
@@ -464,9 +465,11 @@ def test_short_hang_then_answer(fake: FakeTwilio, client: Client) -> None:
 def test_stop_cuts_a_hang_short(twilio_env: None) -> None:
     fake = FakeTwilio()
     fake.start()
-    http_client = TwilioHttpClient(timeout=5)
+    http_client = TwilioHttpClient(timeout=25)
     client = Client(fake.account_sid, fake.auth_token, http_client=http_client)
     client.api.base_url = fake.base_url
+    # Longer than the client's timeout: had stop() waited for the hang, the client would
+    # have timed out (ReadTimeout) instead of seeing its connection closed.
     fake.hang_next(30)
     outcome: list[Exception] = []
 
@@ -480,12 +483,11 @@ def test_stop_cuts_a_hang_short(twilio_env: None) -> None:
     sender.start()
     try:
         fake.wait_for_scripts(timeout=5)  # the request has taken the hang
-        started = time.monotonic()
         fake.stop()
-        assert time.monotonic() - started < 2
     finally:
-        sender.join(5)
+        sender.join(30)
         http_client.session.close()
+    assert not sender.is_alive()
     assert len(outcome) == 1 and isinstance(outcome[0], requests.exceptions.ConnectionError)
     assert fake.messages == []
 
