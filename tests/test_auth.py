@@ -15,10 +15,9 @@ from consent_center.models import AuditEvent, Notification, OneTimeCode
 from tests.conftest import csrf_token, make_member, post
 from tests.support.outbox import mailbox
 from tests.support.queries import count_queries
-from tests.support.writes import nothing_written
+from tests.support.writes import WRONG_CODE, nothing_written
 
-# A wrong code is counted against the code it was meant for, by design; nothing else changes.
-ATTEMPTS = ("one_time_code.attempts",)
+ATTEMPTS = WRONG_CODE
 
 
 def latest_code(to: str) -> str:

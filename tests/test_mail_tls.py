@@ -1,6 +1,7 @@
 """Mail as production sends it: STARTTLS with a verified certificate, then AUTH, for the
-sign-in code and the policy notice; a server the client cannot trust (or a refused login) is
-not sent to, and the notice waits in the outbox until it can be."""
+sign-in code and the policy notice, both delivered by the worker after the request commits; a
+server the client cannot trust (or a refused login) is not sent to, and the message waits in
+the outbox until it can be (a code only until it expires)."""
 
 from __future__ import annotations
 
@@ -57,6 +58,8 @@ def tls_smtp(app, _tls_sink, certificates):
 def test_sign_in_code_goes_over_starttls_and_auth(client, tls_smtp):
     member = make_member(email="tls.member@example.org")
     assert post(client, "/sign-in", {"identifier": member.email}).status_code == 303
+    assert tls_smtp.messages == []  # the request only seals the code in the outbox
+    assert drain() == {"sent": 1}  # the worker's round, configured for the TLS server
     [received] = tls_smtp.wait_for(1)
     assert received.rcpt_tos == [member.email]
     assert received.tls and received.login == LOGIN
@@ -108,8 +111,18 @@ def test_a_sign_in_code_is_not_sent_to_an_untrusted_server(client, app, tls_smtp
     _trusted, other = certificates
     app.config["MAIL_CA_FILE"] = str(other.ca_file)
     member = make_member(email="careful.member@example.org")
+    start = clock.utcnow()
+    clock.freeze(start)
     assert post(client, "/sign-in", {"identifier": member.email}).status_code == 303
+    assert drain() == {"pending": 1}
     assert tls_smtp.messages == []
-    # A code lives only in the request: it is not retried later with its masked text.
+    # Not lost: the sealed code waits for a retry while it is still valid.
     row = db.session.scalars(select(Notification)).one()
-    assert row.status == "failed" and "SSLCertVerificationError" in row.last_error
+    assert row.status == "pending" and row.attempts == 1 and row.next_attempt_at > start
+    assert row.secret and "SSLCertVerificationError" in row.last_error
+    # Once its validity has passed it is dead, with its reason, and was never sent.
+    clock.freeze(start + timedelta(seconds=app.config["SIGN_IN_CODE_TTL_SECONDS"]))
+    assert drain() == {"dead": 1}
+    db.session.refresh(row)
+    assert (row.status, row.last_error, row.secret) == ("dead", "expired", None)
+    assert tls_smtp.messages == []

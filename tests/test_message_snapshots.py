@@ -141,5 +141,7 @@ def message_kinds() -> set[str]:
 def test_every_message_kind_has_a_committed_snapshot_in_each_language():
     kinds = message_kinds()
     assert kinds == set(CONTEXTS), "each message kind needs a context here and a snapshot"
-    expected = {f"{kind}.{locale}.txt" for kind in kinds for locale in LOCALES}
+    assert {kind for kind, _ in VARIANTS.values()} <= kinds
+    named = kinds | set(VARIANTS)
+    expected = {f"{name}.{locale}.txt" for name in named for locale in LOCALES}
     assert {p.name for p in SNAPSHOTS.glob("*.txt")} == expected, "run `make snapshots`"

@@ -12,6 +12,7 @@ from consent_center.models import AuditEvent, Member, Notification, OneTimeCode
 from consent_center.notify.worker import drain
 from consent_center.services.notifications import enqueue_notification
 from tests.conftest import make_member, post, publish_notice
+from tests.support.outbox import deliver
 from tests.support.staff import make_staff
 from tests.test_profile import profile
 
@@ -112,6 +113,7 @@ def test_hourly_budget_stops_texts_and_raises_an_alarm_once(client, app, twilio,
         make_member(phone=number, phone_verified_at=clock.utcnow())
     for number in numbers[:2]:
         assert post(app.test_client(), "/sign-in", {"identifier": number}).status_code == 303
+    deliver()
     assert len(twilio.wait_for(2)) == 2
     audited = select(func.count()).where(AuditEvent.action == "notify.sms_budget_spent")
     assert db.session.scalar(audited) == 1

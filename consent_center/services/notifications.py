@@ -208,6 +208,13 @@ def enqueue_secret_notification(
     :param dedupe_key: new by construction (callers build it from a fresh random token); the
         unique index refuses a repeat rather than a lookup costing a round trip.
     """
+    if member is None and not about:
+        raise ValueError(f"a {kind} message must name its data subject")
+    from .sms_guard import spend_sms
+
+    # A text counts against the site's hourly SMS budget as it is written, codes too; one
+    # that may not go out is written as failed, without its sealed text.
+    refused = spend_sms(recipient) if channel == Channel.SMS else None
     statement = insert(Notification.__table__).values(
         member_id=member.id if member else None,
         channel=channel,
@@ -217,11 +224,11 @@ def enqueue_secret_notification(
         subject=message.masked.subject,
         body_text=message.masked.text,
         body_html=message.masked.html,
-        secret=message.sealed,
+        secret=None if refused else message.sealed,
         locale=locale,
+        status=NotificationStatus.FAILED if refused else NotificationStatus.PENDING,
+        last_error=refused,
     )
-    if member is None and not about:
-        raise ValueError(f"a {kind} message must name its data subject")
     table = Notification.__table__
     if db.engine.dialect.name == "postgresql":
         # Delivered to listeners only if and when this transaction commits.
