@@ -10,9 +10,10 @@ from consent_center.extensions import db
 from consent_center.models import GuardianLink, Notification, OneTimeCode
 from tests.conftest import make_member, post
 from tests.support.outbox import mailbox
+from tests.support.writes import nothing_written
 from tests.test_auth import latest_code, start_sign_in
 from tests.test_guardians import GUARDIAN_EMAIL, link_from_mailbox, register_minor
-from tests.test_profile import profile
+from tests.test_profile import code_sent_to, profile, prove_identity
 
 SPENT = "ask for another after"
 
@@ -62,19 +63,25 @@ def test_unknown_address_spends_the_same_budget(app):
 
 
 def test_ten_profile_changes_do_not_send_ten_codes(client, member, login_as):
+    """A change costs two codes from the member's budget: the proof to the current email,
+    then the code to the new address. Whichever step finds the budget spent is refused."""
     login_as(member)
-    sent = 0
-    statuses = []
+    steps = []
     for n in range(10):
         before = written()
         response = post(client, "/me/profile", profile(member, email=f"target{n}@example.org"))
-        statuses.append(response.status_code)
+        step = [response.status_code]
+        if response.status_code == 303:
+            before = written()
+            response = prove_identity(client, member.email)
+            step.append(response.status_code)
+        steps.append(tuple(step))
         if response.status_code == 429:
             assert_refused(response, before)
-        else:
-            sent += 1
-    assert sent == 5 and statuses == [303] * 5 + [429] * 5
-    assert len([m for m in mailbox() if m["kind"] == "verify_contact"]) == 5
+    # Codes 1-4: two whole changes; code 5: the third proof; the third new address is refused.
+    assert steps == [(303, 303)] * 2 + [(303, 429)] + [(429,)] * 7
+    kinds = [m["kind"] for m in mailbox()]
+    assert (kinds.count("contact_change_code"), kinds.count("verify_contact")) == (3, 2)
 
 
 def test_profile_change_to_an_address_sign_in_spent_is_refused(client, member, login_as, app):
@@ -82,19 +89,38 @@ def test_profile_change_to_an_address_sign_in_spent_is_refused(client, member, l
     for _ in range(5):
         start_sign_in(app.test_client(), victim)
     login_as(member)
+    # The proof goes to the member's own email; the code the victim would get is refused.
+    assert post(client, "/me/profile", profile(member, email=victim)).status_code == 303
+    code = code_sent_to(member.email, "contact_change_code")
     before = written()
-    assert_refused(post(client, "/me/profile", profile(member, email=victim)), before)
+    with nothing_written():  # the proof code is not used up either: it may be entered later
+        response = post(client, "/me/profile/confirm-identity", {"code": code})
+    assert_refused(response, before)
     db.session.refresh(member)
     assert member.email != victim
+
+
+def test_contact_change_proof_spends_the_current_address_budget(client, member, login_as, app):
+    for _ in range(5):
+        start_sign_in(app.test_client(), member.email)
+    login_as(member)
+    before = written()
+    assert_refused(post(client, "/me/profile", profile(member, email="new@example.org")), before)
 
 
 def test_profile_phone_change_spends_the_number_budget(client, member, login_as, app):
     app.config["CODE_RATE_LIMIT_DESTINATION"] = "1 per 10 minutes"
     login_as(member)
     assert post(client, "/me/profile", profile(member, phone="13800138000")).status_code == 303
+    assert prove_identity(client, member.email).status_code == 303  # a code to the number
+    # Another member (whose proof goes to their own email) asks for the same number.
+    other = make_member(email="other@example.org")
+    other_client = login_as(other, on=app.test_client())
+    response = post(other_client, "/me/profile", profile(other, phone="+86 138 0013 8000"))
+    assert response.status_code == 303
+    code = code_sent_to(other.email, "contact_change_code")
     before = written()
-    response = post(client, "/me/profile", profile(member, phone="+86 138 0013 8000"))
-    assert_refused(response, before)
+    assert_refused(post(other_client, "/me/profile/confirm-identity", {"code": code}), before)
 
 
 def test_phone_verification_spends_the_budget(client, login_as, app):

@@ -89,12 +89,19 @@ def check_code_form(form: FlaskForm, check, on_lockout=None) -> tuple[object, in
     :param on_lockout: called after too many wrong attempts (e.g. to forget the pending code).
     :returns: ``(result, None)`` on success, else ``(None, status)`` with the error shown
         beside the code field (422 wrong or expired, 429 too many attempts).
+    :raises CodeBudgetSpent: when `check()` sends a code and its budget is spent; the error
+        handler rolls back and answers 429 with ``Retry-After``.
     """
     from ..extensions import db
+    from ..services.code_budget import CodeBudgetSpent
     from ..services.errors import Invalid, TooManyAttempts
 
     try:
         result = check()
+    except CodeBudgetSpent:
+        # The code was right but the code it unlocks may not be sent yet: keep nothing (the
+        # code stays unused), and let the error handler say when to try again.
+        raise
     except TooManyAttempts as exc:
         db.session.commit()
         if on_lockout is not None:
