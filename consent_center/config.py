@@ -270,6 +270,10 @@ class ProductionConfig(BaseConfig):
             if storage.startswith(("redis://", "rediss://"))
             else "set RATELIMIT_STORAGE_URI to shared storage (redis:// or rediss://): "
             "memory:// counts per process, so limits would multiply by the workers.",
+            None
+            if not self.MAIL_USERNAME or self.MAIL_USE_TLS or self.MAIL_USE_SSL
+            else "set MAIL_USE_TLS=true (STARTTLS) or MAIL_USE_SSL=true: MAIL_PASSWORD would "
+            "otherwise cross the network in the clear.",
             ledger_key_problem(self.LEDGER_KEY or ""),
             signing_key_problem(self.LEDGER_SIGNING_KEY or ""),
         ]

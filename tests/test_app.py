@@ -127,6 +127,15 @@ def test_production_refuses_to_start_without_each_setting(production_env, name, 
         create_app()
 
 
+def test_production_refuses_a_mail_login_without_tls(production_env):
+    production_env("MAIL_USERNAME", "mailer")
+    production_env("MAIL_PASSWORD", "mailer-password")
+    with pytest.raises(RuntimeError, match="MAIL_USE_TLS"):
+        create_app()
+    production_env("MAIL_USE_TLS", "true")
+    assert create_app().config["MAIL_USE_TLS"] is True
+
+
 def test_production_without_sms_needs_no_twilio_and_sends_no_sms(production_env):
     from consent_center.notify.delivery import transport_for
 

@@ -94,6 +94,19 @@ def test_a_stored_number_outside_the_countries_is_never_sent_to(client, app, twi
     assert twilio.messages == []
 
 
+def test_a_text_written_before_the_countries_narrowed_is_not_sent(app, twilio):
+    member = make_member(phone="+8613800138000", phone_verified_at=clock.utcnow())
+    enqueue_notification(member=member, channel="sms", kind="guardian_ended",
+                         dedupe_key="t:narrowed", recipient=member.phone, locale="en",
+                         context={"minor_name": "Little Lee"})
+    db.session.commit()
+    app.config["SMS_ALLOWED_COUNTRIES"] = ("HK",)
+    assert drain() == {"failed": 1}
+    row = db.session.scalars(select(Notification)).one()
+    assert (row.status, row.last_error) == ("failed", "SMS country not allowed")
+    assert twilio.messages == []
+
+
 def test_policy_notices_by_sms_skip_numbers_outside_the_countries(app):
     allowed = make_member(phone="+8613800138000", phone_verified_at=clock.utcnow(),
                           notify_sms=True, notify_email=False)

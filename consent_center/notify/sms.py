@@ -10,6 +10,7 @@ from twilio.base.exceptions import TwilioException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
+from ..services.sms_guard import COUNTRY_REFUSED, sms_country_allowed
 from .base import DeliveryResult, Outgoing
 
 # Twilio error codes after which retrying cannot help.
@@ -68,6 +69,11 @@ class TwilioTransport:
 
     def _send(self, client, sender, callback, messages) -> Iterator[DeliveryResult]:
         for msg in messages:
+            # Checked again as it leaves: SMS_ALLOWED_COUNTRIES may have narrowed since the
+            # text was written to the outbox.
+            if not sms_country_allowed(msg.recipient or ""):
+                yield DeliveryResult(ok=False, transient=False, error=COUNTRY_REFUSED)
+                continue
             kwargs = {"to": msg.recipient, "from_": sender, "body": msg.text}
             if callback:
                 kwargs["status_callback"] = callback
