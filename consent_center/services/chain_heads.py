@@ -9,7 +9,7 @@ itself was not edited; the public key is served at /.well-known/consent-ledger-k
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import func, select, tuple_
 
@@ -20,6 +20,7 @@ from ..models import AuditEvent, ConsentEvent
 
 HEADS_FORMAT = "consent-center-chain-heads/1"
 SYSTEM_CHAIN = "system"
+GONE = "the link is gone"
 
 
 def _heads(model, chain_column) -> list[list]:
@@ -62,6 +63,8 @@ def signed_heads() -> dict:
 class HeadsReport:
     heads_checked: int
     problems: list[str]
+    # Heads of chains that retention removed since the statement (services/retention.py).
+    closed: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -85,12 +88,33 @@ def verify_heads(document: dict) -> HeadsReport:
         return HeadsReport(0, ["the signature is not valid for this site's signing key"])
     if heads_digest(ledger, audit) != statement["digest"]:
         return HeadsReport(0, ["the listed heads do not match the signed digest"])
-    problems = _compare(ConsentEvent, ConsentEvent.member_id, ledger, "ledger member-row")
-    problems += _compare(AuditEvent, AuditEvent.subject_member_id, audit, "audit")
-    return HeadsReport(len(ledger) + len(audit), problems)
+    from .retention import closed_chains
+
+    closed = closed_chains()
+    problems: list[str] = []
+    explained: list[str] = []
+    for model, column, heads, kind, label in (
+        (ConsentEvent, ConsentEvent.member_id, ledger, "ledger", "ledger member-row"),
+        (AuditEvent, AuditEvent.subject_member_id, audit, "audit", "audit"),
+    ):
+        for problem, chain, seq, digest in _compare(model, column, heads):
+            final = closed.get((kind, chain))
+            # A chain removed whole by retention is explained by the audited record of its
+            # last link, if the listed head was that link or came before it.
+            if problem == GONE and final and (
+                final[0] > seq or (final[0] == seq and final[1] == digest)
+            ):
+                explained.append(
+                    f"{label} {chain} seq={seq}: removed by retention (chain closed at "
+                    f"seq={final[0]})"
+                )
+            else:
+                problems.append(f"{label} {chain} seq={seq}: {problem}")
+    return HeadsReport(len(ledger) + len(audit), problems, explained)
 
 
-def _compare(model, chain_column, heads: list, label: str, batch: int = 1000) -> list[str]:
+def _compare(model, chain_column, heads: list, batch: int = 1000) -> list[tuple]:
+    """Each listed head that is not the link at its position: (problem, chain, seq, hash)."""
     problems = []
     for start in range(0, len(heads), batch):
         part = heads[start : start + batch]
@@ -106,7 +130,7 @@ def _compare(model, chain_column, heads: list, label: str, batch: int = 1000) ->
         for (chain, seq), (_, _, digest) in zip(keys, part, strict=True):
             name = SYSTEM_CHAIN if chain == 0 else chain
             if (chain, seq) not in found:
-                problems.append(f"{label} {name} seq={seq}: the link is gone")
+                problems.append((GONE, name, seq, digest))
             elif found[(chain, seq)] != digest:
-                problems.append(f"{label} {name} seq={seq}: the link changed since the heads")
+                problems.append(("the link changed since the heads", name, seq, digest))
     return problems
