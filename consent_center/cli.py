@@ -235,6 +235,19 @@ def notify_worker(poll: float | None, batch: int | None) -> None:
     run_worker(poll, batch)
 
 
+@notify_cli.command("daily")
+def notify_daily() -> None:
+    """Run every daily task the worker runs (DAILY_TASKS) once now, for cron or a systemd
+    timer; exit 1 when one failed (the others still ran)."""
+    from .notify.worker import DAILY_TASKS, DailyTasks
+
+    results = DailyTasks().run_if_due() or {}
+    for name, _task in DAILY_TASKS:
+        click.echo(f"{name}: {results[name] if name in results else 'FAILED'}")
+    if len(results) < len(DAILY_TASKS):
+        sys.exit(1)
+
+
 @notify_cli.command("drain")
 @click.option("--batch", type=int, default=None, help="Messages claimed per round.")
 def notify_drain(batch: int | None) -> None:

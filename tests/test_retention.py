@@ -279,7 +279,7 @@ def test_the_worker_applies_retention_daily(app):
     assert count(OneTimeCode) == 0
 
 
-def test_the_inventory_states_the_configured_limits(app, client, login_as):
+def test_the_member_pages_state_the_configured_limits(app, client, login_as):
     app.config["OUTBOX_RETENTION_DAYS"] = 45
     app.config["LEDGER_RETENTION_YEARS"] = 5
     member = make_member()
@@ -288,8 +288,25 @@ def test_the_inventory_states_the_configured_limits(app, client, login_as):
     assert "Deleted 45 days after the message was sent" in page
     assert "5 years after the erasure it is deleted" in page
     assert "Deleted by our daily clean-up once 24 hours have passed since it expired" in page
+    page = client.get("/me/delete").get_data(as_text=True)
+    assert "5 years after the erasure we delete these too" in page
     member.locale = "zh_Hans_CN"
     db.session.commit()
     page = client.get("/me").get_data(as_text=True)
     assert "在消息发送（或放弃发送）45天后删除" in page
     assert "删除数据5年后" in page
+    assert "删除数据5年后，我们也会删除上述记录" in client.get("/me/delete").get_data(as_text=True)
+
+
+def test_one_command_runs_every_daily_task_for_cron(app, runner):
+    from consent_center.notify.worker import DAILY_TASKS
+
+    clock.freeze(T)
+    code(make_member(), T)
+    db.session.commit()
+    clock.freeze(T + timedelta(days=2))
+    result = runner.invoke(args=["notify", "daily"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert [line.split(": ")[0] for line in lines] == [name for name, _ in DAILY_TASKS]
+    assert "retention run: 1" in lines and count(OneTimeCode) == 0
