@@ -75,7 +75,8 @@ def verify_heads(document: dict) -> HeadsReport:
     """Check a signed heads statement against the database: its signature, its digest, and
     that every head it lists is still the link at that position. With `verify_ledger` and
     `verify_audit_log` (each link chained to the one before), that proves no link up to a
-    head has changed since the statement was made."""
+    head has changed since the statement was made. A head of a chain that retention closed
+    since (services/retention.py) is listed in `closed`, not in `problems`."""
     try:
         ledger, audit = document["ledger"], document["audit"]
         statement = {k: document[k] for k in ("format", "created_at", "public_key_id", "digest")}
