@@ -288,6 +288,11 @@ _KEPT_ANONYMISED = _l(
     "and %(years)s years after the erasure it is deleted",
     years=_Setting("LEDGER_RETENTION_YEARS"),
 )
+_RECORD_KEPT = _l(
+    "While you are a member; on erasure only a record without your contact details is kept, "
+    "and %(years)s years after the erasure it is deleted",
+    years=_Setting("LEDGER_RETENTION_YEARS"),
+)
 _ERASURE_DATE_KEPT = _l(
     "Kept, with nothing that identifies you, as proof that your data was erased"
 )
@@ -534,8 +539,8 @@ DATA_INVENTORY: tuple[InventoryGroup, ...] = (
         "notification",
         _l("Messages we sent you"),
         _l("Every email and text message we sent you, with its delivery status."),
-        ("channel", _l("Email or text message"), (SERVICE,), RECORDED, _UNTIL_ERASED),
-        ("kind", _l("What it was about"), (SERVICE,), RECORDED, _UNTIL_ERASED),
+        ("channel", _l("Email or text message"), (SERVICE,), RECORDED, _RECORD_KEPT),
+        ("kind", _l("What it was about"), (SERVICE,), RECORDED, _RECORD_KEPT),
         ("recipient", _l("Address it was sent to"), (SERVICE,), PROVIDED, _MESSAGE_CONTENT_KEPT),
         ("subject", _l("Subject"), (SERVICE,), RECORDED, _MESSAGE_CONTENT_KEPT),
         ("body_text", _l("Message text"), (SERVICE,), RECORDED, _MESSAGE_CONTENT_KEPT),
@@ -546,14 +551,14 @@ DATA_INVENTORY: tuple[InventoryGroup, ...] = (
             RECORDED,
             _MESSAGE_CONTENT_KEPT,
         ),
-        ("locale", _l("Language"), (SERVICE,), RECORDED, _UNTIL_ERASED),
-        ("status", _l("Delivery status"), (SERVICE,), RECORDED, _UNTIL_ERASED),
-        ("attempts", _l("Delivery attempts"), (SERVICE,), RECORDED, _UNTIL_ERASED),
+        ("locale", _l("Language"), (SERVICE,), RECORDED, _RECORD_KEPT),
+        ("status", _l("Delivery status"), (SERVICE,), RECORDED, _RECORD_KEPT),
+        ("attempts", _l("Delivery attempts"), (SERVICE,), RECORDED, _RECORD_KEPT),
         ("provider_id", _l("Delivery reference"), (SERVICE,), RECORDED, _MESSAGE_CONTENT_KEPT),
         ("last_error", _l("Last delivery problem"), (SERVICE,), RECORDED, _MESSAGE_CONTENT_KEPT),
-        ("created_at", _l("Written at"), (SERVICE,), RECORDED, _UNTIL_ERASED),
-        ("sent_at", _l("Sent at"), (SERVICE,), RECORDED, _UNTIL_ERASED),
-        ("delivered_at", _l("Delivered at"), (SERVICE,), RECORDED, _UNTIL_ERASED),
+        ("created_at", _l("Written at"), (SERVICE,), RECORDED, _RECORD_KEPT),
+        ("sent_at", _l("Sent at"), (SERVICE,), RECORDED, _RECORD_KEPT),
+        ("delivered_at", _l("Delivered at"), (SERVICE,), RECORDED, _RECORD_KEPT),
     ),
     _group(
         "deletion_request",
@@ -606,7 +611,7 @@ DATA_INVENTORY: tuple[InventoryGroup, ...] = (
             _l("How we reached your guardian"),
             (SERVICE,),
             PROVIDED,
-            _UNTIL_ERASED,
+            _RECORD_KEPT,
         ),
         (
             "contact",
@@ -615,14 +620,14 @@ DATA_INVENTORY: tuple[InventoryGroup, ...] = (
             PROVIDED,
             _UNTIL_ERASED,
         ),
-        ("guardian_id", _l("Your guardian's account"), (SERVICE,), RECORDED, _UNTIL_ERASED),
-        ("status", _l("Status"), (SERVICE,), RECORDED, _UNTIL_ERASED),
+        ("guardian_id", _l("Your guardian's account"), (SERVICE,), RECORDED, _RECORD_KEPT),
+        ("status", _l("Status"), (SERVICE,), RECORDED, _RECORD_KEPT),
         ("token_hash", _l("Fingerprint of the approval link"), (SERVICE,), RECORDED, _UNTIL_ERASED),
-        ("token_expires_at", _l("Approval link expires"), (SERVICE,), RECORDED, _UNTIL_ERASED),
-        ("invited_at", _l("Guardian asked on"), (SERVICE,), RECORDED, _UNTIL_ERASED),
-        ("decided_at", _l("Guardian answered on"), (SERVICE,), RECORDED, _UNTIL_ERASED),
+        ("token_expires_at", _l("Approval link expires"), (SERVICE,), RECORDED, _RECORD_KEPT),
+        ("invited_at", _l("Guardian asked on"), (SERVICE,), RECORDED, _RECORD_KEPT),
+        ("decided_at", _l("Guardian answered on"), (SERVICE,), RECORDED, _RECORD_KEPT),
         ("note", _l("Your guardian's note"), (SERVICE,), PROVIDED, _UNTIL_ERASED),
-        ("ended_at", _l("Oversight ended on"), (SERVICE,), RECORDED, _UNTIL_ERASED),
+        ("ended_at", _l("Oversight ended on"), (SERVICE,), RECORDED, _RECORD_KEPT),
     ),
     _group(
         "change_event",

@@ -18,9 +18,11 @@ from consent_center.models import (
     ConsentEvent,
     ConsentState,
     DeletionRequest,
+    GuardianLink,
     Member,
     MemberSession,
     Notification,
+    NotificationSubject,
     OneTimeCode,
 )
 from consent_center.models.types import new_public_id
@@ -196,6 +198,17 @@ def test_ledger_and_audit_chain_kept_three_years_after_erasure_then_closed(
     db.session.add(DeletionRequest(member_id=leaver.id, requested_by_id=leaver.id,
                                    status="completed", received_at=T,
                                    due_at=T + timedelta(days=15)))
+    to_leaver = message(leaver, NotificationStatus.SENT, sent_at=T)
+    db.session.flush()
+    db.session.add(NotificationSubject(notification_id=to_leaver.id,
+                                       subject_key=f"member:{leaver.id}"))
+    message(stayer, NotificationStatus.SENT, sent_at=T)
+    # The leaver was a child whose guardian is the stayer, and the guardian of another child.
+    ward = make_member()
+    db.session.add_all([
+        GuardianLink(minor_id=leaver.id, guardian_id=stayer.id, status="approved"),
+        GuardianLink(minor_id=ward.id, guardian_id=leaver.id, status="approved"),
+    ])
     db.session.commit()
     erase_member(leaver, actor=None, reason="deletion_request")
     db.session.commit()
@@ -216,7 +229,8 @@ def test_ledger_and_audit_chain_kept_three_years_after_erasure_then_closed(
     }
 
     clock.freeze(datetime(2030, 3, 1, 12, 0, tzinfo=UTC) - SECOND)  # three years, less 1 s
-    assert run(runner) == {"codes": 0, "messages": 0, "sessions": 0, "erasure-notices": 1,
+    # The erasure notice and the stayer's message are past their own, shorter, limits.
+    assert run(runner) == {"codes": 0, "messages": 1, "sessions": 0, "erasure-notices": 1,
                            "closed-chains": 0}
     nothing_removed(runner)
     clock.freeze(datetime(2030, 3, 1, 12, 0, tzinfo=UTC) + SECOND)
@@ -228,8 +242,14 @@ def test_ledger_and_audit_chain_kept_three_years_after_erasure_then_closed(
         (AuditEvent, AuditEvent.subject_member_id),
         (DeletionRequest, DeletionRequest.member_id),
         (ChangeEvent, ChangeEvent.member_id),
+        (Notification, Notification.member_id),
+        (GuardianLink, GuardianLink.minor_id),
     ):
         assert count(model, column == leaver_id) == 0, model.__name__
+    assert count(NotificationSubject) == 0
+    # The ward's record of their guardian, and the other member's message, stay.
+    assert count(GuardianLink, GuardianLink.minor_id == ward.id) == 1
+    assert count(Notification, Notification.member_id == stayer_id) == 1
     tombstone = db.session.get(Member, leaver_id)
     assert tombstone.status == "erased" and tombstone.public_id.startswith("erased-")
     # The other member's records are untouched.

@@ -11,7 +11,8 @@ it twice, or late, is harmless. docs/retention.md maps each promise to its rule 
 - **erasure notices**: the former member number in a change-feed erasure notice, after
   API_ERASURE_NOTICE_DAYS.
 - **closed chains**: an erased member's consent ledger, audit chain, current choices,
-  change-feed events and deletion requests, LEDGER_RETENTION_YEARS after the erasure.
+  change-feed events, deletion requests, guardian links (as the child) and the records of
+  messages sent to them, LEDGER_RETENTION_YEARS after the erasure.
   The chains go whole (no gap is left inside a chain, so `flask ledger verify` and
   `flask audit verify` still pass); a `retention.chain_closed` entry in the system audit
   chain records the last link of each removed chain, so an archived heads statement that
@@ -35,12 +36,14 @@ from ..models import (
     ConsentEvent,
     ConsentState,
     DeletionRequest,
+    GuardianLink,
     Member,
     MemberSession,
     Notification,
+    NotificationSubject,
     OneTimeCode,
 )
-from .audit import record_audit
+from .audit import lock_member, record_audit
 from .outgoing_webhooks import forget_expired_erasure_notices
 
 CHAIN_CLOSED = "retention.chain_closed"
@@ -140,6 +143,8 @@ def close_expired_chains(now: datetime) -> int:
         exists().where(AuditEvent.subject_member_id == Member.id),
         exists().where(DeletionRequest.member_id == Member.id),
         exists().where(ChangeEvent.member_id == Member.id),
+        exists().where(Notification.member_id == Member.id),
+        exists().where(GuardianLink.minor_id == Member.id),
     )
     members = db.session.scalars(
         select(Member)
@@ -147,13 +152,20 @@ def close_expired_chains(now: datetime) -> int:
         .order_by(Member.id)
     ).all()
     for member in members:
+        lock_member(member.id)  # no link is appended to the chains while they are removed
         ledger = _head(ConsentEvent, ConsentEvent.member_id, member.id)
         audit = _head(AuditEvent, AuditEvent.subject_member_id, member.id)
+        messages = select(Notification.id).where(Notification.member_id == member.id)
         for statement in (
             delete(ConsentState).where(ConsentState.member_id == member.id),
             delete(ChangeEvent).where(ChangeEvent.member_id == member.id),
             delete(ConsentEvent).where(ConsentEvent.member_id == member.id),
             delete(DeletionRequest).where(DeletionRequest.member_id == member.id),
+            # Links where the member was the child; a link where they were the guardian is
+            # the ward's record and stays while the ward is a member.
+            delete(GuardianLink).where(GuardianLink.minor_id == member.id),
+            delete(NotificationSubject).where(NotificationSubject.notification_id.in_(messages)),
+            delete(Notification).where(Notification.member_id == member.id),
             delete(AuditEvent).where(AuditEvent.subject_member_id == member.id),
         ):
             db.session.execute(statement.execution_options(synchronize_session=False))
