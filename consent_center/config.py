@@ -279,8 +279,15 @@ class ProductionConfig(BaseConfig):
             "memory:// counts per process, so limits would multiply by the workers.",
             ledger_key_problem(self.LEDGER_KEY or ""),
             signing_key_problem(self.LEDGER_SIGNING_KEY or ""),
+            None
+            if self.LEDGER_RETENTION_YEARS >= MIN_LEDGER_RETENTION_YEARS
+            else f"set LEDGER_RETENTION_YEARS to at least {MIN_LEDGER_RETENTION_YEARS}: records "
+            "of processing are kept at least three years (PIPL art. 56).",
         ]
 
+
+# PIPL art. 56: records of processing are kept at least three years.
+MIN_LEDGER_RETENTION_YEARS = 3
 
 # The floor on a secret's characters: a random hex key scores about 3.5-4 bits each.
 MIN_SECRET_LENGTH = 32
