@@ -212,7 +212,13 @@ def test_ledger_and_audit_chain_kept_three_years_after_erasure_then_closed(
     db.session.commit()
     erase_member(leaver, actor=None, reason="deletion_request")
     db.session.commit()
-    leaver_id, stayer_id = leaver.id, stayer.id
+    clock.freeze(T + timedelta(days=1))
+    later = make_member()  # left a day later: still within its three years
+    history(later)
+    erase_member(later, actor=None, reason="deletion_request")
+    db.session.commit()
+    clock.freeze(T)
+    leaver_id, stayer_id, later_id = leaver.id, stayer.id, later.id
     last_hash = db.session.scalars(
         select(ConsentEvent.hash).where(ConsentEvent.member_id == leaver_id)
         .order_by(ConsentEvent.seq.desc())
@@ -230,7 +236,7 @@ def test_ledger_and_audit_chain_kept_three_years_after_erasure_then_closed(
 
     clock.freeze(datetime(2030, 3, 1, 12, 0, tzinfo=UTC) - SECOND)  # three years, less 1 s
     # The erasure notice and the stayer's message are past their own, shorter, limits.
-    assert run(runner) == {"codes": 0, "messages": 1, "sessions": 0, "erasure-notices": 1,
+    assert run(runner) == {"codes": 0, "messages": 1, "sessions": 0, "erasure-notices": 2,
                            "closed-chains": 0}
     nothing_removed(runner)
     clock.freeze(datetime(2030, 3, 1, 12, 0, tzinfo=UTC) + SECOND)
@@ -247,6 +253,8 @@ def test_ledger_and_audit_chain_kept_three_years_after_erasure_then_closed(
     ):
         assert count(model, column == leaver_id) == 0, model.__name__
     assert count(NotificationSubject) == 0
+    assert count(ConsentEvent, ConsentEvent.member_id == later_id) == 3
+    assert count(AuditEvent, AuditEvent.subject_member_id == later_id) > 0
     # The ward's record of their guardian, and the other member's message, stay.
     assert count(GuardianLink, GuardianLink.minor_id == ward.id) == 1
     assert count(Notification, Notification.member_id == stayer_id) == 1

@@ -47,6 +47,8 @@ from .audit import lock_member, record_audit
 from .outgoing_webhooks import forget_expired_erasure_notices
 
 CHAIN_CLOSED = "retention.chain_closed"
+# Members whose records are removed per round of statements.
+CLOSE_BATCH = 500
 
 # Outbox rows whose delivery is over: their content is no longer needed to send them.
 _SETTLED = (
@@ -138,45 +140,54 @@ def close_expired_chains(now: datetime) -> int:
     :returns: how many members' records were removed.
     """
     cutoff = years_before(now, current_app.config["LEDGER_RETENTION_YEARS"])
+    # Erasure writes `member.erased` into the member's own audit chain, so a member whose
+    # records are still here has that chain (both lookups use an index).
     has_records = or_(
         exists().where(ConsentEvent.member_id == Member.id),
         exists().where(AuditEvent.subject_member_id == Member.id),
-        exists().where(DeletionRequest.member_id == Member.id),
-        exists().where(ChangeEvent.member_id == Member.id),
-        exists().where(Notification.member_id == Member.id),
-        exists().where(GuardianLink.minor_id == Member.id),
     )
     members = db.session.scalars(
         select(Member)
         .where(Member.status == MemberStatus.ERASED, Member.erased_at < cutoff, has_records)
         .order_by(Member.id)
     ).all()
-    for member in members:
-        lock_member(member.id)  # no link is appended to the chains while they are removed
-        ledger = _head(ConsentEvent, ConsentEvent.member_id, member.id)
-        audit = _head(AuditEvent, AuditEvent.subject_member_id, member.id)
-        messages = select(Notification.id).where(Notification.member_id == member.id)
+    for start in range(0, len(members), CLOSE_BATCH):
+        part = members[start : start + CLOSE_BATCH]
+        ids = [member.id for member in part]
+        heads = []
+        for member in part:
+            lock_member(member.id)  # no link is appended to the chains while they go
+            heads.append(
+                (
+                    member,
+                    _head(ConsentEvent, ConsentEvent.member_id, member.id),
+                    _head(AuditEvent, AuditEvent.subject_member_id, member.id),
+                )
+            )
+        messages = select(Notification.id).where(Notification.member_id.in_(ids))
+        # Set-wise, one statement per table for the whole batch.
         for statement in (
-            delete(ConsentState).where(ConsentState.member_id == member.id),
-            delete(ChangeEvent).where(ChangeEvent.member_id == member.id),
-            delete(ConsentEvent).where(ConsentEvent.member_id == member.id),
-            delete(DeletionRequest).where(DeletionRequest.member_id == member.id),
+            delete(ConsentState).where(ConsentState.member_id.in_(ids)),
+            delete(ChangeEvent).where(ChangeEvent.member_id.in_(ids)),
+            delete(ConsentEvent).where(ConsentEvent.member_id.in_(ids)),
+            delete(DeletionRequest).where(DeletionRequest.member_id.in_(ids)),
             # Links where the member was the child; a link where they were the guardian is
             # the ward's record and stays while the ward is a member.
-            delete(GuardianLink).where(GuardianLink.minor_id == member.id),
+            delete(GuardianLink).where(GuardianLink.minor_id.in_(ids)),
             delete(NotificationSubject).where(NotificationSubject.notification_id.in_(messages)),
-            delete(Notification).where(Notification.member_id == member.id),
-            delete(AuditEvent).where(AuditEvent.subject_member_id == member.id),
+            delete(Notification).where(Notification.member_id.in_(ids)),
+            delete(AuditEvent).where(AuditEvent.subject_member_id.in_(ids)),
         ):
             db.session.execute(statement.execution_options(synchronize_session=False))
-        record_audit(
-            CHAIN_CLOSED,
-            actor=None,
-            member_row=member.id,
-            erased_at=member.erased_at.isoformat(),
-            ledger_head=ledger,
-            audit_head=audit,
-        )
+        for member, ledger, audit in heads:
+            record_audit(
+                CHAIN_CLOSED,
+                actor=None,
+                member_row=member.id,
+                erased_at=member.erased_at.isoformat(),
+                ledger_head=ledger,
+                audit_head=audit,
+            )
     db.session.expire_all()
     return len(members)
 
