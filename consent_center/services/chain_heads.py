@@ -99,12 +99,17 @@ def verify_heads(document: dict) -> HeadsReport:
         (AuditEvent, AuditEvent.subject_member_id, audit, "audit", "audit"),
     ):
         for problem, chain, seq, digest in _compare(model, column, heads):
-            final = closed.get((kind, chain))
             # A chain removed whole by retention is explained by the audited record of its
             # last link, if the listed head was that link or came before it.
-            if problem == GONE and final and (
-                final[0] > seq or (final[0] == seq and final[1] == digest)
-            ):
+            final = next(
+                (
+                    head
+                    for head in closed.get((kind, chain), [])
+                    if head[0] > seq or (head[0] == seq and head[1] == digest)
+                ),
+                None,
+            )
+            if problem == GONE and final:
                 explained.append(
                     f"{label} {chain} seq={seq}: removed by retention (chain closed at "
                     f"seq={final[0]})"

@@ -215,10 +215,11 @@ def apply_retention(now: datetime | None = None) -> dict[str, int]:
     return counts
 
 
-def closed_chains() -> dict[tuple[str, int], list]:
-    """The last link of every chain removed by retention, keyed by (``"ledger"`` or
-    ``"audit"``, member row id), from the `retention.chain_closed` audit entries."""
-    closed: dict[tuple[str, int], list] = {}
+def closed_chains() -> dict[tuple[str, int], list[list]]:
+    """The last links (``[seq, hash]``) of every chain removed by retention, keyed by
+    (``"ledger"`` or ``"audit"``, member row id), from the `retention.chain_closed` audit
+    entries (a list: a chain that grew again after one closing can be closed again)."""
+    closed: dict[tuple[str, int], list[list]] = {}
     for details in db.session.scalars(
         select(AuditEvent.details).where(
             AuditEvent.subject_member_id.is_(None), AuditEvent.action == CHAIN_CLOSED
@@ -226,5 +227,7 @@ def closed_chains() -> dict[tuple[str, int], list]:
     ):
         for kind in ("ledger", "audit"):
             if details.get(f"{kind}_head"):
-                closed[(kind, details["member_row"])] = details[f"{kind}_head"]
+                closed.setdefault((kind, details["member_row"]), []).append(
+                    details[f"{kind}_head"]
+                )
     return closed
