@@ -26,6 +26,7 @@ notify_cli = AppGroup("notify", help="The notification outbox.")
 staff_cli = AppGroup("staff", help="Staff accounts.")
 minors_cli = AppGroup("minors", help="Minors and their guardians.")
 members_cli = AppGroup("members", help="Member accounts.")
+retention_cli = AppGroup("retention", help="Retention limits (docs/retention.md).")
 
 SEED_POLICY = PROJECT_ROOT.parent / "shared" / "seed-privacy-policy.txt"
 DEMO_MEMBER_EMAIL = "member@example.com"
@@ -78,6 +79,8 @@ def ledger_verify(heads_file) -> None:
             click.echo(f"BROKEN audit {chain} seq={seq}: {reason}", err=True)
         for problem in heads.problems:
             click.echo(f"HEADS {problem}", err=True)
+        for note in heads.closed:
+            click.echo(f"CLOSED {note}")
         click.echo(
             f"checked {heads.heads_checked} signed heads: "
             f"{'ok' if heads.ok else f'{len(heads.problems)} problems'}"
@@ -232,6 +235,19 @@ def notify_worker(poll: float | None, batch: int | None) -> None:
     run_worker(poll, batch)
 
 
+@notify_cli.command("daily")
+def notify_daily() -> None:
+    """Run every daily task the worker runs (DAILY_TASKS) once now, for cron or a systemd
+    timer; exit 1 when one failed (the others still ran)."""
+    from .notify.worker import DAILY_TASKS, DailyTasks
+
+    results = DailyTasks().run_if_due() or {}
+    for name, _task in DAILY_TASKS:
+        click.echo(f"{name}: {results[name] if name in results else 'FAILED'}")
+    if len(results) < len(DAILY_TASKS):
+        sys.exit(1)
+
+
 @notify_cli.command("drain")
 @click.option("--batch", type=int, default=None, help="Messages claimed per round.")
 def notify_drain(batch: int | None) -> None:
@@ -291,6 +307,18 @@ def members_purge_unverified() -> None:
     click.echo(f"{count} unverified account(s) erased")
 
 
+@retention_cli.command("run")
+def retention_run() -> None:
+    """Apply every retention rule and print what each removed (run daily; the notify
+    worker also runs it once a day)."""
+    from .services.retention import apply_retention
+
+    counts = apply_retention()
+    db.session.commit()
+    for name, count in counts.items():
+        click.echo(f"{name}: {count}")
+
+
 def register_cli(app: Flask) -> None:
     from .api_cli import api_token_cli, webhooks_cli
 
@@ -304,3 +332,4 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(staff_cli)
     app.cli.add_command(minors_cli)
     app.cli.add_command(members_cli)
+    app.cli.add_command(retention_cli)

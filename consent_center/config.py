@@ -167,6 +167,13 @@ class BaseConfig:
         self.DELETION_DUE_WORKING_DAYS = _int("DELETION_DUE_WORKING_DAYS", 15)
         # An account whose contact nobody verified is erased after this many days.
         self.UNVERIFIED_RETENTION_DAYS = _int("UNVERIFIED_RETENTION_DAYS", 7)
+        # `flask retention run` (daily, also from the notify worker): a sent or given-up
+        # message's text and address are deleted this many days after it was sent or written.
+        self.OUTBOX_RETENTION_DAYS = _int("OUTBOX_RETENTION_DAYS", 90)
+        # An erased member's consent ledger and audit chain are kept this many years after
+        # the erasure (PIPL art. 56 asks for at least three), then deleted whole
+        # (services/retention.py).
+        self.LEDGER_RETENTION_YEARS = _int("LEDGER_RETENTION_YEARS", 3)
         self.CONTACT_RATE_LIMIT = _str("CONTACT_RATE_LIMIT", "5 per hour")
         # Contact form posts per typed email address: the acknowledgement goes there.
         self.CONTACT_RATE_LIMIT_ADDRESS = _str("CONTACT_RATE_LIMIT_ADDRESS", "3 per day")
@@ -276,8 +283,15 @@ class ProductionConfig(BaseConfig):
             "otherwise cross the network in the clear.",
             ledger_key_problem(self.LEDGER_KEY or ""),
             signing_key_problem(self.LEDGER_SIGNING_KEY or ""),
+            None
+            if self.LEDGER_RETENTION_YEARS >= MIN_LEDGER_RETENTION_YEARS
+            else f"set LEDGER_RETENTION_YEARS to at least {MIN_LEDGER_RETENTION_YEARS}: records "
+            "of processing are kept at least three years (PIPL art. 56).",
         ]
 
+
+# PIPL art. 56: records of processing are kept at least three years.
+MIN_LEDGER_RETENTION_YEARS = 3
 
 # The floor on a secret's characters: a random hex key scores about 3.5-4 bits each.
 MIN_SECRET_LENGTH = 32

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from flask import current_app
 from flask_babel import lazy_gettext as _l
 
 
@@ -265,15 +266,49 @@ PROVIDED = "provided"
 RECORDED = "recorded"
 SOURCE_LABELS = {PROVIDED: _l("You gave it"), RECORDED: _l("We recorded it")}
 
+
+class _Setting:
+    """A configuration value named in a member-facing text, read each time the text is shown
+    (the text states the limit the retention rules apply, services/retention.py)."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+    def __str__(self) -> str:
+        return str(current_app.config[self.key])
+
+
+# Code rows are deleted this long after they expire (services/retention.py).
+CODE_RETENTION_HOURS = 24
+
 _UNTIL_ERASED = _l("While you are a member; removed when your data is erased")
 _NOT_SHARED = _l("Not shared")
 _KEPT_ANONYMISED = _l(
-    "Kept as proof of your choices; on erasure it is re-keyed so it no longer identifies you"
+    "Kept as proof of your choices; on erasure it is re-keyed so it no longer identifies you, "
+    "and %(years)s years after the erasure it is deleted",
+    years=_Setting("LEDGER_RETENTION_YEARS"),
+)
+_RECORD_KEPT = _l(
+    "While you are a member; on erasure only a record without your contact details is kept, "
+    "and %(years)s years after the erasure it is deleted",
+    years=_Setting("LEDGER_RETENTION_YEARS"),
+)
+_ERASURE_DATE_KEPT = _l(
+    "Kept, with nothing that identifies you, as proof that your data was erased"
+)
+_CODE_KEPT = _l(
+    "Deleted by our daily clean-up once %(hours)s hours have passed since it expired",
+    hours=CODE_RETENTION_HOURS,
+)
+_MESSAGE_CONTENT_KEPT = _l(
+    "Deleted %(days)s days after the message was sent (or given up), or sooner when your data "
+    "is erased",
+    days=_Setting("OUTBOX_RETENTION_DAYS"),
 )
 
 _SESSION_KEPT = _l(
-    "Deleted when you sign out, on that device or everywhere, or at your next sign-in after "
-    "it has ended"
+    "Deleted when you sign out, on that device or everywhere; otherwise by our daily clean-up "
+    "once it has ended"
 )
 
 
@@ -324,7 +359,7 @@ DATA_INVENTORY: tuple[InventoryGroup, ...] = (
         ("phone_verified_at", _l("Mobile number verified on"), (SERVICE,), RECORDED, _UNTIL_ERASED),
         ("created_at", _l("Member since"), (SERVICE,), RECORDED, _UNTIL_ERASED),
         ("updated_at", _l("Profile last changed"), (SERVICE,), RECORDED, _UNTIL_ERASED),
-        ("erased_at", _l("Erased on"), (SERVICE,), RECORDED, _KEPT_ANONYMISED),
+        ("erased_at", _l("Erased on"), (SERVICE,), RECORDED, _ERASURE_DATE_KEPT),
         ("notify_email", _l("Policy notices by email"), (SERVICE,), PROVIDED, _UNTIL_ERASED),
         ("notify_sms", _l("Policy notices by text message"), (SERVICE,), PROVIDED, _UNTIL_ERASED),
         (
@@ -436,57 +471,57 @@ DATA_INVENTORY: tuple[InventoryGroup, ...] = (
             _l("What the code was for"),
             (SERVICE,),
             RECORDED,
-            _l("Deleted 24 hours after it expires"),
+            _CODE_KEPT,
         ),
-        ("channel", _l("Sent via"), (SERVICE,), RECORDED, _l("Deleted 24 hours after it expires")),
+        ("channel", _l("Sent via"), (SERVICE,), RECORDED, _CODE_KEPT),
         (
             "identifier_digest",
             _l("Fingerprint of the address it was sent to"),
             (SERVICE,),
             RECORDED,
-            _l("Deleted 24 hours after it expires"),
+            _CODE_KEPT,
         ),
         (
             "new_value",
             _l("New contact detail waiting to be confirmed"),
             (SERVICE,),
             PROVIDED,
-            _l("Deleted 24 hours after it expires"),
+            _CODE_KEPT,
         ),
         (
             "code_hash",
             _l("Fingerprint of the code"),
             (SERVICE,),
             RECORDED,
-            _l("Deleted 24 hours after it expires"),
+            _CODE_KEPT,
         ),
         (
             "attempts",
             _l("Wrong attempts"),
             (SERVICE,),
             RECORDED,
-            _l("Deleted 24 hours after it expires"),
+            _CODE_KEPT,
         ),
         (
             "created_at",
             _l("Sent at"),
             (SERVICE,),
             RECORDED,
-            _l("Deleted 24 hours after it expires"),
+            _CODE_KEPT,
         ),
         (
             "expires_at",
             _l("Expires at"),
             (SERVICE,),
             RECORDED,
-            _l("Deleted 24 hours after it expires"),
+            _CODE_KEPT,
         ),
         (
             "consumed_at",
             _l("Used at"),
             (SERVICE,),
             RECORDED,
-            _l("Deleted 24 hours after it expires"),
+            _CODE_KEPT,
         ),
     ),
     _group(
@@ -504,20 +539,26 @@ DATA_INVENTORY: tuple[InventoryGroup, ...] = (
         "notification",
         _l("Messages we sent you"),
         _l("Every email and text message we sent you, with its delivery status."),
-        ("channel", _l("Email or text message"), (SERVICE,), RECORDED, _UNTIL_ERASED),
-        ("kind", _l("What it was about"), (SERVICE,), RECORDED, _UNTIL_ERASED),
-        ("recipient", _l("Address it was sent to"), (SERVICE,), PROVIDED, _UNTIL_ERASED),
-        ("subject", _l("Subject"), (SERVICE,), RECORDED, _UNTIL_ERASED),
-        ("body_text", _l("Message text"), (SERVICE,), RECORDED, _UNTIL_ERASED),
-        ("body_html", _l("Message as formatted email"), (SERVICE,), RECORDED, _UNTIL_ERASED),
-        ("locale", _l("Language"), (SERVICE,), RECORDED, _UNTIL_ERASED),
-        ("status", _l("Delivery status"), (SERVICE,), RECORDED, _UNTIL_ERASED),
-        ("attempts", _l("Delivery attempts"), (SERVICE,), RECORDED, _UNTIL_ERASED),
-        ("provider_id", _l("Delivery reference"), (SERVICE,), RECORDED, _UNTIL_ERASED),
-        ("last_error", _l("Last delivery problem"), (SERVICE,), RECORDED, _UNTIL_ERASED),
-        ("created_at", _l("Written at"), (SERVICE,), RECORDED, _UNTIL_ERASED),
-        ("sent_at", _l("Sent at"), (SERVICE,), RECORDED, _UNTIL_ERASED),
-        ("delivered_at", _l("Delivered at"), (SERVICE,), RECORDED, _UNTIL_ERASED),
+        ("channel", _l("Email or text message"), (SERVICE,), RECORDED, _RECORD_KEPT),
+        ("kind", _l("What it was about"), (SERVICE,), RECORDED, _RECORD_KEPT),
+        ("recipient", _l("Address it was sent to"), (SERVICE,), PROVIDED, _MESSAGE_CONTENT_KEPT),
+        ("subject", _l("Subject"), (SERVICE,), RECORDED, _MESSAGE_CONTENT_KEPT),
+        ("body_text", _l("Message text"), (SERVICE,), RECORDED, _MESSAGE_CONTENT_KEPT),
+        (
+            "body_html",
+            _l("Message as formatted email"),
+            (SERVICE,),
+            RECORDED,
+            _MESSAGE_CONTENT_KEPT,
+        ),
+        ("locale", _l("Language"), (SERVICE,), RECORDED, _RECORD_KEPT),
+        ("status", _l("Delivery status"), (SERVICE,), RECORDED, _RECORD_KEPT),
+        ("attempts", _l("Delivery attempts"), (SERVICE,), RECORDED, _RECORD_KEPT),
+        ("provider_id", _l("Delivery reference"), (SERVICE,), RECORDED, _MESSAGE_CONTENT_KEPT),
+        ("last_error", _l("Last delivery problem"), (SERVICE,), RECORDED, _MESSAGE_CONTENT_KEPT),
+        ("created_at", _l("Written at"), (SERVICE,), RECORDED, _RECORD_KEPT),
+        ("sent_at", _l("Sent at"), (SERVICE,), RECORDED, _RECORD_KEPT),
+        ("delivered_at", _l("Delivered at"), (SERVICE,), RECORDED, _RECORD_KEPT),
     ),
     _group(
         "deletion_request",
@@ -570,7 +611,7 @@ DATA_INVENTORY: tuple[InventoryGroup, ...] = (
             _l("How we reached your guardian"),
             (SERVICE,),
             PROVIDED,
-            _UNTIL_ERASED,
+            _RECORD_KEPT,
         ),
         (
             "contact",
@@ -579,14 +620,14 @@ DATA_INVENTORY: tuple[InventoryGroup, ...] = (
             PROVIDED,
             _UNTIL_ERASED,
         ),
-        ("guardian_id", _l("Your guardian's account"), (SERVICE,), RECORDED, _UNTIL_ERASED),
-        ("status", _l("Status"), (SERVICE,), RECORDED, _UNTIL_ERASED),
+        ("guardian_id", _l("Your guardian's account"), (SERVICE,), RECORDED, _RECORD_KEPT),
+        ("status", _l("Status"), (SERVICE,), RECORDED, _RECORD_KEPT),
         ("token_hash", _l("Fingerprint of the approval link"), (SERVICE,), RECORDED, _UNTIL_ERASED),
-        ("token_expires_at", _l("Approval link expires"), (SERVICE,), RECORDED, _UNTIL_ERASED),
-        ("invited_at", _l("Guardian asked on"), (SERVICE,), RECORDED, _UNTIL_ERASED),
-        ("decided_at", _l("Guardian answered on"), (SERVICE,), RECORDED, _UNTIL_ERASED),
+        ("token_expires_at", _l("Approval link expires"), (SERVICE,), RECORDED, _RECORD_KEPT),
+        ("invited_at", _l("Guardian asked on"), (SERVICE,), RECORDED, _RECORD_KEPT),
+        ("decided_at", _l("Guardian answered on"), (SERVICE,), RECORDED, _RECORD_KEPT),
         ("note", _l("Your guardian's note"), (SERVICE,), PROVIDED, _UNTIL_ERASED),
-        ("ended_at", _l("Oversight ended on"), (SERVICE,), RECORDED, _UNTIL_ERASED),
+        ("ended_at", _l("Oversight ended on"), (SERVICE,), RECORDED, _RECORD_KEPT),
     ),
     _group(
         "change_event",

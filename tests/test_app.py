@@ -119,6 +119,7 @@ def test_production_refuses_a_missing_short_or_low_entropy_secret(production_env
         ("TWILIO_FROM_NUMBER", None, "TWILIO_FROM_NUMBER"),
         ("RATELIMIT_STORAGE_URI", None, "RATELIMIT_STORAGE_URI"),
         ("RATELIMIT_STORAGE_URI", "memory://", "RATELIMIT_STORAGE_URI"),
+        ("LEDGER_RETENTION_YEARS", "2", "LEDGER_RETENTION_YEARS"),
     ],
 )
 def test_production_refuses_to_start_without_each_setting(production_env, name, value, named):

@@ -32,9 +32,18 @@ def _purge_unverified() -> int:
     return purge_unverified_members()
 
 
+def _apply_retention() -> int:
+    from ..services.retention import apply_retention
+
+    return sum(apply_retention().values())
+
+
 # Housekeeping the worker runs once a day (the first time when it starts), each task in its
 # own transaction; each is also a `flask` command for cron.
-DAILY_TASKS = (("members purge-unverified", _purge_unverified),)
+DAILY_TASKS = (
+    ("members purge-unverified", _purge_unverified),
+    ("retention run", _apply_retention),
+)
 
 
 class DailyTasks:

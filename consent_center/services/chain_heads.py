@@ -9,7 +9,7 @@ itself was not edited; the public key is served at /.well-known/consent-ledger-k
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import func, select, tuple_
 
@@ -20,6 +20,7 @@ from ..models import AuditEvent, ConsentEvent
 
 HEADS_FORMAT = "consent-center-chain-heads/1"
 SYSTEM_CHAIN = "system"
+GONE = "the link is gone"
 
 
 def _heads(model, chain_column) -> list[list]:
@@ -62,6 +63,8 @@ def signed_heads() -> dict:
 class HeadsReport:
     heads_checked: int
     problems: list[str]
+    # Heads of chains that retention removed since the statement (services/retention.py).
+    closed: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -72,7 +75,8 @@ def verify_heads(document: dict) -> HeadsReport:
     """Check a signed heads statement against the database: its signature, its digest, and
     that every head it lists is still the link at that position. With `verify_ledger` and
     `verify_audit_log` (each link chained to the one before), that proves no link up to a
-    head has changed since the statement was made."""
+    head has changed since the statement was made. A head of a chain that retention closed
+    since (services/retention.py) is listed in `closed`, not in `problems`."""
     try:
         ledger, audit = document["ledger"], document["audit"]
         statement = {k: document[k] for k in ("format", "created_at", "public_key_id", "digest")}
@@ -85,12 +89,38 @@ def verify_heads(document: dict) -> HeadsReport:
         return HeadsReport(0, ["the signature is not valid for this site's signing key"])
     if heads_digest(ledger, audit) != statement["digest"]:
         return HeadsReport(0, ["the listed heads do not match the signed digest"])
-    problems = _compare(ConsentEvent, ConsentEvent.member_id, ledger, "ledger member-row")
-    problems += _compare(AuditEvent, AuditEvent.subject_member_id, audit, "audit")
-    return HeadsReport(len(ledger) + len(audit), problems)
+    from .retention import closed_chains
+
+    closed = closed_chains()
+    problems: list[str] = []
+    explained: list[str] = []
+    for model, column, heads, kind, label in (
+        (ConsentEvent, ConsentEvent.member_id, ledger, "ledger", "ledger member-row"),
+        (AuditEvent, AuditEvent.subject_member_id, audit, "audit", "audit"),
+    ):
+        for problem, chain, seq, digest in _compare(model, column, heads):
+            # A chain removed whole by retention is explained by the audited record of its
+            # last link, if the listed head was that link or came before it.
+            final = next(
+                (
+                    head
+                    for head in closed.get((kind, chain), [])
+                    if head[0] > seq or (head[0] == seq and head[1] == digest)
+                ),
+                None,
+            )
+            if problem == GONE and final:
+                explained.append(
+                    f"{label} {chain} seq={seq}: removed by retention (chain closed at "
+                    f"seq={final[0]})"
+                )
+            else:
+                problems.append(f"{label} {chain} seq={seq}: {problem}")
+    return HeadsReport(len(ledger) + len(audit), problems, explained)
 
 
-def _compare(model, chain_column, heads: list, label: str, batch: int = 1000) -> list[str]:
+def _compare(model, chain_column, heads: list, batch: int = 1000) -> list[tuple]:
+    """Each listed head that is not the link at its position: (problem, chain, seq, hash)."""
     problems = []
     for start in range(0, len(heads), batch):
         part = heads[start : start + batch]
@@ -106,7 +136,7 @@ def _compare(model, chain_column, heads: list, label: str, batch: int = 1000) ->
         for (chain, seq), (_, _, digest) in zip(keys, part, strict=True):
             name = SYSTEM_CHAIN if chain == 0 else chain
             if (chain, seq) not in found:
-                problems.append(f"{label} {name} seq={seq}: the link is gone")
+                problems.append((GONE, name, seq, digest))
             elif found[(chain, seq)] != digest:
-                problems.append(f"{label} {name} seq={seq}: the link changed since the heads")
+                problems.append(("the link changed since the heads", name, seq, digest))
     return problems

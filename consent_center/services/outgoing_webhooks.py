@@ -188,7 +188,8 @@ def erasure_notice_cutoff(now: datetime | None = None) -> datetime:
 
 def forget_expired_erasure_notices(now: datetime | None = None) -> int:
     """Clear the former member number from erasure notices past their notice period (no
-    commit). Runs with every erasure; the feed hides expired ones in any case.
+    commit). Runs with every erasure and daily (`flask retention run`); the feed hides
+    expired ones in any case.
 
     :returns: how many notices were cleared.
     """
