@@ -3,14 +3,24 @@ the child can always withdraw it, and the guardian is proved to be a separate ad
 
 from __future__ import annotations
 
+from datetime import date, timedelta
+from html import unescape
+
 from sqlalchemy import select
 
+from consent_center import clock
 from consent_center.extensions import db
-from consent_center.models import ConsentEvent
+from consent_center.models import ConsentEvent, GuardianLink, Member
 from consent_center.services.consents import current_consents
 from tests.conftest import post
 from tests.support.writes import nothing_written
-from tests.test_guardians import family  # noqa: F401 - the fixture
+from tests.test_guardians import (  # noqa: F401 - the fixture
+    GUARDIAN_EMAIL,
+    family,
+    link_from_mailbox,
+    register_minor,
+    verify_as_guardian,
+)
 
 
 def test_only_the_guardian_grants_a_childs_optional_purpose(family, client, login_as):  # noqa: F811
@@ -49,3 +59,51 @@ def test_the_child_page_says_so_in_chinese(family, client, login_as):  # noqa: F
     page = client.get("/me").get_data(as_text=True)
     assert "只有您的监护人可以开启：Parent Lee。" in page
     assert "您可以随时关闭。" in page
+
+
+def _verified_guardian(client, app):
+    register_minor(client)
+    token = link_from_mailbox()
+    guardian_client = app.test_client()
+    verify_as_guardian(guardian_client, token)
+    return guardian_client, token
+
+
+def test_the_guardian_confirms_an_adult_birth_date(client, app):
+    guardian_client, token = _verified_guardian(client, app)
+    page = guardian_client.get(f"/guardian/invite/{token}/decide").get_data(as_text=True)
+    assert "Your own date of birth" in page and "18 or older" in page
+    seventeen = date(clock.utcnow().year - 17, 1, 1).isoformat()
+    for birth_date, words in (("", "Enter your own date of birth."),
+                              (seventeen, "A guardian must be 18 or older.")):
+        with nothing_written():
+            response = post(guardian_client, f"/guardian/invite/{token}/decide",
+                            {"decision": "approve", "guardian_name": "Parent Lee",
+                             "guardian_birth_date": birth_date})
+        assert response.status_code == 422 and words in response.get_data(as_text=True)
+    response = post(guardian_client, f"/guardian/invite/{token}/decide",
+                    {"decision": "approve", "guardian_name": "Parent Lee",
+                     "guardian_birth_date": "1980-05-01"})
+    assert response.status_code == 303
+    guardian = db.session.scalars(select(Member).where(Member.email == GUARDIAN_EMAIL)).one()
+    assert guardian.birth_date == date(1980, 5, 1)
+
+
+def test_a_second_guardian_may_not_be_the_childs_own_contact(family, app):  # noqa: F811
+    minor, _guardian, guardian_client = family
+    with nothing_written():
+        response = post(guardian_client, f"/guardian/wards/{minor.public_id}/invite",
+                        {"contact": minor.email.upper()})
+    assert response.status_code == 422
+    assert "This is the child's own email address" in unescape(response.get_data(as_text=True))
+
+
+def test_approval_links_last_72_hours(client, app):
+    register_minor(client)
+    link = db.session.scalars(select(GuardianLink)).one()
+    assert link.token_expires_at - link.invited_at == timedelta(hours=72)
+    token = link_from_mailbox()
+    clock.freeze(link.invited_at + timedelta(hours=72, seconds=1))
+    with nothing_written():
+        response = app.test_client().get(f"/guardian/invite/{token}")
+    assert response.status_code == 404 and b"Links work once, for 72 hours." in response.data

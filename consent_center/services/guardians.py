@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
@@ -34,11 +34,16 @@ from .notifications import (
 from .usability import active_condition, is_active_account
 
 MAX_GUARDIANS = 2
-LINK_TTL = timedelta(days=7)
+# An approval link works for 72 hours: long enough to answer, short enough that a forwarded
+# or leaked link soon stops working.
+LINK_TTL = timedelta(hours=72)
+LINK_TTL_HOURS = int(LINK_TTL.total_seconds() // 3600)
+# A guardian confirms they are at least this old on the approval page.
+GUARDIAN_MIN_AGE = 18
 
 
 def _new_token() -> str:
-    # 96 random bits: ample for a hashed, single-use, 7-day link, and short enough for the
+    # 96 random bits: ample for a hashed, single-use, 72-hour link, and short enough for the
     # link to fit in one SMS segment even in Chinese.
     return secrets.token_urlsafe(12)
 
@@ -58,8 +63,11 @@ def invite_guardian(minor: Member, channel: str, contact: str, *, actor: Member)
     The token is never stored in clear: the link keeps its hash, and the message is sealed in
     the outbox until the worker sends it after commit.
 
+    :raises Invalid: when the contact is the minor's own.
     :raises CodeBudgetSpent: when the contact's or the actor's code budget is spent.
     """
+    if contact in own_contacts(minor.email, minor.phone):
+        raise Invalid(OWN_CONTACT_MESSAGE, {"guardian_contact": [OWN_CONTACT_MESSAGE]})
     _spend_link_budget(channel, contact, actor)
     now = utcnow()
     token = _new_token()
@@ -75,6 +83,18 @@ def invite_guardian(minor: Member, channel: str, contact: str, *, actor: Member)
     db.session.add(link)
     db.session.flush()
     return _send_invitation(link, minor, token, actor)
+
+
+OWN_CONTACT_MESSAGE = _l(
+    "This is the child's own email address or mobile number. Enter the guardian's, so that the "
+    "guardian, not the child, receives the link."
+)
+
+
+def own_contacts(email: str | None, phone: str | None) -> set[str]:
+    """A child's own contacts, normalized as `auth.parse_identifier` normalizes a guardian's
+    contact: the guardian's may be none of them."""
+    return {value for value in (email, phone) if value}
 
 
 def _spend_link_budget(channel: str, contact: str, actor: Member) -> None:
@@ -201,24 +221,58 @@ def _guardian_account(link: GuardianLink, name: str | None) -> Member:
     return guardian
 
 
+def check_guardian_birth_date(birth_date: date | None) -> None:
+    """The guardian confirms their own birth date: an adult's (`GUARDIAN_MIN_AGE`).
+
+    :raises Invalid: for a missing or impossible date, or a guardian under age.
+    """
+    from .members import age_on
+
+    today = utcnow().date()
+    if birth_date is None:
+        message = _l("Enter your own date of birth.")
+    elif birth_date > today or birth_date.year < 1900:
+        message = _l("Enter a real date of birth.")
+    elif age_on(birth_date, today) < GUARDIAN_MIN_AGE:
+        message = _l(
+            "A guardian must be %(age)d or older. Please ask a parent or another adult "
+            "guardian to approve the account.",
+            age=GUARDIAN_MIN_AGE,
+        )
+    else:
+        return
+    raise Invalid(message, {"guardian_birth_date": [message]})
+
+
 def approve_minor(
-    link: GuardianLink, *, guardian_name: str | None, purposes: set[str], note: str | None
+    link: GuardianLink,
+    *,
+    guardian_name: str | None,
+    guardian_birth_date: date | None,
+    purposes: set[str],
+    note: str | None,
 ) -> Member:
-    """The verified guardian approves: the minor's account becomes active, the guardian's
-    choices of optional purposes are recorded with the guardian as actor.
+    """The verified guardian approves, confirming their own adult birth date: the minor's
+    account becomes active, the guardian's choices of optional purposes are recorded with the
+    guardian as actor.
 
     :returns: the guardian's account (created if needed).
+    :raises Invalid: when the guardian's birth date is missing or not an adult's, or the
+        guardian is the child.
     :raises Conflict: when the ward already has the maximum number of guardians.
     """
     from .consents import set_consent
     from .usability import purpose_barred
 
+    check_guardian_birth_date(guardian_birth_date)
     minor = db.session.get(Member, link.minor_id)
     if len(_approved_guardians(minor.id)) >= MAX_GUARDIANS:
         raise Conflict(_l("This account already has two guardians."))
     guardian = _guardian_account(link, guardian_name)
     from .usability import is_minor
 
+    if guardian.birth_date is None:
+        guardian.birth_date = guardian_birth_date
     if guardian.id == minor.id or is_minor(guardian):
         message = _l("A guardian must be an adult other than the child.")
         raise Invalid(message, {"guardian_name": [message]})

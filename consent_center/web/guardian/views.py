@@ -70,7 +70,9 @@ def invitation(token: str):
         link, minor = _invitation(token)
     except Exception:  # noqa: BLE001 - any unusable link gets the same clear page
         db.session.rollback()
-        return render_template("guardian/link_unusable.html"), 404
+        return render_template(
+            "guardian/link_unusable.html", hours=guardian_service.LINK_TTL_HOURS
+        ), 404
     if session.get(VERIFIED_LINK) == link.public_id:
         return redirect(url_for("guardian.decide", token=token), 303)
     return render_template(
@@ -155,6 +157,7 @@ def decide(token: str):
                 guardian = guardian_service.approve_minor(
                     link,
                     guardian_name=form.guardian_name.data,
+                    guardian_birth_date=form.guardian_birth_date.data,
                     purposes=purposes,
                     note=form.note.data,
                 )
@@ -183,6 +186,7 @@ def decide(token: str):
         has_account=has_account,
         refusal_erases=guardian_service.refusal_erases(minor),
         advertising_barred=purpose_barred(minor, "advertising"),
+        guardian_min_age=guardian_service.GUARDIAN_MIN_AGE,
     ), status
 
 
