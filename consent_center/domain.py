@@ -156,6 +156,7 @@ NOTIFICATION_KIND_LABELS = {
     "guardian_refused": _l("Guardian refused the account"),
     "guardian_change": _l("A guardian changed a choice"),
     "guardian_ended": _l("Guardian oversight ended"),
+    "guardian_wait_expired": _l("No guardian answered: account erased"),
 }
 
 

@@ -32,9 +32,18 @@ def _purge_unverified() -> int:
     return purge_unverified_members()
 
 
+def _erase_unanswered_minors() -> int:
+    from ..services.guardians import erase_unanswered_minors
+
+    return erase_unanswered_minors()
+
+
 # Housekeeping the worker runs once a day (the first time when it starts), each task in its
 # own transaction; each is also a `flask` command for cron.
-DAILY_TASKS = (("members purge-unverified", _purge_unverified),)
+DAILY_TASKS = (
+    ("members purge-unverified", _purge_unverified),
+    ("minors erase-unanswered", _erase_unanswered_minors),
+)
 
 
 class DailyTasks:

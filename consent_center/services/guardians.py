@@ -351,6 +351,46 @@ def refuse_minor(link: GuardianLink, *, note: str | None) -> bool:
     return True
 
 
+def erase_unanswered_minors() -> int:
+    """Erase every minor's account that has waited for a guardian longer than
+    GUARDIAN_WAIT_DAYS since registering, and tell each child at the address they registered
+    with (then forgotten), as a guardian's refusal does. Safe to run at any time (the notify
+    worker runs it daily); the caller commits.
+
+    :returns: how many accounts were erased.
+    """
+    from .erasure import erase_member
+
+    days = current_app.config["GUARDIAN_WAIT_DAYS"]
+    stale = db.session.scalars(
+        select(Member)
+        .where(
+            Member.status == MemberStatus.AWAITING_GUARDIAN,
+            Member.created_at < utcnow() - timedelta(days=days),
+        )
+        .order_by(Member.id)
+        # Two workers running it at once each take different rows (no-op on SQLite).
+        .with_for_update(skip_locked=True)
+    ).all()
+    for minor in stale:
+        to, locale, subject = minor.email, minor.locale, member_subject(minor)
+        record_audit("guardian.wait_expired", actor=None, subject=minor, days=days)
+        erase_member(minor, actor=None, reason="guardian_never_answered")
+        if to:
+            enqueue_notification(
+                member=None,
+                channel=Channel.EMAIL,
+                kind="guardian_wait_expired",
+                dedupe_key=f"guardian_wait_expired:{subject}",
+                recipient=to,
+                locale=locale,
+                context={"days": days},
+                # Scrubbed once settled, named by the tombstone only (as `guardian_refused`).
+                about=(subject,),
+            )
+    return len(stale)
+
+
 def _tell(
     member: Member,
     kind: str,
