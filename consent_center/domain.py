@@ -157,6 +157,7 @@ NOTIFICATION_KIND_LABELS = {
     "guardian_change": _l("A guardian changed a choice"),
     "guardian_ended": _l("Guardian oversight ended"),
     "guardian_wait_expired": _l("No guardian answered: account erased"),
+    "guardian_reconsent": _l("Please decide again"),
 }
 
 

@@ -107,3 +107,41 @@ def test_approval_links_last_72_hours(client, app):
     with nothing_written():
         response = app.test_client().get(f"/guardian/invite/{token}")
     assert response.status_code == 404 and b"Links work once, for 72 hours." in response.data
+
+
+def test_a_purpose_change_hands_a_childs_yes_back_to_the_guardians(
+    family, client, login_as, app  # noqa: F811
+):
+    from consent_center.models import Notification
+    from consent_center.services.policies import publish_policy
+    from tests.support.outbox import mailbox
+
+    minor, guardian, guardian_client = family
+    post(guardian_client, f"/guardian/wards/{minor.public_id}/consents/trend_analysis",
+         {"granted": "1"})
+    clock.freeze(clock.utcnow())
+    effective = clock.utcnow() + timedelta(days=30)
+    publish_policy(actor=None, title="Privacy policy", body_md="# Policy\n\nChanged.\n",
+                   summary="Trend analysis now uses purchase history.", effective_at=effective,
+                   changed_purposes=("trend_analysis",), config=app.config)
+    db.session.commit()
+    asked = db.session.scalars(select(Notification).where(
+        Notification.kind == "guardian_reconsent")).all()
+    assert [n.recipient for n in asked] == [GUARDIAN_EMAIL]
+    text = next(m for m in mailbox() if m["kind"] == "guardian_reconsent")["text"]
+    assert "Little Lee" in text and "Trend analysis" in text and "/guardian" in text
+    # Once it is in effect, the child's yes is off and only the guardian can give it again.
+    clock.freeze(effective + timedelta(seconds=1))
+    assert not {v.purpose: v.granted for v in current_consents(minor)}["trend_analysis"]
+    login_as(minor)
+    assert "It stays off until your guardian says yes again." in client.get("/me").get_data(
+        as_text=True)
+    with nothing_written():
+        response = post(client, "/me/consents/trend_analysis", {"granted": "1"}, htmx=True)
+    assert response.status_code == 403
+    login_as(guardian, on=guardian_client)
+    page = guardian_client.get(f"/guardian/wards/{minor.public_id}").get_data(as_text=True)
+    assert "consent-trend_analysis-reconsent" in page
+    post(guardian_client, f"/guardian/wards/{minor.public_id}/consents/trend_analysis",
+         {"granted": "1"})
+    assert {v.purpose: v.granted for v in current_consents(minor)}["trend_analysis"]

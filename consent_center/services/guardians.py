@@ -16,6 +16,7 @@ from datetime import date, timedelta
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select, update
+from sqlalchemy.orm import aliased
 
 from ..clock import utcnow
 from ..domain import OPTIONAL_PURPOSES, Actor, Channel, GuardianStatus, MemberStatus, Method
@@ -349,6 +350,66 @@ def refuse_minor(link: GuardianLink, *, note: str | None) -> bool:
             about=(subject,),
         )
     return True
+
+
+def ask_guardians_again(version) -> int:
+    """A published version that changes a purpose hands a minor's yes for it back to the
+    guardians (PIPL art. 31): once the version is in effect the yes counts as no
+    (`usability.stale_grant_condition`) and only a guardian can say yes again
+    (`consents.guardian_may_grant`). Each approved guardian of each minor with such a yes is
+    told now, with the date, and asked to decide again on their guardian page.
+
+    :param version: the published `PolicyVersion`.
+    :returns: how many guardians were asked.
+    """
+    from ..models import ConsentState
+    from .usability import minor_cutoff
+
+    changed = tuple(version.changed_purpose_keys)
+    if not changed:
+        return 0
+    guardian = aliased(Member)
+    rows = db.session.execute(
+        select(GuardianLink, Member, guardian, ConsentState.purpose)
+        .join(Member, Member.id == GuardianLink.minor_id)
+        .join(guardian, guardian.id == GuardianLink.guardian_id)
+        .join(ConsentState, ConsentState.member_id == Member.id)
+        .where(
+            GuardianLink.status == GuardianStatus.APPROVED,
+            active_condition(),
+            Member.birth_date > minor_cutoff(version.effective_at.date()),
+            ConsentState.purpose.in_(changed),
+            ConsentState.granted.is_(True),
+        )
+        .order_by(GuardianLink.id, ConsentState.purpose)
+    ).all()
+    asked: dict[int, tuple[GuardianLink, Member, Member, list[str]]] = {}
+    for link, minor, adult, purpose in rows:
+        asked.setdefault(link.id, (link, minor, adult, []))[3].append(purpose)
+    for link, minor, adult, purposes in asked.values():
+        if not is_active_account(adult):
+            continue
+        _tell(
+            adult,
+            "guardian_reconsent",
+            {
+                "minor_name": minor.name,
+                "purpose_keys": tuple(purposes),
+                "number": version.number,
+                "effective_at": version.effective_at,
+            },
+            key=f"guardian_reconsent:{version.number}:{link.public_id}",
+            about=(member_subject(minor),),
+        )
+        record_audit(
+            "guardian.reconsent_requested",
+            actor=None,
+            subject=minor,
+            link=link.public_id,
+            version=version.number,
+            purposes=purposes,
+        )
+    return len(asked)
 
 
 def erase_unanswered_minors() -> int:
