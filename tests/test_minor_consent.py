@@ -12,7 +12,7 @@ from consent_center import clock
 from consent_center.extensions import db
 from consent_center.models import ConsentEvent, GuardianLink, Member
 from consent_center.services.consents import current_consents
-from tests.conftest import post
+from tests.conftest import make_member, post
 from tests.support.writes import nothing_written
 from tests.test_guardians import (  # noqa: F401 - the fixture
     GUARDIAN_EMAIL,
@@ -145,3 +145,26 @@ def test_a_purpose_change_hands_a_childs_yes_back_to_the_guardians(
     post(guardian_client, f"/guardian/wards/{minor.public_id}/consents/trend_analysis",
          {"granted": "1"})
     assert {v.purpose: v.granted for v in current_consents(minor)}["trend_analysis"]
+
+
+def test_the_gpc_override_path_follows_the_same_rule(family, app):  # noqa: F811
+    import pytest
+
+    from consent_center.domain import Actor, Method
+    from consent_center.services.consents import set_consent
+    from consent_center.services.errors import NotAllowed
+    from consent_center.services.gpc import grant_despite_gpc
+
+    minor, guardian, _ = family
+    app.config["MINORS_ADVERTISING"] = True
+    with nothing_written(), pytest.raises(NotAllowed):
+        grant_despite_gpc(minor, "advertising", gpc_sent=True, method=Method.FORM)
+    # Nor may someone who is not the child's guardian grant as one.
+    stranger = make_member()
+    with nothing_written(), pytest.raises(NotAllowed):
+        set_consent(minor, "advertising", True, actor=Actor.GUARDIAN, method=Method.FORM,
+                    actor_member=stranger)
+    set_consent(minor, "advertising", True, actor=Actor.GUARDIAN, method=Method.FORM,
+                actor_member=guardian)
+    db.session.commit()
+    assert {v.purpose: v.granted for v in current_consents(minor)}["advertising"]
