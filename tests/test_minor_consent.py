@@ -164,7 +164,72 @@ def test_the_gpc_override_path_follows_the_same_rule(family, app):  # noqa: F811
     with nothing_written(), pytest.raises(NotAllowed):
         set_consent(minor, "advertising", True, actor=Actor.GUARDIAN, method=Method.FORM,
                     actor_member=stranger)
-    set_consent(minor, "advertising", True, actor=Actor.GUARDIAN, method=Method.FORM,
-                actor_member=guardian)
+    set_consent(minor, "advertising", True, actor=Actor.GUARDIAN,
+                method=Method.GUARDIAN_CONFIRMATION, actor_member=guardian)
     db.session.commit()
     assert {v.purpose: v.granted for v in current_consents(minor)}["advertising"]
+
+
+def test_advertising_for_a_child_waits_for_the_guardians_second_confirmation(
+    family, app, login_as  # noqa: F811
+):
+    import re
+
+    from consent_center.models import Notification
+    from tests.support.outbox import mailbox
+
+    minor, guardian, guardian_client = family
+    app.config["MINORS_ADVERTISING"] = True
+    app.config["GUARDIAN_CONFIRM_DELAY_HOURS"] = 24
+    clock.freeze(clock.utcnow())
+    start = clock.utcnow()
+    url = f"/guardian/wards/{minor.public_id}/consents/advertising"
+    response = post(guardian_client, url, {"granted": "1"}, htmx=True)
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    assert "stays off for now" in page and 'aria-checked="false"' in page
+    assert not {v.purpose: v.granted for v in current_consents(minor)}["advertising"]
+    ward_page = guardian_client.get(f"/guardian/wards/{minor.public_id}").get_data(as_text=True)
+    assert "ward-pending-confirmation" in ward_page
+    # Nothing reaches the guardian before the delay.
+    assert not [m for m in mailbox() if m["kind"] == "guardian_confirm"]
+    row = db.session.scalars(select(Notification).where(
+        Notification.kind == "guardian_confirm")).one()
+    assert row.next_attempt_at == start + timedelta(hours=24)
+    clock.freeze(start + timedelta(hours=24, seconds=1))
+    message = next(m for m in mailbox() if m["kind"] == "guardian_confirm")
+    assert message["to"] == GUARDIAN_EMAIL and "Advertising planning" in message["text"]
+    token = re.search(r"/gc/([\w-]+)", message["text"]).group(1)
+    assert guardian_client.get(f"/gc/{token}").headers["Location"].endswith(
+        f"/guardian/confirm/{token}")
+    # Only a signed-in guardian can confirm.
+    with nothing_written():
+        other = app.test_client()
+        assert post(other, f"/guardian/confirm/{token}", {}).status_code in (302, 303, 401)
+    login_as(guardian, on=guardian_client)  # a day later: the guardian signs in again
+    confirm = guardian_client.get(f"/guardian/confirm/{token}")
+    assert confirm.status_code == 200 and b"Confirm your choice" in confirm.data
+    assert not {v.purpose: v.granted for v in current_consents(minor)}["advertising"]
+    response = post(guardian_client, f"/guardian/confirm/{token}", {})
+    assert response.status_code == 303
+    assert {v.purpose: v.granted for v in current_consents(minor)}["advertising"]
+    last = db.session.scalars(select(ConsentEvent).order_by(ConsentEvent.id.desc())).first()
+    assert (last.actor, last.method, last.actor_member_id) == (
+        "guardian", "guardian_confirmation", guardian.id)
+    # Single use.
+    with nothing_written():
+        assert guardian_client.get(f"/guardian/confirm/{token}").status_code == 404
+
+
+def test_a_guardian_cannot_skip_the_second_confirmation(family, app):  # noqa: F811
+    import pytest
+
+    from consent_center.domain import Actor, Method
+    from consent_center.services.consents import set_consent
+    from consent_center.services.errors import NotAllowed
+
+    minor, guardian, _ = family
+    app.config["MINORS_ADVERTISING"] = True
+    with nothing_written(), pytest.raises(NotAllowed):
+        set_consent(minor, "advertising", True, actor=Actor.GUARDIAN, method=Method.FORM,
+                    actor_member=guardian)

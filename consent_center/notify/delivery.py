@@ -53,7 +53,14 @@ SCRUB_AFTER_SEND = {
 # after commit, ahead of any bulk notice, never once it has expired, and then deletes it; a
 # row of these kinds without a sealed message is never sent (its masked copy is no message).
 SECRET_KINDS = frozenset(
-    {"sign_in_code", "verify_contact", "reauth_code", "guardian_code", "guardian_invite"}
+    {
+        "sign_in_code",
+        "verify_contact",
+        "reauth_code",
+        "guardian_code",
+        "guardian_invite",
+        "guardian_confirm",
+    }
 )
 
 

@@ -14,7 +14,7 @@ from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.orm import aliased
 
 from ..clock import utcnow
-from ..domain import OPTIONAL_PURPOSES, PURPOSES, Actor, GuardianStatus
+from ..domain import ADVERTISING, OPTIONAL_PURPOSES, PURPOSES, Actor, GuardianStatus, Method
 from ..extensions import db
 from ..ledger_keys import (
     LEDGER_PUBLIC_KEY_PATH,
@@ -143,11 +143,20 @@ def guardian_names(minor: Member) -> tuple[str, ...]:
     )
 
 
+def needs_second_confirmation(member: Member, purpose: str) -> bool:
+    """Advertising for a minor (where MINORS_ADVERTISING allows it at all) takes effect only
+    once the guardian confirms through a second message sent after a delay ("email plus")."""
+    from .usability import is_minor
+
+    return purpose == ADVERTISING and is_minor(member)
+
+
 def guardian_may_grant(
-    member: Member, actor: Actor, actor_member: Member | None
+    member: Member, purpose: str, actor: Actor, method: str, actor_member: Member | None
 ) -> bool:
     """A minor's optional consent belongs to the guardian (PIPL art. 31): only an approved
-    guardian of theirs, acting as guardian, may grant it. Anyone else may grant an adult's."""
+    guardian of theirs, acting as guardian, may grant it, and advertising only through the
+    second confirmation (`needs_second_confirmation`). Anyone may grant an adult's."""
     from .guardians import is_guardian_of
     from .usability import is_minor
 
@@ -157,6 +166,10 @@ def guardian_may_grant(
         actor == Actor.GUARDIAN
         and actor_member is not None
         and is_guardian_of(actor_member, member.id)
+        and (
+            not needs_second_confirmation(member, purpose)
+            or method == Method.GUARDIAN_CONFIRMATION
+        )
     )
 
 
@@ -200,7 +213,11 @@ def set_consent(
                 age=current_app.config["MINOR_AGE"],
             )
         )
-    if granted and not guardian_may_grant(member, actor, actor_member):
+    if granted and not guardian_may_grant(member, purpose, actor, method, actor_member):
+        if actor == Actor.GUARDIAN and needs_second_confirmation(member, purpose):
+            raise NotAllowed(
+                _l("This takes effect only once you confirm through the second message we send.")
+            )
         raise NotAllowed(
             _l(
                 "Only your guardian can switch this on for you, because you are under "

@@ -412,6 +412,164 @@ def ask_guardians_again(version) -> int:
     return len(asked)
 
 
+def request_second_confirmation(ward: Member, guardian: Member, purpose: str) -> GuardianLink:
+    """"Email plus": the guardian's yes to advertising for a minor is held pending, and a
+    second message with a single-use confirmation link reaches the guardian after
+    GUARDIAN_CONFIRM_DELAY_HOURS; only confirming through it records the consent
+    (`confirm_second`). A new request replaces a pending one (its old link stops working).
+
+    :raises NotFound: when `guardian` is not an approved guardian of `ward`.
+    :raises NotAllowed: when the purpose is barred for the ward (MINORS_ADVERTISING off).
+    :raises Invalid: when the guardian has no verified contact to send it to.
+    """
+    from .errors import NotAllowed
+    from .usability import purpose_barred
+
+    link = _guardian_link(ward, guardian)
+    _drop_pending(link)
+    if purpose_barred(ward, purpose):
+        raise NotAllowed(
+            _l(
+                "This use is not open to members under %(age)d.",
+                age=current_app.config["MINOR_AGE"],
+            )
+        )
+    channel, recipient = _verified_contact(guardian)
+    now = utcnow()
+    token = _new_token()
+    link.pending_purpose = purpose
+    link.pending_token_hash = _hash(token)
+    link.pending_send_at = now + timedelta(hours=current_app.config["GUARDIAN_CONFIRM_DELAY_HOURS"])
+    link.pending_expires_at = link.pending_send_at + LINK_TTL
+    base = (current_app.config.get("PUBLIC_BASE_URL") or "").rstrip("/")
+    message = prepare_secret_message(
+        channel=channel,
+        kind="guardian_confirm",
+        locale=guardian.locale,
+        context={
+            "minor_name": ward.name,
+            "purpose": purpose,
+            "expires_at": link.pending_expires_at,
+        },
+        secret_context={"link": f"{base}/gc/{token}"},
+        masked_context={"link": f"{base}/gc/••••••"},
+        expires_at=link.pending_expires_at,
+    )
+    enqueue_secret_notification(
+        member=guardian,
+        channel=channel,
+        kind="guardian_confirm",
+        dedupe_key=f"guardian_confirm:{link.public_id}:{link.pending_token_hash[:16]}",
+        recipient=recipient,
+        locale=guardian.locale,
+        message=message,
+        about=(member_subject(ward),),
+        not_before=link.pending_send_at,
+    )
+    record_audit(
+        "guardian.confirmation_requested",
+        actor=guardian,
+        subject=ward,
+        link=link.public_id,
+        purpose=purpose,
+        send_at=link.pending_send_at.isoformat(),
+    )
+    return link
+
+
+def _guardian_link(ward: Member, guardian: Member) -> GuardianLink:
+    link = db.session.scalars(
+        select(GuardianLink).where(
+            GuardianLink.minor_id == ward.id,
+            GuardianLink.guardian_id == guardian.id,
+            GuardianLink.status == GuardianStatus.APPROVED,
+        )
+    ).first()
+    if link is None:
+        raise NotFound(_l("No such account."))
+    return link
+
+
+def _verified_contact(member: Member) -> tuple[str, str]:
+    if member.email and member.email_verified_at:
+        return Channel.EMAIL, member.email
+    if member.phone and member.phone_verified_at and member.sms_opted_out_at is None:
+        return Channel.SMS, member.phone
+    raise Invalid(_l("We have no verified email address or mobile number of yours to write to."))
+
+
+def cancel_second_confirmation(ward: Member, guardian: Member) -> None:
+    """Drop the guardian's pending confirmation for the ward (they switched it off again):
+    its message, if not sent yet, never goes out."""
+    _drop_pending(_guardian_link(ward, guardian))
+
+
+def _drop_pending(link: GuardianLink) -> None:
+    from ..domain import NotificationStatus
+    from ..models import Notification
+
+    if link.pending_token_hash:
+        db.session.execute(
+            update(Notification)
+            .where(
+                Notification.dedupe_key
+                == f"guardian_confirm:{link.public_id}:{link.pending_token_hash[:16]}",
+                Notification.status == NotificationStatus.PENDING,
+            )
+            .values(status=NotificationStatus.DEAD, secret=None, last_error="withdrawn")
+            .execution_options(synchronize_session=False)
+        )
+    link.pending_purpose = link.pending_token_hash = None
+    link.pending_send_at = link.pending_expires_at = None
+
+
+def pending_confirmation(ward: Member, guardian: Member) -> GuardianLink | None:
+    """The guardian's link to the ward while a second confirmation is pending, else None."""
+    link = _guardian_link(ward, guardian)
+    return link if link.pending_purpose else None
+
+
+def load_second_confirmation_for(guardian: Member, token: str) -> GuardianLink:
+    """The signed-in guardian's pending confirmation for this link token.
+
+    :raises NotFound: for an unknown, used, expired or someone else's link (one clear page).
+    """
+    link = db.session.scalars(
+        select(GuardianLink).where(
+            GuardianLink.pending_token_hash == _hash(token or ""),
+            GuardianLink.guardian_id == guardian.id,
+            GuardianLink.status == GuardianStatus.APPROVED,
+        )
+    ).first()
+    if link is None or link.pending_expires_at is None or link.pending_expires_at <= utcnow():
+        raise NotFound(_l("This link has expired or was already used."))
+    return link
+
+
+def confirm_second(link: GuardianLink, guardian: Member):
+    """The guardian confirms through the second message: the pending purpose is granted, with
+    the guardian as actor and `guardian_confirmation` as method, and the link is used up.
+
+    :returns: the consent event.
+    """
+    from .consents import set_consent
+
+    ward = db.session.get(Member, link.minor_id)
+    purpose = link.pending_purpose
+    link.pending_purpose = link.pending_token_hash = None
+    link.pending_send_at = link.pending_expires_at = None
+    event = set_consent(
+        ward,
+        purpose,
+        True,
+        actor=Actor.GUARDIAN,
+        method=Method.GUARDIAN_CONFIRMATION,
+        actor_member=guardian,
+    )
+    notify_co_guardians(ward, guardian, purpose, True)
+    return event
+
+
 def erase_unanswered_minors() -> int:
     """Erase every minor's account that has waited for a guardian longer than
     GUARDIAN_WAIT_DAYS since registering, and tell each child at the address they registered
@@ -596,7 +754,15 @@ def dissolve_guardian_links(member: Member) -> int:
             | GuardianLink.contact.in_(contacts)
         )
         .values(
-            contact=None, note=None, token_hash=None, status=GuardianStatus.REVOKED, ended_at=now
+            contact=None,
+            note=None,
+            token_hash=None,
+            status=GuardianStatus.REVOKED,
+            ended_at=now,
+            pending_purpose=None,
+            pending_token_hash=None,
+            pending_send_at=None,
+            pending_expires_at=None,
         )
         .execution_options(synchronize_session=False)
     ).rowcount

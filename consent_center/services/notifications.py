@@ -197,8 +197,11 @@ def enqueue_secret_notification(
     locale: str,
     message: SecretMessage,
     about: tuple[str, ...] = (),
+    not_before: datetime | None = None,
 ) -> None:
     """Write a message whose secret is never stored in clear (`prepare_secret_message`).
+
+    :param not_before: hold it until this time (a guardian's delayed second confirmation).
 
     The row's body is the masked copy (what the member's message list shows); the real message
     is sealed beside it for the worker, which delivers it after commit, never after it expires,
@@ -219,6 +222,7 @@ def enqueue_secret_notification(
         body_html=message.masked.html,
         secret=message.sealed,
         locale=locale,
+        **({"next_attempt_at": not_before} if not_before else {}),
     )
     if member is None and not about:
         raise ValueError(f"a {kind} message must name its data subject")
