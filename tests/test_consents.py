@@ -255,4 +255,6 @@ def test_minor_cannot_grant_advertising(app, member):
         set_consent(member, "advertising", True, **as_guardian)
     set_consent(member, "trend_analysis", True, **as_guardian)
     app.config["MINORS_ADVERTISING"] = True
-    set_consent(member, "advertising", True, **as_guardian)
+    # Advertising for a minor only through the guardian's second confirmation (email plus).
+    set_consent(member, "advertising", True, **dict(as_guardian,
+                                                    method=Method.GUARDIAN_CONFIRMATION))
