@@ -296,6 +296,17 @@ def minors_transition() -> None:
     click.echo(f"{count} ward(s) came of age")
 
 
+@minors_cli.command("erase-unanswered")
+def minors_erase_unanswered() -> None:
+    """Erase minors' accounts that waited for a guardian longer than GUARDIAN_WAIT_DAYS, and
+    tell each child (the notify worker also runs this daily)."""
+    from .services.guardians import erase_unanswered_minors
+
+    count = erase_unanswered_minors()
+    db.session.commit()
+    click.echo(f"{count} unanswered minor account(s) erased")
+
+
 @members_cli.command("purge-unverified")
 def members_purge_unverified() -> None:
     """Erase accounts nobody verified within UNVERIFIED_RETENTION_DAYS (the notify worker

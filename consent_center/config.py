@@ -138,6 +138,11 @@ class BaseConfig:
         # Advertising for minors stays barred unless this is switched on.
         self.GUARDIAN_RESEND_LIMIT = _str("GUARDIAN_RESEND_LIMIT", "3 per day")
         self.MINORS_ADVERTISING = _bool("MINORS_ADVERTISING", False)
+        # A minor's account whose guardian never answers is erased after this many days.
+        self.GUARDIAN_WAIT_DAYS = _int("GUARDIAN_WAIT_DAYS", 30)
+        # "Email plus": a guardian's yes to advertising for a minor takes effect only once they
+        # confirm through a second message sent this many hours later.
+        self.GUARDIAN_CONFIRM_DELAY_HOURS = _int("GUARDIAN_CONFIRM_DELAY_HOURS", 24)
         self.DEFAULT_PHONE_REGION = _str("DEFAULT_PHONE_REGION", "CN")
         self.POLICY_NOTICE_DAYS = _int("POLICY_NOTICE_DAYS", 7)
         self.POLICY_PURPOSE_NOTICE_DAYS = _int("POLICY_PURPOSE_NOTICE_DAYS", 30)

@@ -94,6 +94,8 @@ class Method(StrEnum):
     POLICY_CHANGE = "policy_change"
     # Turned on while the browser sent Global Privacy Control, after the member confirmed.
     GPC_OVERRIDE = "gpc_override"
+    # Switched on by a guardian through the second message's link ("email plus").
+    GUARDIAN_CONFIRMATION = "guardian_confirmation"
 
 
 METHOD_LABELS = {
@@ -105,6 +107,7 @@ METHOD_LABELS = {
     Method.GPC: _l("Global Privacy Control signal"),
     Method.POLICY_CHANGE: _l("Policy change"),
     Method.GPC_OVERRIDE: _l("Web form, overriding the Global Privacy Control signal"),
+    Method.GUARDIAN_CONFIRMATION: _l("Guardian's second confirmation"),
 }
 
 ACTOR_LABELS = {
@@ -157,6 +160,9 @@ NOTIFICATION_KIND_LABELS = {
     "guardian_refused": _l("Guardian refused the account"),
     "guardian_change": _l("A guardian changed a choice"),
     "guardian_ended": _l("Guardian oversight ended"),
+    "guardian_wait_expired": _l("No guardian answered: account erased"),
+    "guardian_reconsent": _l("Please decide again"),
+    "guardian_confirm": _l("Guardian's second confirmation"),
 }
 
 
@@ -628,6 +634,34 @@ DATA_INVENTORY: tuple[InventoryGroup, ...] = (
         ("decided_at", _l("Guardian answered on"), (SERVICE,), RECORDED, _RECORD_KEPT),
         ("note", _l("Your guardian's note"), (SERVICE,), PROVIDED, _UNTIL_ERASED),
         ("ended_at", _l("Oversight ended on"), (SERVICE,), RECORDED, _RECORD_KEPT),
+        (
+            "pending_purpose",
+            _l("Use your guardian switched on, waiting for their second confirmation"),
+            (SERVICE,),
+            RECORDED,
+            _UNTIL_ERASED,
+        ),
+        (
+            "pending_token_hash",
+            _l("Fingerprint of the second confirmation link"),
+            (SERVICE,),
+            RECORDED,
+            _UNTIL_ERASED,
+        ),
+        (
+            "pending_send_at",
+            _l("Second confirmation sent on"),
+            (SERVICE,),
+            RECORDED,
+            _UNTIL_ERASED,
+        ),
+        (
+            "pending_expires_at",
+            _l("Second confirmation link expires"),
+            (SERVICE,),
+            RECORDED,
+            _UNTIL_ERASED,
+        ),
     ),
     _group(
         "change_event",

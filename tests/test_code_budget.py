@@ -193,7 +193,8 @@ def test_second_guardian_invitation_spends_the_budget(client, app, login_as):
     guardian_client = app.test_client()
     verify_as_guardian(guardian_client, token)
     post(guardian_client, f"/guardian/invite/{token}/decide",
-         {"decision": "approve", "guardian_name": "Parent Lee"})
+         {"decision": "approve", "guardian_birth_date": "1980-05-01",
+          "guardian_name": "Parent Lee"})
     second = "second@example.org"
     for _ in range(5):
         start_sign_in(app.test_client(), second)

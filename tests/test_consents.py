@@ -243,12 +243,18 @@ def test_policy_change_asks_again_and_turns_the_purpose_off_until_answered(
 def test_minor_cannot_grant_advertising(app, member):
     from datetime import date
 
+    from consent_center.models import GuardianLink
     from consent_center.services.errors import NotAllowed
 
     member.birth_date = date(clock.utcnow().year - 10, 1, 1)
+    guardian = make_member()
+    db.session.add(GuardianLink(minor_id=member.id, guardian_id=guardian.id, status="approved"))
     db.session.commit()
+    as_guardian = {"actor": Actor.GUARDIAN, "method": Method.FORM, "actor_member": guardian}
     with nothing_written(), pytest.raises(NotAllowed):
-        set_consent(member, "advertising", True, actor=Actor.MEMBER, method=Method.FORM)
-    set_consent(member, "trend_analysis", True, actor=Actor.MEMBER, method=Method.FORM)
+        set_consent(member, "advertising", True, **as_guardian)
+    set_consent(member, "trend_analysis", True, **as_guardian)
     app.config["MINORS_ADVERTISING"] = True
-    set_consent(member, "advertising", True, actor=Actor.MEMBER, method=Method.FORM)
+    # Advertising for a minor only through the guardian's second confirmation (email plus).
+    set_consent(member, "advertising", True, **dict(as_guardian,
+                                                    method=Method.GUARDIAN_CONFIRMATION))

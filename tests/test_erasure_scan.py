@@ -54,7 +54,8 @@ def test_an_erased_ward_and_an_erased_guardian_leave_nothing(client, app):
     token = link_from_mailbox()
     verify_as_guardian(first_client, token)
     post(first_client, f"/guardian/invite/{token}/decide",
-         {"decision": "approve", "guardian_name": "Pqrs Parent"})
+         {"decision": "approve", "guardian_birth_date": "1980-05-01",
+          "guardian_name": "Pqrs Parent"})
     db.session.refresh(minor)
     # A second guardian is invited (the invitation names the ward), approves, and changes a
     # choice (the first guardian is told, by the second one's name).
@@ -64,7 +65,8 @@ def test_an_erased_ward_and_an_erased_guardian_leave_nothing(client, app):
     second_client = app.test_client()
     verify_as_guardian(second_client, token, "wxyz.other@example.org")
     post(second_client, f"/guardian/invite/{token}/decide",
-         {"decision": "approve", "guardian_name": "Wxyz Other"})
+         {"decision": "approve", "guardian_birth_date": "1980-05-01",
+          "guardian_name": "Wxyz Other"})
     post(second_client, f"/guardian/wards/{minor.public_id}/consents/trend_analysis",
          {"granted": "1"})
     kinds = set(db.session.scalars(select(Notification.kind)))

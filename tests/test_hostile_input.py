@@ -90,7 +90,8 @@ def _seed(app, client, login_as):
     token = link_from_mailbox()
     verify_as_guardian(guardian_client, token)
     post(guardian_client, f"/guardian/invite/{token}/decide",
-         {"decision": "approve", "guardian_name": "Parent Lee"})  # fmt: skip
+         {"decision": "approve", "guardian_birth_date": "1980-05-01",
+          "guardian_name": "Parent Lee"})  # fmt: skip
     member = make_member()
     grant(member, "advertising")
     member_client = login_as(member, app.test_client())

@@ -46,6 +46,11 @@ CONTEXTS = {
     "guardian_change": {"guardian_name": "Parent Lee", "minor_name": "Little Lee",
                         "purpose": "trend_analysis", "granted": True},
     "guardian_ended": {"minor_name": "Little Lee", "to_guardian": False},
+    "guardian_wait_expired": {"days": 30},
+    "guardian_confirm": {"minor_name": "Little Lee", "purpose": "advertising", "expires_at": WHEN,
+                         "link": "https://privacy.example.com/gc/Xy3_k9QaLm2Zp8Rt"},
+    "guardian_reconsent": {"minor_name": "Little Lee", "purpose_keys": ("trend_analysis",),
+                           "number": 2, "effective_at": WHEN},
     "incident_notice": {"incident_id": "INC123", "texts": {
         "en": {"what_happened": "On 1 March an attacker read part of our member database.",
                "data_involved": "Names and email addresses.",

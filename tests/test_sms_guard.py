@@ -184,7 +184,8 @@ def test_a_second_guardian_outside_the_countries_is_refused(client, app):
     guardian_client = app.test_client()
     verify_as_guardian(guardian_client, token)
     post(guardian_client, f"/guardian/invite/{token}/decide",
-         {"decision": "approve", "guardian_name": "Parent Lee"})
+         {"decision": "approve", "guardian_birth_date": "1980-05-01",
+          "guardian_name": "Parent Lee"})
     links = db.session.scalar(select(func.count()).select_from(GuardianLink))
     before = counts()
     response = post(guardian_client, f"/guardian/wards/{minor.public_id}/invite",

@@ -31,3 +31,10 @@ class GuardianLink(db.Model):
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     note: Mapped[str | None] = mapped_column(Text)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # "Email plus": a purpose this guardian switched on that takes effect only once they confirm
+    # through a second message sent after GUARDIAN_CONFIRM_DELAY_HOURS (advertising for a
+    # minor). The confirmation link's token is stored as its SHA-256 only.
+    pending_purpose: Mapped[str | None] = mapped_column(String(32))
+    pending_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    pending_send_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    pending_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

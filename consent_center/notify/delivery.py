@@ -40,14 +40,27 @@ log = logging.getLogger("consent_center.notify")
 
 # Kinds whose recipient and text are deleted as soon as they are sent (webhook bodies name
 # members; the change_event table keeps the facts).
-SCRUB_AFTER_SEND = {"deletion_completed", "guardian_refused", "consent.changed", "member.erased"}
+SCRUB_AFTER_SEND = {
+    "deletion_completed",
+    "guardian_refused",
+    "guardian_wait_expired",
+    "consent.changed",
+    "member.erased",
+}
 
 # Kinds whose real text (a one-time code, an approval link) is never stored in clear: the row
 # holds a masked copy and the real message sealed (`consent_center.sealed`). A worker sends it
 # after commit, ahead of any bulk notice, never once it has expired, and then deletes it; a
 # row of these kinds without a sealed message is never sent (its masked copy is no message).
 SECRET_KINDS = frozenset(
-    {"sign_in_code", "verify_contact", "reauth_code", "guardian_code", "guardian_invite"}
+    {
+        "sign_in_code",
+        "verify_contact",
+        "reauth_code",
+        "guardian_code",
+        "guardian_invite",
+        "guardian_confirm",
+    }
 )
 
 

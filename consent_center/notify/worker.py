@@ -38,11 +38,18 @@ def _apply_retention() -> int:
     return sum(apply_retention().values())
 
 
+def _erase_unanswered_minors() -> int:
+    from ..services.guardians import erase_unanswered_minors
+
+    return erase_unanswered_minors()
+
+
 # Housekeeping the worker runs once a day (the first time when it starts), each task in its
 # own transaction; each is also a `flask` command for cron.
 DAILY_TASKS = (
     ("members purge-unverified", _purge_unverified),
     ("retention run", _apply_retention),
+    ("minors erase-unanswered", _erase_unanswered_minors),
 )
 
 

@@ -14,7 +14,7 @@ from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.orm import aliased
 
 from ..clock import utcnow
-from ..domain import OPTIONAL_PURPOSES, PURPOSES, Actor
+from ..domain import ADVERTISING, OPTIONAL_PURPOSES, PURPOSES, Actor, GuardianStatus, Method
 from ..extensions import db
 from ..ledger_keys import (
     LEDGER_PUBLIC_KEY_PATH,
@@ -24,7 +24,14 @@ from ..ledger_keys import (
     public_key_pem,
     sign,
 )
-from ..models import AuditEvent, ConsentEvent, ConsentState, Member, PolicyVersion
+from ..models import (
+    AuditEvent,
+    ConsentEvent,
+    ConsentState,
+    GuardianLink,
+    Member,
+    PolicyVersion,
+)
 from ..models.consent import GENESIS_HASH
 from ..models.types import UTCDateTime
 from .audit import ChainTail, link_problem, lock_member, record_audit
@@ -50,6 +57,10 @@ class ConsentView:
     barred: bool = False
     # The account cannot give optional consent yet (a minor awaiting a guardian).
     locked: bool = False
+    # A minor: only a guardian may switch it on (`guardian_may_grant`); these are the names
+    # of the guardians who can. The minor may always switch it off.
+    guardian_only: bool = False
+    guardians: tuple[str, ...] = ()
 
 
 def consent_columns(now):
@@ -88,10 +99,12 @@ def current_consents(member: Member) -> list[ConsentView]:
 def consent_views(member: Member, rows) -> list[ConsentView]:
     """The views of every optional purpose from rows of `consent_columns` (rows whose
     purpose is None, from an outer join that found nothing, are ignored)."""
-    from .usability import purpose_barred
+    from .usability import is_minor, purpose_barred
 
     by_purpose = {r.purpose: r for r in rows if r.purpose is not None}
     locked = not is_active_account(member)
+    guardian_only = is_minor(member)
+    guardians = guardian_names(member) if guardian_only else ()
     views = []
     for key in OPTIONAL_PURPOSES:
         purpose, row = PURPOSES[key], by_purpose.get(key)
@@ -108,9 +121,56 @@ def consent_views(member: Member, rows) -> list[ConsentView]:
                 needs_reconsent=stale,
                 barred=barred,
                 locked=locked,
+                guardian_only=guardian_only,
+                guardians=guardians,
             )
         )
     return views
+
+
+def guardian_names(minor: Member) -> tuple[str, ...]:
+    """The names of the minor's approved guardians: who can switch an optional purpose on."""
+    return tuple(
+        db.session.scalars(
+            select(Member.name)
+            .join(GuardianLink, GuardianLink.guardian_id == Member.id)
+            .where(
+                GuardianLink.minor_id == minor.id,
+                GuardianLink.status == GuardianStatus.APPROVED,
+            )
+            .order_by(GuardianLink.id)
+        )
+    )
+
+
+def needs_second_confirmation(member: Member, purpose: str) -> bool:
+    """Advertising for a minor (where MINORS_ADVERTISING allows it at all) takes effect only
+    once the guardian confirms through a second message sent after a delay ("email plus")."""
+    from .usability import is_minor
+
+    return purpose == ADVERTISING and is_minor(member)
+
+
+def guardian_may_grant(
+    member: Member, purpose: str, actor: Actor, method: str, actor_member: Member | None
+) -> bool:
+    """A minor's optional consent belongs to the guardian (PIPL art. 31): only an approved
+    guardian of theirs, acting as guardian, may grant it, and advertising only through the
+    second confirmation (`needs_second_confirmation`). Anyone may grant an adult's."""
+    from .guardians import is_guardian_of
+    from .usability import is_minor
+
+    if not is_minor(member):
+        return True
+    return (
+        actor == Actor.GUARDIAN
+        and actor_member is not None
+        and is_guardian_of(actor_member, member.id)
+        and (
+            not needs_second_confirmation(member, purpose)
+            or method == Method.GUARDIAN_CONFIRMATION
+        )
+    )
 
 
 def consent_view(member: Member, purpose: str) -> ConsentView:
@@ -137,7 +197,8 @@ def set_consent(
 
     :raises Invalid: for an unknown or non-optional purpose.
     :raises NotAllowed: when the account may not give optional consent (erased, or a minor
-        awaiting a guardian, or a registration nobody verified yet).
+        awaiting a guardian, or a registration nobody verified yet), or when someone other
+        than a minor's guardian grants a minor's (withdrawing is open to the minor always).
     """
     if purpose not in PURPOSES or not PURPOSES[purpose].optional:
         raise Invalid(_l("There is no such optional purpose."))
@@ -149,6 +210,18 @@ def set_consent(
         raise NotAllowed(
             _l(
                 "This use is not open to members under %(age)d.",
+                age=current_app.config["MINOR_AGE"],
+            )
+        )
+    if granted and not guardian_may_grant(member, purpose, actor, method, actor_member):
+        if actor == Actor.GUARDIAN and needs_second_confirmation(member, purpose):
+            raise NotAllowed(
+                _l("This takes effect only once you confirm through the second message we send.")
+            )
+        raise NotAllowed(
+            _l(
+                "Only your guardian can switch this on for you, because you are under "
+                "%(age)d. You can switch it off at any time.",
                 age=current_app.config["MINOR_AGE"],
             )
         )

@@ -11,11 +11,12 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select, update
+from sqlalchemy.orm import aliased
 
 from ..clock import utcnow
 from ..domain import OPTIONAL_PURPOSES, Actor, Channel, GuardianStatus, MemberStatus, Method
@@ -34,11 +35,16 @@ from .notifications import (
 from .usability import active_condition, is_active_account
 
 MAX_GUARDIANS = 2
-LINK_TTL = timedelta(days=7)
+# An approval link works for 72 hours: long enough to answer, short enough that a forwarded
+# or leaked link soon stops working.
+LINK_TTL = timedelta(hours=72)
+LINK_TTL_HOURS = int(LINK_TTL.total_seconds() // 3600)
+# A guardian confirms they are at least this old on the approval page.
+GUARDIAN_MIN_AGE = 18
 
 
 def _new_token() -> str:
-    # 96 random bits: ample for a hashed, single-use, 7-day link, and short enough for the
+    # 96 random bits: ample for a hashed, single-use, 72-hour link, and short enough for the
     # link to fit in one SMS segment even in Chinese.
     return secrets.token_urlsafe(12)
 
@@ -58,8 +64,11 @@ def invite_guardian(minor: Member, channel: str, contact: str, *, actor: Member)
     The token is never stored in clear: the link keeps its hash, and the message is sealed in
     the outbox until the worker sends it after commit.
 
+    :raises Invalid: when the contact is the minor's own.
     :raises CodeBudgetSpent: when the contact's or the actor's code budget is spent.
     """
+    if contact in own_contacts(minor.email, minor.phone):
+        raise Invalid(OWN_CONTACT_MESSAGE, {"guardian_contact": [OWN_CONTACT_MESSAGE]})
     _spend_link_budget(channel, contact, actor)
     now = utcnow()
     token = _new_token()
@@ -75,6 +84,18 @@ def invite_guardian(minor: Member, channel: str, contact: str, *, actor: Member)
     db.session.add(link)
     db.session.flush()
     return _send_invitation(link, minor, token, actor)
+
+
+OWN_CONTACT_MESSAGE = _l(
+    "This is the child's own email address or mobile number. Enter the guardian's, so that the "
+    "guardian, not the child, receives the link."
+)
+
+
+def own_contacts(email: str | None, phone: str | None) -> set[str]:
+    """A child's own contacts, normalized as `auth.parse_identifier` normalizes a guardian's
+    contact: the guardian's may be none of them."""
+    return {value for value in (email, phone) if value}
 
 
 def _spend_link_budget(channel: str, contact: str, actor: Member) -> None:
@@ -201,24 +222,58 @@ def _guardian_account(link: GuardianLink, name: str | None) -> Member:
     return guardian
 
 
+def check_guardian_birth_date(birth_date: date | None) -> None:
+    """The guardian confirms their own birth date: an adult's (`GUARDIAN_MIN_AGE`).
+
+    :raises Invalid: for a missing or impossible date, or a guardian under age.
+    """
+    from .members import age_on
+
+    today = utcnow().date()
+    if birth_date is None:
+        message = _l("Enter your own date of birth.")
+    elif birth_date > today or birth_date.year < 1900:
+        message = _l("Enter a real date of birth.")
+    elif age_on(birth_date, today) < GUARDIAN_MIN_AGE:
+        message = _l(
+            "A guardian must be %(age)d or older. Please ask a parent or another adult "
+            "guardian to approve the account.",
+            age=GUARDIAN_MIN_AGE,
+        )
+    else:
+        return
+    raise Invalid(message, {"guardian_birth_date": [message]})
+
+
 def approve_minor(
-    link: GuardianLink, *, guardian_name: str | None, purposes: set[str], note: str | None
+    link: GuardianLink,
+    *,
+    guardian_name: str | None,
+    guardian_birth_date: date | None,
+    purposes: set[str],
+    note: str | None,
 ) -> Member:
-    """The verified guardian approves: the minor's account becomes active, the guardian's
-    choices of optional purposes are recorded with the guardian as actor.
+    """The verified guardian approves, confirming their own adult birth date: the minor's
+    account becomes active, the guardian's choices of optional purposes are recorded with the
+    guardian as actor.
 
     :returns: the guardian's account (created if needed).
+    :raises Invalid: when the guardian's birth date is missing or not an adult's, or the
+        guardian is the child.
     :raises Conflict: when the ward already has the maximum number of guardians.
     """
     from .consents import set_consent
     from .usability import purpose_barred
 
+    check_guardian_birth_date(guardian_birth_date)
     minor = db.session.get(Member, link.minor_id)
     if len(_approved_guardians(minor.id)) >= MAX_GUARDIANS:
         raise Conflict(_l("This account already has two guardians."))
     guardian = _guardian_account(link, guardian_name)
     from .usability import is_minor
 
+    if guardian.birth_date is None:
+        guardian.birth_date = guardian_birth_date
     if guardian.id == minor.id or is_minor(guardian):
         message = _l("A guardian must be an adult other than the child.")
         raise Invalid(message, {"guardian_name": [message]})
@@ -295,6 +350,264 @@ def refuse_minor(link: GuardianLink, *, note: str | None) -> bool:
             about=(subject,),
         )
     return True
+
+
+def ask_guardians_again(version) -> int:
+    """A published version that changes a purpose hands a minor's yes for it back to the
+    guardians (PIPL art. 31): once the version is in effect the yes counts as no
+    (`usability.stale_grant_condition`) and only a guardian can say yes again
+    (`consents.guardian_may_grant`). Each approved guardian of each minor with such a yes is
+    told now, with the date, and asked to decide again on their guardian page.
+
+    :param version: the published `PolicyVersion`.
+    :returns: how many guardians were asked.
+    """
+    from ..models import ConsentState
+    from .usability import minor_cutoff
+
+    changed = tuple(version.changed_purpose_keys)
+    if not changed:
+        return 0
+    guardian = aliased(Member)
+    rows = db.session.execute(
+        select(GuardianLink, Member, guardian, ConsentState.purpose)
+        .join(Member, Member.id == GuardianLink.minor_id)
+        .join(guardian, guardian.id == GuardianLink.guardian_id)
+        .join(ConsentState, ConsentState.member_id == Member.id)
+        .where(
+            GuardianLink.status == GuardianStatus.APPROVED,
+            active_condition(),
+            Member.birth_date > minor_cutoff(version.effective_at.date()),
+            ConsentState.purpose.in_(changed),
+            ConsentState.granted.is_(True),
+        )
+        .order_by(GuardianLink.id, ConsentState.purpose)
+    ).all()
+    asked: dict[int, tuple[GuardianLink, Member, Member, list[str]]] = {}
+    for link, minor, adult, purpose in rows:
+        asked.setdefault(link.id, (link, minor, adult, []))[3].append(purpose)
+    for link, minor, adult, purposes in asked.values():
+        if not is_active_account(adult):
+            continue
+        _tell(
+            adult,
+            "guardian_reconsent",
+            {
+                "minor_name": minor.name,
+                "purpose_keys": tuple(purposes),
+                "number": version.number,
+                "effective_at": version.effective_at,
+            },
+            key=f"guardian_reconsent:{version.number}:{link.public_id}",
+            about=(member_subject(minor),),
+        )
+        record_audit(
+            "guardian.reconsent_requested",
+            actor=None,
+            subject=minor,
+            link=link.public_id,
+            version=version.number,
+            purposes=purposes,
+        )
+    return len(asked)
+
+
+def request_second_confirmation(ward: Member, guardian: Member, purpose: str) -> GuardianLink:
+    """"Email plus": the guardian's yes to advertising for a minor is held pending, and a
+    second message with a single-use confirmation link reaches the guardian after
+    GUARDIAN_CONFIRM_DELAY_HOURS; only confirming through it records the consent
+    (`confirm_second`). A new request replaces a pending one (its old link stops working).
+
+    :raises NotFound: when `guardian` is not an approved guardian of `ward`.
+    :raises NotAllowed: when the purpose is barred for the ward (MINORS_ADVERTISING off).
+    :raises Invalid: when the guardian has no verified contact to send it to.
+    """
+    from .errors import NotAllowed
+    from .usability import purpose_barred
+
+    link = _guardian_link(ward, guardian)
+    _drop_pending(link)
+    if purpose_barred(ward, purpose):
+        raise NotAllowed(
+            _l(
+                "This use is not open to members under %(age)d.",
+                age=current_app.config["MINOR_AGE"],
+            )
+        )
+    channel, recipient = _verified_contact(guardian)
+    now = utcnow()
+    token = _new_token()
+    link.pending_purpose = purpose
+    link.pending_token_hash = _hash(token)
+    link.pending_send_at = now + timedelta(hours=current_app.config["GUARDIAN_CONFIRM_DELAY_HOURS"])
+    link.pending_expires_at = link.pending_send_at + LINK_TTL
+    base = (current_app.config.get("PUBLIC_BASE_URL") or "").rstrip("/")
+    message = prepare_secret_message(
+        channel=channel,
+        kind="guardian_confirm",
+        locale=guardian.locale,
+        context={
+            "minor_name": ward.name,
+            "purpose": purpose,
+            "expires_at": link.pending_expires_at,
+        },
+        secret_context={"link": f"{base}/gc/{token}"},
+        masked_context={"link": f"{base}/gc/••••••"},
+        expires_at=link.pending_expires_at,
+    )
+    enqueue_secret_notification(
+        member=guardian,
+        channel=channel,
+        kind="guardian_confirm",
+        dedupe_key=f"guardian_confirm:{link.public_id}:{link.pending_token_hash[:16]}",
+        recipient=recipient,
+        locale=guardian.locale,
+        message=message,
+        about=(member_subject(ward),),
+        not_before=link.pending_send_at,
+    )
+    record_audit(
+        "guardian.confirmation_requested",
+        actor=guardian,
+        subject=ward,
+        link=link.public_id,
+        purpose=purpose,
+        send_at=link.pending_send_at.isoformat(),
+    )
+    return link
+
+
+def _guardian_link(ward: Member, guardian: Member) -> GuardianLink:
+    link = db.session.scalars(
+        select(GuardianLink).where(
+            GuardianLink.minor_id == ward.id,
+            GuardianLink.guardian_id == guardian.id,
+            GuardianLink.status == GuardianStatus.APPROVED,
+        )
+    ).first()
+    if link is None:
+        raise NotFound(_l("No such account."))
+    return link
+
+
+def _verified_contact(member: Member) -> tuple[str, str]:
+    if member.email and member.email_verified_at:
+        return Channel.EMAIL, member.email
+    if member.phone and member.phone_verified_at and member.sms_opted_out_at is None:
+        return Channel.SMS, member.phone
+    raise Invalid(_l("We have no verified email address or mobile number of yours to write to."))
+
+
+def cancel_second_confirmation(ward: Member, guardian: Member) -> None:
+    """Drop the guardian's pending confirmation for the ward (they switched it off again):
+    its message, if not sent yet, never goes out."""
+    _drop_pending(_guardian_link(ward, guardian))
+
+
+def _drop_pending(link: GuardianLink) -> None:
+    from ..domain import NotificationStatus
+    from ..models import Notification
+
+    if link.pending_token_hash:
+        db.session.execute(
+            update(Notification)
+            .where(
+                Notification.dedupe_key
+                == f"guardian_confirm:{link.public_id}:{link.pending_token_hash[:16]}",
+                Notification.status == NotificationStatus.PENDING,
+            )
+            .values(status=NotificationStatus.DEAD, secret=None, last_error="withdrawn")
+            .execution_options(synchronize_session=False)
+        )
+    link.pending_purpose = link.pending_token_hash = None
+    link.pending_send_at = link.pending_expires_at = None
+
+
+def pending_confirmation(ward: Member, guardian: Member) -> GuardianLink | None:
+    """The guardian's link to the ward while a second confirmation is pending, else None."""
+    link = _guardian_link(ward, guardian)
+    return link if link.pending_purpose else None
+
+
+def load_second_confirmation_for(guardian: Member, token: str) -> GuardianLink:
+    """The signed-in guardian's pending confirmation for this link token.
+
+    :raises NotFound: for an unknown, used, expired or someone else's link (one clear page).
+    """
+    link = db.session.scalars(
+        select(GuardianLink).where(
+            GuardianLink.pending_token_hash == _hash(token or ""),
+            GuardianLink.guardian_id == guardian.id,
+            GuardianLink.status == GuardianStatus.APPROVED,
+        )
+    ).first()
+    if link is None or link.pending_expires_at is None or link.pending_expires_at <= utcnow():
+        raise NotFound(_l("This link has expired or was already used."))
+    return link
+
+
+def confirm_second(link: GuardianLink, guardian: Member):
+    """The guardian confirms through the second message: the pending purpose is granted, with
+    the guardian as actor and `guardian_confirmation` as method, and the link is used up.
+
+    :returns: the consent event.
+    """
+    from .consents import set_consent
+
+    ward = db.session.get(Member, link.minor_id)
+    purpose = link.pending_purpose
+    link.pending_purpose = link.pending_token_hash = None
+    link.pending_send_at = link.pending_expires_at = None
+    event = set_consent(
+        ward,
+        purpose,
+        True,
+        actor=Actor.GUARDIAN,
+        method=Method.GUARDIAN_CONFIRMATION,
+        actor_member=guardian,
+    )
+    notify_co_guardians(ward, guardian, purpose, True)
+    return event
+
+
+def erase_unanswered_minors() -> int:
+    """Erase every minor's account that has waited for a guardian longer than
+    GUARDIAN_WAIT_DAYS since registering, and tell each child at the address they registered
+    with (then forgotten), as a guardian's refusal does. Safe to run at any time (the notify
+    worker runs it daily); the caller commits.
+
+    :returns: how many accounts were erased.
+    """
+    from .erasure import erase_member
+
+    days = current_app.config["GUARDIAN_WAIT_DAYS"]
+    stale = db.session.scalars(
+        select(Member)
+        .where(
+            Member.status == MemberStatus.AWAITING_GUARDIAN,
+            Member.created_at < utcnow() - timedelta(days=days),
+        )
+        .order_by(Member.id)
+        # Two workers running it at once each take different rows (no-op on SQLite).
+        .with_for_update(skip_locked=True)
+    ).all()
+    for minor in stale:
+        to, locale, subject = minor.email, minor.locale, member_subject(minor)
+        record_audit("guardian.wait_expired", actor=None, subject=minor, days=days)
+        erase_member(minor, actor=None, reason="guardian_never_answered")
+        if to:
+            enqueue_notification(
+                member=None,
+                channel=Channel.EMAIL,
+                kind="guardian_wait_expired",
+                dedupe_key=f"guardian_wait_expired:{subject}",
+                recipient=to,
+                locale=locale,
+                context={"days": days},
+                # Scrubbed once settled, named by the tombstone only (as `guardian_refused`).
+                about=(subject,),
+            )
+    return len(stale)
 
 
 def _tell(
@@ -441,7 +754,15 @@ def dissolve_guardian_links(member: Member) -> int:
             | GuardianLink.contact.in_(contacts)
         )
         .values(
-            contact=None, note=None, token_hash=None, status=GuardianStatus.REVOKED, ended_at=now
+            contact=None,
+            note=None,
+            token_hash=None,
+            status=GuardianStatus.REVOKED,
+            ended_at=now,
+            pending_purpose=None,
+            pending_token_hash=None,
+            pending_send_at=None,
+            pending_expires_at=None,
         )
         .execution_options(synchronize_session=False)
     ).rowcount

@@ -105,7 +105,7 @@ def register_member(data: RegistrationData) -> Registration:
     )
     guardian = None
     if minor:
-        guardian = _check_guardian_contact(data.guardian_contact, errors)
+        guardian = _check_guardian_contact(data.guardian_contact, errors, own=(email, phone))
     unknown = data.purposes - set(OPTIONAL_PURPOSES)
     if unknown:
         errors.setdefault("purposes", []).append(_l("Choose only from the purposes shown."))
@@ -212,9 +212,13 @@ def purge_unverified_members() -> int:
     return len(stale)
 
 
-def _check_guardian_contact(raw: str | None, errors: dict) -> tuple[str, str] | None:
-    """A minor's guardian: an email address or a mobile number."""
+def _check_guardian_contact(
+    raw: str | None, errors: dict, *, own: tuple[str | None, str | None]
+) -> tuple[str, str] | None:
+    """A minor's guardian: an email address or a mobile number, not the minor's own (`own`:
+    the minor's normalized email and phone)."""
     from .auth import parse_identifier
+    from .guardians import OWN_CONTACT_MESSAGE, own_contacts
 
     message = _l(
         "You are under %(age)d: enter your parent's or guardian's email address or "
@@ -225,7 +229,7 @@ def _check_guardian_contact(raw: str | None, errors: dict) -> tuple[str, str] | 
         errors.setdefault("guardian_contact", []).append(message)
         return None
     try:
-        return parse_identifier(raw)
+        channel, contact = parse_identifier(raw)
     except Invalid as exc:
         # A well-formed number outside the SMS countries gets that reason; anything else the
         # guardian-specific explanation.
@@ -233,6 +237,10 @@ def _check_guardian_contact(raw: str | None, errors: dict) -> tuple[str, str] | 
         reasons = exc.field_errors.get("identifier") if phone else None
         errors.setdefault("guardian_contact", []).extend(reasons or [message])
         return None
+    if contact in own_contacts(*own):
+        errors.setdefault("guardian_contact", []).append(OWN_CONTACT_MESSAGE)
+        return None
+    return channel, contact
 
 
 @dataclass

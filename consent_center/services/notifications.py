@@ -197,8 +197,11 @@ def enqueue_secret_notification(
     locale: str,
     message: SecretMessage,
     about: tuple[str, ...] = (),
+    not_before: datetime | None = None,
 ) -> None:
     """Write a message whose secret is never stored in clear (`prepare_secret_message`).
+
+    :param not_before: hold it until this time (a guardian's delayed second confirmation).
 
     The row's body is the masked copy (what the member's message list shows); the real message
     is sealed beside it for the worker, which delivers it after commit, never after it expires,
@@ -228,6 +231,7 @@ def enqueue_secret_notification(
         locale=locale,
         status=NotificationStatus.FAILED if refused else NotificationStatus.PENDING,
         last_error=refused,
+        **({"next_attempt_at": not_before} if not_before else {}),
     )
     table = Notification.__table__
     if db.engine.dialect.name == "postgresql":

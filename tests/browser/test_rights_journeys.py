@@ -169,6 +169,7 @@ def test_guardian_approves_then_oversees(browsing, visit, axe_check, live_server
     axe_check(guardian)
     pw_expect(guardian.locator("main")).to_contain_text(minor_email)
     guardian.fill("#guardian_name", "Parent Lee")
+    guardian.fill("#guardian_birth_date", "1980-05-01")
     click_and_wait(guardian, "button:has-text('Approve the account')")
     assert path_of(guardian) == "/guardian"
     axe_check(guardian)
@@ -178,7 +179,9 @@ def test_guardian_approves_then_oversees(browsing, visit, axe_check, live_server
     click_and_wait(minor, "main button[type=submit]")
     assert path_of(minor) == "/me"
     axe_check(minor)
-    pw_expect(minor.locator("#consent-trend_analysis-switch")).to_be_enabled()
+    # Only the guardian can switch an optional purpose on for a child (PIPL art. 31).
+    pw_expect(minor.locator("#consent-trend_analysis-switch")).to_be_disabled()
+    pw_expect(minor.locator("#consent-trend_analysis-guardian")).to_contain_text("Parent Lee")
     pw_expect(minor.locator("#consent-advertising-switch")).to_be_disabled()
 
     # The guardian turns trend analysis on for the ward, in place.

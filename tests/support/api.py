@@ -10,10 +10,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from sqlalchemy import select
+
+from consent_center.clock import utcnow
 from consent_center.domain import Actor, Method
 from consent_center.extensions import db
 from consent_center.services.api_tokens import SCOPES, create_api_token
-from consent_center.services.consents import set_consent
+from consent_center.services.consents import needs_second_confirmation, set_consent
+from consent_center.services.usability import is_minor
 
 _names = iter(range(1, 10**9))
 
@@ -30,10 +34,36 @@ def bearer(token: str) -> dict[str, str]:
 
 
 def grant(member, purpose: str, granted: bool = True, method: str = Method.FORM):
-    event = set_consent(member, purpose, granted, actor=Actor.MEMBER, method=method,
-                        actor_member=member)  # fmt: skip
+    """Record the member's answer; a minor's yes is given by a guardian (only a guardian may
+    grant a minor's optional purpose), advertising through the second confirmation."""
+    if granted and is_minor(member):
+        guardian = _guardian_of(member)
+        if needs_second_confirmation(member, purpose):
+            method = Method.GUARDIAN_CONFIRMATION
+        event = set_consent(member, purpose, True, actor=Actor.GUARDIAN, method=method,
+                            actor_member=guardian)  # fmt: skip
+    else:
+        event = set_consent(member, purpose, granted, actor=Actor.MEMBER, method=method,
+                            actor_member=member)  # fmt: skip
     db.session.commit()
     return event
+
+
+def _guardian_of(minor):
+    from consent_center.models import GuardianLink, Member
+
+    link = db.session.scalars(select(GuardianLink).where(
+        GuardianLink.minor_id == minor.id, GuardianLink.status == "approved")).first()
+    if link is not None:
+        return db.session.get(Member, link.guardian_id)
+    n = next(_names)
+    guardian = Member(name=f"Guardian {n}", email=f"guardian{n}@example.org", status="active",
+                      locale="en", email_verified_at=utcnow())
+    db.session.add(guardian)
+    db.session.flush()
+    db.session.add(GuardianLink(minor_id=minor.id, guardian_id=guardian.id, status="approved"))
+    db.session.flush()
+    return guardian
 
 
 @dataclass

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from wtforms import BooleanField, StringField, TextAreaField
+from wtforms import BooleanField, DateField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
 from ..forms import AppForm
@@ -18,6 +18,10 @@ class GuardianCodeForm(AppForm):
 
 class DecisionForm(AppForm):
     guardian_name = StringField(_l("Your name"), validators=[Optional(), Length(max=100)])
+    # Checked by the service when approving (a refusal needs no birth date).
+    guardian_birth_date = DateField(
+        _l("Your own date of birth"), validators=[Optional()], format="%Y-%m-%d"
+    )
     trend_analysis = BooleanField(_l("Yes, my child's information may be used for trend analysis"))
     note = TextAreaField(_l("Note (optional)"), validators=[Length(max=1000)])
 

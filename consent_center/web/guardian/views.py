@@ -17,6 +17,7 @@ from flask import (
     session,
     url_for,
 )
+from flask_babel import format_datetime
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -70,7 +71,9 @@ def invitation(token: str):
         link, minor = _invitation(token)
     except Exception:  # noqa: BLE001 - any unusable link gets the same clear page
         db.session.rollback()
-        return render_template("guardian/link_unusable.html"), 404
+        return render_template(
+            "guardian/link_unusable.html", hours=guardian_service.LINK_TTL_HOURS
+        ), 404
     if session.get(VERIFIED_LINK) == link.public_id:
         return redirect(url_for("guardian.decide", token=token), 303)
     return render_template(
@@ -155,6 +158,7 @@ def decide(token: str):
                 guardian = guardian_service.approve_minor(
                     link,
                     guardian_name=form.guardian_name.data,
+                    guardian_birth_date=form.guardian_birth_date.data,
                     purposes=purposes,
                     note=form.note.data,
                 )
@@ -183,6 +187,7 @@ def decide(token: str):
         has_account=has_account,
         refusal_erases=guardian_service.refusal_erases(minor),
         advertising_barred=purpose_barred(minor, "advertising"),
+        guardian_min_age=guardian_service.GUARDIAN_MIN_AGE,
     ), status
 
 
@@ -243,6 +248,7 @@ def _ward_page(ward: Member, *, deletion_form=None, invite_form=None, status: in
         invite_form=invite_form or InviteForm(),
         deletion_form=deletion_form,
         purposes=PURPOSES,
+        pending=guardian_service.pending_confirmation(ward, current_user),
     ), status
 
 
@@ -264,6 +270,10 @@ def set_ward_consent(public_id: str, purpose: str):
             status_message=_("That did not work: please use the switch on the page."),
         )
     granted = form.granted.data == "1"
+    if granted and consent_service.needs_second_confirmation(ward, purpose):
+        return _hold_for_second_confirmation(ward, purpose, public_id)
+    if not granted:
+        guardian_service.cancel_second_confirmation(ward, current_user)
     consent_service.set_consent(
         ward,
         purpose,
@@ -277,6 +287,49 @@ def set_ward_consent(public_id: str, purpose: str):
     db.session.commit()
     return consent_answer(
         view, purpose, granted, back_to=url_for("guardian.ward", public_id=public_id), ward=ward
+    )
+
+
+def _hold_for_second_confirmation(ward: Member, purpose: str, public_id: str):
+    """A yes that needs the guardian's second confirmation: say when it comes; it stays off."""
+    link = guardian_service.request_second_confirmation(ward, current_user, purpose)
+    message = _(
+        "%(purpose)s stays off for now. We will send you a second confirmation on %(when)s; "
+        "it takes effect only once you confirm through that message.",
+        purpose=PURPOSES[purpose].title,
+        when=format_datetime(link.pending_send_at, "medium"),
+    )
+    view = consent_service.consent_view(ward, purpose) if wants_fragment() else None
+    db.session.commit()
+    if view is not None:
+        return render_page_or_fragment(
+            "member/consent_page.html",
+            "member/_consent_switch_response.html",
+            consent=view,
+            status_message=message,
+            ward=ward,
+        )
+    flash(message, "status")
+    return redirect(url_for("guardian.ward", public_id=public_id) + f"#consent-{purpose}", 303)
+
+
+@bp.route("/confirm/<token>", methods=["GET", "POST"])
+def confirm_second(token: str):
+    """The second confirmation ("email plus"): the page says what it confirms; the POST
+    records it."""
+    link = guardian_service.load_second_confirmation_for(current_user, token)
+    ward = db.session.get(Member, link.minor_id)
+    form = EmptyForm()
+    if request.method == "POST":
+        if not form.validate_on_submit():
+            abort(400)
+        purpose = link.pending_purpose
+        guardian_service.confirm_second(link, current_user)
+        db.session.commit()
+        flash(_("%(purpose)s is now on.", purpose=PURPOSES[purpose].title), "status")
+        return redirect(url_for("guardian.ward", public_id=ward.public_id), 303)
+    return render_template(
+        "guardian/confirm.html", ward=ward, link=link, purposes=PURPOSES, form=form, token=token
     )
 
 

@@ -110,6 +110,12 @@ def guardian_short(token: str):
     return redirect(url_for("guardian.invitation", token=token), 303)
 
 
+@bp.get("/gc/<token>")
+def guardian_confirm_short(token: str):
+    """Short form of a guardian's second-confirmation link, for text messages."""
+    return redirect(url_for("guardian.confirm_second", token=token), 303)
+
+
 def _contact_address_key() -> str:
     """Rate-limit key for the address the acknowledgement goes to (a keyed digest)."""
     typed = (request.form.get("email") or "").strip()
