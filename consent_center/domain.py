@@ -189,8 +189,9 @@ PURPOSES: dict[str, Purpose] = {
         _l("Trend analysis"),
         _l(
             "Using your information for general trend analysis to improve our service, such "
-            "as evaluating service facilities and customer preferences. Off unless you turn "
-            "it on; the service is the same either way."
+            "as evaluating service facilities and customer preferences. It looks at members "
+            "in aggregate: no decision about you as an individual is made from it. Off unless "
+            "you turn it on; the service is the same either way."
         ),
         optional=True,
         kantara_category="Improve Performance",
@@ -209,6 +210,13 @@ PURPOSES: dict[str, Purpose] = {
 }
 
 OPTIONAL_PURPOSES: tuple[str, ...] = tuple(k for k, p in PURPOSES.items() if p.optional)
+
+# Shown beside every optional purpose's switch (GDPR art. 7(3): the member is told before
+# consenting that consent can be withdrawn, and that withdrawal does not undo past use).
+WITHDRAWAL_NOTE = _l(
+    "You can withdraw this consent at any time, as easily as you gave it. Withdrawing stops "
+    "this use from then on; it does not affect use already made while it was on."
+)
 
 
 class DeletionStatus(StrEnum):
@@ -258,6 +266,15 @@ REFUSAL_GROUNDS = {
     ),
 }
 
+
+# Told with every refused deletion request (PIPL art. 50: a refused request may be taken to
+# the supervisory authority or to court). One text for the status page and the email; the
+# text message says it in short (templates/sms/deletion_refused.txt).
+REFUSAL_REMEDIES = _l(
+    "You may complain about this refusal to the personal information protection authority "
+    "(in China, the Cyberspace Administration or another department responsible for personal "
+    "information protection), or bring a lawsuit before a people's court."
+)
 
 # --- The data inventory ----------------------------------------------------------------
 
