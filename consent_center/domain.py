@@ -284,6 +284,21 @@ SOURCE_LABELS = {PROVIDED: _l("You gave it"), RECORDED: _l("We recorded it")}
 
 _UNTIL_ERASED = _l("While you are a member; removed when your data is erased")
 _NOT_SHARED = _l("Not shared")
+# Who receives a field besides us: the recipients the export and /me name (PIPL art. 17, 23).
+_MAIL_SERVER = _l(
+    "The email server that delivers our messages (ours, or a provider acting for us), only to "
+    "deliver them to you"
+)
+_SMS_PROVIDER = _l(
+    "Twilio, the text message provider acting for us, only to deliver text messages to you"
+)
+_MESSAGE_CARRIERS = _l(
+    "The email server or, for text messages, Twilio, acting for us only to deliver the message"
+)
+_OUR_SYSTEMS = _l(
+    "Our own systems that check whether a use is allowed (through our consent API and its "
+    "change notices); never anyone outside the company"
+)
 _KEPT_ANONYMISED = _l(
     "Kept as proof of your choices; on erasure it is re-keyed so it no longer identifies you"
 )
@@ -304,7 +319,7 @@ class InventoryField:
     purposes: tuple[str, ...]
     source: str
     retention: object
-    shared: object = _NOT_SHARED
+    recipients: object = _NOT_SHARED
 
 
 @dataclass(frozen=True)
@@ -328,11 +343,11 @@ DATA_INVENTORY: tuple[InventoryGroup, ...] = (
         "member",
         _l("Your profile"),
         _l("What you told us when you registered or later corrected."),
-        ("public_id", _l("Member number"), (SERVICE,), RECORDED, _UNTIL_ERASED),
+        ("public_id", _l("Member number"), (SERVICE,), RECORDED, _UNTIL_ERASED, _OUR_SYSTEMS),
         ("name", _l("Name"), (SERVICE, TREND_ANALYSIS), PROVIDED, _UNTIL_ERASED),
         ("gender", _l("Gender"), (SERVICE, TREND_ANALYSIS, ADVERTISING), PROVIDED, _UNTIL_ERASED),
-        ("email", _l("Email address"), (SERVICE,), PROVIDED, _UNTIL_ERASED),
-        ("phone", _l("Mobile number"), (SERVICE,), PROVIDED, _UNTIL_ERASED),
+        ("email", _l("Email address"), (SERVICE,), PROVIDED, _UNTIL_ERASED, _MAIL_SERVER),
+        ("phone", _l("Mobile number"), (SERVICE,), PROVIDED, _UNTIL_ERASED, _SMS_PROVIDER),
         ("birth_date", _l("Date of birth"), (SERVICE, TREND_ANALYSIS), PROVIDED, _UNTIL_ERASED),
         ("locale", _l("Preferred language"), (SERVICE,), PROVIDED, _UNTIL_ERASED),
         ("role", _l("Account type"), (SERVICE,), RECORDED, _UNTIL_ERASED),
@@ -401,8 +416,8 @@ DATA_INVENTORY: tuple[InventoryGroup, ...] = (
         "consent_state",
         _l("Your current consent choices"),
         _l("For each optional purpose, whether you have said yes, and since when."),
-        ("purpose", _l("Purpose"), (SERVICE,), PROVIDED, _KEPT_ANONYMISED),
-        ("granted", _l("Your answer"), (SERVICE,), PROVIDED, _KEPT_ANONYMISED),
+        ("purpose", _l("Purpose"), (SERVICE,), PROVIDED, _KEPT_ANONYMISED, _OUR_SYSTEMS),
+        ("granted", _l("Your answer"), (SERVICE,), PROVIDED, _KEPT_ANONYMISED, _OUR_SYSTEMS),
         ("event_id", _l("The receipt behind it"), (SERVICE,), RECORDED, _KEPT_ANONYMISED),
         (
             "policy_version_id",
@@ -523,10 +538,24 @@ DATA_INVENTORY: tuple[InventoryGroup, ...] = (
         _l("Every email and text message we sent you, with its delivery status."),
         ("channel", _l("Email or text message"), (SERVICE,), RECORDED, _UNTIL_ERASED),
         ("kind", _l("What it was about"), (SERVICE,), RECORDED, _UNTIL_ERASED),
-        ("recipient", _l("Address it was sent to"), (SERVICE,), PROVIDED, _UNTIL_ERASED),
-        ("subject", _l("Subject"), (SERVICE,), RECORDED, _UNTIL_ERASED),
-        ("body_text", _l("Message text"), (SERVICE,), RECORDED, _UNTIL_ERASED),
-        ("body_html", _l("Message as formatted email"), (SERVICE,), RECORDED, _UNTIL_ERASED),
+        (
+            "recipient",
+            _l("Address it was sent to"),
+            (SERVICE,),
+            PROVIDED,
+            _UNTIL_ERASED,
+            _MESSAGE_CARRIERS,
+        ),
+        ("subject", _l("Subject"), (SERVICE,), RECORDED, _UNTIL_ERASED, _MESSAGE_CARRIERS),
+        ("body_text", _l("Message text"), (SERVICE,), RECORDED, _UNTIL_ERASED, _MESSAGE_CARRIERS),
+        (
+            "body_html",
+            _l("Message as formatted email"),
+            (SERVICE,),
+            RECORDED,
+            _UNTIL_ERASED,
+            _MESSAGE_CARRIERS,
+        ),
         ("locale", _l("Language"), (SERVICE,), RECORDED, _UNTIL_ERASED),
         ("status", _l("Delivery status"), (SERVICE,), RECORDED, _UNTIL_ERASED),
         ("attempts", _l("Delivery attempts"), (SERVICE,), RECORDED, _UNTIL_ERASED),

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from flask import (
     Blueprint,
     Response,
@@ -342,16 +340,3 @@ def sign_out_everywhere():
     forget_session()
     flash(_("You are signed out on every device. Sign in again with a new code."), "status")
     return redirect(url_for("auth.sign_in"), 303)
-
-
-@bp.get("/export")
-@read_only
-def export():
-    """Download everything we hold about you as JSON."""
-    data = member_data.export_member_data(current_user)
-    body = json.dumps(data, ensure_ascii=False, indent=2)
-    return Response(
-        body,
-        mimetype="application/json",
-        headers={"Content-Disposition": 'attachment; filename="my-data.json"'},
-    )
