@@ -455,6 +455,32 @@ DATA_INVENTORY: tuple[InventoryGroup, ...] = (
         ("created_at", _l("When"), (SERVICE,), RECORDED, _KEPT_ANONYMISED),
         ("prev_hash", _l("Link to the previous receipt"), (SERVICE,), RECORDED, _KEPT_ANONYMISED),
         ("hash", _l("Tamper-evident fingerprint"), (SERVICE,), RECORDED, _KEPT_ANONYMISED),
+        (
+            "locale",
+            _l("Language of the page you chose on"),
+            (SERVICE,),
+            RECORDED,
+            _KEPT_ANONYMISED,
+        ),
+    ),
+    _group(
+        "reconsent_request",
+        _l("When we asked you again"),
+        _l(
+            "Each time a new version of our privacy policy changed a use you had said yes to, "
+            "so that your yes no longer counted until you answered again."
+        ),
+        ("purpose", _l("Purpose"), (SERVICE,), RECORDED, _KEPT_ANONYMISED),
+        (
+            "policy_version_id",
+            _l("Policy version that asked again"),
+            (SERVICE,),
+            RECORDED,
+            _KEPT_ANONYMISED,
+        ),
+        ("event_id", _l("The receipt of the yes it asked about"), (SERVICE,), RECORDED,
+         _KEPT_ANONYMISED),
+        ("created_at", _l("When"), (SERVICE,), RECORDED, _KEPT_ANONYMISED),
     ),
     _group(
         "one_time_code",
@@ -676,6 +702,8 @@ NOT_MEMBER_DATA: dict[tuple[str, str], str] = {
     ("consent_state", "member_id"): "internal row key",
     ("consent_event", "id"): "internal row key",
     ("consent_event", "member_id"): "internal row key",
+    ("reconsent_request", "id"): "internal row key",
+    ("reconsent_request", "member_id"): "internal row key",
     ("one_time_code", "id"): "internal row key",
     ("one_time_code", "token"): "random handle for the code-entry page, no meaning",
     ("one_time_code", "member_id"): "internal row key",

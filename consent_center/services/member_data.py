@@ -57,6 +57,7 @@ class GroupView:
 # Row counts per member-data table: (table, the column that names the member).
 _COUNTED = {
     "consent_event": "member_id",
+    "reconsent_request": "member_id",
     "notification": "member_id",
     "one_time_code": "member_id",
     "member_session": "member_id",

@@ -74,6 +74,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals["refusal_grounds"] = REFUSAL_GROUNDS
     app.jinja_env.globals["withdrawal_note"] = WITHDRAWAL_NOTE
     app.jinja_env.globals["refusal_remedies"] = REFUSAL_REMEDIES
+    app.jinja_env.globals["locale_html_lang"] = LOCALE_HTML_LANG
     app.jinja_env.filters["purpose_titles"] = lambda keys: gettext(", ").join(
         str(PURPOSES[k].title) for k in keys
     )

@@ -40,6 +40,7 @@ from ...services.usability import purpose_barred
 from ..consent_answers import consent_answer, view_for_answer
 from ..forms import apply_field_errors, check_code_form
 from ..htmx import render_page_or_fragment, wants_fragment
+from ..i18n import current_locale
 from ..member.export import ExportForm, download, export_page
 from ..member.forms import ConsentForm, EmptyForm
 from ..sessions import begin_session
@@ -271,6 +272,7 @@ def set_ward_consent(public_id: str, purpose: str):
         actor=Actor.GUARDIAN,
         method=Method.HTMX if wants_fragment() else Method.FORM,
         actor_member=current_user,
+        locale=str(current_locale()),
     )
     guardian_service.notify_co_guardians(ward, current_user, purpose, granted)
     view = view_for_answer(ward, purpose)

@@ -41,6 +41,7 @@ from ..auth.forms import CodeForm
 from ..consent_answers import consent_answer, view_for_answer
 from ..forms import apply_field_errors, check_code_form
 from ..htmx import render_page_or_fragment, wants_fragment
+from ..i18n import current_locale
 from ..sessions import forget_session, renew_session
 from ..transactions import read_only
 from .forms import ConsentForm, EmptyForm, ProfileForm
@@ -137,6 +138,7 @@ def set_consent(purpose: str):
         actor=Actor.MEMBER,
         method=method,
         actor_member=current_user,
+        locale=str(current_locale()),
     )
     view, receipt_id = view_for_answer(current_user, purpose), event.receipt_id
     db.session.commit()
