@@ -86,3 +86,26 @@ def test_a_policy_change_records_whom_it_asks_again(app, member, policy, client,
 
     data = json.loads(download(client, member, "json").data)
     assert [r["purpose"] for r in data["records"]["reconsent_request"]] == ["advertising"]
+
+
+def test_publishing_a_staff_draft_records_the_requests_too(client, login_as, app):
+    from consent_center import clock
+    from consent_center.models import PolicyVersion
+    from tests.conftest import make_policy
+    from tests.support.staff import local_midnight, make_staff
+    from tests.test_staff_policies import OLD_TEXT, TODAY, draft_data
+
+    clock.freeze(local_midnight(TODAY))
+    make_policy(body=OLD_TEXT)
+    member = make_member()
+    set_consent(member, "advertising", True, actor=Actor.MEMBER, method=Method.FORM)
+    db.session.commit()
+    login_as(make_staff())
+    post(client, "/staff/policies/new", draft_data())
+    draft = db.session.scalars(select(PolicyVersion).where(PolicyVersion.number.is_(None))).one()
+    assert db.session.scalars(select(ReconsentRequest)).first() is None
+    response = post(client, f"/staff/policies/{draft.public_id}/publish", {"confirm": "y"})
+    assert response.status_code == 303
+    requests = db.session.scalars(select(ReconsentRequest)).all()
+    assert [(r.member_id, r.purpose, r.policy_version_id) for r in requests] == [
+        (member.id, "advertising", draft.id)]
