@@ -56,6 +56,24 @@ def test_the_guardians_ward_page_says_the_same(family):  # noqa: F811
 
 
 @pytest.mark.parametrize("locale", ["en", "zh_Hans_CN"])
+def test_where_consent_is_first_given_the_same_note_is_shown(client, app, locale):
+    """Registration and the guardian's approval page also ask for optional consent."""
+    from tests.test_guardians import link_from_mailbox, register_minor, verify_as_guardian
+
+    post(client, "/language", {"locale": locale})
+    page = client.get("/register").get_data(as_text=True)
+    assert WITHDRAW[locale] in page and NO_DECISION[locale] in page
+    assert 'aria-describedby="trend_analysis-desc withdraw-note"' in page
+    register_minor(app.test_client())
+    guardian_client = app.test_client()
+    post(guardian_client, "/language", {"locale": locale})
+    token = link_from_mailbox()
+    verify_as_guardian(guardian_client, token)
+    page = guardian_client.get(f"/guardian/invite/{token}/decide").get_data(as_text=True)
+    assert WITHDRAW[locale] in page and NO_DECISION[locale] in page
+
+
+@pytest.mark.parametrize("locale", ["en", "zh_Hans_CN"])
 def test_a_refusal_names_the_authority_and_the_court(client, login_as, app, locale):
     from consent_center.extensions import db
 
