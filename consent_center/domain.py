@@ -196,8 +196,9 @@ PURPOSES: dict[str, Purpose] = {
         _l("Trend analysis"),
         _l(
             "Using your information for general trend analysis to improve our service, such "
-            "as evaluating service facilities and customer preferences. Off unless you turn "
-            "it on; the service is the same either way."
+            "as evaluating service facilities and customer preferences. It looks at members "
+            "in aggregate: no decision about you as an individual is made from it. Off unless "
+            "you turn it on; the service is the same either way."
         ),
         optional=True,
         kantara_category="Improve Performance",
@@ -216,6 +217,13 @@ PURPOSES: dict[str, Purpose] = {
 }
 
 OPTIONAL_PURPOSES: tuple[str, ...] = tuple(k for k, p in PURPOSES.items() if p.optional)
+
+# Shown beside every optional purpose's switch (GDPR art. 7(3): the member is told before
+# consenting that consent can be withdrawn, and that withdrawal does not undo past use).
+WITHDRAWAL_NOTE = _l(
+    "You can withdraw this consent at any time, as easily as you gave it. Withdrawing stops "
+    "this use from then on; it does not affect use already made while it was on."
+)
 
 
 class DeletionStatus(StrEnum):
@@ -266,6 +274,15 @@ REFUSAL_GROUNDS = {
 }
 
 
+# Told with every refused deletion request (PIPL art. 50: a refused request may be taken to
+# the supervisory authority or to court). One text for the status page and the email; the
+# text message says it in short (templates/sms/deletion_refused.txt).
+REFUSAL_REMEDIES = _l(
+    "You may complain about this refusal to the personal information protection authority "
+    "(in China, the Cyberspace Administration or another department responsible for personal "
+    "information protection), or bring a lawsuit before a people's court."
+)
+
 # --- The data inventory ----------------------------------------------------------------
 
 PROVIDED = "provided"
@@ -289,6 +306,21 @@ CODE_RETENTION_HOURS = 24
 
 _UNTIL_ERASED = _l("While you are a member; removed when your data is erased")
 _NOT_SHARED = _l("Not shared")
+# Who receives a field besides us: the recipients the export and /me name (PIPL art. 17, 23).
+_MAIL_SERVER = _l(
+    "The email server that delivers our messages (ours, or a provider acting for us), only to "
+    "deliver them to you"
+)
+_SMS_PROVIDER = _l(
+    "Twilio, the text message provider acting for us, only to deliver text messages to you"
+)
+_MESSAGE_CARRIERS = _l(
+    "The email server or, for text messages, Twilio, acting for us only to deliver the message"
+)
+_OUR_SYSTEMS = _l(
+    "Our own systems that check whether a use is allowed (through our consent API and its "
+    "change notices); never anyone outside the company"
+)
 _KEPT_ANONYMISED = _l(
     "Kept as proof of your choices; on erasure it is re-keyed so it no longer identifies you, "
     "and %(years)s years after the erasure it is deleted",
@@ -328,7 +360,7 @@ class InventoryField:
     purposes: tuple[str, ...]
     source: str
     retention: object
-    shared: object = _NOT_SHARED
+    recipients: object = _NOT_SHARED
 
 
 @dataclass(frozen=True)
@@ -352,11 +384,11 @@ DATA_INVENTORY: tuple[InventoryGroup, ...] = (
         "member",
         _l("Your profile"),
         _l("What you told us when you registered or later corrected."),
-        ("public_id", _l("Member number"), (SERVICE,), RECORDED, _UNTIL_ERASED),
+        ("public_id", _l("Member number"), (SERVICE,), RECORDED, _UNTIL_ERASED, _OUR_SYSTEMS),
         ("name", _l("Name"), (SERVICE, TREND_ANALYSIS), PROVIDED, _UNTIL_ERASED),
         ("gender", _l("Gender"), (SERVICE, TREND_ANALYSIS, ADVERTISING), PROVIDED, _UNTIL_ERASED),
-        ("email", _l("Email address"), (SERVICE,), PROVIDED, _UNTIL_ERASED),
-        ("phone", _l("Mobile number"), (SERVICE,), PROVIDED, _UNTIL_ERASED),
+        ("email", _l("Email address"), (SERVICE,), PROVIDED, _UNTIL_ERASED, _MAIL_SERVER),
+        ("phone", _l("Mobile number"), (SERVICE,), PROVIDED, _UNTIL_ERASED, _SMS_PROVIDER),
         ("birth_date", _l("Date of birth"), (SERVICE, TREND_ANALYSIS), PROVIDED, _UNTIL_ERASED),
         ("locale", _l("Preferred language"), (SERVICE,), PROVIDED, _UNTIL_ERASED),
         ("role", _l("Account type"), (SERVICE,), RECORDED, _UNTIL_ERASED),
@@ -425,8 +457,8 @@ DATA_INVENTORY: tuple[InventoryGroup, ...] = (
         "consent_state",
         _l("Your current consent choices"),
         _l("For each optional purpose, whether you have said yes, and since when."),
-        ("purpose", _l("Purpose"), (SERVICE,), PROVIDED, _KEPT_ANONYMISED),
-        ("granted", _l("Your answer"), (SERVICE,), PROVIDED, _KEPT_ANONYMISED),
+        ("purpose", _l("Purpose"), (SERVICE,), PROVIDED, _KEPT_ANONYMISED, _OUR_SYSTEMS),
+        ("granted", _l("Your answer"), (SERVICE,), PROVIDED, _KEPT_ANONYMISED, _OUR_SYSTEMS),
         ("event_id", _l("The receipt behind it"), (SERVICE,), RECORDED, _KEPT_ANONYMISED),
         (
             "policy_version_id",
@@ -464,6 +496,32 @@ DATA_INVENTORY: tuple[InventoryGroup, ...] = (
         ("created_at", _l("When"), (SERVICE,), RECORDED, _KEPT_ANONYMISED),
         ("prev_hash", _l("Link to the previous receipt"), (SERVICE,), RECORDED, _KEPT_ANONYMISED),
         ("hash", _l("Tamper-evident fingerprint"), (SERVICE,), RECORDED, _KEPT_ANONYMISED),
+        (
+            "locale",
+            _l("Language of the page you chose on"),
+            (SERVICE,),
+            RECORDED,
+            _KEPT_ANONYMISED,
+        ),
+    ),
+    _group(
+        "reconsent_request",
+        _l("When we asked you again"),
+        _l(
+            "Each time a new version of our privacy policy changed a use you had said yes to, "
+            "so that your yes no longer counted until you answered again."
+        ),
+        ("purpose", _l("Purpose"), (SERVICE,), RECORDED, _KEPT_ANONYMISED),
+        (
+            "policy_version_id",
+            _l("Policy version that asked again"),
+            (SERVICE,),
+            RECORDED,
+            _KEPT_ANONYMISED,
+        ),
+        ("event_id", _l("The receipt of the yes it asked about"), (SERVICE,), RECORDED,
+         _KEPT_ANONYMISED),
+        ("created_at", _l("When"), (SERVICE,), RECORDED, _KEPT_ANONYMISED),
     ),
     _group(
         "one_time_code",
@@ -547,15 +605,37 @@ DATA_INVENTORY: tuple[InventoryGroup, ...] = (
         _l("Every email and text message we sent you, with its delivery status."),
         ("channel", _l("Email or text message"), (SERVICE,), RECORDED, _RECORD_KEPT),
         ("kind", _l("What it was about"), (SERVICE,), RECORDED, _RECORD_KEPT),
-        ("recipient", _l("Address it was sent to"), (SERVICE,), PROVIDED, _MESSAGE_CONTENT_KEPT),
-        ("subject", _l("Subject"), (SERVICE,), RECORDED, _MESSAGE_CONTENT_KEPT),
-        ("body_text", _l("Message text"), (SERVICE,), RECORDED, _MESSAGE_CONTENT_KEPT),
+        (
+            "recipient",
+            _l("Address it was sent to"),
+            (SERVICE,),
+            PROVIDED,
+            _MESSAGE_CONTENT_KEPT,
+            _MESSAGE_CARRIERS,
+        ),
+        (
+            "subject",
+            _l("Subject"),
+            (SERVICE,),
+            RECORDED,
+            _MESSAGE_CONTENT_KEPT,
+            _MESSAGE_CARRIERS,
+        ),
+        (
+            "body_text",
+            _l("Message text"),
+            (SERVICE,),
+            RECORDED,
+            _MESSAGE_CONTENT_KEPT,
+            _MESSAGE_CARRIERS,
+        ),
         (
             "body_html",
             _l("Message as formatted email"),
             (SERVICE,),
             RECORDED,
             _MESSAGE_CONTENT_KEPT,
+            _MESSAGE_CARRIERS,
         ),
         ("locale", _l("Language"), (SERVICE,), RECORDED, _RECORD_KEPT),
         ("status", _l("Delivery status"), (SERVICE,), RECORDED, _RECORD_KEPT),
@@ -705,6 +785,8 @@ NOT_MEMBER_DATA: dict[tuple[str, str], str] = {
     ("consent_state", "member_id"): "internal row key",
     ("consent_event", "id"): "internal row key",
     ("consent_event", "member_id"): "internal row key",
+    ("reconsent_request", "id"): "internal row key",
+    ("reconsent_request", "member_id"): "internal row key",
     ("one_time_code", "id"): "internal row key",
     ("one_time_code", "token"): "random handle for the code-entry page, no meaning",
     ("one_time_code", "member_id"): "internal row key",

@@ -61,34 +61,36 @@ def test_me_shows_every_profile_field_with_purpose_source_retention(client, memb
 
 def test_export_holds_every_inventory_field(client, member, login_as, policy):
     from consent_center.services.deletion import request_deletion
+    from tests.test_data_export import download
 
     login_as(member)
     post(client, "/me/consents/advertising", {"granted": "1"})
     assert post(client, "/me/delete/code", {}).status_code == 303  # a code and its message
     request_deletion(member, requested_by=member, reason=None)
-    response = client.get("/me/export")
-    assert response.status_code == 200
-    assert response.headers["Content-Disposition"].startswith("attachment")
-    data = json.loads(response.data)
-    assert data["profile"]["email"] == member.email
+    data = json.loads(download(client, member, "json").data)
+    records = data["records"]
+    assert records["member"][0]["email"] == member.email
     by_table = {g.table: {f.column for f in g.fields} for g in DATA_INVENTORY}
-    assert set(data["profile"]) == by_table["member"]
     # Every table of the inventory is in the export, each row with exactly its fields.
-    assert set(by_table) - {"member"} <= set(data)
+    assert set(by_table) == set(records)
     for table, columns in by_table.items():
-        for row in data.get(table, []):
+        for row in records[table]:
             assert set(row) == columns, table
     for table in ("consent_event", "consent_state", "one_time_code", "notification",
                   "deletion_request", "audit_event"):
-        assert data[table], table
-    assert data["consent_event"][0]["purpose"] == "advertising"
+        assert records[table], table
+    assert records["consent_event"][0]["purpose"] == "advertising"
 
 
 def test_export_of_another_member_is_impossible(client, member, login_as):
     """The export URL carries no id: it is always the signed-in member's own data."""
+    from tests.test_data_export import reauth_code
+
     login_as(member)
-    data = json.loads(client.get("/me/export?member=someone-else").data)
-    assert data["profile"]["public_id"] == member.public_id
+    post(client, "/me/export/code?member=someone-else", {})
+    response = post(client, "/me/export?member=someone-else",
+                    {"code": reauth_code(member.email), "file_format": "json"})
+    assert json.loads(response.data)["records"]["member"][0]["public_id"] == member.public_id
 
 
 def test_parts_rendered_once_per_language_follow_the_language(client, member, login_as):

@@ -3,7 +3,7 @@
 from .api import ApiToken, ChangeEvent
 from .audit import AuditEvent
 from .auth import MemberSession, OneTimeCode
-from .consent import ConsentEvent, ConsentState
+from .consent import ConsentEvent, ConsentState, ReconsentRequest
 from .deletion import DeletionRequest
 from .guardian import GuardianLink
 from .incident import IncidentNotice
@@ -19,6 +19,7 @@ __all__ = [
     "AuditEvent",
     "ConsentEvent",
     "ConsentState",
+    "ReconsentRequest",
     "DeletionRequest",
     "Member",
     "MemberSession",

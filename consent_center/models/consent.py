@@ -42,6 +42,9 @@ class ConsentEvent(db.Model):
     hash: Mapped[str] = mapped_column(String(64))
     # Which ledger key made `hash` (ledger_keys.py): keys rotate, old links still verify.
     key_id: Mapped[str] = mapped_column(String(32))
+    # The language of the page the choice was made on (a `Locale`); None where no page was
+    # shown (a browser signal, a system change) and on events recorded before it was kept.
+    locale: Mapped[str | None] = mapped_column(String(16))
 
     def compute_hash(self) -> str:
         """The fingerprint of this event's content chained to the previous one.
@@ -61,6 +64,10 @@ class ConsentEvent(db.Model):
             actor_member_id=self.actor_member_id,
             method=self.method,
             created_at=self.created_at,
+            # Hashed only when recorded, so links made before the language was kept verify
+            # as they were made; a language added to, changed on or removed from a link
+            # after it was made breaks its hash either way.
+            **({} if self.locale is None else {"locale": self.locale}),
         )
 
 
@@ -85,3 +92,21 @@ class ConsentState(db.Model):
     event_id: Mapped[int] = mapped_column(ForeignKey("consent_event.id"))
     policy_version_id: Mapped[int | None] = mapped_column(ForeignKey("policy_version.id"))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ReconsentRequest(db.Model):
+    """A policy version asked the member again about a purpose they had said yes to. Written
+    when the version is published; never updated or deleted. Until the member answers anew,
+    the yes counts as no from the version's effective date (`usability.stale_grant_condition`).
+    """
+
+    __tablename__ = "reconsent_request"
+    __table_args__ = (UniqueConstraint("member_id", "purpose", "policy_version_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("member.id"), index=True)
+    purpose: Mapped[str] = mapped_column(String(32))
+    policy_version_id: Mapped[int] = mapped_column(ForeignKey("policy_version.id"))
+    # The yes it asks about (the event behind the member's state when the version was published).
+    event_id: Mapped[int] = mapped_column(ForeignKey("consent_event.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -188,9 +188,13 @@ def set_consent(
     actor: Actor,
     method: str,
     actor_member: Member | None = None,
+    locale: str | None = None,
 ) -> ConsentEvent:
     """Give or withdraw consent for an optional purpose: append a chained event and update
     the current state, in the caller's transaction.
+
+    :param locale: the language of the page the choice was made on (recorded and hashed
+        with the event); None when no page was shown.
 
     The member row is locked first (a no-op on SQLite, whose writers are serialised anyway),
     and (member_id, seq) is unique, so concurrent changes cannot fork the chain.
@@ -241,6 +245,7 @@ def set_consent(
         created_at=utcnow(),
         prev_hash=tails.ledger_hash or GENESIS_HASH,
         key_id=current_key_id(),
+        locale=locale,
     )
     event.receipt_id = str(uuid.uuid4())
     event.hash = event.compute_hash()
@@ -385,6 +390,8 @@ def kantara_receipt(event: ConsentEvent, member: Member, policy_url: str) -> dic
         "x-previousHash": event.prev_hash,
         "x-hash": event.hash,
         "x-keyId": event.key_id,
+        # The language of the page the choice was made on (null: not recorded).
+        "x-choiceLanguage": event.locale,
         "x-publicKeyUrl": _public_url(LEDGER_PUBLIC_KEY_PATH),
     }
     # Signed last, over everything above: a signed head of the member's chain at this event,

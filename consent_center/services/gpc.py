@@ -33,12 +33,15 @@ def apply_gpc_signal(member: Member) -> list[ConsentEvent]:
     ]  # fmt: skip
 
 
-def grant_despite_gpc(member: Member, purpose: str, *, gpc_sent: bool, method: str):
+def grant_despite_gpc(
+    member: Member, purpose: str, *, gpc_sent: bool, method: str, locale: str | None = None
+):
     """Give consent to a GPC purpose after the member confirmed it (no commit). While the
     browser sends GPC the event's method is ``gpc_override``, which the ledger keeps as proof
     that the member overrode the signal, and which `apply_gpc_signal` respects.
 
     :param method: the method to record when no signal was sent (form or htmx).
+    :param locale: the language of the page the member confirmed on.
     :raises Invalid, NotAllowed: as `set_consent`.
     """
     return set_consent(
@@ -48,4 +51,5 @@ def grant_despite_gpc(member: Member, purpose: str, *, gpc_sent: bool, method: s
         actor=Actor.MEMBER,
         method=Method.GPC_OVERRIDE if gpc_sent else method,
         actor_member=member,
+        locale=locale,
     )

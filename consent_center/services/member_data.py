@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from functools import cache
 
 from flask_babel import get_locale, gettext
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import bindparam, func, literal, select
 from sqlalchemy.orm import aliased
 
@@ -23,7 +27,9 @@ from ..domain import (
 from ..extensions import db
 from ..models import ConsentEvent, ConsentState, Member, PolicyVersion
 from ..models.types import UTCDateTime
+from .audit import record_audit
 from .consents import ConsentView, consent_columns, consent_views
+from .errors import Invalid
 from .policies import in_force
 from .sql import fetch_all
 
@@ -36,7 +42,7 @@ class FieldRow:
     purposes: str  # the purposes' titles, joined for display
     source: str
     retention: str
-    shared: str
+    recipients: str
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,7 @@ class GroupView:
 # Row counts per member-data table: (table, the column that names the member).
 _COUNTED = {
     "consent_event": "member_id",
+    "reconsent_request": "member_id",
     "notification": "member_id",
     "one_time_code": "member_id",
     "member_session": "member_id",
@@ -78,7 +85,7 @@ def _static_groups() -> list[GroupView]:
                 [
                     FieldRow(f.column, str(f.label), None,
                              separator.join(str(PURPOSES[p].title) for p in f.purposes),
-                             str(SOURCE_LABELS[f.source]), str(f.retention), str(f.shared))
+                             str(SOURCE_LABELS[f.source]), str(f.retention), str(f.recipients))
                     for f in g.fields
                 ],
             )
@@ -228,32 +235,99 @@ def _json_value(value: object) -> object:
     return value
 
 
-def _row_dict(obj, columns: list[str]) -> dict:
-    return {c: _json_value(getattr(obj, c)) for c in columns}
+# The export's format: its schema is static/export-schema.json, documented in
+# docs/export-schema.md. Change all three together (and the number when a consumer would break).
+EXPORT_FORMAT = "consent-center-export/2"
+EXPORT_FORMATS = ("json", "csv")
+# The CSV's columns: one row per field value, each with what the inventory says of the field.
+CSV_COLUMNS = (
+    "table", "record", "column", "label", "value", "purposes", "source", "recipients",
+    "retention",
+)
 
 
-def export_member_data(member: Member) -> dict:
-    """Everything held about the member, field by field, as plain JSON-able data.
+def _field_description(group, field) -> dict:
+    return {
+        "table": group.table,
+        "column": field.column,
+        "label": str(field.label),
+        "purposes": [{"key": p, "title": str(PURPOSES[p].title)} for p in field.purposes],
+        "source": {"key": field.source, "label": str(SOURCE_LABELS[field.source])},
+        "recipients": str(field.recipients),
+        "retention": str(field.retention),
+    }
 
-    Generated from the data inventory, so every declared table and column is in it: internal
-    row keys are left out; hashes of codes are shown as held, since they are held.
-    """
+
+def _member_records(member: Member) -> dict[str, list[dict]]:
+    """Every row about the member in each inventory table, with exactly the inventory's
+    columns (internal row keys are left out; hashes of codes are shown as held)."""
     tables = db.metadata.tables
     owner = dict(_COUNTED, consent_state="member_id")
-    export: dict = {"format": "consent-center-export/1"}
+    records: dict[str, list[dict]] = {}
     for group in DATA_INVENTORY:
         columns = [f.column for f in group.fields]
         if group.table == "member":
-            export["profile"] = _row_dict(member, columns)
+            records["member"] = [{c: _json_value(getattr(member, c)) for c in columns}]
             continue
         table = tables[group.table]
-        order = list(table.primary_key.columns)
         rows = db.session.execute(
             select(*(table.c[c] for c in columns))
             .where(table.c[owner[group.table]] == member.id)
-            .order_by(*order)
+            .order_by(*table.primary_key.columns)
         ).all()
-        export[group.table] = [
+        records[group.table] = [
             {c: _json_value(v) for c, v in zip(columns, row, strict=True)} for row in rows
         ]
-    return export
+    return records
+
+
+def export_member_data(member: Member, *, actor: Member, file_format: str = "json") -> dict:
+    """Everything held about the member: every inventory field with its purposes, source,
+    recipients and retention (in the current language), and every row about the member.
+
+    Records the export in the member's audit chain (who took a copy, in which format); the
+    caller has confirmed the actor with a fresh code and commits.
+
+    :param actor: the member, or the guardian exporting a ward's data.
+    :raises Invalid: for a format other than those in `EXPORT_FORMATS`.
+    """
+    if file_format not in EXPORT_FORMATS:
+        raise Invalid(_l("Choose JSON or CSV."))
+    record_audit("member.data_exported", actor=actor, subject=member, format=file_format)
+    return {
+        "format": EXPORT_FORMAT,
+        "exported_at": utcnow().isoformat(),
+        "language": str(get_locale() or "en"),
+        "member": member.public_id,
+        "fields": [_field_description(g, f) for g in DATA_INVENTORY for f in g.fields],
+        "records": _member_records(member),
+    }
+
+
+def _csv_cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return str(value)
+
+
+def export_csv(data: dict) -> str:
+    """The export as CSV: one row per field value, carrying the field's inventory entry."""
+    fields = {(f["table"], f["column"]): f for f in data["fields"]}
+    separator = gettext(", ")
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    for table, rows in data["records"].items():
+        for number, row in enumerate(rows, start=1):
+            for column, value in row.items():
+                field = fields[(table, column)]
+                writer.writerow((
+                    table, number, column, field["label"], _csv_cell(value),
+                    separator.join(p["title"] for p in field["purposes"]),
+                    field["source"]["label"], field["recipients"], field["retention"],
+                ))
+    return out.getvalue()

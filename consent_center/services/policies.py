@@ -12,12 +12,13 @@ from flask import current_app
 from flask_babel import lazy_gettext as _l
 from markdown_it import MarkdownIt
 from markupsafe import Markup
-from sqlalchemy import select
+from sqlalchemy import insert, literal, select
 
 from ..clock import utcnow
 from ..domain import PURPOSES
 from ..extensions import db
-from ..models import Member, PolicyVersion
+from ..models import ConsentState, Member, PolicyVersion, ReconsentRequest
+from ..models.types import UTCDateTime
 from .audit import record_audit
 from .errors import Conflict, Invalid, NotAllowed, NotFound
 
@@ -295,9 +296,35 @@ def publish_policy(
         effective_at=effective_at.isoformat(),
         changed_purposes=list(changed_purposes),
     )
+    record_reconsent_requests(version)
     if notify:
         notify_policy_change(version, actor)
     return version
+
+
+def record_reconsent_requests(version: PolicyVersion) -> int:
+    """Record, for the ledger, that `version` asks again every member who said yes to a
+    purpose it changes: one append-only row per member and purpose, written set-wise in the
+    publishing transaction (one statement, however many members).
+
+    :returns: how many requests were recorded.
+    """
+    purposes = version.changed_purpose_keys
+    if not purposes:
+        return 0
+    asked = select(
+        ConsentState.member_id,
+        ConsentState.purpose,
+        literal(version.id),
+        ConsentState.event_id,
+        literal(version.published_at, UTCDateTime()),
+    ).where(ConsentState.purpose.in_(purposes), ConsentState.granted.is_(True))
+    result = db.session.execute(
+        insert(ReconsentRequest).from_select(
+            ["member_id", "purpose", "policy_version_id", "event_id", "created_at"], asked
+        )
+    )
+    return result.rowcount
 
 
 def notify_policy_change(version: PolicyVersion, actor: Member | None):
@@ -555,6 +582,7 @@ def publish_draft(draft: PolicyVersion, staff: Member):
         effective_at=draft.effective_at.isoformat(),
         changed_purposes=list(draft.changed_purpose_keys),
     )
+    record_reconsent_requests(draft)
     return notify_policy_change(draft, staff)
 
 

@@ -15,6 +15,7 @@ def register_web(app: Flask) -> None:
     from .guardian.views import bp as guardian_bp
     from .member import awaiting as _member_awaiting  # noqa: F401 (routes)
     from .member import deletion as _member_deletion  # noqa: F401 (routes)
+    from .member import export as _member_export  # noqa: F401 (routes)
     from .member import notifications as _member_notifications  # noqa: F401 (routes)
     from .member.views import bp as member_bp
     from .public.views import bp as public_bp

@@ -24,6 +24,7 @@ from ..services.gpc import GPC_PURPOSES, apply_gpc_signal, grant_despite_gpc
 from .consent_answers import consent_answer, view_for_answer
 from .forms import AppForm
 from .htmx import render_page_or_fragment, wants_fragment
+from .i18n import current_locale
 
 # When this site's GPC handling last changed (the `lastUpdate` of gpc.json).
 GPC_LAST_UPDATE = "2026-11-25"
@@ -103,6 +104,7 @@ def override(purpose: str):
         purpose,
         gpc_sent=gpc_signal(),
         method=Method.HTMX if wants_fragment() else Method.FORM,
+        locale=str(current_locale()),
     )
     view, receipt_id = view_for_answer(current_user, purpose), event.receipt_id
     db.session.commit()

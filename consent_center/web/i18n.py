@@ -59,7 +59,12 @@ def init_app(app: Flask) -> None:
         npgettext=lambda c, s, p, n: _translations().unpgettext(c, s, p, n),
     )
 
-    from ..domain import PURPOSES, REFUSAL_GROUNDS
+    from ..domain import (
+        PURPOSES,
+        REFUSAL_GROUNDS,
+        REFUSAL_REMEDIES,
+        WITHDRAWAL_NOTE,
+    )
 
     app.jinja_env.filters["format_date"] = lambda value, fmt="long": format_date(value, fmt)
     app.jinja_env.filters["format_datetime"] = lambda value: format_datetime(value, "medium")
@@ -67,6 +72,9 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals["once_per_language"] = once_per_language
     app.jinja_env.filters["display_value"] = display_value
     app.jinja_env.globals["refusal_grounds"] = REFUSAL_GROUNDS
+    app.jinja_env.globals["withdrawal_note"] = WITHDRAWAL_NOTE
+    app.jinja_env.globals["refusal_remedies"] = REFUSAL_REMEDIES
+    app.jinja_env.globals["locale_html_lang"] = LOCALE_HTML_LANG
     app.jinja_env.filters["purpose_titles"] = lambda keys: gettext(", ").join(
         str(PURPOSES[k].title) for k in keys
     )

@@ -3,11 +3,8 @@ their wards' consents, data and deletion."""
 
 from __future__ import annotations
 
-import json
-
 from flask import (
     Blueprint,
-    Response,
     abort,
     current_app,
     flash,
@@ -44,6 +41,8 @@ from ...services.usability import purpose_barred
 from ..consent_answers import consent_answer, view_for_answer
 from ..forms import apply_field_errors, check_code_form
 from ..htmx import render_page_or_fragment, wants_fragment
+from ..i18n import current_locale
+from ..member.export import ExportForm, download, export_page
 from ..member.forms import ConsentForm, EmptyForm
 from ..sessions import begin_session
 from .forms import DecisionForm, GuardianCodeForm, InviteForm, WardDeletionForm
@@ -54,6 +53,8 @@ CODE_TOKEN = "guardian_code_token"
 VERIFIED_LINK = "guardian_verified_link"
 # (ward public id, re-authentication token) while a guardian confirms a ward's deletion.
 WARD_REAUTH = "guardian_ward_reauth"
+# (ward public id, re-authentication token) while a guardian confirms a ward's export.
+WARD_EXPORT = "guardian_ward_export"
 
 
 # --- The approval link -----------------------------------------------------------------
@@ -281,6 +282,7 @@ def set_ward_consent(public_id: str, purpose: str):
         actor=Actor.GUARDIAN,
         method=Method.HTMX if wants_fragment() else Method.FORM,
         actor_member=current_user,
+        locale=str(current_locale()),
     )
     guardian_service.notify_co_guardians(ward, current_user, purpose, granted)
     view = view_for_answer(ward, purpose)
@@ -333,16 +335,66 @@ def confirm_second(token: str):
     )
 
 
+def _ward_export_page(ward: Member, form=None, status: int = 200):
+    return export_page(
+        subject=ward,
+        send_url=url_for("guardian.ward_export_code", public_id=ward.public_id),
+        confirm_url=url_for("guardian.export_ward_confirm", public_id=ward.public_id),
+        form=form,
+        status=status,
+    )
+
+
+def _ward_export_token(ward) -> str | None:
+    pending = session.get(WARD_EXPORT)
+    if pending and pending[0] == ward.public_id:
+        return pending[1]
+    return None
+
+
 @bp.get("/wards/<public_id>/export")
 def export_ward(public_id: str):
-    """Download everything held about the ward as JSON."""
+    """What a copy of the ward's data holds, and how to ask for it."""
     ward = guardian_service.load_ward_for(current_user, public_id)
-    body = json.dumps(member_data.export_member_data(ward), ensure_ascii=False, indent=2)
-    return Response(
-        body,
-        mimetype="application/json",
-        headers={"Content-Disposition": 'attachment; filename="ward-data.json"'},
-    )
+    return _ward_export_page(ward, ExportForm() if _ward_export_token(ward) else None)
+
+
+@bp.post("/wards/<public_id>/export/code")
+def ward_export_code(public_id: str):
+    """Send a fresh code to the guardian's own verified channel before a ward's data leaves."""
+    ward = guardian_service.load_ward_for(current_user, public_id)
+    if not EmptyForm().validate_on_submit():
+        abort(400)
+    code_request = auth_service.request_reauth_code(current_user)
+    db.session.commit()
+    session[WARD_EXPORT] = [ward.public_id, code_request.token]
+    flash(_("We sent a confirmation code to %(to)s.", to=code_request.masked_to), "status")
+    return redirect(url_for("guardian.export_ward", public_id=public_id) + "#export-confirm", 303)
+
+
+@bp.post("/wards/<public_id>/export")
+def export_ward_confirm(public_id: str):
+    """Check the guardian's fresh code, then send the ward's data in the chosen format."""
+    ward = guardian_service.load_ward_for(current_user, public_id)
+    form = ExportForm()
+    status = 422
+    if form.validate_on_submit():
+        token = _ward_export_token(ward)
+        _done, failed = check_code_form(
+            form,
+            lambda: auth_service.confirm_reauth(current_user, token, form.code.data),
+            on_lockout=lambda: session.pop(WARD_EXPORT, None),
+        )
+        if failed:
+            status = failed
+        else:
+            data = member_data.export_member_data(
+                ward, actor=current_user, file_format=form.file_format.data
+            )
+            db.session.commit()
+            session.pop(WARD_EXPORT, None)
+            return download(data, form.file_format.data, "ward-data")
+    return _ward_export_page(ward, form, status)
 
 
 @bp.post("/wards/<public_id>/deletion/code")

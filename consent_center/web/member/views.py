@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from flask import (
     Blueprint,
     Response,
@@ -43,6 +41,7 @@ from ..auth.forms import CodeForm
 from ..consent_answers import consent_answer, view_for_answer
 from ..forms import apply_field_errors, check_code_form
 from ..htmx import render_page_or_fragment, wants_fragment
+from ..i18n import current_locale
 from ..sessions import forget_session, renew_session
 from ..transactions import read_only
 from .forms import ConsentForm, EmptyForm, ProfileForm
@@ -139,6 +138,7 @@ def set_consent(purpose: str):
         actor=Actor.MEMBER,
         method=method,
         actor_member=current_user,
+        locale=str(current_locale()),
     )
     view, receipt_id = view_for_answer(current_user, purpose), event.receipt_id
     db.session.commit()
@@ -342,16 +342,3 @@ def sign_out_everywhere():
     forget_session()
     flash(_("You are signed out on every device. Sign in again with a new code."), "status")
     return redirect(url_for("auth.sign_in"), 303)
-
-
-@bp.get("/export")
-@read_only
-def export():
-    """Download everything we hold about you as JSON."""
-    data = member_data.export_member_data(current_user)
-    body = json.dumps(data, ensure_ascii=False, indent=2)
-    return Response(
-        body,
-        mimetype="application/json",
-        headers={"Content-Disposition": 'attachment; filename="my-data.json"'},
-    )
