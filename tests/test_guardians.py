@@ -107,8 +107,8 @@ def test_guardian_verifies_then_approves(client, app):
     assert minor.status == "active"
     guardian = db.session.scalars(select(Member).where(Member.email == GUARDIAN_EMAIL)).one()
     event = db.session.scalars(select(ConsentEvent)).one()
-    assert (event.purpose, event.actor, event.actor_member_id, event.method) == (
-        "trend_analysis", "guardian", guardian.id, "guardian_link")
+    assert (event.purpose, event.actor, event.actor_member_id, event.method, event.locale) == (
+        "trend_analysis", "guardian", guardian.id, "guardian_link", "en")
     kinds = db.session.scalars(select(Notification.kind)).all()
     assert kinds.count("guardian_approved") == 2  # the minor and the guardian
     # The link cannot be replayed.

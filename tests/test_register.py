@@ -90,6 +90,8 @@ def test_registration_ticks_wait_until_the_address_is_verified(client, app, poli
         ("trend_analysis", True, "registration", "member"),
         ("advertising", True, "registration", "member")]
     assert {e.created_at for e in events} == {verified_at}
+    # The ticks carry the language the registration form recorded (issue 18 §4).
+    assert {e.locale for e in events} == {"zh_Hans_CN"}
     got = client.get(f"/api/v1/members/{member.public_id}/consents", headers=bearer(token))
     assert all(c["usable_now"] for c in got.get_json()["consents"])
 

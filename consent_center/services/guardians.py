@@ -252,10 +252,13 @@ def approve_minor(
     guardian_birth_date: date | None,
     purposes: set[str],
     note: str | None,
+    locale: str | None = None,
 ) -> Member:
     """The verified guardian approves, confirming their own adult birth date: the minor's
     account becomes active, the guardian's choices of optional purposes are recorded with the
     guardian as actor.
+
+    :param locale: the language of the approval page (recorded with each choice).
 
     :returns: the guardian's account (created if needed).
     :raises Invalid: when the guardian's birth date is missing or not an adult's, or the
@@ -292,6 +295,7 @@ def approve_minor(
                 actor=Actor.GUARDIAN,
                 method=Method.GUARDIAN_LINK,
                 actor_member=guardian,
+                locale=locale,
             )
     if first_approval:
         _tell(
@@ -546,7 +550,7 @@ def load_second_confirmation_for(guardian: Member, token: str) -> GuardianLink:
     return link
 
 
-def confirm_second(link: GuardianLink, guardian: Member):
+def confirm_second(link: GuardianLink, guardian: Member, locale: str | None = None):
     """The guardian confirms through the second message: the pending purpose is granted, with
     the guardian as actor and `guardian_confirmation` as method, and the link is used up.
 
@@ -565,6 +569,7 @@ def confirm_second(link: GuardianLink, guardian: Member):
         actor=Actor.GUARDIAN,
         method=Method.GUARDIAN_CONFIRMATION,
         actor_member=guardian,
+        locale=locale,
     )
     notify_co_guardians(ward, guardian, purpose, True)
     return event
@@ -812,9 +817,10 @@ def transition_coming_of_age() -> int:
     return len(members)
 
 
-def confirm_guardian_choices(member: Member) -> None:
+def confirm_guardian_choices(member: Member, locale: str | None = None) -> None:
     """The member, now of age, keeps the choices their guardian made (each is re-recorded
-    with the member as actor) and the prompt goes away. To change one, use its switch."""
+    with the member as actor, in the language of the page they confirmed on) and the prompt
+    goes away. To change one, use its switch."""
     from .consents import current_consents, set_consent
 
     for view in current_consents(member):
@@ -826,6 +832,7 @@ def confirm_guardian_choices(member: Member) -> None:
                 actor=Actor.MEMBER,
                 method=Method.FORM,
                 actor_member=member,
+                locale=locale,
             )
     member.confirm_guardian_choices = False
     record_audit("guardian.choices_confirmed", actor=member, subject=member)

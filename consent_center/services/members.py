@@ -179,6 +179,8 @@ def activate_verified_member(member: Member, *, with_pending: bool) -> bool:
                 actor=Actor.MEMBER,
                 method=Method.REGISTRATION,
                 actor_member=member,
+                # The ticks were made on the registration form, in the language it recorded.
+                locale=member.locale,
             )
     return True
 

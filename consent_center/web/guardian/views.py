@@ -162,6 +162,7 @@ def decide(token: str):
                     guardian_birth_date=form.guardian_birth_date.data,
                     purposes=purposes,
                     note=form.note.data,
+                    locale=str(current_locale()),
                 )
             except (Invalid, Conflict) as exc:
                 db.session.rollback()
@@ -326,7 +327,7 @@ def confirm_second(token: str):
         if not form.validate_on_submit():
             abort(400)
         purpose = link.pending_purpose
-        guardian_service.confirm_second(link, current_user)
+        guardian_service.confirm_second(link, current_user, locale=str(current_locale()))
         db.session.commit()
         flash(_("%(purpose)s is now on.", purpose=PURPOSES[purpose].title), "status")
         return redirect(url_for("guardian.ward", public_id=ward.public_id), 303)

@@ -93,7 +93,7 @@ def confirm_guardian_choices():
         abort(400)
     from ...services.guardians import confirm_guardian_choices as confirm
 
-    confirm(current_user)
+    confirm(current_user, locale=str(current_locale()))
     db.session.commit()
     flash(_("Your choices are confirmed. They are now yours."), "status")
     return redirect(url_for("member.overview"), 303)
