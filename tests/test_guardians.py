@@ -324,6 +324,15 @@ def test_coming_of_age(family, runner, client, login_as):
     assert kinds.count("guardian_ended") == 2
 
 
+def test_the_worker_ends_oversight_at_coming_of_age_daily(family):
+    from consent_center.notify.worker import DailyTasks
+
+    minor, _guardian, _client = family
+    clock.freeze(datetime(clock.utcnow().year + 4, 1, 1, 12, tzinfo=UTC))
+    assert DailyTasks().run_if_due()["minors transition"] == 1
+    assert db.session.scalars(select(GuardianLink)).one().status == "ended"
+
+
 def test_a_child_cannot_name_themselves_as_guardian(client, app):
     data = {"name": "Little Lee", "email": "little.lee@example.org", "phone": "13800138000",
             "birth_date": minor_birth_date(), "locale": "en"}

@@ -38,6 +38,12 @@ def _apply_retention() -> int:
     return sum(apply_retention().values())
 
 
+def _transition_coming_of_age() -> int:
+    from ..services.guardians import transition_coming_of_age
+
+    return transition_coming_of_age()
+
+
 def _erase_unanswered_minors() -> int:
     from ..services.guardians import erase_unanswered_minors
 
@@ -50,6 +56,7 @@ DAILY_TASKS = (
     ("members purge-unverified", _purge_unverified),
     ("retention run", _apply_retention),
     ("minors erase-unanswered", _erase_unanswered_minors),
+    ("minors transition", _transition_coming_of_age),
 )
 
 
