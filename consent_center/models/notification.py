@@ -63,6 +63,18 @@ GAVE_UP = "status IN ('failed', 'dead')"
 # Rows carrying a sealed code or link still to deliver: the claim takes these first.
 SECRET_TO_DELIVER = "status IN ('pending', 'sending') AND secret IS NOT NULL"
 
+# The columns of a message that hold what it said and to whom (personal data): erasure and
+# retention blank exactly these; kind, status and times stay as the record that it was sent.
+CONTENT_COLUMNS = (
+    "recipient",
+    "subject",
+    "body_text",
+    "body_html",
+    "secret",
+    "provider_id",
+    "last_error",
+)
+
 # The PostgreSQL NOTIFY channel a request signals, in the transaction that writes a message a
 # person is waiting for (a code, a link), so a listening worker wakes at commit.
 DUE_CHANNEL = "notification_due"

@@ -15,6 +15,7 @@ from ..clock import utcnow
 from ..domain import Channel, MemberStatus, NotificationStatus
 from ..extensions import db
 from ..models import DeletionRequest, Member, Notification, NotificationSubject, OneTimeCode
+from ..models.notification import CONTENT_COLUMNS
 from ..models.types import new_public_id
 from .audit import record_audit
 from .auth import identifier_digest
@@ -65,15 +66,7 @@ def erase_member(member: Member, *, actor: Member | None, reason: str) -> Erasur
     purged = db.session.execute(
         update(Notification)
         .where(about)
-        .values(
-            recipient=None,
-            subject=None,
-            body_text=None,
-            body_html=None,
-            secret=None,
-            provider_id=None,
-            last_error=None,
-        )
+        .values(dict.fromkeys(CONTENT_COLUMNS))
         .execution_options(synchronize_session=False)
     ).rowcount
     # Anything still waiting must never go out now.

@@ -43,6 +43,7 @@ from ..models import (
     NotificationSubject,
     OneTimeCode,
 )
+from ..models.notification import CONTENT_COLUMNS
 from .audit import lock_member, record_audit
 from .outgoing_webhooks import forget_expired_erasure_notices
 
@@ -88,25 +89,9 @@ def purge_message_contents(now: datetime) -> int:
         .where(
             Notification.status.in_(_SETTLED),
             func.coalesce(Notification.sent_at, Notification.created_at) < cutoff,
-            or_(
-                Notification.recipient.is_not(None),
-                Notification.subject.is_not(None),
-                Notification.body_text.is_not(None),
-                Notification.body_html.is_not(None),
-                Notification.secret.is_not(None),
-                Notification.provider_id.is_not(None),
-                Notification.last_error.is_not(None),
-            ),
+            or_(*(getattr(Notification, name).is_not(None) for name in CONTENT_COLUMNS)),
         )
-        .values(
-            recipient=None,
-            subject=None,
-            body_text=None,
-            body_html=None,
-            secret=None,
-            provider_id=None,
-            last_error=None,
-        )
+        .values(dict.fromkeys(CONTENT_COLUMNS))
         .execution_options(synchronize_session=False)
     ).rowcount
 
