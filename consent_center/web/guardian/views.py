@@ -44,6 +44,7 @@ from ..htmx import render_page_or_fragment, wants_fragment
 from ..i18n import current_locale
 from ..member.export import ExportForm, download, export_page
 from ..member.forms import ConsentForm, EmptyForm
+from ..reauth import WARD_DELETION, WARD_EXPORT
 from ..sessions import begin_session
 from .forms import DecisionForm, GuardianCodeForm, InviteForm, WardDeletionForm
 
@@ -52,9 +53,7 @@ bp = Blueprint("guardian", __name__, url_prefix="/guardian")
 CODE_TOKEN = "guardian_code_token"
 VERIFIED_LINK = "guardian_verified_link"
 # (ward public id, re-authentication token) while a guardian confirms a ward's deletion.
-WARD_REAUTH = "guardian_ward_reauth"
 # (ward public id, re-authentication token) while a guardian confirms a ward's export.
-WARD_EXPORT = "guardian_ward_export"
 
 
 # --- The approval link -----------------------------------------------------------------
@@ -217,18 +216,12 @@ def dashboard():
     return render_template("guardian/dashboard.html", wards=guardian_service.wards_of(current_user))
 
 
-def _ward_reauth_token(ward) -> str | None:
-    pending = session.get(WARD_REAUTH)
-    if pending and pending[0] == ward.public_id:
-        return pending[1]
-    return None
-
-
 @bp.get("/wards/<public_id>")
 def ward(public_id: str):
     """A ward's data, choices, messages and requests."""
     ward = guardian_service.load_ward_for(current_user, public_id)
-    return _ward_page(ward, deletion_form=WardDeletionForm() if _ward_reauth_token(ward) else None)
+    pending = WARD_DELETION.pending(ward.public_id)
+    return _ward_page(ward, deletion_form=WardDeletionForm() if pending else None)
 
 
 def _ward_page(ward: Member, *, deletion_form=None, invite_form=None, status: int = 200):
@@ -346,18 +339,12 @@ def _ward_export_page(ward: Member, form=None, status: int = 200):
     )
 
 
-def _ward_export_token(ward) -> str | None:
-    pending = session.get(WARD_EXPORT)
-    if pending and pending[0] == ward.public_id:
-        return pending[1]
-    return None
-
-
 @bp.get("/wards/<public_id>/export")
 def export_ward(public_id: str):
     """What a copy of the ward's data holds, and how to ask for it."""
     ward = guardian_service.load_ward_for(current_user, public_id)
-    return _ward_export_page(ward, ExportForm() if _ward_export_token(ward) else None)
+    pending = WARD_EXPORT.pending(ward.public_id)
+    return _ward_export_page(ward, ExportForm() if pending else None)
 
 
 @bp.post("/wards/<public_id>/export/code")
@@ -366,10 +353,7 @@ def ward_export_code(public_id: str):
     ward = guardian_service.load_ward_for(current_user, public_id)
     if not EmptyForm().validate_on_submit():
         abort(400)
-    code_request = auth_service.request_reauth_code(current_user)
-    db.session.commit()
-    session[WARD_EXPORT] = [ward.public_id, code_request.token]
-    flash(_("We sent a confirmation code to %(to)s.", to=code_request.masked_to), "status")
+    WARD_EXPORT.send(current_user, ward.public_id)
     return redirect(url_for("guardian.export_ward", public_id=public_id) + "#export-confirm", 303)
 
 
@@ -380,12 +364,7 @@ def export_ward_confirm(public_id: str):
     form = ExportForm()
     status = 422
     if form.validate_on_submit():
-        token = _ward_export_token(ward)
-        _done, failed = check_code_form(
-            form,
-            lambda: auth_service.confirm_reauth(current_user, token, form.code.data),
-            on_lockout=lambda: session.pop(WARD_EXPORT, None),
-        )
+        failed = WARD_EXPORT.check(form, current_user, ward.public_id)
         if failed:
             status = failed
         else:
@@ -393,7 +372,7 @@ def export_ward_confirm(public_id: str):
                 ward, actor=current_user, file_format=form.file_format.data
             )
             db.session.commit()
-            session.pop(WARD_EXPORT, None)
+            WARD_EXPORT.forget()
             return download(data, form.file_format.data, "ward-data")
     return _ward_export_page(ward, form, status)
 
@@ -404,10 +383,7 @@ def ward_deletion_code(public_id: str):
     ward = guardian_service.load_ward_for(current_user, public_id)
     if not EmptyForm().validate_on_submit():
         abort(400)
-    code_request = auth_service.request_reauth_code(current_user)
-    db.session.commit()
-    session[WARD_REAUTH] = [ward.public_id, code_request.token]
-    flash(_("We sent a confirmation code to %(to)s.", to=code_request.masked_to), "status")
+    WARD_DELETION.send(current_user, ward.public_id)
     return redirect(url_for("guardian.ward", public_id=public_id) + "#ward-deletion", 303)
 
 
@@ -419,12 +395,7 @@ def request_ward_deletion(public_id: str):
     form = WardDeletionForm()
     status = 422
     if form.validate_on_submit():
-        token = _ward_reauth_token(ward)
-        _done, failed = check_code_form(
-            form,
-            lambda: auth_service.confirm_reauth(current_user, token, form.code.data),
-            on_lockout=lambda: session.pop(WARD_REAUTH, None),
-        )
+        failed = WARD_DELETION.check(form, current_user, ward.public_id)
         if failed:
             status = failed
         else:
@@ -441,7 +412,7 @@ def request_ward_deletion(public_id: str):
                 apply_field_errors(form, exc.field_errors)
             else:
                 db.session.commit()
-                session.pop(WARD_REAUTH, None)
+                WARD_DELETION.forget()
                 flash(_("Your request is received."), "status")
                 return redirect(
                     url_for("member.deletion_status", public_id=deletion.public_id), 303

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import abort, current_app, flash, redirect, render_template, session, url_for
+from flask import abort, current_app, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -12,14 +12,12 @@ from wtforms.validators import DataRequired, Length
 from ...clock import utcnow
 from ...domain import DELETION_STATUS_LABELS, OPEN_DELETION_STATUSES
 from ...extensions import db
-from ...services import auth as auth_service
 from ...services import deletion as deletion_service
 from ...services.errors import Conflict, Invalid
-from ..forms import AppForm, apply_field_errors, check_code_form
+from ..forms import AppForm, apply_field_errors
+from ..reauth import DELETION
 from .forms import EmptyForm
 from .views import bp
-
-REAUTH_TOKEN = "reauth_token"
 
 
 class DeletionForm(AppForm):
@@ -44,7 +42,7 @@ def delete_start():
         existing=existing,
         due=due,
         send_form=EmptyForm(),
-        form=DeletionForm() if session.get(REAUTH_TOKEN) else None,
+        form=DeletionForm() if DELETION.pending() else None,
     )
 
 
@@ -59,10 +57,7 @@ def delete_send_code():
         abort(400)
     if deletion_service.open_request_for(current_user) is not None:
         return redirect(url_for("member.delete_start"), 303)
-    code_request = auth_service.request_reauth_code(current_user)
-    db.session.commit()
-    session[REAUTH_TOKEN] = code_request.token
-    flash(_("We sent a confirmation code to %(to)s.", to=code_request.masked_to), "status")
+    DELETION.send(current_user)
     return redirect(url_for("member.delete_start") + "#confirm-title", 303)
 
 
@@ -73,13 +68,7 @@ def delete_confirm():
     existing = deletion_service.open_request_for(current_user)
     status = 422
     if form.validate_on_submit():
-        _done, failed = check_code_form(
-            form,
-            lambda: auth_service.confirm_reauth(
-                current_user, session.get(REAUTH_TOKEN), form.code.data
-            ),
-            on_lockout=lambda: session.pop(REAUTH_TOKEN, None),
-        )
+        failed = DELETION.check(form, current_user)
         if failed:
             status = failed
         else:
@@ -96,7 +85,7 @@ def delete_confirm():
                 apply_field_errors(form, exc.field_errors)
             else:
                 db.session.commit()
-                session.pop(REAUTH_TOKEN, None)
+                DELETION.forget()
                 flash(_("Your request is received."), "status")
                 return redirect(
                     url_for("member.deletion_status", public_id=deletion.public_id), 303

@@ -5,21 +5,18 @@ from __future__ import annotations
 
 import json
 
-from flask import Response, abort, flash, redirect, render_template, session, url_for
-from flask_babel import gettext as _
+from flask import Response, abort, redirect, render_template, url_for
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from wtforms import StringField
 from wtforms.validators import AnyOf, DataRequired, Length
 
 from ...extensions import db
-from ...services import auth as auth_service
 from ...services import member_data
-from ..forms import AppForm, check_code_form
+from ..forms import AppForm
+from ..reauth import EXPORT
 from .forms import EmptyForm
 from .views import bp
-
-EXPORT_REAUTH = "export_reauth_token"
 
 
 class ExportForm(AppForm):
@@ -75,7 +72,7 @@ def _page(form: ExportForm | None = None, status: int = 200):
 @bp.get("/export")
 def export():
     """What the copy of your data holds, in which formats, and how to ask for it."""
-    return _page(ExportForm() if session.get(EXPORT_REAUTH) else None)
+    return _page(ExportForm() if EXPORT.pending() else None)
 
 
 @bp.post("/export/code")
@@ -83,10 +80,7 @@ def export_send_code():
     """Send a fresh code to re-authenticate before a copy of the data leaves."""
     if not EmptyForm().validate_on_submit():
         abort(400)
-    code_request = auth_service.request_reauth_code(current_user)
-    db.session.commit()
-    session[EXPORT_REAUTH] = code_request.token
-    flash(_("We sent a confirmation code to %(to)s.", to=code_request.masked_to), "status")
+    EXPORT.send(current_user)
     return redirect(url_for("member.export") + "#export-confirm", 303)
 
 
@@ -96,13 +90,7 @@ def export_confirm():
     form = ExportForm()
     status = 422
     if form.validate_on_submit():
-        _done, failed = check_code_form(
-            form,
-            lambda: auth_service.confirm_reauth(
-                current_user, session.get(EXPORT_REAUTH), form.code.data
-            ),
-            on_lockout=lambda: session.pop(EXPORT_REAUTH, None),
-        )
+        failed = EXPORT.check(form, current_user)
         if failed:
             status = failed
         else:
@@ -110,6 +98,6 @@ def export_confirm():
                 current_user, actor=current_user, file_format=form.file_format.data
             )
             db.session.commit()
-            session.pop(EXPORT_REAUTH, None)
+            EXPORT.forget()
             return download(data, form.file_format.data, "my-data")
     return _page(form, status)
