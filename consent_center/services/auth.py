@@ -224,17 +224,25 @@ def request_contact_change(member: Member, channel: str, new_value: str) -> Code
     )
 
 
+def verified_channels(member: Member) -> dict[str, str]:
+    """The member's contacts a code may go to, email first: each verified, and the phone only
+    while the member has not opted out of text messages."""
+    channels = {}
+    if member.email and member.email_verified_at is not None:
+        channels[Channel.EMAIL] = member.email
+    if member.phone and member.phone_verified_at is not None and member.sms_opted_out_at is None:
+        channels[Channel.SMS] = member.phone
+    return channels
+
+
 def verified_channel(member: Member) -> tuple[str, str]:
     """Where the member proved they can be reached: the verified email, else the verified
-    mobile number (a guardian who signed up by SMS has only that) unless they opted out of
-    text messages.
+    mobile number (a guardian who signed up by SMS has only that).
 
     :raises NotAllowed: when there is no such channel.
     """
-    if member.email and member.email_verified_at is not None:
-        return Channel.EMAIL, member.email
-    if member.phone and member.phone_verified_at is not None and member.sms_opted_out_at is None:
-        return Channel.SMS, member.phone
+    for channel, value in verified_channels(member).items():
+        return channel, value
     raise NotAllowed(
         _l(
             "We have no verified email address or mobile number to send you a code. Please "
@@ -247,16 +255,12 @@ def proof_contact(member: Member, changing: Collection[str]) -> tuple[str, str]:
     """Where the code proving the account holder goes before an email or phone change.
 
     The channel being changed, when it is verified (the email first), else the member's other
-    verified channel; a phone that opted out of SMS cannot receive it. A member with no
-    verified channel uses the email, where sign-in codes go.
+    verified channel (`verified_channels`). A member with no verified channel uses the email,
+    where sign-in codes go.
 
     :returns: (channel, address).
     """
-    verified = {}
-    if member.email and member.email_verified_at is not None:
-        verified[Channel.EMAIL] = member.email
-    if member.phone and member.phone_verified_at is not None and not member.sms_opted_out_at:
-        verified[Channel.SMS] = member.phone
+    verified = verified_channels(member)
     for channel in (*sorted(changing), Channel.EMAIL, Channel.SMS):
         if channel in verified:
             return channel, verified[channel]
