@@ -328,31 +328,16 @@ def refuse_minor(link: GuardianLink, *, note: str | None) -> bool:
 
     :returns: whether the minor's account was erased.
     """
-    from .erasure import erase_member
-
     minor = db.session.get(Member, link.minor_id)
-    to, locale = minor.email, minor.locale
     link.status, link.decided_at, link.token_hash = GuardianStatus.REFUSED, utcnow(), None
     link.note = (note or "").strip() or None
     if not refusal_erases(minor):
         record_audit("guardian.declined", actor=None, subject=minor, link=link.public_id)
         return False
     record_audit("guardian.refused", actor=None, subject=minor, link=link.public_id)
-    subject = member_subject(minor)
-    erase_member(minor, actor=None, reason="guardian_refused")
-    if to:
-        enqueue_notification(
-            member=None,
-            channel=Channel.EMAIL,
-            kind="guardian_refused",
-            dedupe_key=f"guardian_refused:{link.public_id}",
-            recipient=to,
-            locale=locale,
-            context={},
-            # Settled, it is scrubbed (notify/delivery.py SCRUB_AFTER_SEND). Named by the
-            # tombstone only: a digest of the erased address would outlive the erasure.
-            about=(subject,),
-        )
+    _erase_and_tell(
+        minor, "guardian_refused", f"guardian_refused:{link.public_id}", {}, "guardian_refused"
+    )
     return True
 
 
@@ -583,8 +568,6 @@ def erase_unanswered_minors() -> int:
 
     :returns: how many accounts were erased.
     """
-    from .erasure import erase_member
-
     days = current_app.config["GUARDIAN_WAIT_DAYS"]
     stale = db.session.scalars(
         select(Member)
@@ -597,22 +580,36 @@ def erase_unanswered_minors() -> int:
         .with_for_update(skip_locked=True)
     ).all()
     for minor in stale:
-        to, locale, subject = minor.email, minor.locale, member_subject(minor)
         record_audit("guardian.wait_expired", actor=None, subject=minor, days=days)
-        erase_member(minor, actor=None, reason="guardian_never_answered")
-        if to:
-            enqueue_notification(
-                member=None,
-                channel=Channel.EMAIL,
-                kind="guardian_wait_expired",
-                dedupe_key=f"guardian_wait_expired:{subject}",
-                recipient=to,
-                locale=locale,
-                context={"days": days},
-                # Scrubbed once settled, named by the tombstone only (as `guardian_refused`).
-                about=(subject,),
-            )
+        _erase_and_tell(
+            minor,
+            "guardian_wait_expired",
+            f"guardian_wait_expired:{member_subject(minor)}",
+            {"days": days},
+            "guardian_never_answered",
+        )
     return len(stale)
+
+
+def _erase_and_tell(minor: Member, kind: str, dedupe_key: str, context: dict, reason: str):
+    """Erase a waiting minor's account and tell them at the address they registered with,
+    which is then forgotten: the message names only the tombstone, and once settled it is
+    scrubbed (notify/delivery.py SCRUB_AFTER_SEND), so no digest of the address outlives it."""
+    from .erasure import erase_member
+
+    to, locale, subject = minor.email, minor.locale, member_subject(minor)
+    erase_member(minor, actor=None, reason=reason)
+    if to:
+        enqueue_notification(
+            member=None,
+            channel=Channel.EMAIL,
+            kind=kind,
+            dedupe_key=dedupe_key,
+            recipient=to,
+            locale=locale,
+            context=context,
+            about=(subject,),
+        )
 
 
 def _tell(
