@@ -13,9 +13,8 @@ import jsonschema
 import pytest
 from sqlalchemy import select
 
-from consent_center.domain import DATA_INVENTORY
 from consent_center.extensions import db
-from consent_center.models import AuditEvent
+from consent_center.models import DATA_INVENTORY, AuditEvent
 from tests.conftest import post
 from tests.support.outbox import mailbox
 from tests.support.writes import nothing_written

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 
 from markupsafe import escape
-from sqlalchemy import inspect
+from sqlalchemy import inspect, select
 
-from consent_center.domain import DATA_INVENTORY, NOT_MEMBER_DATA, PURPOSES
+from consent_center.domain import NOT_MEMBER_DATA, PURPOSES
 from consent_center.extensions import db
+from consent_center.models import DATA_INVENTORY
 from tests.conftest import post
 
 
@@ -103,3 +104,49 @@ def test_parts_rendered_once_per_language_follow_the_language(client, member, lo
     assert "我们为此保存的全部信息项及原因" in chinese
     assert "Every field we keep for this, and why" not in chinese
     assert "Privacy policy" not in chinese.split("<main", 1)[1]  # nor the footer's links
+
+
+def test_the_inventory_is_read_from_the_columns():
+    """Every column carrying `held` info is in the inventory, and nothing else is; each
+    inventory table names the column that says whose a row is."""
+    held_columns = {
+        (t.name, c.name) for t in db.metadata.sorted_tables for c in t.columns if "held" in c.info
+    }
+    assert held_columns == declared()
+    positions = [t.info["held"].position for t in db.metadata.sorted_tables if "held" in t.info]
+    assert len(positions) == len(set(positions)) == len(DATA_INVENTORY)
+    for group in DATA_INVENTORY:
+        assert group.owner in db.metadata.tables[group.table].c, group.table
+
+
+def test_erasure_writes_what_each_column_declares(app, member):
+    """Erasure removes exactly the fields whose inventory entry says so, and keeps the rest."""
+    from consent_center.domain.inventory import ERASURE_TIME, KEEP, TOMBSTONE
+    from consent_center.models import HELD_TABLES, DeletionRequest
+    from consent_center.services.deletion import request_deletion
+    from consent_center.services.erasure import erase_member
+
+    member.phone, member.gender, member.notify_sms = "+8613800138000", "female", True
+    request_deletion(member, requested_by=member, reason="Please go")
+    db.session.commit()
+    before = {f.column: getattr(member, f.column) for f in HELD_TABLES["member"].fields}
+    erase_member(member, actor=None, reason="test")
+    db.session.commit()
+    db.session.refresh(member)
+    for field in HELD_TABLES["member"].fields:
+        value = getattr(member, field.column)
+        if field.erased is KEEP:
+            assert value == before[field.column], field.column
+        elif field.erased is TOMBSTONE:
+            assert value.startswith("erased-") and value != before[field.column]
+        elif field.erased is ERASURE_TIME:
+            assert value == member.erased_at is not None
+        else:
+            assert value == field.erased, field.column
+    erased_request = {f.column: f.erased for f in HELD_TABLES["deletion_request"].fields
+                      if f.erased is not KEEP}
+    assert erased_request == {"reason": None}
+    request = db.session.scalars(
+        select(DeletionRequest).filter_by(member_id=member.id)
+    ).one()
+    assert request.reason is None and request.status is not None

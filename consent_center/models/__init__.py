@@ -7,12 +7,15 @@ from .consent import ConsentEvent, ConsentState, ReconsentRequest
 from .deletion import DeletionRequest
 from .guardian import GuardianLink
 from .incident import IncidentNotice
+from .inventory import DATA_INVENTORY, HELD_TABLES
 from .member import Member
 from .notification import FanOut, Notification, NotificationContent, NotificationSubject
 from .policy import PolicyVersion
 from .webhook import WebhookSubscription
 
 __all__ = [
+    "DATA_INVENTORY",
+    "HELD_TABLES",
     "ApiToken",
     "ChangeEvent",
     "WebhookSubscription",

@@ -5,10 +5,12 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..clock import utcnow
+from ..domain.inventory import KEPT_ANONYMISED, held, held_table
 from ..extensions import db
 from .types import UTCDateTime
 
@@ -48,16 +50,41 @@ class ChangeEvent(db.Model):
             sqlite_where=text("former_public_id IS NOT NULL"),
             postgresql_where=text("former_public_id IS NOT NULL"),
         ),
+        {
+            "info": held_table(
+                _l("Changes announced to our other systems"),
+                _l(
+                    "When your consent changes or your data is erased, we tell the company's "
+                    "systems that use your information, so they follow your choice at once."
+                ),
+                owner="member_id",
+                position=10,
+            )
+        },
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     public_id: Mapped[str] = mapped_column(
         String(36), unique=True, default=lambda: str(uuid.uuid4())
     )
-    type: Mapped[str] = mapped_column(String(32))
+    type: Mapped[str] = mapped_column(
+        String(32), info=held(_l("What changed"), retention=KEPT_ANONYMISED)
+    )
     member_id: Mapped[int] = mapped_column(ForeignKey("member.id"))
     consent_event_id: Mapped[int | None] = mapped_column(ForeignKey("consent_event.id"))
+    created_at: Mapped[datetime] = mapped_column(
+        UTCDateTime,
+        default=utcnow,
+        info=held(_l("When it was announced"), retention=KEPT_ANONYMISED),
+    )
     # An erasure notice names the member as downstream systems knew them (the member row
     # itself now carries a tombstone id); cleared when the notice period ends.
-    former_public_id: Mapped[str | None] = mapped_column(String(32))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    former_public_id: Mapped[str | None] = mapped_column(
+        String(32),
+        info=held(
+            _l("Your member number, in the notice of your erasure"),
+            retention=_l(
+                "Set only when your data is erased, and removed when the notice period ends"
+            ),
+        ),
+    )

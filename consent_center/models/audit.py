@@ -9,10 +9,12 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import JSON, ForeignKey, Index, Integer, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..clock import utcnow
+from ..domain.inventory import KEPT_ANONYMISED, held, held_table
 from ..extensions import db
 from ..ledger_keys import link_digest
 from .types import UTCDateTime
@@ -33,18 +35,49 @@ class AuditEvent(db.Model):
             sqlite_where=text("subject_member_id IS NULL"),
             postgresql_where=text("subject_member_id IS NULL"),
         ),
+        {
+            "info": held_table(
+                _l("Security and audit log"),
+                _l(
+                    "A record of important actions on your account (such as sign-ins and changes), "
+                    "kept to protect it from unauthorized access."
+                ),
+                owner="subject_member_id",
+                position=11,
+            )
+        },
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    actor_member_id: Mapped[int | None] = mapped_column(ForeignKey("member.id"), index=True)
-    subject_member_id: Mapped[int | None] = mapped_column(ForeignKey("member.id"), index=True)
-    action: Mapped[str] = mapped_column(String(64), index=True)
-    details: Mapped[dict] = mapped_column(JSON, default=dict)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    action: Mapped[str] = mapped_column(
+        String(64), index=True, info=held(_l("Action"), retention=KEPT_ANONYMISED)
+    )
+    actor_member_id: Mapped[int | None] = mapped_column(
+        ForeignKey("member.id"), index=True, info=held(_l("Who acted"), retention=KEPT_ANONYMISED)
+    )
+    subject_member_id: Mapped[int | None] = mapped_column(
+        ForeignKey("member.id"),
+        index=True,
+        info=held(_l("Whose account"), retention=KEPT_ANONYMISED),
+    )
+    details: Mapped[dict] = mapped_column(
+        JSON,
+        default=dict,
+        info=held(_l("Details (never personal data)"), retention=KEPT_ANONYMISED),
+    )
+    created_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, default=utcnow, index=True, info=held(_l("When"), retention=KEPT_ANONYMISED)
+    )
     # Position in the subject's chain (or the system chain), from 1.
-    seq: Mapped[int] = mapped_column(Integer)
-    prev_hash: Mapped[str] = mapped_column(String(64))
-    hash: Mapped[str] = mapped_column(String(64))
+    seq: Mapped[int] = mapped_column(
+        Integer, info=held(_l("Position in the log of your account"), retention=KEPT_ANONYMISED)
+    )
+    prev_hash: Mapped[str] = mapped_column(
+        String(64), info=held(_l("Link to the previous entry"), retention=KEPT_ANONYMISED)
+    )
+    hash: Mapped[str] = mapped_column(
+        String(64), info=held(_l("Tamper-evident fingerprint"), retention=KEPT_ANONYMISED)
+    )
     # Which ledger key made `hash` (ledger_keys.py): keys rotate, old links still verify.
     key_id: Mapped[str] = mapped_column(String(32))
 

@@ -6,10 +6,12 @@ import json
 import uuid
 from datetime import datetime
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import Boolean, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..clock import utcnow
+from ..domain.inventory import KEPT_ANONYMISED, OUR_SYSTEMS, PROVIDED, held, held_table
 from ..extensions import db
 from ..ledger_keys import link_digest
 from .types import UTCDateTime
@@ -21,30 +23,67 @@ class ConsentEvent(db.Model):
     """One consent given or withdrawn. Never updated or deleted; each is a receipt."""
 
     __tablename__ = "consent_event"
-    __table_args__ = (UniqueConstraint("member_id", "seq"),)
+    __table_args__ = (
+        UniqueConstraint("member_id", "seq"),
+        {
+            "info": held_table(
+                _l("Your consent history"),
+                _l("Every time a consent was given or withdrawn, as a receipt you can download."),
+                owner="member_id",
+                position=3,
+            )
+        },
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     receipt_id: Mapped[str] = mapped_column(
-        String(36), unique=True, default=lambda: str(uuid.uuid4())
+        String(36),
+        unique=True,
+        default=lambda: str(uuid.uuid4()),
+        info=held(_l("Receipt number"), retention=KEPT_ANONYMISED),
     )
     member_id: Mapped[int] = mapped_column(ForeignKey("member.id"))
     # Position in the member's chain; unique with member_id, so two racing writers cannot
     # both extend the chain from the same link.
-    seq: Mapped[int] = mapped_column(Integer)
-    purpose: Mapped[str] = mapped_column(String(32))
-    granted: Mapped[bool] = mapped_column(Boolean)
-    policy_version_id: Mapped[int | None] = mapped_column(ForeignKey("policy_version.id"))
-    actor: Mapped[str] = mapped_column(String(16))
-    actor_member_id: Mapped[int | None] = mapped_column(ForeignKey("member.id"))
-    method: Mapped[str] = mapped_column(String(24))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    prev_hash: Mapped[str] = mapped_column(String(64))
-    hash: Mapped[str] = mapped_column(String(64))
+    seq: Mapped[int] = mapped_column(
+        Integer, info=held(_l("Position in your history"), retention=KEPT_ANONYMISED)
+    )
+    purpose: Mapped[str] = mapped_column(
+        String(32), info=held(_l("Purpose"), retention=KEPT_ANONYMISED, source=PROVIDED)
+    )
+    granted: Mapped[bool] = mapped_column(
+        Boolean, info=held(_l("Given or withdrawn"), retention=KEPT_ANONYMISED, source=PROVIDED)
+    )
+    policy_version_id: Mapped[int | None] = mapped_column(
+        ForeignKey("policy_version.id"),
+        info=held(_l("Policy version in force"), retention=KEPT_ANONYMISED),
+    )
+    actor: Mapped[str] = mapped_column(
+        String(16), info=held(_l("Who made the change"), retention=KEPT_ANONYMISED)
+    )
+    actor_member_id: Mapped[int | None] = mapped_column(
+        ForeignKey("member.id"),
+        info=held(_l("Which account made the change"), retention=KEPT_ANONYMISED),
+    )
+    method: Mapped[str] = mapped_column(
+        String(24), info=held(_l("How the change was made"), retention=KEPT_ANONYMISED)
+    )
+    created_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, default=utcnow, info=held(_l("When"), retention=KEPT_ANONYMISED)
+    )
+    prev_hash: Mapped[str] = mapped_column(
+        String(64), info=held(_l("Link to the previous receipt"), retention=KEPT_ANONYMISED)
+    )
+    hash: Mapped[str] = mapped_column(
+        String(64), info=held(_l("Tamper-evident fingerprint"), retention=KEPT_ANONYMISED)
+    )
     # Which ledger key made `hash` (ledger_keys.py): keys rotate, old links still verify.
     key_id: Mapped[str] = mapped_column(String(32))
     # The language of the page the choice was made on (a `Locale`); None where no page was
     # shown (a browser signal, a system change) and on events recorded before it was kept.
-    locale: Mapped[str | None] = mapped_column(String(16))
+    locale: Mapped[str | None] = mapped_column(
+        String(16), info=held(_l("Language of the page you chose on"), retention=KEPT_ANONYMISED)
+    )
 
     def compute_hash(self) -> str:
         """The fingerprint of this event's content chained to the previous one.
@@ -85,13 +124,40 @@ class ConsentState(db.Model):
     """The current answer per member and purpose, written with its event in one transaction."""
 
     __tablename__ = "consent_state"
+    __table_args__ = {
+        "info": held_table(
+            _l("Your current consent choices"),
+            _l("For each optional purpose, whether you have said yes, and since when."),
+            owner="member_id",
+            position=2,
+        )
+    }
 
     member_id: Mapped[int] = mapped_column(ForeignKey("member.id"), primary_key=True)
-    purpose: Mapped[str] = mapped_column(String(32), primary_key=True)
-    granted: Mapped[bool] = mapped_column(Boolean)
-    event_id: Mapped[int] = mapped_column(ForeignKey("consent_event.id"))
-    policy_version_id: Mapped[int | None] = mapped_column(ForeignKey("policy_version.id"))
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    purpose: Mapped[str] = mapped_column(
+        String(32),
+        primary_key=True,
+        info=held(
+            _l("Purpose"), retention=KEPT_ANONYMISED, source=PROVIDED, recipients=OUR_SYSTEMS
+        ),
+    )
+    granted: Mapped[bool] = mapped_column(
+        Boolean,
+        info=held(
+            _l("Your answer"), retention=KEPT_ANONYMISED, source=PROVIDED, recipients=OUR_SYSTEMS
+        ),
+    )
+    event_id: Mapped[int] = mapped_column(
+        ForeignKey("consent_event.id"),
+        info=held(_l("The receipt behind it"), retention=KEPT_ANONYMISED),
+    )
+    policy_version_id: Mapped[int | None] = mapped_column(
+        ForeignKey("policy_version.id"),
+        info=held(_l("Policy version in force"), retention=KEPT_ANONYMISED),
+    )
+    updated_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, default=utcnow, info=held(_l("Last changed"), retention=KEPT_ANONYMISED)
+    )
 
 
 class ReconsentRequest(db.Model):
@@ -101,12 +167,35 @@ class ReconsentRequest(db.Model):
     """
 
     __tablename__ = "reconsent_request"
-    __table_args__ = (UniqueConstraint("member_id", "purpose", "policy_version_id"),)
+    __table_args__ = (
+        UniqueConstraint("member_id", "purpose", "policy_version_id"),
+        {
+            "info": held_table(
+                _l("When we asked you again"),
+                _l(
+                    "Each time a new version of our privacy policy changed a use you had said "
+                    "yes to, so that your yes no longer counted until you answered again."
+                ),
+                owner="member_id",
+                position=4,
+            )
+        },
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     member_id: Mapped[int] = mapped_column(ForeignKey("member.id"), index=True)
-    purpose: Mapped[str] = mapped_column(String(32))
-    policy_version_id: Mapped[int] = mapped_column(ForeignKey("policy_version.id"))
+    purpose: Mapped[str] = mapped_column(
+        String(32), info=held(_l("Purpose"), retention=KEPT_ANONYMISED)
+    )
+    policy_version_id: Mapped[int] = mapped_column(
+        ForeignKey("policy_version.id"),
+        info=held(_l("Policy version that asked again"), retention=KEPT_ANONYMISED),
+    )
     # The yes it asks about (the event behind the member's state when the version was published).
-    event_id: Mapped[int] = mapped_column(ForeignKey("consent_event.id"))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    event_id: Mapped[int] = mapped_column(
+        ForeignKey("consent_event.id"),
+        info=held(_l("The receipt of the yes it asked about"), retention=KEPT_ANONYMISED),
+    )
+    created_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, default=utcnow, info=held(_l("When"), retention=KEPT_ANONYMISED)
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import (
     ForeignKey,
     ForeignKeyConstraint,
@@ -18,6 +19,14 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from ..clock import utcnow
 from ..domain import NotificationStatus
+from ..domain.inventory import (
+    MESSAGE_CARRIERS,
+    MESSAGE_CONTENT_KEPT,
+    PROVIDED,
+    RECORD_KEPT,
+    held,
+    held_table,
+)
 from ..extensions import db
 from .types import UTCDateTime, key_string, new_public_id
 
@@ -110,37 +119,86 @@ class Notification(db.Model):
             ["notification_content.id", "notification_content.fan_out_id"],
             match="FULL",
         ),
+        {"info": held_table(
+            _l("Messages we sent you"),
+            _l("Every email and text message we sent you, with its delivery status."),
+            owner="member_id",
+            position=7,
+        )},
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     public_id: Mapped[str] = mapped_column(key_string(32), unique=True, default=new_public_id)
     member_id: Mapped[int | None] = mapped_column(ForeignKey("member.id"), index=True)
-    channel: Mapped[str] = mapped_column(String(8))
-    kind: Mapped[str] = mapped_column(String(40))
+    channel: Mapped[str] = mapped_column(
+        String(8), info=held(_l("Email or text message"), retention=RECORD_KEPT)
+    )
+    kind: Mapped[str] = mapped_column(
+        String(40), info=held(_l("What it was about"), retention=RECORD_KEPT)
+    )
     dedupe_key: Mapped[str] = mapped_column(key_string(200), unique=True)
-    recipient: Mapped[str | None] = mapped_column(String(254))
-    subject: Mapped[str | None] = mapped_column(String(300))
-    body_text: Mapped[str | None] = mapped_column(Text)
-    body_html: Mapped[str | None] = mapped_column(Text)
+    recipient: Mapped[str | None] = mapped_column(
+        String(254),
+        info=held(
+            _l("Address it was sent to"),
+            retention=MESSAGE_CONTENT_KEPT,
+            source=PROVIDED,
+            recipients=MESSAGE_CARRIERS,
+        ),
+    )
+    subject: Mapped[str | None] = mapped_column(
+        String(300),
+        info=held(_l("Subject"), retention=MESSAGE_CONTENT_KEPT, recipients=MESSAGE_CARRIERS),
+    )
+    body_text: Mapped[str | None] = mapped_column(
+        Text,
+        info=held(_l("Message text"), retention=MESSAGE_CONTENT_KEPT, recipients=MESSAGE_CARRIERS),
+    )
+    body_html: Mapped[str | None] = mapped_column(
+        Text,
+        info=held(
+            _l("Message as formatted email"),
+            retention=MESSAGE_CONTENT_KEPT,
+            recipients=MESSAGE_CARRIERS,
+        ),
+    )
     # A code's or link's real message, sealed (`consent_center.sealed`); the body columns
     # hold a masked copy. Deleted once the message is settled.
     secret: Mapped[str | None] = mapped_column(Text)
     # Fan-out rows point at shared content instead of holding their own body.
     content_id: Mapped[int | None] = mapped_column()
     fan_out_id: Mapped[int | None] = mapped_column(index=True)
-    locale: Mapped[str] = mapped_column(String(16), default="en")
-    status: Mapped[str] = mapped_column(String(12), default=NotificationStatus.PENDING)
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    locale: Mapped[str] = mapped_column(
+        String(16), default="en", info=held(_l("Language"), retention=RECORD_KEPT)
+    )
+    status: Mapped[str] = mapped_column(
+        String(12),
+        default=NotificationStatus.PENDING,
+        info=held(_l("Delivery status"), retention=RECORD_KEPT),
+    )
+    attempts: Mapped[int] = mapped_column(
+        Integer, default=0, info=held(_l("Delivery attempts"), retention=RECORD_KEPT)
+    )
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    provider_id: Mapped[str | None] = mapped_column(String(200))
+    provider_id: Mapped[str | None] = mapped_column(
+        String(200), info=held(_l("Delivery reference"), retention=MESSAGE_CONTENT_KEPT)
+    )
     # Rows with the same key are delivered one at a time, in id order (webhooks: one
     # subscription and member); NULL for messages that need no order.
     order_key: Mapped[str | None] = mapped_column(String(80))
-    last_error: Mapped[str | None] = mapped_column(String(500))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(
+        String(500), info=held(_l("Last delivery problem"), retention=MESSAGE_CONTENT_KEPT)
+    )
+    created_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, default=utcnow, info=held(_l("Written at"), retention=RECORD_KEPT)
+    )
+    sent_at: Mapped[datetime | None] = mapped_column(
+        UTCDateTime, info=held(_l("Sent at"), retention=RECORD_KEPT)
+    )
+    delivered_at: Mapped[datetime | None] = mapped_column(
+        UTCDateTime, info=held(_l("Delivered at"), retention=RECORD_KEPT)
+    )
 
 
 class NotificationSubject(db.Model):

@@ -12,9 +12,17 @@ from dataclasses import dataclass
 from sqlalchemy import delete, insert, literal, or_, select, update
 
 from ..clock import utcnow
-from ..domain import Channel, MemberStatus, NotificationStatus
+from ..domain import Channel, NotificationStatus
+from ..domain.inventory import erasure_values
 from ..extensions import db
-from ..models import DeletionRequest, Member, Notification, NotificationSubject, OneTimeCode
+from ..models import (
+    HELD_TABLES,
+    DeletionRequest,
+    Member,
+    Notification,
+    NotificationSubject,
+    OneTimeCode,
+)
 from ..models.notification import CONTENT_COLUMNS
 from ..models.types import new_public_id
 from .audit import record_audit
@@ -103,10 +111,12 @@ def erase_member(member: Member, *, actor: Member | None, reason: str) -> Erasur
         .where(NotificationSubject.subject_key.in_(contact_keys))
         .execution_options(synchronize_session=False)
     )
+    # The member's deletion requests keep their shell; what the inventory says erasure
+    # removes from them goes.
     db.session.execute(
         update(DeletionRequest)
         .where(DeletionRequest.member_id == member.id)
-        .values(reason=None)
+        .values(erasure_values(HELD_TABLES["deletion_request"], now=now, tombstone=None))
         .execution_options(synchronize_session=False)
     )
     from .guardians import dissolve_guardian_links
@@ -116,23 +126,10 @@ def erase_member(member: Member, *, actor: Member | None, reason: str) -> Erasur
 
     emit_event("member.erased", member)
     tombstone = "erased-" + new_public_id()[:24]
-    member.public_id = tombstone
-    member.name = None
-    member.gender = None
-    member.email = None
-    member.phone = None
-    member.birth_date = None
-    member.locale = "en"
-    member.email_verified_at = None
-    member.phone_verified_at = None
-    member.notify_email = False
-    member.notify_sms = False
-    member.sms_opted_out_at = None
-    member.pending_purposes = None
-    member.code_failures, member.code_failures_since, member.code_locked_until = 0, None, None
-    member.status = MemberStatus.ERASED
-    member.erased_at = now
-    member.updated_at = now
+    # Every profile field the inventory says erasure removes (models/member.py `erased=`).
+    erased = erasure_values(HELD_TABLES["member"], now=now, tombstone=tombstone)
+    for column, value in erased.items():
+        setattr(member, column, value)
     record_audit(
         "member.erased",
         actor=actor,

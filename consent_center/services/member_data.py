@@ -16,7 +16,6 @@ from sqlalchemy.orm import aliased
 
 from ..clock import utcnow
 from ..domain import (
-    DATA_INVENTORY,
     GENDER_LABELS,
     LOCALE_LABELS,
     MEMBER_STATUS_LABELS,
@@ -25,7 +24,7 @@ from ..domain import (
     SOURCE_LABELS,
 )
 from ..extensions import db
-from ..models import ConsentEvent, ConsentState, Member, PolicyVersion
+from ..models import DATA_INVENTORY, ConsentEvent, ConsentState, Member, PolicyVersion
 from ..models.types import UTCDateTime
 from .audit import record_audit
 from .consents import ConsentView, consent_columns, consent_views
@@ -54,17 +53,10 @@ class GroupView:
     fields: list[FieldRow]
 
 
-# Row counts per member-data table: (table, the column that names the member).
+# Row counts per member-data table: (table, the column that names the member). The profile
+# is the member's own row, and /me counts current consents from the consents it shows.
 _COUNTED = {
-    "consent_event": "member_id",
-    "reconsent_request": "member_id",
-    "notification": "member_id",
-    "one_time_code": "member_id",
-    "member_session": "member_id",
-    "audit_event": "subject_member_id",
-    "deletion_request": "member_id",
-    "guardian_link": "minor_id",
-    "change_event": "member_id",
+    g.table: g.owner for g in DATA_INVENTORY if g.table not in ("member", "consent_state")
 }
 
 # The inventory's groups in each language, translated once per process: the text is the
@@ -262,7 +254,6 @@ def _member_records(member: Member) -> dict[str, list[dict]]:
     """Every row about the member in each inventory table, with exactly the inventory's
     columns (internal row keys are left out; hashes of codes are shown as held)."""
     tables = db.metadata.tables
-    owner = dict(_COUNTED, consent_state="member_id")
     records: dict[str, list[dict]] = {}
     for group in DATA_INVENTORY:
         columns = [f.column for f in group.fields]
@@ -272,7 +263,7 @@ def _member_records(member: Member) -> dict[str, list[dict]]:
         table = tables[group.table]
         rows = db.session.execute(
             select(*(table.c[c] for c in columns))
-            .where(table.c[owner[group.table]] == member.id)
+            .where(table.c[group.owner] == member.id)
             .order_by(*table.primary_key.columns)
         ).all()
         records[group.table] = [

@@ -60,6 +60,7 @@ def init_app(app: Flask) -> None:
     )
 
     from ..domain import (
+        CHANNEL_LABELS,
         PURPOSES,
         REFUSAL_GROUNDS,
         REFUSAL_REMEDIES,
@@ -69,6 +70,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["format_date"] = lambda value, fmt="long": format_date(value, fmt)
     app.jinja_env.filters["format_datetime"] = lambda value: format_datetime(value, "medium")
     app.jinja_env.globals["purposes"] = PURPOSES
+    app.jinja_env.globals["channel_labels"] = CHANNEL_LABELS
     app.jinja_env.globals["once_per_language"] = once_per_language
     app.jinja_env.filters["display_value"] = display_value
     app.jinja_env.globals["refusal_grounds"] = REFUSAL_GROUNDS

@@ -18,8 +18,8 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, InputRequired, Length, Optional
 
-from ...domain import OPTIONAL_PURPOSES, PURPOSES, Role
-from ...services.incidents import FIELD_LABELS, FIELDS
+from ...domain import MEMBER_STATUS_LABELS, OPTIONAL_PURPOSES, PURPOSES, Role
+from ...services.incidents import AUDIENCE_STATUSES, FIELD_LABELS, FIELDS
 from ..forms import AppForm
 
 
@@ -87,9 +87,6 @@ _LANGUAGE_PREFIXES = {"en": "en", "zh": "zh_Hans_CN"}
 
 
 def _status_choices():
-    from ...services.incidents import AUDIENCE_STATUSES
-    from .views import MEMBER_STATUS_LABELS
-
     return [("", _l("Any (not erased)"))] + [
         (s.value, MEMBER_STATUS_LABELS[s]) for s in AUDIENCE_STATUSES
     ]

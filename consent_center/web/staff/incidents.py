@@ -7,14 +7,14 @@ from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from ...domain import Channel, Locale
+from ...domain import MEMBER_STATUS_LABELS, Channel, Locale
 from ...extensions import db
 from ...services import incidents as incident_service
 from ...services.errors import Invalid
 from ...services.notifications import render_message
 from ..forms import apply_field_errors
 from .forms import IncidentForm, SendIncidentForm
-from .views import MEMBER_STATUS_LABELS, bp
+from .views import bp
 
 
 def _form_page(form: IncidentForm, incident=None, status: int = 200):

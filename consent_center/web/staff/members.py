@@ -3,29 +3,22 @@
 from __future__ import annotations
 
 from flask import render_template, request
-from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from ...domain import (
     DELETION_STATUS_LABELS,
+    GUARDIAN_STATUS_LABELS,
+    MEMBER_STATUS_LABELS,
     METHOD_LABELS,
     NOTIFICATION_KIND_LABELS,
     NOTIFICATION_STATUS_LABELS,
-    Actor,
+    STAFF_ACTOR_LABELS,
 )
 from ...extensions import db
 from ...services.directory import SEARCH_LIMIT, search_members, view_member
 from ..htmx import render_page_or_fragment
 from .forms import MemberSearchForm
-from .views import MEMBER_STATUS_LABELS, bp
-
-# Who made a consent change, as staff read it (members read "You" instead).
-ACTOR_LABELS = {
-    Actor.MEMBER: _l("The member"),
-    Actor.GUARDIAN: _l("A guardian"),
-    Actor.STAFF: _l("Staff"),
-    Actor.SYSTEM: _l("System"),
-}
+from .views import bp
 
 
 @bp.get("/members")
@@ -50,17 +43,13 @@ def member(public_id: str):
     """One member's record: inventory, consent ledger, messages, requests, guardians."""
     record = view_member(current_user, public_id)
     db.session.commit()  # the audit entry of this viewing
-    try:
-        from ...domain import GUARDIAN_STATUS_LABELS
-    except ImportError:  # the guardian feature is not installed
-        GUARDIAN_STATUS_LABELS = {}  # noqa: N806
     return render_template(
         "staff/member.html",
         r=record,
         m=record.member,
         status_labels=MEMBER_STATUS_LABELS,
         method_labels=METHOD_LABELS,
-        actor_labels=ACTOR_LABELS,
+        actor_labels=STAFF_ACTOR_LABELS,
         kind_labels=NOTIFICATION_KIND_LABELS,
         notification_labels=NOTIFICATION_STATUS_LABELS,
         deletion_labels=DELETION_STATUS_LABELS,

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from flask import flash, redirect, render_template, url_for
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
-from ...domain import Role
+from ...domain import ROLE_LABELS, Role
 from ...extensions import db
 from ...services import staff as staff_service
 from ...services.errors import Conflict, Invalid
@@ -15,8 +14,6 @@ from ..forms import apply_field_errors
 from ..member.forms import EmptyForm
 from .forms import TeamAddForm, TeamRoleForm
 from .views import admin_required, bp
-
-ROLE_LABELS = {Role.STAFF: _l("Staff"), Role.ADMIN: _l("Admin"), Role.MEMBER: _l("Member")}
 
 
 def _page(add_form=None, problem=None, status: int = 200):

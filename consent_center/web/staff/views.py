@@ -11,10 +11,10 @@ from flask_login import current_user, login_required
 from sqlalchemy import select, text
 
 from ...domain import (
+    MEMBER_STATUS_LABELS,
     NOTIFICATION_KIND_LABELS,
     NOTIFICATION_STATUS_LABELS,
     Channel,
-    MemberStatus,
     NotificationStatus,
     Role,
 )
@@ -35,12 +35,6 @@ FINAL = {
     NotificationStatus.DELIVERED,
     NotificationStatus.FAILED,
     NotificationStatus.DEAD,
-}
-MEMBER_STATUS_LABELS = {
-    MemberStatus.ACTIVE: _l("Active"),
-    MemberStatus.UNVERIFIED: _l("Waiting for the contact to be verified"),
-    MemberStatus.AWAITING_GUARDIAN: _l("Awaiting a guardian's approval"),
-    MemberStatus.ERASED: _l("Erased"),
 }
 
 

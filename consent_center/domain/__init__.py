@@ -1,0 +1,97 @@
+"""The domain's fixed vocabulary, one fact in one place: purposes, refusal grounds, statuses
+with their labels, the settings member texts name, and the inventory's vocabulary.
+
+Import from here (`from consent_center.domain import Channel`); the modules say where each
+fact lives. The inventory itself is on the model columns (models/inventory.py).
+"""
+
+from .inventory import (
+    NOT_MEMBER_DATA,
+    PROVIDED,
+    RECORDED,
+    SOURCE_LABELS,
+    InventoryField,
+    InventoryGroup,
+)
+from .purposes import (
+    ADVERTISING,
+    OPTIONAL_PURPOSES,
+    PURPOSES,
+    SERVICE,
+    TREND_ANALYSIS,
+    WITHDRAWAL_NOTE,
+    Purpose,
+)
+from .refusals import REFUSAL_GROUNDS, REFUSAL_REMEDIES, RefusalGround
+from .settings import CODE_RETENTION_HOURS, Setting
+from .vocabulary import (
+    ACTOR_LABELS,
+    CHANNEL_LABELS,
+    DELETION_STATUS_LABELS,
+    GENDER_LABELS,
+    GUARDIAN_STATUS_LABELS,
+    LOCALE_HTML_LANG,
+    LOCALE_LABELS,
+    MEMBER_STATUS_LABELS,
+    METHOD_LABELS,
+    NOTIFICATION_KIND_LABELS,
+    NOTIFICATION_STATUS_LABELS,
+    OPEN_DELETION_STATUSES,
+    ROLE_LABELS,
+    STAFF_ACTOR_LABELS,
+    Actor,
+    Channel,
+    DeletionStatus,
+    Gender,
+    GuardianStatus,
+    Locale,
+    MemberStatus,
+    Method,
+    NotificationStatus,
+    Role,
+)
+
+__all__ = [
+    "ACTOR_LABELS",
+    "ADVERTISING",
+    "CHANNEL_LABELS",
+    "CODE_RETENTION_HOURS",
+    "DELETION_STATUS_LABELS",
+    "GENDER_LABELS",
+    "GUARDIAN_STATUS_LABELS",
+    "LOCALE_HTML_LANG",
+    "LOCALE_LABELS",
+    "MEMBER_STATUS_LABELS",
+    "METHOD_LABELS",
+    "NOTIFICATION_KIND_LABELS",
+    "NOTIFICATION_STATUS_LABELS",
+    "NOT_MEMBER_DATA",
+    "OPEN_DELETION_STATUSES",
+    "OPTIONAL_PURPOSES",
+    "PROVIDED",
+    "PURPOSES",
+    "RECORDED",
+    "REFUSAL_GROUNDS",
+    "REFUSAL_REMEDIES",
+    "ROLE_LABELS",
+    "SERVICE",
+    "SOURCE_LABELS",
+    "STAFF_ACTOR_LABELS",
+    "TREND_ANALYSIS",
+    "WITHDRAWAL_NOTE",
+    "Actor",
+    "Channel",
+    "DeletionStatus",
+    "Gender",
+    "GuardianStatus",
+    "InventoryField",
+    "InventoryGroup",
+    "Locale",
+    "MemberStatus",
+    "Method",
+    "NotificationStatus",
+    "Purpose",
+    "RefusalGround",
+    "Role",
+    "Setting",
+]
