@@ -30,7 +30,8 @@ class DeliveryResult:
     provider_id: str | None = None
     transient: bool = False
     error: str | None = None
-    # The recipient told the provider to stop (Twilio 21610): record the opt-out.
+    # The recipient told the provider to stop (`twilio_adapter.Failure.OPTED_OUT`): record
+    # the opt-out.
     opted_out: bool = False
 
 

@@ -28,9 +28,11 @@ from flask import current_app
 from sqlalchemy import and_, or_, select, text, tuple_, update
 from sqlalchemy.exc import SQLAlchemyError
 
+from .. import twilio_adapter
 from ..clock import utcnow
 from ..domain import Channel, NotificationStatus
 from ..extensions import db
+from ..links import public_url_for
 from ..models import Notification, NotificationContent
 from ..models.notification import SECRET_TO_DELIVER, TO_DELIVER
 from ..sealed import InvalidToken, open_sealed
@@ -114,11 +116,7 @@ def transport_for(channel: str):
         from .email import SmtpTransport
 
         return SmtpTransport()
-    if (
-        channel == Channel.SMS
-        and config.get("TWILIO_ACCOUNT_SID")
-        and config.get("TWILIO_AUTH_TOKEN")
-    ):
+    if channel == Channel.SMS and twilio_adapter.is_configured(config):
         from .sms import TwilioTransport
 
         return TwilioTransport()
@@ -132,8 +130,7 @@ def transport_for(channel: str):
 
 
 def unsubscribe_url(public_id: str) -> str:
-    base = (current_app.config.get("PUBLIC_BASE_URL") or "").rstrip("/")
-    return f"{base}/unsubscribe/{public_id}"
+    return public_url_for("public.unsubscribe", public_id=public_id)
 
 
 def unsubscribe_headers(public_id: str) -> dict[str, str]:
@@ -158,6 +155,8 @@ def _outgoing(
     if row.content_id is not None:
         content = contents[row.content_id]
         subject, text, html = content.subject, content.body_text, content.body_html
+        # Shared content is rendered once for every recipient of a fan-out; the one part
+        # that differs per recipient, their unsubscribe link, is put in as it leaves.
         if html is not None:
             html = html.replace("__UNSUBSCRIBE_URL__", unsubscribe_url(row.public_id))
         text = text.replace("__UNSUBSCRIBE_URL__", unsubscribe_url(row.public_id))
@@ -344,7 +343,8 @@ def record_unsendable(row: Claimed, reason: str, conn) -> str:
 
 
 def record_opt_out(member_id: int) -> None:
-    """The provider says the recipient opted out (Twilio 21610): honour it from now on."""
+    """The provider says the recipient opted out (`twilio_adapter.Failure.OPTED_OUT`): honour
+    it from now on."""
     from ..services.members import record_sms_opt_out
 
     record_sms_opt_out(member_id, source="provider")

@@ -1,4 +1,4 @@
-"""SMS through the twilio SDK, with an explicit timeout and a configurable API base URL."""
+"""SMS through the twilio SDK (twilio_adapter.py holds the client and the error codes)."""
 
 from __future__ import annotations
 
@@ -7,50 +7,32 @@ from collections.abc import Iterable, Iterator
 from flask import current_app
 from requests.exceptions import RequestException
 from twilio.base.exceptions import TwilioException
-from twilio.http.http_client import TwilioHttpClient
-from twilio.rest import Client
 
+from ..links import public_url_for
 from ..services.sms_guard import COUNTRY_REFUSED, sms_country_allowed
+from ..twilio_adapter import Failure, close_client, failure_of, make_client
 from .base import DeliveryResult, Outgoing
-
-# Twilio error codes after which retrying cannot help.
-PERMANENT_CODES = {21211, 21610, 21614, 21635, 21606, 21608, 21408, 21612, 30005, 30006}
-OPT_OUT_CODE = 21610
-TRANSIENT_CODES = {20429, 20500, 20503}
-
-
-def twilio_client() -> Client:
-    """A client for the configured account, pointed at TWILIO_API_BASE_URL."""
-    config = current_app.config
-    client = Client(
-        config["TWILIO_ACCOUNT_SID"],
-        config["TWILIO_AUTH_TOKEN"],
-        http_client=TwilioHttpClient(timeout=config.get("TWILIO_TIMEOUT", 10)),
-    )
-    client.api.base_url = config["TWILIO_API_BASE_URL"].rstrip("/")
-    return client
 
 
 def status_callback_url() -> str | None:
-    base = current_app.config.get("PUBLIC_BASE_URL")
-    return f"{base.rstrip('/')}/webhooks/twilio/status" if base else None
+    """Where Twilio reports each message's delivery (none without a public address)."""
+    if not current_app.config.get("PUBLIC_BASE_URL"):
+        return None
+    return public_url_for("webhooks.twilio_status")
 
 
-def classify_twilio_error(exc: Exception) -> DeliveryResult:
-    """Map an SDK exception to transient or permanent."""
+def delivery_result(exc: Exception) -> DeliveryResult:
+    """A failed send as a delivery result, by what Twilio's error means."""
     status = getattr(exc, "status", None)
     code = getattr(exc, "code", None)
     error = f"Twilio {status or ''} {code or type(exc).__name__}".strip()
-    if code == OPT_OUT_CODE:
-        return DeliveryResult(ok=False, transient=False, error=error, opted_out=True)
-    if code in PERMANENT_CODES:
-        return DeliveryResult(ok=False, transient=False, error=error)
-    if status == 429 or code in TRANSIENT_CODES or (status is not None and status >= 500):
-        return DeliveryResult(ok=False, transient=True, error=error)
-    if status is not None and 400 <= status < 500:
-        return DeliveryResult(ok=False, transient=False, error=error)
-    # Timeouts and connection errors carry no status.
-    return DeliveryResult(ok=False, transient=True, error=error)
+    failure = failure_of(status, code)
+    return DeliveryResult(
+        ok=False,
+        transient=failure == Failure.RETRY,
+        error=error,
+        opted_out=failure == Failure.OPTED_OUT,
+    )
 
 
 class TwilioTransport:
@@ -58,15 +40,13 @@ class TwilioTransport:
     it is about to be sent."""
 
     def send_each(self, messages: Iterable[Outgoing]) -> Iterator[DeliveryResult]:
-        client = twilio_client()
+        client = make_client(current_app.config)
         sender = current_app.config["TWILIO_FROM_NUMBER"]
         callback = status_callback_url()
         try:
             yield from self._send(client, sender, callback, messages)
         finally:
-            if client.http_client.session is not None:
-                client.http_client.session.close()
-
+            close_client(client)
     def _send(self, client, sender, callback, messages) -> Iterator[DeliveryResult]:
         for msg in messages:
             # Checked again as it leaves: SMS_ALLOWED_COUNTRIES may have narrowed since the
@@ -83,6 +63,6 @@ class TwilioTransport:
                 created = client.messages.create(**kwargs)
             except (TwilioException, RequestException) as exc:
                 # Timeouts and connection errors come from requests, not as TwilioException.
-                yield classify_twilio_error(exc)
+                yield delivery_result(exc)
             else:
                 yield DeliveryResult(ok=True, provider_id=created.sid)

@@ -41,6 +41,7 @@ from .notifications import (
     prepare_secret_message,
     wake_workers,
 )
+from .reach import CODE, contacts, first_contact, may_text
 from .sessions import CONTACT_CHANGED, end_all_sessions
 from .sms_guard import check_sms_destination, sms_country_problem
 from .validation import normalize_email, normalize_phone
@@ -174,7 +175,7 @@ def _issue_code(
         validity_seconds=ttl,
     )
     # An SMS opt-out is honoured for every text, codes included; the page looks the same.
-    opted_out = channel == Channel.SMS and member is not None and member.sms_opted_out_at
+    opted_out = channel == Channel.SMS and not may_text(member)
     if member is None or opted_out:
         # No message, but the same work as sending one (the message is rendered and sealed
         # above; the INSERT below also NOTIFYs): the answer takes as long either way.
@@ -225,14 +226,8 @@ def request_contact_change(member: Member, channel: str, new_value: str) -> Code
 
 
 def verified_channels(member: Member) -> dict[str, str]:
-    """The member's contacts a code may go to, email first: each verified, and the phone only
-    while the member has not opted out of text messages."""
-    channels = {}
-    if member.email and member.email_verified_at is not None:
-        channels[Channel.EMAIL] = member.email
-    if member.phone and member.phone_verified_at is not None and member.sms_opted_out_at is None:
-        channels[Channel.SMS] = member.phone
-    return channels
+    """The member's contacts a code may go to, email first (the rule is `reach.CODE`)."""
+    return contacts(member, CODE)
 
 
 def verified_channel(member: Member) -> tuple[str, str]:
@@ -421,13 +416,11 @@ def _count_wrong_code(member: Member) -> None:
 
 
 def _tell_owner_of_lockout(member: Member) -> None:
-    """Tell the owner on a verified channel: email first, else a text to a verified number."""
-    if member.email and member.email_verified_at:
-        channel, recipient = Channel.EMAIL, member.email
-    elif member.phone and member.phone_verified_at and member.sms_opted_out_at is None:
-        channel, recipient = Channel.SMS, member.phone
-    else:
+    """Tell the owner where a code would go (`reach.CODE`): a proven contact, email first."""
+    found = first_contact(member, CODE)
+    if found is None:
         return
+    channel, recipient = found
     enqueue_notification(
         member=member,
         channel=channel,
@@ -529,7 +522,7 @@ def _tell_old_contact(member: Member, row: OneTimeCode, old_value: str, new_valu
     not make (a number that opted out of SMS is not texted)."""
     from .validation import mask_email, mask_phone
 
-    if row.channel == Channel.SMS and member.sms_opted_out_at:
+    if row.channel == Channel.SMS and not may_text(member):
         return
     masked = mask_email(new_value) if row.channel == Channel.EMAIL else mask_phone(new_value)
     enqueue_notification(

@@ -12,7 +12,6 @@ from sqlalchemy import case, select
 from ..clock import utcnow
 from ..domain import (
     OPEN_DELETION_STATUSES,
-    Channel,
     DeletionStatus,
     MemberStatus,
     RefusalGround,
@@ -23,6 +22,7 @@ from .audit import record_audit
 from .erasure import erase_member
 from .errors import Conflict, Invalid, NotAllowed, NotFound
 from .notifications import enqueue_notification, member_subject
+from .reach import ACCOUNT, DECISION, contacts, first_contact
 from .validation import secret_text_problem
 
 
@@ -55,28 +55,13 @@ def _notify(request: DeletionRequest, member: Member, kind: str, **context) -> N
         refusal_ground=request.refusal_ground,
         refusal_explanation=request.refusal_explanation,
     )
-    if member.email:
+    for channel, recipient in contacts(member, DECISION).items():
         enqueue_notification(
             member=member,
-            channel=Channel.EMAIL,
+            channel=channel,
             kind=kind,
-            dedupe_key=f"{kind}:{request.public_id}:email",
-            recipient=member.email,
-            locale=member.locale,
-            context=context,
-        )
-    if (
-        member.phone
-        and member.phone_verified_at
-        and member.notify_sms
-        and member.sms_opted_out_at is None
-    ):
-        enqueue_notification(
-            member=member,
-            channel=Channel.SMS,
-            kind=kind,
-            dedupe_key=f"{kind}:{request.public_id}:sms",
-            recipient=member.phone,
+            dedupe_key=f"{kind}:{request.public_id}:{channel}",
+            recipient=recipient,
             locale=member.locale,
             context=context,
         )
@@ -105,6 +90,8 @@ def request_deletion(
     if problem := secret_text_problem(reason):
         raise Invalid(problem, {"reason": [problem]})
     now = utcnow()
+    # Where the completion notice will go, once the contacts themselves are erased.
+    notify_channel, notify_to = first_contact(member, ACCOUNT) or (None, None)
     request = DeletionRequest(
         member_id=member.id,
         requested_by_id=requested_by.id,
@@ -112,8 +99,8 @@ def request_deletion(
         reason=reason,
         received_at=now,
         due_at=add_working_days(now, current_app.config["DELETION_DUE_WORKING_DAYS"]),
-        notify_channel=Channel.EMAIL if member.email else Channel.SMS,
-        notify_to=member.email or member.phone,
+        notify_channel=notify_channel,
+        notify_to=notify_to,
         notify_locale=member.locale,
     )
     db.session.add(request)

@@ -21,6 +21,7 @@ from sqlalchemy.orm import aliased
 from ..clock import utcnow
 from ..domain import OPTIONAL_PURPOSES, Actor, Channel, GuardianStatus, MemberStatus, Method
 from ..extensions import db
+from ..links import public_url_for
 from ..models import GuardianLink, Member
 from .audit import record_audit
 from .code_budget import spend_code_budget
@@ -32,6 +33,7 @@ from .notifications import (
     member_subject,
     prepare_secret_message,
 )
+from .reach import ACCOUNT, CODE, first_contact
 from .usability import active_condition, is_active_account
 
 MAX_GUARDIANS = 2
@@ -109,8 +111,13 @@ def _spend_link_budget(channel: str, contact: str, actor: Member) -> None:
     spend_code_budget(identifier_digest(contact), actor)
 
 
+def _masked(link: str, token: str) -> str:
+    """The link as the outbox keeps it once sent: its token hidden."""
+    return link.removesuffix(token) + "••••••"
+
+
 def _send_invitation(link: GuardianLink, minor: Member, token: str, actor: Member) -> Invitation:
-    base = (current_app.config.get("PUBLIC_BASE_URL") or "").rstrip("/")
+    approval_link = public_url_for("public.guardian_short", token=token)
     locale = "zh_Hans_CN" if (link.contact or "").startswith("+86") else minor.locale
     message = prepare_secret_message(
         channel=link.contact_channel,
@@ -122,8 +129,8 @@ def _send_invitation(link: GuardianLink, minor: Member, token: str, actor: Membe
             # Who is asking: the child themselves, or the guardian inviting a second one.
             "inviter_name": actor.name if actor.id != minor.id else None,
         },
-        secret_context={"link": f"{base}/g/{token}"},
-        masked_context={"link": f"{base}/g/••••••"},
+        secret_context={"link": approval_link},
+        masked_context={"link": _masked(approval_link, token)},
         expires_at=link.token_expires_at,
     )
     enqueue_secret_notification(
@@ -430,7 +437,7 @@ def request_second_confirmation(ward: Member, guardian: Member, purpose: str) ->
     link.pending_token_hash = _hash(token)
     link.pending_send_at = now + timedelta(hours=current_app.config["GUARDIAN_CONFIRM_DELAY_HOURS"])
     link.pending_expires_at = link.pending_send_at + LINK_TTL
-    base = (current_app.config.get("PUBLIC_BASE_URL") or "").rstrip("/")
+    confirm_link = public_url_for("public.guardian_confirm_short", token=token)
     message = prepare_secret_message(
         channel=channel,
         kind="guardian_confirm",
@@ -440,8 +447,8 @@ def request_second_confirmation(ward: Member, guardian: Member, purpose: str) ->
             "purpose": purpose,
             "expires_at": link.pending_expires_at,
         },
-        secret_context={"link": f"{base}/gc/{token}"},
-        masked_context={"link": f"{base}/gc/••••••"},
+        secret_context={"link": confirm_link},
+        masked_context={"link": _masked(confirm_link, token)},
         expires_at=link.pending_expires_at,
     )
     enqueue_secret_notification(
@@ -480,11 +487,12 @@ def _guardian_link(ward: Member, guardian: Member) -> GuardianLink:
 
 
 def _verified_contact(member: Member) -> tuple[str, str]:
-    if member.email and member.email_verified_at:
-        return Channel.EMAIL, member.email
-    if member.phone and member.phone_verified_at and member.sms_opted_out_at is None:
-        return Channel.SMS, member.phone
-    raise Invalid(_l("We have no verified email address or mobile number of yours to write to."))
+    found = first_contact(member, CODE)
+    if found is None:
+        raise Invalid(
+            _l("We have no verified email address or mobile number of yours to write to.")
+        )
+    return found
 
 
 def cancel_second_confirmation(ward: Member, guardian: Member) -> None:
@@ -597,12 +605,13 @@ def _erase_and_tell(minor: Member, kind: str, dedupe_key: str, context: dict, re
     scrubbed (notify/delivery.py SCRUB_AFTER_SEND), so no digest of the address outlives it."""
     from .erasure import erase_member
 
-    to, locale, subject = minor.email, minor.locale, member_subject(minor)
+    found, locale, subject = first_contact(minor, ACCOUNT), minor.locale, member_subject(minor)
     erase_member(minor, actor=None, reason=reason)
-    if to:
+    if found:
+        channel, to = found
         enqueue_notification(
             member=None,
-            channel=Channel.EMAIL,
+            channel=channel,
             kind=kind,
             dedupe_key=dedupe_key,
             recipient=to,
@@ -619,29 +628,22 @@ def _tell(
     key: str | None = None,
     about: tuple[str, ...] = (),
 ) -> None:
-    """Message `member`; `about` names the other people the message mentions."""
-    if member.email:
-        enqueue_notification(
-            member=member,
-            channel=Channel.EMAIL,
-            kind=kind,
-            dedupe_key=key or f"{kind}:{member.public_id}:{utcnow().isoformat()}",
-            recipient=member.email,
-            locale=member.locale,
-            context=context,
-            about=about,
-        )
-    elif member.phone and member.phone_verified_at and member.sms_opted_out_at is None:
-        enqueue_notification(
-            member=member,
-            channel=Channel.SMS,
-            kind=kind,
-            dedupe_key=key or f"{kind}:{member.public_id}:{utcnow().isoformat()}",
-            recipient=member.phone,
-            locale=member.locale,
-            context=context,
-            about=about,
-        )
+    """Message `member` on one channel (`reach.ACCOUNT`); `about` names the other people
+    the message mentions."""
+    found = first_contact(member, ACCOUNT)
+    if found is None:
+        return
+    channel, recipient = found
+    enqueue_notification(
+        member=member,
+        channel=channel,
+        kind=kind,
+        dedupe_key=key or f"{kind}:{member.public_id}:{utcnow().isoformat()}",
+        recipient=recipient,
+        locale=member.locale,
+        context=context,
+        about=about,
+    )
 
 
 def wards_of(guardian: Member) -> list[tuple[GuardianLink, Member]]:

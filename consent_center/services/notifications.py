@@ -24,12 +24,14 @@ from sqlalchemy import (
 from ..clock import utcnow
 from ..domain import Channel, Locale, NotificationStatus
 from ..extensions import db
+from ..links import public_url_for
 from ..models import FanOut, Member, Notification, NotificationContent, NotificationSubject
 from ..models.notification import DUE_CHANNEL
 from ..models.types import UTCDateTime
 from ..sealed import seal
 from .audit import record_audit
 from .errors import NotFound
+from .reach import ESSENTIAL_NOTICE, POLICY_NOTICE, contact_condition
 
 SMS_MAX_CHARS_GSM = 160
 SMS_MAX_CHARS_UCS2 = 70
@@ -48,7 +50,8 @@ def company_context() -> dict:
         "company_name": config["COMPANY_NAME"],
         "company_email": config["COMPANY_EMAIL"],
         "company_phone": config["COMPANY_PHONE"],
-        "public_base_url": (config.get("PUBLIC_BASE_URL") or "").rstrip("/"),
+        # Links in messages: `public_url_for("member.overview")` (links.py).
+        "public_url_for": public_url_for,
     }
 
 
@@ -270,20 +273,13 @@ def fan_out_condition(channel: str, *, essential: bool = False):
     members who turned policy emails off and accounts not yet active (a minor awaiting a
     guardian); text messages still honour the member's SMS choice and any STOP opt-out.
     """
-    if channel == Channel.EMAIL:
-        reachable = Member.email.is_not(None)
-        if not essential:
-            reachable = reachable & Member.notify_email.is_(True)
-    else:
+    reachable = contact_condition(channel, ESSENTIAL_NOTICE if essential else POLICY_NOTICE)
+    if channel == Channel.SMS:
         from .sms_guard import allowed_calling_codes
 
-        reachable = (
-            Member.phone.is_not(None)
-            & Member.phone_verified_at.is_not(None)
-            & Member.notify_sms.is_(True)
-            & Member.sms_opted_out_at.is_(None)
-            # Only numbers in the SMS countries (`sms_guard`), by calling code.
-            & or_(false(), *(Member.phone.like(f"+{c}%") for c in allowed_calling_codes()))
+        # Only numbers in the SMS countries (`sms_guard`), by calling code.
+        reachable = reachable & or_(
+            false(), *(Member.phone.like(f"+{c}%") for c in allowed_calling_codes())
         )
     from .usability import ESSENTIAL_NOTICE_STATUSES, active_condition
 

@@ -9,6 +9,7 @@ from ..clock import utcnow
 from ..domain import MemberStatus, NotificationStatus
 from ..extensions import db
 from ..models import Member, Notification
+from ..twilio_adapter import Failure, failure_of, message_status
 from .audit import record_audit
 from .members import record_sms_opt_out
 
@@ -25,16 +26,6 @@ _RANK = {
     NotificationStatus.FAILED: 3,
     NotificationStatus.DEAD: 3,
 }
-_TWILIO_STATUS = {
-    "queued": NotificationStatus.SENT,
-    "accepted": NotificationStatus.SENT,
-    "sending": NotificationStatus.SENT,
-    "sent": NotificationStatus.SENT,
-    "delivered": NotificationStatus.DELIVERED,
-    "undelivered": NotificationStatus.FAILED,
-    "failed": NotificationStatus.FAILED,
-}
-_OPT_OUT_ERRORS = {"21610"}
 
 
 def record_sms_status(message_sid: str, twilio_status: str, error_code: str | None) -> bool:
@@ -42,7 +33,7 @@ def record_sms_status(message_sid: str, twilio_status: str, error_code: str | No
 
     Unknown message ids are ignored (a message of an erased member, say).
     """
-    status = _TWILIO_STATUS.get((twilio_status or "").lower())
+    status = message_status(twilio_status)
     if status is None or not message_sid:
         return False
     row = db.session.scalars(
@@ -56,7 +47,8 @@ def record_sms_status(message_sid: str, twilio_status: str, error_code: str | No
         row.delivered_at = now
     if status == NotificationStatus.FAILED:
         row.last_error = f"Twilio callback {twilio_status} {error_code or ''}".strip()
-        if error_code in _OPT_OUT_ERRORS and row.member_id is not None:
+        opted_out = failure_of(None, error_code) == Failure.OPTED_OUT
+        if opted_out and row.member_id is not None:
             record_sms_opt_out(row.member_id, source="provider")
     return True
 

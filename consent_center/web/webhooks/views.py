@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from xml.sax.saxutils import escape
+
 from flask import Blueprint, Response, abort, current_app, render_template, request
 from flask_babel import force_locale
-from twilio.request_validator import RequestValidator
 
 from ...extensions import csrf, db
 from ...services.sms_events import handle_inbound_sms, record_sms_status
+from ...twilio_adapter import signature_valid
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 csrf.exempt(bp)  # authenticated by Twilio's signature instead
@@ -28,12 +30,12 @@ def public_url() -> str:
 @bp.before_request
 def verify_twilio_signature() -> None:
     """403 unless X-Twilio-Signature matches this request (missing counts as wrong)."""
-    token = current_app.config.get("TWILIO_AUTH_TOKEN")
-    signature = request.headers.get("X-Twilio-Signature")
-    # validate() raises TypeError on a missing signature: check first.
-    if not token or not signature:
-        abort(403)
-    if not RequestValidator(token).validate(public_url(), request.form.to_dict(), signature):
+    if not signature_valid(
+        current_app.config.get("TWILIO_AUTH_TOKEN"),
+        public_url(),
+        request.form.to_dict(),
+        request.headers.get("X-Twilio-Signature"),
+    ):
         abort(403)
 
 
@@ -70,8 +72,6 @@ def twilio_inbound():
                 company_phone=current_app.config["COMPANY_PHONE"],
                 company_email=current_app.config["COMPANY_EMAIL"],
             ).strip()
-        from xml.sax.saxutils import escape
-
         return _twiml(
             '<?xml version="1.0" encoding="UTF-8"?><Response><Message>'
             f"{escape(text)}</Message></Response>"
