@@ -32,6 +32,9 @@ def create_app(config: BaseConfig | str | None = None, **overrides) -> Flask:
     app.config.update(overrides)
     os.makedirs(app.instance_path, exist_ok=True)
 
+    # Imported here, not above: every module of the package imports this package first, so
+    # importing them while it loads would be an import circle (and importing `domain` or a
+    # model, as migrations and scripts do, would build the whole web app).
     from . import models  # noqa: F401  (register the tables)
     from .extensions import babel, csrf, db, limiter, login_manager, migrate
     from .notify.email import mail

@@ -7,7 +7,9 @@ import click
 from flask.cli import AppGroup
 
 from .extensions import db
+from .services.api_tokens import create_api_token, list_api_tokens, parse_scopes, revoke_api_token
 from .services.errors import DomainError
+from .services.outgoing_webhooks import add_webhook, list_webhooks, parse_events, remove_webhook
 
 api_token_cli = AppGroup("api-token", help="Bearer tokens for the /api/v1 API.")
 webhooks_cli = AppGroup("webhooks", help="Outgoing webhook subscriptions.")
@@ -31,8 +33,6 @@ def _when(value) -> str:
 )
 def api_token_create(name: str, scopes: str) -> None:
     """Create a token for the system NAME and print it (shown only this once)."""
-    from .services.api_tokens import create_api_token, parse_scopes
-
     try:
         issued = create_api_token(name, parse_scopes(scopes))
     except DomainError as exc:
@@ -47,8 +47,6 @@ def api_token_create(name: str, scopes: str) -> None:
 @click.argument("name")
 def api_token_revoke(name: str) -> None:
     """Revoke the token NAME; requests with it fail at once."""
-    from .services.api_tokens import revoke_api_token
-
     try:
         revoke_api_token(name)
     except DomainError as exc:
@@ -60,8 +58,6 @@ def api_token_revoke(name: str) -> None:
 @api_token_cli.command("list")
 def api_token_list() -> None:
     """List tokens (never the tokens themselves)."""
-    from .services.api_tokens import list_api_tokens
-
     tokens = list_api_tokens()
     for t in tokens:
         status = f"revoked {_when(t.revoked_at)}" if t.revoked_at else "live"
@@ -83,8 +79,6 @@ def api_token_list() -> None:
 )
 def webhooks_add(url: str, events: str) -> None:
     """Subscribe URL to events; prints its id and signing secret (shown only this once)."""
-    from .services.outgoing_webhooks import add_webhook, parse_events
-
     try:
         new = add_webhook(url, parse_events(events))
     except DomainError as exc:
@@ -102,8 +96,6 @@ def webhooks_add(url: str, events: str) -> None:
 @webhooks_cli.command("list")
 def webhooks_list() -> None:
     """List subscriptions (never their secrets)."""
-    from .services.outgoing_webhooks import list_webhooks
-
     subs = list_webhooks()
     for s in subs:
         click.echo(
@@ -118,8 +110,6 @@ def webhooks_list() -> None:
 @click.argument("subscription_id")
 def webhooks_remove(subscription_id: str) -> None:
     """Delete a subscription; its undelivered events are dropped."""
-    from .services.outgoing_webhooks import remove_webhook
-
     try:
         dropped = remove_webhook(subscription_id)
     except DomainError as exc:

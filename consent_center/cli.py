@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from datetime import UTC, datetime
@@ -12,11 +13,22 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy import func, select
 
+from .api_cli import api_token_cli, webhooks_cli
 from .clock import utcnow
 from .config import PROJECT_ROOT
 from .domain import Locale, MemberStatus, Role
 from .extensions import db
 from .models import Member, PolicyVersion
+from .notify.worker import DAILY_TASKS, DailyTasks, drain, run_worker
+from .services.audit import verify_audit_log
+from .services.chain_heads import signed_heads, verify_heads
+from .services.consents import verify_ledger
+from .services.errors import Invalid
+from .services.guardians import erase_unanswered_minors, transition_coming_of_age
+from .services.members import purge_unverified_members
+from .services.policies import latest_published_number, publish_policy, seed_text_to_markdown
+from .services.retention import apply_retention
+from .services.staff import add_staff
 
 ledger_cli = AppGroup("ledger", help="The consent ledger.")
 audit_cli = AppGroup("audit", help="The audit log.")
@@ -43,11 +55,6 @@ DEMO_STAFF_EMAIL = "staff@example.com"
 def ledger_verify(heads_file) -> None:
     """Recompute every member's keyed consent chain and check the current state against it
     (and, with --heads, against an archived signed statement); exit 1 on any problem."""
-    import json
-
-    from .services.chain_heads import verify_heads
-    from .services.consents import verify_ledger
-
     report = verify_ledger()
     for member_id, seq, reason in report.broken:
         click.echo(f"BROKEN member-row={member_id} seq={seq}: {reason}", err=True)
@@ -71,8 +78,6 @@ def ledger_verify(heads_file) -> None:
             document = None
         heads = verify_heads(document if isinstance(document, dict) else {})
         # The statement lists audit heads too: their chains must hold up to them as well.
-        from .services.audit import verify_audit_log
-
         audit = verify_audit_log()
         for subject, seq, reason in audit.broken:
             chain = "system" if subject is None else f"member-row={subject}"
@@ -94,18 +99,12 @@ def ledger_verify(heads_file) -> None:
 def ledger_heads() -> None:
     """Print a signed statement of every consent ledger and audit chain head (JSON), to
     archive outside the database; `flask ledger verify --heads FILE` checks it later."""
-    import json
-
-    from .services.chain_heads import signed_heads
-
     click.echo(json.dumps(signed_heads(), indent=1))
 
 
 @audit_cli.command("verify")
 def audit_verify() -> None:
     """Recompute every audit-log hash chain; exit 1 when any link is broken."""
-    from .services.audit import verify_audit_log
-
     report = verify_audit_log()
     for subject, seq, reason in report.broken:
         chain = "system" if subject is None else f"member-row={subject}"
@@ -119,8 +118,6 @@ def audit_verify() -> None:
 
 
 def seed_policy_text() -> tuple[str, str]:
-    from .services.policies import seed_text_to_markdown
-
     path = Path(current_app.config.get("SEED_POLICY_PATH") or SEED_POLICY)
     if not path.exists():  # a clone without ../shared: the copy shipped with the package
         path = PROJECT_ROOT / "consent_center" / "seed" / "privacy-policy.txt"
@@ -129,8 +126,6 @@ def seed_policy_text() -> tuple[str, str]:
 
 def seed_demo() -> list[str]:
     """Seed the company's policy as version 1 and demo users, when the database is empty."""
-    from .services.policies import latest_published_number, publish_policy
-
     lines = []
     if db.session.scalar(select(func.count()).select_from(PolicyVersion)) == 0:
         title, body = seed_policy_text()
@@ -197,9 +192,6 @@ def demo_seed() -> None:
 )
 def policy_publish(file: Path, effective: str, summary: str, title: str, changed) -> None:
     """Publish FILE (Markdown) as a new policy version."""
-    from .services.errors import Invalid
-    from .services.policies import publish_policy
-
     try:
         when = datetime.strptime(effective, "%Y-%m-%d").replace(tzinfo=UTC)
     except ValueError:
@@ -229,8 +221,6 @@ def policy_publish(file: Path, effective: str, summary: str, title: str, changed
 @click.option("--batch", type=int, default=None, help="Messages claimed per round.")
 def notify_worker(poll: float | None, batch: int | None) -> None:
     """Deliver queued email and SMS continuously (run any number on PostgreSQL)."""
-    from .notify.worker import run_worker
-
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     run_worker(poll, batch)
 
@@ -239,8 +229,6 @@ def notify_worker(poll: float | None, batch: int | None) -> None:
 def notify_daily() -> None:
     """Run every daily task the worker runs (DAILY_TASKS) once now, for cron or a systemd
     timer; exit 1 when one failed (the others still ran)."""
-    from .notify.worker import DAILY_TASKS, DailyTasks
-
     results = DailyTasks().run_if_due() or {}
     for name, _task in DAILY_TASKS:
         click.echo(f"{name}: {results[name] if name in results else 'FAILED'}")
@@ -252,8 +240,6 @@ def notify_daily() -> None:
 @click.option("--batch", type=int, default=None, help="Messages claimed per round.")
 def notify_drain(batch: int | None) -> None:
     """Deliver everything that is due now, then exit."""
-    from .notify.worker import drain
-
     counts = drain(batch)
     click.echo(
         "delivered: "
@@ -272,8 +258,6 @@ def notify_drain(batch: int | None) -> None:
 @click.option("--name", default=None, help="Display name (default: the part before @).")
 def staff_add(email: str, role: str, name: str | None) -> None:
     """Create a staff account for EMAIL, or give an existing member that role."""
-    from .services.staff import add_staff
-
     try:
         member, created = add_staff(email, role=role, name=name)
     except Exception as exc:  # noqa: BLE001 - a clear message instead of a traceback
@@ -289,8 +273,6 @@ def staff_add(email: str, role: str, name: str | None) -> None:
 @minors_cli.command("transition")
 def minors_transition() -> None:
     """End guardian oversight for wards who reached MINOR_AGE (run daily)."""
-    from .services.guardians import transition_coming_of_age
-
     count = transition_coming_of_age()
     db.session.commit()
     click.echo(f"{count} ward(s) came of age")
@@ -300,8 +282,6 @@ def minors_transition() -> None:
 def minors_erase_unanswered() -> None:
     """Erase minors' accounts that waited for a guardian longer than GUARDIAN_WAIT_DAYS, and
     tell each child (the notify worker also runs this daily)."""
-    from .services.guardians import erase_unanswered_minors
-
     count = erase_unanswered_minors()
     db.session.commit()
     click.echo(f"{count} unanswered minor account(s) erased")
@@ -311,8 +291,6 @@ def minors_erase_unanswered() -> None:
 def members_purge_unverified() -> None:
     """Erase accounts nobody verified within UNVERIFIED_RETENTION_DAYS (the notify worker
     also runs this daily)."""
-    from .services.members import purge_unverified_members
-
     count = purge_unverified_members()
     db.session.commit()
     click.echo(f"{count} unverified account(s) erased")
@@ -322,8 +300,6 @@ def members_purge_unverified() -> None:
 def retention_run() -> None:
     """Apply every retention rule and print what each removed (run daily; the notify
     worker also runs it once a day)."""
-    from .services.retention import apply_retention
-
     counts = apply_retention()
     db.session.commit()
     for name, count in counts.items():
@@ -331,8 +307,6 @@ def retention_run() -> None:
 
 
 def register_cli(app: Flask) -> None:
-    from .api_cli import api_token_cli, webhooks_cli
-
     app.cli.add_command(api_token_cli)
     app.cli.add_command(webhooks_cli)
     app.cli.add_command(ledger_cli)

@@ -7,6 +7,10 @@ import os
 from collections import Counter
 from pathlib import Path
 
+from cryptography.exceptions import UnsupportedAlgorithm
+
+from .ledger_keys import parse_signing_key
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -338,10 +342,6 @@ def ledger_key_problem(key: str) -> str | None:
 
 def signing_key_problem(key: str) -> str | None:
     """Why `key` cannot sign chain heads and receipts in production, or None when it can."""
-    from cryptography.exceptions import UnsupportedAlgorithm
-
-    from .ledger_keys import parse_signing_key
-
     try:
         if key == DEV_LEDGER_SIGNING_KEY:
             raise ValueError("the development key")

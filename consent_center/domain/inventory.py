@@ -234,7 +234,7 @@ NOT_MEMBER_DATA: dict[tuple[str, str], str] = {
     ("policy_version", "effective_at"): "company content",
     ("policy_version", "created_at"): "company content",
     ("alembic_version", "version_num"): "schema bookkeeping",
-    # The API and outgoing webhooks (issue 7): credentials and settings of company systems.
+    # The API and outgoing webhooks: credentials and settings of company systems.
     ("api_token", "id"): "internal row key",
     ("api_token", "name"): "company system that holds the token",
     ("api_token", "token_hash"): "fingerprint of a company system's credential",

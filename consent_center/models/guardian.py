@@ -9,7 +9,15 @@ from sqlalchemy import ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..clock import utcnow
-from ..domain.inventory import PROVIDED, RECORD_KEPT, UNTIL_ERASED, held, held_table
+from ..domain import GuardianStatus
+from ..domain.inventory import (
+    ERASURE_TIME,
+    PROVIDED,
+    RECORD_KEPT,
+    UNTIL_ERASED,
+    held,
+    held_table,
+)
 from ..extensions import db
 from .types import UTCDateTime, new_public_id
 
@@ -36,7 +44,10 @@ class GuardianLink(db.Model):
     contact: Mapped[str | None] = mapped_column(
         String(254),
         info=held(
-            _l("Your guardian's email or mobile number"), retention=UNTIL_ERASED, source=PROVIDED
+            _l("Your guardian's email or mobile number"),
+            retention=UNTIL_ERASED,
+            source=PROVIDED,
+            erased=None,
         ),
     )
     # Set once the guardian verified that contact and answered.
@@ -46,13 +57,15 @@ class GuardianLink(db.Model):
         info=held(_l("Your guardian's account"), retention=RECORD_KEPT),
     )
     status: Mapped[str] = mapped_column(
-        String(12), index=True, info=held(_l("Status"), retention=RECORD_KEPT)
+        String(12),
+        index=True,
+        info=held(_l("Status"), retention=RECORD_KEPT, erased=GuardianStatus.REVOKED),
     )
     # SHA-256 of the single-use link token; the token itself is never stored.
     token_hash: Mapped[str | None] = mapped_column(
         String(64),
         unique=True,
-        info=held(_l("Fingerprint of the approval link"), retention=UNTIL_ERASED),
+        info=held(_l("Fingerprint of the approval link"), retention=UNTIL_ERASED, erased=None),
     )
     token_expires_at: Mapped[datetime | None] = mapped_column(
         UTCDateTime, info=held(_l("Approval link expires"), retention=RECORD_KEPT)
@@ -64,10 +77,12 @@ class GuardianLink(db.Model):
         UTCDateTime, info=held(_l("Guardian answered on"), retention=RECORD_KEPT)
     )
     note: Mapped[str | None] = mapped_column(
-        Text, info=held(_l("Your guardian's note"), retention=UNTIL_ERASED, source=PROVIDED)
+        Text,
+        info=held(_l("Your guardian's note"), retention=UNTIL_ERASED, source=PROVIDED, erased=None),
     )
     ended_at: Mapped[datetime | None] = mapped_column(
-        UTCDateTime, info=held(_l("Oversight ended on"), retention=RECORD_KEPT)
+        UTCDateTime,
+        info=held(_l("Oversight ended on"), retention=RECORD_KEPT, erased=ERASURE_TIME),
     )
     # "Email plus": a purpose this guardian switched on that takes effect only once they confirm
     # through a second message sent after GUARDIAN_CONFIRM_DELAY_HOURS (advertising for a
@@ -77,16 +92,21 @@ class GuardianLink(db.Model):
         info=held(
             _l("Use your guardian switched on, waiting for their second confirmation"),
             retention=UNTIL_ERASED,
+            erased=None,
         ),
     )
     pending_token_hash: Mapped[str | None] = mapped_column(
         String(64),
         unique=True,
-        info=held(_l("Fingerprint of the second confirmation link"), retention=UNTIL_ERASED),
+        info=held(
+            _l("Fingerprint of the second confirmation link"), retention=UNTIL_ERASED, erased=None
+        ),
     )
     pending_send_at: Mapped[datetime | None] = mapped_column(
-        UTCDateTime, info=held(_l("Second confirmation sent on"), retention=UNTIL_ERASED)
+        UTCDateTime,
+        info=held(_l("Second confirmation sent on"), retention=UNTIL_ERASED, erased=None),
     )
     pending_expires_at: Mapped[datetime | None] = mapped_column(
-        UTCDateTime, info=held(_l("Second confirmation link expires"), retention=UNTIL_ERASED)
+        UTCDateTime,
+        info=held(_l("Second confirmation link expires"), retention=UNTIL_ERASED, erased=None),
     )

@@ -36,7 +36,12 @@ from ..links import public_url_for
 from ..models import Notification, NotificationContent
 from ..models.notification import SECRET_TO_DELIVER, TO_DELIVER
 from ..sealed import InvalidToken, open_sealed
-from .base import DeliveryResult, Outgoing
+from ..services.members import record_sms_opt_out
+from .base import DeliveryResult, Outgoing, UnavailableTransport
+from .dev import DevMailboxTransport
+from .email import SmtpTransport
+from .sms import TwilioTransport
+from .webhook import WebhookTransport, in_order_condition
 
 log = logging.getLogger("consent_center.notify")
 
@@ -105,27 +110,15 @@ def transport_for(channel: str):
     (development and tests only)."""
     config = current_app.config
     if channel == Channel.WEBHOOK:
-        from .webhook import WebhookTransport
-
         return WebhookTransport()
     if channel == Channel.SMS and not config.get("SMS_ENABLED", True):
-        from .base import UnavailableTransport
-
         return UnavailableTransport("SMS is switched off (SMS_ENABLED=false)")
     if channel == Channel.EMAIL and config.get("MAIL_SERVER"):
-        from .email import SmtpTransport
-
         return SmtpTransport()
     if channel == Channel.SMS and twilio_adapter.is_configured(config):
-        from .sms import TwilioTransport
-
         return TwilioTransport()
     if not config.get("DEV_MAILBOX"):
-        from .base import UnavailableTransport
-
         return UnavailableTransport(f"no {channel} transport is configured")
-    from .dev import DevMailboxTransport
-
     return DevMailboxTransport()
 
 
@@ -345,8 +338,6 @@ def record_unsendable(row: Claimed, reason: str, conn) -> str:
 def record_opt_out(member_id: int) -> None:
     """The provider says the recipient opted out (`twilio_adapter.Failure.OPTED_OUT`): honour
     it from now on."""
-    from ..services.members import record_sms_opt_out
-
     record_sms_opt_out(member_id, source="provider")
     db.session.commit()
 
@@ -504,8 +495,6 @@ def _due_now():
 
 def claim_due(batch_size: int) -> list[Claimed]:
     """Claim up to `batch_size` due rows for this worker and commit the claim."""
-    from .webhook import in_order_condition
-
     # Codes and links first: a person is waiting for each of them, and no one for a fan-out.
     rows = claim_codes(batch_size)
     return rows or _claim(and_(due_condition(), in_order_condition()), batch_size)

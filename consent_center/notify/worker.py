@@ -21,32 +21,27 @@ from flask import current_app
 from ..clock import utcnow
 from ..extensions import db
 from ..models.notification import DUE_CHANNEL
+from ..services.guardians import erase_unanswered_minors, transition_coming_of_age
+from ..services.members import purge_unverified_members
+from ..services.retention import apply_retention
 from .delivery import claim_codes, claim_due, secret_due, send_claimed
 
 log = logging.getLogger("consent_center.notify")
 
 
 def _purge_unverified() -> int:
-    from ..services.members import purge_unverified_members
-
     return purge_unverified_members()
 
 
 def _apply_retention() -> int:
-    from ..services.retention import apply_retention
-
     return sum(apply_retention().values())
 
 
 def _transition_coming_of_age() -> int:
-    from ..services.guardians import transition_coming_of_age
-
     return transition_coming_of_age()
 
 
 def _erase_unanswered_minors() -> int:
-    from ..services.guardians import erase_unanswered_minors
-
     return erase_unanswered_minors()
 
 

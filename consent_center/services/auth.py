@@ -23,7 +23,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from ..clock import utcnow
-from ..domain import Channel, MemberStatus
+from ..domain import OPTIONAL_PURPOSES, Actor, Channel, MemberStatus, Method
 from ..extensions import db
 from ..models import Member, OneTimeCode
 from .audit import record_audit
@@ -33,7 +33,9 @@ from .code_budget import (
     try_again_at,
     unknown_locked_until,
 )
+from .consents import set_consent
 from .errors import Invalid, NotAllowed, TooManyAttempts
+from .identity import find_member_by_contact, identifier_digest
 from .notifications import (
     contact_subject,
     enqueue_notification,
@@ -44,7 +46,7 @@ from .notifications import (
 from .reach import CODE, contacts, first_contact, may_text
 from .sessions import CONTACT_CHANGED, end_all_sessions
 from .sms_guard import check_sms_destination, sms_country_problem
-from .validation import normalize_email, normalize_phone
+from .validation import mask_email, mask_phone, normalize_email, normalize_phone
 
 SIGN_IN = "sign_in"
 VERIFY_CONTACT = "verify_contact"
@@ -66,11 +68,6 @@ _KINDS = {
 
 def _key() -> bytes:
     return current_app.config["SECRET_KEY"].encode()
-
-
-def identifier_digest(value: str) -> str:
-    """A keyed fingerprint of a normalized email or phone (used for lookups and rate limits)."""
-    return hmac.new(_key(), f"identifier:{value}".encode(), hashlib.sha256).hexdigest()
 
 
 def _code_hash(token: str, code: str) -> str:
@@ -102,17 +99,6 @@ def parse_identifier(raw: str) -> tuple[str, str]:
     raise Invalid(message, {"identifier": [message]})
 
 
-def find_member_by_contact(channel: str, value: str) -> Member | None:
-    """The account this email, or this *verified* mobile number, belongs to."""
-    if channel == Channel.EMAIL:
-        condition = Member.email == value
-    else:
-        condition = (Member.phone == value) & Member.phone_verified_at.is_not(None)
-    return db.session.scalars(
-        select(Member).where(condition, Member.status != MemberStatus.ERASED)
-    ).first()
-
-
 @dataclass(frozen=True)
 class CodeRequest:
     token: str
@@ -141,8 +127,6 @@ def _issue_code(
     :raises Invalid: for a number text messages may not go to (`sms_guard`).
     :raises Unavailable: while the site's hourly SMS budget is spent.
     """
-    from .validation import mask_email, mask_phone
-
     if channel == Channel.SMS:
         check_sms_destination(value)
     digest = identifier_digest(value)
@@ -479,8 +463,6 @@ def complete_sign_in(token: str | None, code: str) -> Member:
         member.email_verified_at = now
     if row.channel == Channel.SMS and member.phone_verified_at is None:
         member.phone_verified_at = now
-    from .members import activate_verified_member
-
     activate_verified_member(member, with_pending=row.new_value == FROM_REGISTRATION)
     record_audit("auth.signed_in", actor=member, subject=member, channel=row.channel)
     return member
@@ -520,8 +502,6 @@ def confirm_contact_change(member: Member, token: str | None, code: str) -> str:
 def _tell_old_contact(member: Member, row: OneTimeCode, old_value: str, new_value: str) -> None:
     """Tell the address or number just replaced, so its owner can report a change they did
     not make (a number that opted out of SMS is not texted)."""
-    from .validation import mask_email, mask_phone
-
     if row.channel == Channel.SMS and not may_text(member):
         return
     masked = mask_email(new_value) if row.channel == Channel.EMAIL else mask_phone(new_value)
@@ -534,3 +514,35 @@ def _tell_old_contact(member: Member, row: OneTimeCode, old_value: str, new_valu
         locale=member.locale,
         context={"changed": row.channel, "new_masked": masked},
     )
+
+
+def activate_verified_member(member: Member, *, with_pending: bool) -> bool:
+    """Make an `unverified` account active once one of its contacts is verified, and record
+    the purposes ticked at registration: each event is stamped now (the verification time),
+    its method says registration.
+
+    :param with_pending: whether the code that verified it is the one the registration sent;
+        otherwise the ticks are dropped, since whoever verified may not be who ticked them.
+    :returns: whether the account became active.
+    """
+    if member.status != MemberStatus.UNVERIFIED or (
+        member.email_verified_at is None and member.phone_verified_at is None
+    ):
+        return False
+    member.status = MemberStatus.ACTIVE
+    pending = set((member.pending_purposes or "").split(",")) if with_pending else set()
+    member.pending_purposes = None
+    record_audit("member.verified", actor=member, subject=member, kept_choices=with_pending)
+    for purpose in OPTIONAL_PURPOSES:
+        if purpose in pending:
+            set_consent(
+                member,
+                purpose,
+                True,
+                actor=Actor.MEMBER,
+                method=Method.REGISTRATION,
+                actor_member=member,
+                # The ticks were made on the registration form, in the language it recorded.
+                locale=member.locale,
+            )
+    return True

@@ -17,6 +17,7 @@ from ..clock import utcnow
 from ..extensions import db
 from ..ledger_keys import canonical, public_key_id, sign, signature_valid
 from ..models import AuditEvent, ConsentEvent
+from .retention import closed_chains
 
 HEADS_FORMAT = "consent-center-chain-heads/1"
 SYSTEM_CHAIN = "system"
@@ -89,8 +90,6 @@ def verify_heads(document: dict) -> HeadsReport:
         return HeadsReport(0, ["the signature is not valid for this site's signing key"])
     if heads_digest(ledger, audit) != statement["digest"]:
         return HeadsReport(0, ["the listed heads do not match the signed digest"])
-    from .retention import closed_chains
-
     closed = closed_chains()
     problems: list[str] = []
     explained: list[str] = []

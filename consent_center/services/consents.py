@@ -157,7 +157,7 @@ def guardian_may_grant(
     """A minor's optional consent belongs to the guardian (PIPL art. 31): only an approved
     guardian of theirs, acting as guardian, may grant it, and advertising only through the
     second confirmation (`needs_second_confirmation`). Anyone may grant an adult's."""
-    from .guardians import is_guardian_of
+    from .guardianship import is_guardian_of
     from .usability import is_minor
 
     if not is_minor(member):

@@ -21,6 +21,7 @@ from ..models import DeletionRequest, Member
 from .audit import record_audit
 from .erasure import erase_member
 from .errors import Conflict, Invalid, NotAllowed, NotFound
+from .guardianship import is_guardian_of
 from .notifications import enqueue_notification, member_subject
 from .reach import ACCOUNT, DECISION, contacts, first_contact
 from .validation import secret_text_problem
@@ -124,8 +125,6 @@ def load_request_for(actor: Member, public_id: str) -> DeletionRequest:
         raise NotFound(_l("No such request."))
     if actor.is_staff or request.member_id == actor.id or request.requested_by_id == actor.id:
         return request
-    from .guardians import is_guardian_of
-
     if is_guardian_of(actor, request.member_id):
         return request
     raise NotFound(_l("No such request."))

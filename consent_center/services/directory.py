@@ -10,7 +10,7 @@ from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import aliased
 
 from ..extensions import db
-from ..models import DeletionRequest, Member, Notification
+from ..models import DeletionRequest, GuardianLink, Member, Notification
 from .audit import record_audit
 from .consents import ConsentView, consent_history, current_consents
 from .errors import NotAllowed, NotFound
@@ -60,14 +60,10 @@ class MemberRecord:
     ledger: list
     messages: list[Notification]
     deletions: list[DeletionRequest]
-    guardian_links: list  # (link, role, other member or None); empty without guardians
+    guardian_links: list  # (link, role, other member or None)
 
 
 def _guardian_links(member: Member) -> list:
-    try:
-        from ..models import GuardianLink
-    except ImportError:  # the guardian feature is not installed
-        return []
     other = aliased(Member)
     rows = db.session.execute(
         select(GuardianLink, other)

@@ -18,6 +18,7 @@ from ..extensions import db
 from ..models import (
     HELD_TABLES,
     DeletionRequest,
+    GuardianLink,
     Member,
     Notification,
     NotificationSubject,
@@ -26,8 +27,9 @@ from ..models import (
 from ..models.notification import CONTENT_COLUMNS
 from ..models.types import new_public_id
 from .audit import record_audit
-from .auth import identifier_digest
+from .identity import identifier_digest
 from .notifications import member_subject, subjects_of
+from .outgoing_webhooks import emit_event
 from .sessions import ERASED, end_all_sessions
 
 
@@ -119,12 +121,20 @@ def erase_member(member: Member, *, actor: Member | None, reason: str) -> Erasur
         .values(erasure_values(HELD_TABLES["deletion_request"], now=now, tombstone=None))
         .execution_options(synchronize_session=False)
     )
-    from .guardians import dissolve_guardian_links
-
-    dissolve_guardian_links(member)
-    from .outgoing_webhooks import emit_event  # before the id goes: it names the member
-
-    emit_event("member.erased", member)
+    # Every guardian link naming the member (as the minor, the guardian, or by a contact
+    # it invites) ends, and loses what the inventory says erasure removes.
+    contacts = [value for value in (member.email, member.phone) if value]
+    db.session.execute(
+        update(GuardianLink)
+        .where(
+            (GuardianLink.minor_id == member.id)
+            | (GuardianLink.guardian_id == member.id)
+            | GuardianLink.contact.in_(contacts)
+        )
+        .values(erasure_values(HELD_TABLES["guardian_link"], now=now, tombstone=None))
+        .execution_options(synchronize_session=False)
+    )
+    emit_event("member.erased", member)  # before the id goes: it names the member
     tombstone = "erased-" + new_public_id()[:24]
     # Every profile field the inventory says erasure removes (models/member.py `erased=`).
     erased = erasure_values(HELD_TABLES["member"], now=now, tombstone=tombstone)

@@ -16,16 +16,28 @@ from datetime import date, timedelta
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select, update
-from sqlalchemy.orm import aliased
 
 from ..clock import utcnow
-from ..domain import OPTIONAL_PURPOSES, Actor, Channel, GuardianStatus, MemberStatus, Method
+from ..domain import (
+    OPTIONAL_PURPOSES,
+    Actor,
+    Channel,
+    GuardianStatus,
+    MemberStatus,
+    Method,
+    NotificationStatus,
+)
 from ..extensions import db
 from ..links import public_url_for
-from ..models import GuardianLink, Member
+from ..models import GuardianLink, Member, Notification
 from .audit import record_audit
 from .code_budget import spend_code_budget
-from .errors import Conflict, Invalid, NotFound
+from .consents import current_consents, set_consent
+from .erasure import erase_member
+from .errors import Conflict, Invalid, NotAllowed, NotFound
+from .guardian_notices import tell_member
+from .guardianship import is_guardian_of
+from .identity import find_member_by_contact, identifier_digest
 from .notifications import (
     contact_subject,
     enqueue_notification,
@@ -34,7 +46,15 @@ from .notifications import (
     prepare_secret_message,
 )
 from .reach import ACCOUNT, CODE, first_contact
-from .usability import active_condition, is_active_account
+from .sms_guard import check_sms_destination
+from .usability import (
+    active_condition,
+    age_on,
+    is_active_account,
+    is_minor,
+    minor_cutoff,
+    purpose_barred,
+)
 
 MAX_GUARDIANS = 2
 # An approval link works for 72 hours: long enough to answer, short enough that a forwarded
@@ -103,9 +123,6 @@ def own_contacts(email: str | None, phone: str | None) -> set[str]:
 def _spend_link_budget(channel: str, contact: str, actor: Member) -> None:
     """An approval link spends from the same budgets as a one-time code (`code_budget`), and
     by SMS only to an allowed country within the site's hourly budget (`sms_guard`)."""
-    from .auth import identifier_digest
-    from .sms_guard import check_sms_destination
-
     if channel == Channel.SMS:
         check_sms_destination(contact, "guardian_contact")
     spend_code_budget(identifier_digest(contact), actor)
@@ -205,8 +222,6 @@ def _approved_guardians(minor_id: int) -> list[GuardianLink]:
 
 def _guardian_account(link: GuardianLink, name: str | None) -> Member:
     """The guardian's member account for the verified contact, created when missing."""
-    from .auth import find_member_by_contact
-
     # Only a verified number finds an account: an unverified one proves nothing.
     guardian = find_member_by_contact(link.contact_channel, link.contact)
     if guardian is None:
@@ -234,8 +249,6 @@ def check_guardian_birth_date(birth_date: date | None) -> None:
 
     :raises Invalid: for a missing or impossible date, or a guardian under age.
     """
-    from .members import age_on
-
     today = utcnow().date()
     if birth_date is None:
         message = _l("Enter your own date of birth.")
@@ -272,16 +285,11 @@ def approve_minor(
         guardian is the child.
     :raises Conflict: when the ward already has the maximum number of guardians.
     """
-    from .consents import set_consent
-    from .usability import purpose_barred
-
     check_guardian_birth_date(guardian_birth_date)
     minor = db.session.get(Member, link.minor_id)
     if len(_approved_guardians(minor.id)) >= MAX_GUARDIANS:
         raise Conflict(_l("This account already has two guardians."))
     guardian = _guardian_account(link, guardian_name)
-    from .usability import is_minor
-
     if guardian.birth_date is None:
         guardian.birth_date = guardian_birth_date
     if guardian.id == minor.id or is_minor(guardian):
@@ -305,13 +313,13 @@ def approve_minor(
                 locale=locale,
             )
     if first_approval:
-        _tell(
+        tell_member(
             minor,
             "guardian_approved",
             {"guardian_name": guardian.name},
             about=(member_subject(guardian),),
         )
-    _tell(
+    tell_member(
         guardian,
         "guardian_approved",
         {"guardian_name": guardian.name, "minor_name": minor.name, "to_guardian": True},
@@ -348,66 +356,6 @@ def refuse_minor(link: GuardianLink, *, note: str | None) -> bool:
     return True
 
 
-def ask_guardians_again(version) -> int:
-    """A published version that changes a purpose hands a minor's yes for it back to the
-    guardians (PIPL art. 31): once the version is in effect the yes counts as no
-    (`usability.stale_grant_condition`) and only a guardian can say yes again
-    (`consents.guardian_may_grant`). Each approved guardian of each minor with such a yes is
-    told now, with the date, and asked to decide again on their guardian page.
-
-    :param version: the published `PolicyVersion`.
-    :returns: how many guardians were asked.
-    """
-    from ..models import ConsentState
-    from .usability import minor_cutoff
-
-    changed = tuple(version.changed_purpose_keys)
-    if not changed:
-        return 0
-    guardian = aliased(Member)
-    rows = db.session.execute(
-        select(GuardianLink, Member, guardian, ConsentState.purpose)
-        .join(Member, Member.id == GuardianLink.minor_id)
-        .join(guardian, guardian.id == GuardianLink.guardian_id)
-        .join(ConsentState, ConsentState.member_id == Member.id)
-        .where(
-            GuardianLink.status == GuardianStatus.APPROVED,
-            active_condition(),
-            Member.birth_date > minor_cutoff(version.effective_at.date()),
-            ConsentState.purpose.in_(changed),
-            ConsentState.granted.is_(True),
-        )
-        .order_by(GuardianLink.id, ConsentState.purpose)
-    ).all()
-    asked: dict[int, tuple[GuardianLink, Member, Member, list[str]]] = {}
-    for link, minor, adult, purpose in rows:
-        asked.setdefault(link.id, (link, minor, adult, []))[3].append(purpose)
-    for link, minor, adult, purposes in asked.values():
-        if not is_active_account(adult):
-            continue
-        _tell(
-            adult,
-            "guardian_reconsent",
-            {
-                "minor_name": minor.name,
-                "purpose_keys": tuple(purposes),
-                "number": version.number,
-                "effective_at": version.effective_at,
-            },
-            key=f"guardian_reconsent:{version.number}:{link.public_id}",
-            about=(member_subject(minor),),
-        )
-        record_audit(
-            "guardian.reconsent_requested",
-            actor=None,
-            subject=minor,
-            link=link.public_id,
-            version=version.number,
-            purposes=purposes,
-        )
-    return len(asked)
-
-
 def request_second_confirmation(ward: Member, guardian: Member, purpose: str) -> GuardianLink:
     """"Email plus": the guardian's yes to advertising for a minor is held pending, and a
     second message with a single-use confirmation link reaches the guardian after
@@ -418,9 +366,6 @@ def request_second_confirmation(ward: Member, guardian: Member, purpose: str) ->
     :raises NotAllowed: when the purpose is barred for the ward (MINORS_ADVERTISING off).
     :raises Invalid: when the guardian has no verified contact to send it to.
     """
-    from .errors import NotAllowed
-    from .usability import purpose_barred
-
     link = _guardian_link(ward, guardian)
     _drop_pending(link)
     if purpose_barred(ward, purpose):
@@ -502,9 +447,6 @@ def cancel_second_confirmation(ward: Member, guardian: Member) -> None:
 
 
 def _drop_pending(link: GuardianLink) -> None:
-    from ..domain import NotificationStatus
-    from ..models import Notification
-
     if link.pending_token_hash:
         db.session.execute(
             update(Notification)
@@ -549,8 +491,6 @@ def confirm_second(link: GuardianLink, guardian: Member, locale: str | None = No
 
     :returns: the consent event.
     """
-    from .consents import set_consent
-
     ward = db.session.get(Member, link.minor_id)
     purpose = link.pending_purpose
     link.pending_purpose = link.pending_token_hash = None
@@ -603,8 +543,6 @@ def _erase_and_tell(minor: Member, kind: str, dedupe_key: str, context: dict, re
     """Erase a waiting minor's account and tell them at the address they registered with,
     which is then forgotten: the message names only the tombstone, and once settled it is
     scrubbed (notify/delivery.py SCRUB_AFTER_SEND), so no digest of the address outlives it."""
-    from .erasure import erase_member
-
     found, locale, subject = first_contact(minor, ACCOUNT), minor.locale, member_subject(minor)
     erase_member(minor, actor=None, reason=reason)
     if found:
@@ -621,31 +559,6 @@ def _erase_and_tell(minor: Member, kind: str, dedupe_key: str, context: dict, re
         )
 
 
-def _tell(
-    member: Member,
-    kind: str,
-    context: dict,
-    key: str | None = None,
-    about: tuple[str, ...] = (),
-) -> None:
-    """Message `member` on one channel (`reach.ACCOUNT`); `about` names the other people
-    the message mentions."""
-    found = first_contact(member, ACCOUNT)
-    if found is None:
-        return
-    channel, recipient = found
-    enqueue_notification(
-        member=member,
-        channel=channel,
-        kind=kind,
-        dedupe_key=key or f"{kind}:{member.public_id}:{utcnow().isoformat()}",
-        recipient=recipient,
-        locale=member.locale,
-        context=context,
-        about=about,
-    )
-
-
 def wards_of(guardian: Member) -> list[tuple[GuardianLink, Member]]:
     """The guardian's wards (approved links), with each ward's account."""
     rows = db.session.execute(
@@ -657,22 +570,6 @@ def wards_of(guardian: Member) -> list[tuple[GuardianLink, Member]]:
         .order_by(Member.name)
     ).all()
     return [(link, ward) for link, ward in rows]
-
-
-def is_guardian_of(actor: Member, member_id: int) -> bool:
-    """Whether `actor` is an approved guardian of the member with this row id."""
-    return (
-        db.session.scalar(
-            select(func.count())
-            .select_from(GuardianLink)
-            .where(
-                GuardianLink.guardian_id == actor.id,
-                GuardianLink.minor_id == member_id,
-                GuardianLink.status == GuardianStatus.APPROVED,
-            )
-        )
-        > 0
-    )
 
 
 def load_ward_for(guardian: Member, public_id: str) -> Member:
@@ -694,7 +591,7 @@ def notify_co_guardians(ward: Member, acting: Member, purpose: str, granted: boo
         other = db.session.get(Member, link.guardian_id)
         if other is None or not is_active_account(other):
             continue
-        _tell(
+        tell_member(
             other,
             "guardian_change",
             {
@@ -742,43 +639,10 @@ def invite_second_guardian(
     return invite_guardian(ward, channel, contact, actor=guardian)
 
 
-def dissolve_guardian_links(member: Member) -> int:
-    """End every link in which `member` is the minor or the guardian, or that invites one of
-    the member's contacts, forgetting contacts.
-
-    :returns: how many links were ended.
-    """
-    now = utcnow()
-    contacts = [value for value in (member.email, member.phone) if value]
-    ended = db.session.execute(
-        update(GuardianLink)
-        .where(
-            (GuardianLink.minor_id == member.id)
-            | (GuardianLink.guardian_id == member.id)
-            | GuardianLink.contact.in_(contacts)
-        )
-        .values(
-            contact=None,
-            note=None,
-            token_hash=None,
-            status=GuardianStatus.REVOKED,
-            ended_at=now,
-            pending_purpose=None,
-            pending_token_hash=None,
-            pending_send_at=None,
-            pending_expires_at=None,
-        )
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    return ended or 0
-
-
 def transition_coming_of_age() -> int:
     """End oversight for wards who reached MINOR_AGE: the link becomes history, the member is
     asked to confirm each choice their guardian made (the choices stand until then), and the
     guardian is told. Safe to run daily; returns how many wards came of age."""
-    from .usability import minor_cutoff
-
     cutoff = minor_cutoff()
     rows = db.session.execute(
         select(GuardianLink, Member)
@@ -797,7 +661,7 @@ def transition_coming_of_age() -> int:
         members[member.id] = member
         guardian = db.session.get(Member, link.guardian_id)
         if guardian is not None and is_active_account(guardian):
-            _tell(
+            tell_member(
                 guardian,
                 "guardian_ended",
                 {"minor_name": member.name, "to_guardian": True},
@@ -807,7 +671,7 @@ def transition_coming_of_age() -> int:
         record_audit("guardian.oversight_ended", actor=None, subject=member, link=link.public_id)
     for member in members.values():
         member.confirm_guardian_choices = True
-        _tell(
+        tell_member(
             member,
             "guardian_ended",
             {"minor_name": member.name},
@@ -820,8 +684,6 @@ def confirm_guardian_choices(member: Member, locale: str | None = None) -> None:
     """The member, now of age, keeps the choices their guardian made (each is re-recorded
     with the member as actor, in the language of the page they confirmed on) and the prompt
     goes away. To change one, use its switch."""
-    from .consents import current_consents, set_consent
-
     for view in current_consents(member):
         if view.granted:
             set_consent(

@@ -60,9 +60,9 @@ _COUNTED = {
 }
 
 # The inventory's groups in each language, translated once per process: the text is the
-# same for every member, and translating ~300 lazy strings on every /me request was its
-# largest cost. Groups other than the profile show no member values, so their rows are
-# shared as they are; the profile's rows get the member's values per request.
+# same for every member (bench/README.md, "Measurements once kept in code comments").
+# Groups other than the profile show no member values, so their rows are shared as they
+# are; the profile's rows get the member's values per request.
 _GROUPS: dict[str, list[GroupView]] = {}
 
 

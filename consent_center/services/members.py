@@ -3,21 +3,31 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from ..clock import utcnow
-from ..domain import OPTIONAL_PURPOSES, Actor, Channel, Gender, Locale, MemberStatus, Method
+from ..domain import OPTIONAL_PURPOSES, Channel, Gender, Locale, MemberStatus
 from ..extensions import db
-from ..models import Member
+from ..models import Member, Notification
 from .audit import record_audit
-from .auth import FROM_REGISTRATION, SIGN_IN, CodeRequest, _issue_code, find_member_by_contact
-from .consents import set_consent
+from .auth import (
+    FROM_REGISTRATION,
+    SIGN_IN,
+    CodeRequest,
+    _issue_code,
+    find_member_by_contact,
+    parse_identifier,
+    request_contact_proof,
+)
+from .erasure import erase_member
 from .errors import Invalid
+from .guardians import OWN_CONTACT_MESSAGE, invite_guardian, own_contacts
 from .sms_guard import sms_country_problem
+from .usability import age_on
 from .validation import normalize_email, normalize_phone, secret_text_problem
 
 
@@ -39,14 +49,6 @@ class Registration:
     member: Member | None
     code: CodeRequest
     invitation: object | None = None  # guardians.Invitation for a minor
-
-
-def age_on(birth_date: date, today: date) -> int:
-    return (
-        today.year
-        - birth_date.year
-        - ((today.month, today.day) < (birth_date.month, birth_date.day))
-    )
 
 
 def _check_name(name: str, errors: dict) -> str:
@@ -139,8 +141,6 @@ def register_member(data: RegistrationData) -> Registration:
     record_audit("member.registered", actor=member, subject=member)
     invitation = None
     if minor:
-        from .guardians import invite_guardian
-
         invitation = invite_guardian(member, guardian[0], guardian[1], actor=member)
     code = _issue_code(
         purpose=SIGN_IN,
@@ -153,38 +153,6 @@ def register_member(data: RegistrationData) -> Registration:
     return Registration(member, code, invitation)
 
 
-def activate_verified_member(member: Member, *, with_pending: bool) -> bool:
-    """Make an `unverified` account active once one of its contacts is verified, and record
-    the purposes ticked at registration: each event is stamped now (the verification time),
-    its method says registration.
-
-    :param with_pending: whether the code that verified it is the one the registration sent;
-        otherwise the ticks are dropped, since whoever verified may not be who ticked them.
-    :returns: whether the account became active.
-    """
-    if member.status != MemberStatus.UNVERIFIED or (
-        member.email_verified_at is None and member.phone_verified_at is None
-    ):
-        return False
-    member.status = MemberStatus.ACTIVE
-    pending = set((member.pending_purposes or "").split(",")) if with_pending else set()
-    member.pending_purposes = None
-    record_audit("member.verified", actor=member, subject=member, kept_choices=with_pending)
-    for purpose in OPTIONAL_PURPOSES:
-        if purpose in pending:
-            set_consent(
-                member,
-                purpose,
-                True,
-                actor=Actor.MEMBER,
-                method=Method.REGISTRATION,
-                actor_member=member,
-                # The ticks were made on the registration form, in the language it recorded.
-                locale=member.locale,
-            )
-    return True
-
-
 def purge_unverified_members() -> int:
     """Erase every account that no one verified within UNVERIFIED_RETENTION_DAYS of
     registering (adults who never entered their code, and minors whose guardian never
@@ -192,10 +160,6 @@ def purge_unverified_members() -> int:
 
     :returns: how many accounts were erased.
     """
-    from datetime import timedelta
-
-    from .erasure import erase_member
-
     cutoff = utcnow() - timedelta(days=current_app.config["UNVERIFIED_RETENTION_DAYS"])
     stale = db.session.scalars(
         select(Member)
@@ -219,9 +183,6 @@ def _check_guardian_contact(
 ) -> tuple[str, str] | None:
     """A minor's guardian: an email address or a mobile number, not the minor's own (`own`:
     the minor's normalized email and phone)."""
-    from .auth import parse_identifier
-    from .guardians import OWN_CONTACT_MESSAGE, own_contacts
-
     message = _l(
         "You are under %(age)d: enter your parent's or guardian's email address or "
         "mobile number, so they can approve your account.",
@@ -270,8 +231,6 @@ def update_profile(member: Member, changes: ProfileChanges) -> ContactChange | N
     :returns: the contact change started, if the email or phone changed.
     :raises Invalid: with field errors; nothing is written then.
     """
-    from .auth import request_contact_proof
-
     errors: dict[str, list] = {}
     name = _check_name(changes.name, errors)
     if changes.gender and changes.gender not in set(Gender):
@@ -370,8 +329,6 @@ def unsubscribe_policy_emails(notification_public_id: str) -> Member | None:
 
     :returns: the member, or None for an unknown id (answered the same way, on purpose).
     """
-    from ..models import Notification
-
     row = db.session.scalars(
         select(Notification).where(Notification.public_id == notification_public_id)
     ).first()

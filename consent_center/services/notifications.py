@@ -31,7 +31,10 @@ from ..models.types import UTCDateTime
 from ..sealed import seal
 from .audit import record_audit
 from .errors import NotFound
+from .identity import identifier_digest
 from .reach import ESSENTIAL_NOTICE, POLICY_NOTICE, contact_condition
+from .sms_guard import BUDGET_SPENT, allowed_calling_codes, spend_sms, spend_sms_in_bulk
+from .usability import ESSENTIAL_NOTICE_STATUSES, active_condition
 
 SMS_MAX_CHARS_GSM = 160
 SMS_MAX_CHARS_UCS2 = 70
@@ -87,8 +90,6 @@ def member_subject(member: Member) -> str:
 def contact_subject(value: str) -> str:
     """The subject key of a normalized email address or phone number that may belong to no
     member (a contact-form sender, a guardian's contact): a keyed digest, not the contact."""
-    from .auth import identifier_digest
-
     return "contact:" + identifier_digest(value)
 
 
@@ -128,8 +129,6 @@ def enqueue_notification(
     """
     if member is None and not about:
         raise ValueError(f"a {kind} message must name its data subject")
-    from .sms_guard import spend_sms
-
     found = existing_notification(dedupe_key)
     if found is not None:
         return found
@@ -216,8 +215,6 @@ def enqueue_secret_notification(
     """
     if member is None and not about:
         raise ValueError(f"a {kind} message must name its data subject")
-    from .sms_guard import spend_sms
-
     # A text counts against the site's hourly SMS budget as it is written, codes too; one
     # that may not go out is written as failed, without its sealed text.
     refused = spend_sms(recipient) if channel == Channel.SMS else None
@@ -275,14 +272,10 @@ def fan_out_condition(channel: str, *, essential: bool = False):
     """
     reachable = contact_condition(channel, ESSENTIAL_NOTICE if essential else POLICY_NOTICE)
     if channel == Channel.SMS:
-        from .sms_guard import allowed_calling_codes
-
         # Only numbers in the SMS countries (`sms_guard`), by calling code.
         reachable = reachable & or_(
             false(), *(Member.phone.like(f"+{c}%") for c in allowed_calling_codes())
         )
-    from .usability import ESSENTIAL_NOTICE_STATUSES, active_condition
-
     if essential:
         return Member.status.in_(ESSENTIAL_NOTICE_STATUSES) & reachable
     return active_condition() & reachable
@@ -369,8 +362,8 @@ def start_fan_out(
         "next_attempt_at",
         "created_at",
     ]
-    # One statement for both channels, and a plain INSERT (ON CONFLICT DO NOTHING made every
-    # row a speculative insertion, a large share of the cost). No key can exist yet: every key
+    # One statement for both channels, and a plain INSERT: ON CONFLICT DO NOTHING would make
+    # every row a speculative insertion (bench/README.md). No key can exist yet: every key
     # here starts with the cause, which is unique (a re-run returned above; a concurrent run
     # fails on fan_out.cause before it gets here), and no other message uses that form. Should
     # one ever exist, the unique index refuses the whole statement instead of silently leaving
@@ -396,8 +389,6 @@ def start_fan_out(
 
 def _hold_texts_over_budget(fan: FanOut, texts: int) -> None:
     """Texts beyond the site's hourly SMS budget are written as failed, never sent."""
-    from .sms_guard import BUDGET_SPENT, spend_sms_in_bulk
-
     allowed = spend_sms_in_bulk(texts)
     if allowed >= texts:
         return

@@ -331,7 +331,7 @@ def notify_policy_change(version: PolicyVersion, actor: Member | None):
     """Enqueue the advance notice of `version` to every member (see `start_fan_out`); when it
     changes a purpose, a minor's yes for it goes back to the guardians, who are asked again
     (`guardians.ask_guardians_again`)."""
-    from .guardians import ask_guardians_again
+    from .guardian_notices import ask_guardians_again
     from .notifications import start_fan_out
 
     ask_guardians_again(version)

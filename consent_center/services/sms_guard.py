@@ -25,6 +25,8 @@ from flask_babel import lazy_gettext as _l
 from limits import parse
 
 from ..extensions import limiter
+from .audit import record_audit
+from .code_budget import try_again_at
 from .errors import Invalid, Unavailable
 
 BUDGET_SCOPE = "sms-hourly"
@@ -100,8 +102,6 @@ def check_sms_destination(phone: str, field: str = "phone") -> None:
         raise Invalid(problem, {field: [problem]})
     until = sms_budget_spent_until()
     if until is not None:
-        from .code_budget import try_again_at
-
         exc = Unavailable(
             _l(
                 "We cannot send text messages at the moment. Use your email address, or try "
@@ -152,8 +152,6 @@ def spend_sms_in_bulk(count: int) -> int:
 def _raise_alarm() -> None:
     """Record, once per spent budget, that texts have stopped (the dashboard shows it while
     `sms_budget_spent_until` says so)."""
-    from .audit import record_audit
-
     record_audit(
         "notify.sms_budget_spent", actor=None, budget=current_app.config["SMS_HOURLY_BUDGET"]
     )

@@ -10,8 +10,8 @@ from ..domain import Channel, MemberStatus, Role
 from ..extensions import db
 from ..models import Member
 from .audit import record_audit
-from .auth import find_member_by_contact
 from .errors import Conflict, Invalid, NotAllowed, NotFound
+from .identity import find_member_by_contact
 from .sessions import ROLE_LOST, end_all_sessions, is_role_lost
 from .validation import normalize_email
 

@@ -37,6 +37,15 @@ def is_active_account(member: Member) -> bool:
     return member.status == MemberStatus.ACTIVE
 
 
+def age_on(birth_date: date, today: date) -> int:
+    """Full years from `birth_date` to `today`."""
+    return (
+        today.year
+        - birth_date.year
+        - ((today.month, today.day) < (birth_date.month, birth_date.day))
+    )
+
+
 def minor_cutoff(today: date | None = None, age: int | None = None) -> date:
     """Members born after this date are minors (under `age`, by default MINOR_AGE) today."""
     today = today or utcnow().date()

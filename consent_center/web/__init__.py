@@ -6,6 +6,8 @@ from flask import Flask
 
 
 def register_web(app: Flask) -> None:
+    # Imported here, not above: every view module imports this package (`..htmx`, `..forms`),
+    # so importing them while the package itself loads would be an import circle.
     from . import errors, gpc, i18n, inputs, ratelimits, security, transactions
     from . import sessions as _sessions  # noqa: F401 (Flask-Login's user loader)
     from .api import lane

@@ -2,8 +2,24 @@
 
 from __future__ import annotations
 
+from babel import support
+from flask import current_app
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
+from wtforms.i18n import messages_path
+from wtforms.validators import ValidationError
+
+from ..extensions import db
+from ..services.code_budget import CodeBudgetSpent
+from ..services.errors import Invalid, TooManyAttempts
+from ..services.sms_guard import sms_country_problem
+from ..services.validation import (
+    CARD_NUMBER_MESSAGE,
+    CREDENTIAL_MESSAGE,
+    normalize_email,
+    normalize_phone,
+)
+from .i18n import current_locale
 
 
 class AppForm(FlaskForm):
@@ -20,11 +36,6 @@ _WTFORMS_TRANSLATIONS: dict = {}
 
 
 def wtforms_translations():
-    from babel import support
-    from wtforms.i18n import messages_path
-
-    from .i18n import current_locale
-
     locale = current_locale()
     found = _WTFORMS_TRANSLATIONS.get(locale)
     if found is None:
@@ -39,8 +50,6 @@ def apply_field_errors(form: FlaskForm, field_errors: dict[str, list]) -> None:
     A field refused for holding a card number or a credential is emptied, so the page does
     not show the secret back (or keep it in the browser's form history).
     """
-    from ..services.validation import CARD_NUMBER_MESSAGE, CREDENTIAL_MESSAGE
-
     secret_messages = {str(CARD_NUMBER_MESSAGE), str(CREDENTIAL_MESSAGE)}
     for name, messages in field_errors.items():
         field = getattr(form, name, None)
@@ -56,21 +65,11 @@ def apply_field_errors(form: FlaskForm, field_errors: dict[str, list]) -> None:
 
 
 def valid_email(form, field) -> None:
-    from wtforms.validators import ValidationError
-
-    from ..services.validation import normalize_email
-
     if field.data and normalize_email(field.data) is None:
         raise ValidationError(_l("Enter a valid email address."))
 
 
 def valid_phone(form, field) -> None:
-    from flask import current_app
-    from wtforms.validators import ValidationError
-
-    from ..services.sms_guard import sms_country_problem
-    from ..services.validation import normalize_phone
-
     if not field.data:
         return
     phone = normalize_phone(field.data, current_app.config["DEFAULT_PHONE_REGION"])
@@ -92,10 +91,6 @@ def check_code_form(form: FlaskForm, check, on_lockout=None) -> tuple[object, in
     :raises CodeBudgetSpent: when `check()` sends a code and its budget is spent; the error
         handler rolls back and answers 429 with ``Retry-After``.
     """
-    from ..extensions import db
-    from ..services.code_budget import CodeBudgetSpent
-    from ..services.errors import Invalid, TooManyAttempts
-
     try:
         result = check()
     except CodeBudgetSpent:

@@ -4,11 +4,21 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from flask import Flask, g, has_request_context, request, session
+from flask import Flask, current_app, g, has_request_context, request, session
+from flask_babel import format_date, format_datetime, get_locale, get_translations, gettext
 from flask_login import current_user
 from markupsafe import Markup
 
-from ..domain import LOCALE_HTML_LANG, LOCALE_LABELS, Locale
+from ..domain import (
+    CHANNEL_LABELS,
+    LOCALE_HTML_LANG,
+    LOCALE_LABELS,
+    PURPOSES,
+    REFUSAL_GROUNDS,
+    REFUSAL_REMEDIES,
+    WITHDRAWAL_NOTE,
+    Locale,
+)
 
 _BROWSER_TAGS = {"en": Locale.EN, "zh": Locale.ZH}
 
@@ -30,8 +40,6 @@ def _translations():
     `force_locale` also steers), found with one dictionary lookup: templates translate about
     a hundred strings per page, and Flask-Babel's own path costs several context lookups
     each."""
-    from flask_babel import get_translations
-
     locale = getattr(g.get("_flask_babel"), "babel_locale", None) if g else None
     if locale is not None:
         found = _TRANSLATIONS.get(locale)
@@ -48,8 +56,6 @@ _TRANSLATIONS: dict = {}
 
 
 def init_app(app: Flask) -> None:
-    from flask_babel import format_date, format_datetime, gettext
-
     # Templates' _(), gettext and ngettext: Flask-Babel's, with a faster lookup.
     app.jinja_env.install_gettext_callables(
         gettext=lambda s: _translations().ugettext(s),
@@ -57,14 +63,6 @@ def init_app(app: Flask) -> None:
         newstyle=True,
         pgettext=lambda c, s: _translations().upgettext(c, s),
         npgettext=lambda c, s, p, n: _translations().unpgettext(c, s, p, n),
-    )
-
-    from ..domain import (
-        CHANNEL_LABELS,
-        PURPOSES,
-        REFUSAL_GROUNDS,
-        REFUSAL_REMEDIES,
-        WITHDRAWAL_NOTE,
     )
 
     app.jinja_env.filters["format_date"] = lambda value, fmt="long": format_date(value, fmt)
@@ -83,8 +81,6 @@ def init_app(app: Flask) -> None:
 
     @app.context_processor
     def language_context() -> dict:
-        from flask_babel import get_locale
-
         current = str(get_locale() or Locale.EN)
         return {
             "locales": LOCALE_LABELS,
@@ -96,8 +92,6 @@ def init_app(app: Flask) -> None:
 def display_value(value) -> object:
     """A stored value as a page shows it: dates and times in the reader's language, yes/no
     for flags, "(none)" for nothing."""
-    from flask_babel import format_date, format_datetime, gettext
-
     if value is None or value == "":
         return Markup('<span class="muted">%s</span>') % gettext("(none)")
     if value is True or value is False:
@@ -117,8 +111,6 @@ def once_per_language(*key, caller) -> Markup:
     For parts of pages that depend on nothing but the language, the key and the app's
     config (navigation, footers, the inventory's tables): most of a page's markup, and
     most of its rendering time. Anything per member or per request stays outside."""
-    from flask import current_app
-
     cache = current_app.extensions.setdefault("once_per_language", {})
     full_key = (key, current_locale(), request.script_root)
     html = cache.get(full_key)
@@ -130,7 +122,5 @@ def once_per_language(*key, caller) -> Markup:
 def current_locale():
     """The request's babel Locale (Flask-Babel's `get_locale()`, after its first call one
     attribute lookup)."""
-    from flask_babel import get_locale
-
     locale = getattr(g.get("_flask_babel"), "babel_locale", None)
     return locale if locale is not None else get_locale()

@@ -36,6 +36,7 @@ from ...services import deletion as deletion_service
 from ...services import guardians as guardian_service
 from ...services import member_data
 from ...services.errors import Conflict, Invalid
+from ...services.identity import find_member_by_contact
 from ...services.notifications import member_messages
 from ...services.usability import purpose_barred
 from ..consent_answers import consent_answer, view_for_answer
@@ -136,8 +137,6 @@ def decide(token: str):
     link, minor = _invitation(token)
     if session.get(VERIFIED_LINK) != link.public_id:
         return redirect(url_for("guardian.invitation", token=token), 303)
-    from ...services.auth import find_member_by_contact
-
     has_account = find_member_by_contact(link.contact_channel, link.contact) is not None
     form = DecisionForm()
     status = 200

@@ -28,8 +28,10 @@ from ...domain import (
     Method,
 )
 from ...extensions import db
+from ...models import PolicyVersion
 from ...services import auth as auth_service
 from ...services import consents as consent_service
+from ...services import guardians as guardian_service
 from ...services import member_data
 from ...services import sessions as session_service
 from ...services.errors import Invalid
@@ -91,9 +93,7 @@ def confirm_guardian_choices():
     """Now of age: keep the choices your guardian made (change any with its switch)."""
     if not EmptyForm().validate_on_submit():
         abort(400)
-    from ...services.guardians import confirm_guardian_choices as confirm
-
-    confirm(current_user, locale=str(current_locale()))
+    guardian_service.confirm_guardian_choices(current_user, locale=str(current_locale()))
     db.session.commit()
     flash(_("Your choices are confirmed. They are now yours."), "status")
     return redirect(url_for("member.overview"), 303)
@@ -194,8 +194,6 @@ def receipt_json(receipt_id: str):
 def _policy_url(event) -> str:
     if event.policy_version_id is None:
         return url_for("public.policy", _external=True)
-    from ...models import PolicyVersion
-
     version = db.session.get(PolicyVersion, event.policy_version_id)
     return url_for("public.policy_version", number=version.number, _external=True)
 

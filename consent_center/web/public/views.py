@@ -28,9 +28,9 @@ from ...domain import LOCALE_LABELS, PURPOSES
 from ...extensions import csrf, db, limiter
 from ...ledger_keys import LEDGER_PUBLIC_KEY_PATH, public_key_pem
 from ...services import policies
-from ...services.auth import identifier_digest
 from ...services.contact import CATEGORIES, ContactMessage, submit_contact
 from ...services.errors import Invalid
+from ...services.identity import identifier_digest
 from ...services.members import set_locale, unsubscribe_policy_emails
 from ...services.validation import normalize_email
 from ..auth.views import safe_next

@@ -19,8 +19,9 @@ from ...domain import (
     Role,
 )
 from ...extensions import db
-from ...models import FanOut, Notification
+from ...models import FanOut, Notification, WebhookSubscription
 from ...models.notification import GAVE_UP
+from ...services.api_tokens import list_api_tokens
 from ...services.dashboard import dashboard as dashboard_figures
 from ...services.notifications import fan_out_progress, load_fan_out
 from ...services.policies import current_policy, upcoming_policy
@@ -138,9 +139,6 @@ def notifications():
 def integrations():
     """API tokens and webhook subscriptions (managed with `flask api-token` and
     `flask webhooks`; secrets are never shown here)."""
-    from ...models import WebhookSubscription
-    from ...services.api_tokens import list_api_tokens
-
     subscriptions = list(
         db.session.scalars(select(WebhookSubscription).order_by(WebhookSubscription.created_at))
     )
