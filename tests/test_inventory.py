@@ -26,7 +26,7 @@ def test_every_database_column_is_in_the_inventory_or_explained(app):
             key = (table, column["name"])
             if key not in declared() and key not in NOT_MEMBER_DATA:
                 missing.append(key)
-    assert not missing, f"add these to DATA_INVENTORY (or NOT_MEMBER_DATA with a reason): {missing}"
+    assert not missing, f"give these info=held(...) (or NOT_MEMBER_DATA a reason): {missing}"
 
 
 def test_every_model_column_is_in_the_inventory_or_explained():

@@ -93,6 +93,8 @@ class InventoryField:
     retention: object
     recipients: object = NOT_SHARED
     erased: object = KEEP
+    # The labels a stored value is shown by (a gender, a status), where it is a key.
+    labels: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -123,10 +125,13 @@ def held(
     source: str = RECORDED,
     recipients=NOT_SHARED,
     erased=KEEP,
+    labels: dict | None = None,
 ) -> dict:
     """The `info` of a column holding member data."""
     return {
-        "held": InventoryField("", "", label, purposes, source, retention, recipients, erased)
+        "held": InventoryField(
+            "", "", label, purposes, source, retention, recipients, erased, labels
+        )
     }
 
 
@@ -149,7 +154,7 @@ def build_inventory(metadata) -> tuple[InventoryGroup, ...]:
         fields = tuple(
             InventoryField(
                 table.name, column.name, f.label, f.purposes, f.source, f.retention,
-                f.recipients, f.erased,
+                f.recipients, f.erased, f.labels,
             )
             for column in table.columns
             if (f := column.info.get("held")) is not None

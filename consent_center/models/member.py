@@ -10,7 +10,18 @@ from sqlalchemy import Boolean, Date, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..clock import utcnow
-from ..domain import ADVERTISING, SERVICE, TREND_ANALYSIS, Locale, MemberStatus, Role
+from ..domain import (
+    ADVERTISING,
+    GENDER_LABELS,
+    LOCALE_LABELS,
+    MEMBER_STATUS_LABELS,
+    ROLE_LABELS,
+    SERVICE,
+    TREND_ANALYSIS,
+    Locale,
+    MemberStatus,
+    Role,
+)
 from ..domain.inventory import (
     ERASURE_DATE_KEPT,
     ERASURE_TIME,
@@ -74,6 +85,7 @@ class Member(UserMixin, db.Model):
             purposes=(SERVICE, TREND_ANALYSIS, ADVERTISING),
             source=PROVIDED,
             erased=None,
+            labels=GENDER_LABELS,
         ),
     )
     # Lower-cased; unique so one address is one account. Erased members hold NULL.
@@ -114,17 +126,28 @@ class Member(UserMixin, db.Model):
         String(16),
         default="en",
         info=held(
-            _l("Preferred language"), retention=UNTIL_ERASED, source=PROVIDED, erased=Locale.EN
+            _l("Preferred language"),
+            retention=UNTIL_ERASED,
+            source=PROVIDED,
+            erased=Locale.EN,
+            labels=LOCALE_LABELS,
         ),
     )
     role: Mapped[str] = mapped_column(
-        String(16), default=Role.MEMBER, info=held(_l("Account type"), retention=UNTIL_ERASED)
+        String(16),
+        default=Role.MEMBER,
+        info=held(_l("Account type"), retention=UNTIL_ERASED, labels=ROLE_LABELS),
     )
     status: Mapped[str] = mapped_column(
         String(24),
         default=MemberStatus.ACTIVE,
         index=True,
-        info=held(_l("Account status"), retention=UNTIL_ERASED, erased=MemberStatus.ERASED),
+        info=held(
+            _l("Account status"),
+            retention=UNTIL_ERASED,
+            erased=MemberStatus.ERASED,
+            labels=MEMBER_STATUS_LABELS,
+        ),
     )
     email_verified_at: Mapped[datetime | None] = mapped_column(
         UTCDateTime, info=held(_l("Email verified on"), retention=UNTIL_ERASED, erased=None)

@@ -16,15 +16,11 @@ from sqlalchemy.orm import aliased
 
 from ..clock import utcnow
 from ..domain import (
-    GENDER_LABELS,
-    LOCALE_LABELS,
-    MEMBER_STATUS_LABELS,
     PURPOSES,
-    ROLE_LABELS,
     SOURCE_LABELS,
 )
 from ..extensions import db
-from ..models import DATA_INVENTORY, ConsentEvent, ConsentState, Member, PolicyVersion
+from ..models import DATA_INVENTORY, HELD_TABLES, ConsentEvent, ConsentState, Member, PolicyVersion
 from ..models.types import UTCDateTime
 from .audit import record_audit
 from .consents import ConsentView, consent_columns, consent_views
@@ -88,16 +84,14 @@ def _static_groups() -> list[GroupView]:
 
 
 def _display(member: Member, column: str) -> object:
+    """A profile value as /me shows it: by its label where the column names one."""
     value = getattr(member, column)
-    if column == "gender" and value:
-        return GENDER_LABELS.get(value, value)
-    if column == "locale":
-        return LOCALE_LABELS.get(value, value)
-    if column == "role":
-        return ROLE_LABELS.get(value, value)
-    if column == "status":
-        return MEMBER_STATUS_LABELS.get(value, value)
-    return value
+    labels = _PROFILE_LABELS.get(column)
+    return labels.get(value, value) if labels and value is not None else value
+
+
+# The labels each profile column's values are shown by (models/member.py `labels=`).
+_PROFILE_LABELS = {f.column: f.labels for f in HELD_TABLES["member"].fields if f.labels}
 
 
 def _count_columns(member_id):

@@ -12,6 +12,7 @@ from ...domain import (
     METHOD_LABELS,
     NOTIFICATION_KIND_LABELS,
     NOTIFICATION_STATUS_LABELS,
+    ROLE_LABELS,
     STAFF_ACTOR_LABELS,
 )
 from ...extensions import db
@@ -35,6 +36,7 @@ def members():
         results=results,
         limit=SEARCH_LIMIT,
         status_labels=MEMBER_STATUS_LABELS,
+        role_labels=ROLE_LABELS,
     )
 
 
@@ -48,6 +50,7 @@ def member(public_id: str):
         r=record,
         m=record.member,
         status_labels=MEMBER_STATUS_LABELS,
+        role_labels=ROLE_LABELS,
         method_labels=METHOD_LABELS,
         actor_labels=STAFF_ACTOR_LABELS,
         kind_labels=NOTIFICATION_KIND_LABELS,
