@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from consent_center.services.policies import diff_texts, render_markdown, seed_text_to_markdown
+from consent_center.services.policy_text import diff_texts, render_markdown, seed_text_to_markdown
 from tests.conftest import make_policy
 from tests.support.writes import nothing_written
 

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from consent_center import clock
 from consent_center.extensions import db
 from consent_center.models import AuditEvent, FanOut, Notification, PolicyVersion
-from tests.conftest import make_member, make_policy, post
+from tests.conftest import make_member, make_policy, policy_texts, post
 from tests.support.queries import race
 from tests.support.staff import local_midnight, make_staff
 from tests.support.writes import nothing_written
@@ -22,6 +22,11 @@ OLD_TEXT = "# Privacy policy\n\nWe use your data for trend analysis.\n\nWe never
 NEW_TEXT = (
     "# Privacy policy\n\nWe use your data for trend analysis and advertising planning.\n\n"
     "We never sell it.\n\nYou can withdraw at any time.\n"
+)
+OLD_TEXT_ZH = "# 隐私政策\n\n我们将您的数据用于趋势分析。\n\n我们从不出售数据。\n"
+NEW_TEXT_ZH = (
+    "# 隐私政策\n\n我们将您的数据用于趋势分析和广告策划。\n\n我们从不出售数据。\n\n"
+    "您可以随时撤回同意。\n"
 )
 TODAY = date(2026, 3, 2)
 
@@ -43,6 +48,9 @@ def draft_data(**overrides) -> dict:
         "title": "Privacy policy",
         "body_md": NEW_TEXT,
         "summary": "We add advertising planning as a use of your data.",
+        "title_zh": "隐私政策",
+        "body_md_zh": NEW_TEXT_ZH,
+        "summary_zh": "我们新增广告策划作为您数据的用途。",
         "changed_purposes": ["advertising"],
         "effective_on": (TODAY + timedelta(days=30)).isoformat(),
     }
@@ -271,9 +279,7 @@ def test_versions_published_at_the_same_moment_get_consecutive_numbers(app, poli
         started.wait()
         publish_policy(
             actor=None,
-            title="Privacy policy",
-            body_md=f"# Policy\n\nVersion from publisher {n}.\n",
-            summary=f"Publisher {n}",
+            texts=policy_texts(f"# Policy\n\nVersion from publisher {n}.\n", f"Publisher {n}"),
             effective_at=clock.utcnow() + timedelta(days=40),
             config=app.config,
             notify=False,
