@@ -46,10 +46,10 @@ class PolicyText:
 
 
 def for_reader(locale: str, texts: dict[str, PolicyText]) -> PolicyText:
-    """The words a reader of `locale` gets: their language's when it has a text, English
-    otherwise (versions published before Chinese was required)."""
+    """The words a reader of `locale` gets: their language's when there are any, English
+    otherwise (versions published before Chinese was required have none)."""
     chosen = texts.get(locale)
-    if chosen is not None and chosen.body_md.strip():
+    if chosen is not None and len(chosen.missing) < 3:
         return chosen
     return texts[Locale.EN]
 
