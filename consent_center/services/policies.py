@@ -12,13 +12,16 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, insert, literal, or_, select
 
 from ..clock import utcnow
-from ..domain import PURPOSES, Locale
+from ..domain import PURPOSES, Channel, Locale
 from ..extensions import db
 from ..models import ConsentState, Member, PolicyVersion, ReconsentRequest
 from ..models.policy import PolicyText
 from ..models.types import UTCDateTime
 from .audit import record_audit
 from .errors import Conflict, Invalid, NotAllowed, NotFound
+from .guardians import ask_guardians_again
+from .notifications import fan_out_condition, start_fan_out
+from .usability import active_condition
 
 
 def in_force(now, *columns):
@@ -207,9 +210,6 @@ def notify_policy_change(version: PolicyVersion, actor: Member | None):
     """Enqueue the advance notice of `version` to every member (see `start_fan_out`); when it
     changes a purpose, a minor's yes for it goes back to the guardians, who are asked again
     (`guardians.ask_guardians_again`)."""
-    from .guardians import ask_guardians_again
-    from .notifications import start_fan_out
-
     ask_guardians_again(version)
     return start_fan_out(
         kind="policy_notice",
@@ -518,10 +518,6 @@ def notice_due_condition(seen, registered_at):
 
 def notice_reach() -> dict[str, int]:
     """Who a policy notice reaches now: active members in the app, and by email and SMS."""
-    from ..domain import Channel
-    from .notifications import fan_out_condition
-    from .usability import active_condition
-
     email = fan_out_condition(Channel.EMAIL)
     sms = fan_out_condition(Channel.SMS)
     members, by_email, by_sms = db.session.execute(
