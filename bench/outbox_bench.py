@@ -88,17 +88,25 @@ def seed_members(n: int) -> None:
 
 
 def time_fan_out(app) -> tuple[float, int]:
+    from consent_center.domain import Locale
     from consent_center.extensions import db
     from consent_center.models import FanOut
+    from consent_center.models.policy import PolicyText
     from consent_center.services.policies import publish_policy
 
     with app.app_context():
         started = time.perf_counter()
         version = publish_policy(
             actor=None,
-            title="Privacy policy",
-            body_md="# Privacy policy\n\nBenchmark text.\n",
-            summary="A benchmark version.",
+            texts={
+                Locale.EN: PolicyText(
+                    Locale.EN, "Privacy policy", "# Privacy policy\n\nBenchmark text.\n",
+                    "A benchmark version.",
+                ),
+                Locale.ZH: PolicyText(
+                    Locale.ZH, "隐私政策", "# 隐私政策\n\n基准测试文本。\n", "基准测试版本。"
+                ),
+            },
             effective_at=datetime.now(UTC) + timedelta(days=8),
             config=app.config,
         )

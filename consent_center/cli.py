@@ -15,10 +15,10 @@ from sqlalchemy import func, select
 
 from .api_cli import api_token_cli, webhooks_cli
 from .clock import utcnow
-from .config import PROJECT_ROOT
 from .domain import Locale, MemberStatus, Role
 from .extensions import db
 from .models import Member, PolicyVersion
+from .models.policy import PolicyText
 from .notify.worker import DAILY_TASKS, DailyTasks, drain, run_worker
 from .services.audit import verify_audit_log
 from .services.chain_heads import signed_heads, verify_heads
@@ -26,7 +26,8 @@ from .services.consents import verify_ledger
 from .services.errors import Invalid
 from .services.guardians import erase_unanswered_minors, transition_coming_of_age
 from .services.members import purge_unverified_members
-from .services.policies import latest_published_number, publish_policy, seed_text_to_markdown
+from .services.policies import latest_published_number, publish_policy
+from .services.policy_text import seed_policy
 from .services.retention import apply_retention
 from .services.staff import add_staff
 
@@ -40,7 +41,6 @@ minors_cli = AppGroup("minors", help="Minors and their guardians.")
 members_cli = AppGroup("members", help="Member accounts.")
 retention_cli = AppGroup("retention", help="Retention limits (docs/retention.md).")
 
-SEED_POLICY = PROJECT_ROOT.parent / "shared" / "seed-privacy-policy.txt"
 DEMO_MEMBER_EMAIL = "member@example.com"
 DEMO_STAFF_EMAIL = "staff@example.com"
 
@@ -117,23 +117,13 @@ def audit_verify() -> None:
         sys.exit(1)
 
 
-def seed_policy_text() -> tuple[str, str]:
-    path = Path(current_app.config.get("SEED_POLICY_PATH") or SEED_POLICY)
-    if not path.exists():  # a clone without ../shared: the copy shipped with the package
-        path = PROJECT_ROOT / "consent_center" / "seed" / "privacy-policy.txt"
-    return seed_text_to_markdown(path.read_text(encoding="utf-8"))
-
-
 def seed_demo() -> list[str]:
     """Seed the company's policy as version 1 and demo users, when the database is empty."""
     lines = []
     if db.session.scalar(select(func.count()).select_from(PolicyVersion)) == 0:
-        title, body = seed_policy_text()
         publish_policy(
             actor=None,
-            title=title,
-            body_md=body,
-            summary="The company's privacy policy as first published in Consent Center.",
+            texts=seed_policy(),
             effective_at=utcnow(),
             config=current_app.config,
             allow_immediate=True,
@@ -181,27 +171,49 @@ def demo_seed() -> None:
 
 @policy_cli.command("publish")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--file-zh",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The Simplified Chinese text (Markdown); publishing needs it.",
+)
 @click.option("--effective", required=True, help="Effective date, YYYY-MM-DD (UTC midnight).")
 @click.option("--summary", required=True, help="What changed, in a sentence or two.")
+@click.option("--summary-zh", default="", help="What changed, in Simplified Chinese.")
 @click.option("--title", default="Privacy policy", show_default=True)
+@click.option("--title-zh", default="隐私政策", show_default=True)
 @click.option(
     "--changes-purpose",
     "changed",
     multiple=True,
     help="A purpose whose terms change (repeatable); members are asked again.",
 )
-def policy_publish(file: Path, effective: str, summary: str, title: str, changed) -> None:
-    """Publish FILE (Markdown) as a new policy version."""
+def policy_publish(
+    file: Path,
+    file_zh: Path | None,
+    effective: str,
+    summary: str,
+    summary_zh: str,
+    title: str,
+    title_zh: str,
+    changed,
+) -> None:
+    """Publish FILE (English Markdown) and --file-zh (Simplified Chinese) as a new policy
+    version, the way the staff console publishes a draft."""
+
     try:
         when = datetime.strptime(effective, "%Y-%m-%d").replace(tzinfo=UTC)
     except ValueError:
         raise click.BadParameter("use YYYY-MM-DD", param_hint="--effective") from None
+    texts = {
+        Locale.EN: PolicyText(Locale.EN, title, file.read_text(encoding="utf-8"), summary),
+        Locale.ZH: PolicyText(
+            Locale.ZH, title_zh, file_zh.read_text(encoding="utf-8") if file_zh else "", summary_zh
+        ),
+    }
     try:
         version = publish_policy(
             actor=None,
-            title=title,
-            body_md=file.read_text(encoding="utf-8"),
-            summary=summary,
+            texts=texts,
             effective_at=when,
             changed_purposes=tuple(changed),
             config=current_app.config,

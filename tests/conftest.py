@@ -163,7 +163,12 @@ def make_policy(
     effective_in_days: int = -1,
     summary: str = "First version",
     changed_purposes: str = "",
+    body_zh: str = "",
+    summary_zh: str = "",
+    title_zh: str = "",
 ) -> PolicyVersion:
+    """A published version, written directly; without Chinese words unless given (as
+    versions published before Chinese was required)."""
     now = clock.utcnow()
     number = number or (db.session.query(db.func.max(PolicyVersion.number)).scalar() or 0) + 1
     version = PolicyVersion(
@@ -171,6 +176,9 @@ def make_policy(
         title="Privacy policy",
         body_md=body,
         summary=summary,
+        title_zh=title_zh,
+        body_md_zh=body_zh,
+        summary_zh=summary_zh,
         changed_purposes=changed_purposes,
         published_at=now,
         effective_at=now + timedelta(days=effective_in_days),
@@ -180,15 +188,30 @@ def make_policy(
     return version
 
 
+def policy_texts(
+    body: str = "x", summary: str = "y", *, body_zh: str | None = None,
+    summary_zh: str | None = None, title: str = "P",
+) -> dict:
+    """The words of a version in both languages, for `publish_policy`."""
+    from consent_center.domain import Locale
+    from consent_center.models.policy import PolicyText
+
+    return {
+        Locale.EN: PolicyText(Locale.EN, title, body, summary),
+        Locale.ZH: PolicyText(
+            Locale.ZH, "隐私政策", body if body_zh is None else body_zh,
+            f"{summary}（中文）" if summary_zh is None else summary_zh,
+        ),
+    }
+
+
 def publish_notice(app, summary: str = "y", days: int = 8, commit: bool = True, **kwargs):
     """Publish a new policy version `days` ahead through the real service (members notified)."""
     from consent_center.services.policies import publish_policy
 
     version = publish_policy(
         actor=None,
-        title="P",
-        body_md="x",
-        summary=summary,
+        texts=policy_texts("x", summary),
         effective_at=clock.utcnow() + timedelta(days=days),
         config=app.config,
         **kwargs,

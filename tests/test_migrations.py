@@ -48,3 +48,39 @@ def test_migrations_match_the_models_collations(app):
                 expected[(table.name, column.name)] = collation
     assert expected, "no column declares a collation"
     assert actual == expected
+
+
+def test_version_1_of_the_company_policy_gets_its_chinese_text_from_the_migration(app):
+    """An install made before policies had Chinese words: its version 1, the company's policy
+    as the seed published it, gets the shipped Chinese text; another version 1 would not."""
+    from flask_migrate import downgrade, upgrade
+
+    from consent_center.domain import Locale
+    from consent_center.services.policy_text import seed_policy
+
+    seed = seed_policy()
+    db.session.remove()
+    downgrade(revision="c4d8e1a5f7b2")
+    try:
+        with db.engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO policy_version (public_id, number, title, body_md, summary,"
+                    " changed_purposes, published_at, effective_at, created_at) VALUES"
+                    " ('v1', 1, :title, :body, :summary, '', :now, :now, :now),"
+                    " ('v2', 2, 'Privacy policy', 'Other text', 'Changed', '', :now, :now, :now)"
+                ),
+                {
+                    "title": seed[Locale.EN].title,
+                    "body": seed[Locale.EN].body_md,
+                    "summary": seed[Locale.EN].summary,
+                    "now": "2026-01-01 00:00:00+00:00",
+                },
+            )
+    finally:
+        upgrade(revision="heads")
+    rows = db.session.execute(
+        text("SELECT number, title_zh, body_md_zh, summary_zh FROM policy_version ORDER BY number")
+    ).all()
+    zh = seed[Locale.ZH]
+    assert rows == [(1, zh.title, zh.body_md, zh.summary), (2, "", "", "")]

@@ -12,7 +12,7 @@ from consent_center import clock
 from consent_center.extensions import db
 from consent_center.models import ConsentEvent, GuardianLink, Member
 from consent_center.services.consents import current_consents
-from tests.conftest import make_member, post
+from tests.conftest import make_member, policy_texts, post
 from tests.support.writes import nothing_written
 from tests.test_guardians import (  # noqa: F401 - the fixture
     GUARDIAN_EMAIL,
@@ -121,9 +121,10 @@ def test_a_purpose_change_hands_a_childs_yes_back_to_the_guardians(
          {"granted": "1"})
     clock.freeze(clock.utcnow())
     effective = clock.utcnow() + timedelta(days=30)
-    publish_policy(actor=None, title="Privacy policy", body_md="# Policy\n\nChanged.\n",
-                   summary="Trend analysis now uses purchase history.", effective_at=effective,
-                   changed_purposes=("trend_analysis",), config=app.config)
+    publish_policy(actor=None, texts=policy_texts("# Policy\n\nChanged.\n",
+                                                 "Trend analysis now uses purchase history."),
+                   effective_at=effective, changed_purposes=("trend_analysis",),
+                   config=app.config)
     db.session.commit()
     asked = db.session.scalars(select(Notification).where(
         Notification.kind == "guardian_reconsent")).all()

@@ -15,7 +15,7 @@ from consent_center.models import FanOut, Member, Notification
 from consent_center.notify.worker import drain
 from consent_center.services.notifications import enqueue_notification, fan_out_progress
 from consent_center.services.policies import publish_policy
-from tests.conftest import make_member, make_policy, publish_notice
+from tests.conftest import make_member, make_policy, policy_texts, publish_notice
 from tests.support.outbox import deliver
 from tests.support.queries import count_queries
 from tests.support.writes import nothing_written
@@ -179,9 +179,7 @@ def test_policy_fan_out_is_set_wise_and_idempotent(app, smtp):
     with count_queries() as statements:
         version = publish_policy(
             actor=None,
-            title="Privacy policy",
-            body_md="# P\n\nNew.\n",
-            summary="Clearer",
+            texts=policy_texts("# P\n\nNew.\n", "Clearer", title="Privacy policy"),
             effective_at=clock.utcnow() + timedelta(days=8),
             config=app.config,
         )
@@ -224,9 +222,7 @@ def test_notice_period_is_enforced(app, days):
     with nothing_written(), pytest.raises(Invalid) as info:
         publish_policy(
             actor=None,
-            title="P",
-            body_md="x",
-            summary="y",
+            texts=policy_texts("x", "y", title="P"),
             effective_at=clock.utcnow() + timedelta(days=days),
             changed_purposes=("advertising",) if days == 29 else (),
             config=app.config,

@@ -18,7 +18,7 @@ from consent_center.models.audit import AUDIT_GENESIS_HASH
 from consent_center.services.audit import record_audit, verify_audit_log
 from consent_center.services.consents import set_consent
 from consent_center.services.erasure import erase_member
-from tests.conftest import make_member, make_policy
+from tests.conftest import make_member, make_policy, policy_texts
 from tests.support.queries import race
 from tests.support.staff import local_midnight, make_staff
 
@@ -200,13 +200,11 @@ def test_policy_publication_is_audited_with_the_actor(client, login_as, staff, a
 
     publish_policy(
         actor=staff,
-        title="P",
-        body_md="x",
-        summary="s",
+        texts=policy_texts("x", "s", title="P"),
         effective_at=clock.utcnow() + timedelta(days=8),
         config=app.config,
     )
     db.session.commit()
     actions = [e.action for e in chain_of(None)]
-    assert actions == ["policy.published", "notify.policy_notice_enqueued"]
+    assert actions == ["policy.draft_created", "policy.published", "notify.policy_notice_enqueued"]
     assert verify_audit_log().ok

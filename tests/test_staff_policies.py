@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from consent_center import clock
 from consent_center.extensions import db
 from consent_center.models import AuditEvent, FanOut, Notification, PolicyVersion
-from tests.conftest import make_member, make_policy, post
+from tests.conftest import make_member, make_policy, policy_texts, post
 from tests.support.queries import race
 from tests.support.staff import local_midnight, make_staff
 from tests.support.writes import nothing_written
@@ -22,6 +22,11 @@ OLD_TEXT = "# Privacy policy\n\nWe use your data for trend analysis.\n\nWe never
 NEW_TEXT = (
     "# Privacy policy\n\nWe use your data for trend analysis and advertising planning.\n\n"
     "We never sell it.\n\nYou can withdraw at any time.\n"
+)
+OLD_TEXT_ZH = "# 隐私政策\n\n我们将您的数据用于趋势分析。\n\n我们从不出售数据。\n"
+NEW_TEXT_ZH = (
+    "# 隐私政策\n\n我们将您的数据用于趋势分析和广告策划。\n\n我们从不出售数据。\n\n"
+    "您可以随时撤回同意。\n"
 )
 TODAY = date(2026, 3, 2)
 
@@ -43,6 +48,9 @@ def draft_data(**overrides) -> dict:
         "title": "Privacy policy",
         "body_md": NEW_TEXT,
         "summary": "We add advertising planning as a use of your data.",
+        "title_zh": "隐私政策",
+        "body_md_zh": NEW_TEXT_ZH,
+        "summary_zh": "我们新增广告策划作为您数据的用途。",
         "changed_purposes": ["advertising"],
         "effective_on": (TODAY + timedelta(days=30)).isoformat(),
     }
@@ -271,9 +279,7 @@ def test_versions_published_at_the_same_moment_get_consecutive_numbers(app, poli
         started.wait()
         publish_policy(
             actor=None,
-            title="Privacy policy",
-            body_md=f"# Policy\n\nVersion from publisher {n}.\n",
-            summary=f"Publisher {n}",
+            texts=policy_texts(f"# Policy\n\nVersion from publisher {n}.\n", f"Publisher {n}"),
             effective_at=clock.utcnow() + timedelta(days=40),
             config=app.config,
             notify=False,
@@ -285,3 +291,110 @@ def test_versions_published_at_the_same_moment_get_consecutive_numbers(app, poli
     assert not errors, errors
     numbers = db.session.scalars(select(PolicyVersion.number).order_by(PolicyVersion.number))
     assert list(numbers) == [1, 2, 3]
+
+
+def test_staff_draft_preview_and_diff_both_languages(client, login_as, staff, at_midnight):
+    make_policy(body=OLD_TEXT, body_zh=OLD_TEXT_ZH, title_zh="隐私政策", summary_zh="第一版")
+    login_as(staff)
+    form = client.get("/staff/policies/new").get_data(as_text=True)
+    assert "我们从不出售数据。" in form  # both languages start from the text in effect
+    assert 'name="body_md_zh"' in form and 'lang="zh-Hans"' in form
+
+    preview = post(client, "/staff/policies/preview", draft_data(), htmx=True)
+    fragment = preview.get_data(as_text=True)
+    assert "Simplified Chinese" in fragment
+    # Each language is compared with the same language of the version in effect.
+    assert re.search(r'<div class="diff" lang="zh-Hans">.*<ins>.*和广告策划', fragment, re.S)
+    assert re.search(r'<div class="diff" lang="en">.*<ins>.*advertising planning', fragment, re.S)
+    assert '<div class="policy-body" lang="zh-Hans"><h1>隐私政策</h1>' in fragment
+
+    assert post(client, "/staff/policies/new", draft_data()).status_code == 303
+    draft = db.session.scalars(select(PolicyVersion).where(PolicyVersion.number.is_(None))).one()
+    assert draft.body_md_zh == NEW_TEXT_ZH
+    assert draft.summary_zh == "我们新增广告策划作为您数据的用途。"
+    detail = client.get(f"/staff/policies/{draft.public_id}").get_data(as_text=True)
+    assert '<dd lang="zh-Hans">我们新增广告策划作为您数据的用途。</dd>' in detail
+    assert "您可以随时撤回同意。" in detail and "Not ready to publish yet" not in detail
+
+    # The staff console in Chinese: the English words carry their language.
+    staff.locale = "zh_Hans_CN"
+    db.session.commit()
+    chinese = client.get(f"/staff/policies/{draft.public_id}").get_data(as_text=True)
+    assert '<dd lang="en">We add advertising planning as a use of your data.</dd>' in chinese
+
+
+def test_a_draft_saves_without_chinese_but_publishing_needs_it(
+    client, login_as, staff, at_midnight
+):
+    make_policy(body=OLD_TEXT)
+    login_as(staff)
+    english_only = draft_data(title_zh="", body_md_zh="", summary_zh="")
+    preview = post(client, "/staff/policies/preview", english_only, htmx=True)
+    assert "No text in this language yet" in preview.get_data(as_text=True)
+    assert post(client, "/staff/policies/new", english_only).status_code == 303
+    draft = db.session.scalars(select(PolicyVersion).where(PolicyVersion.number.is_(None))).one()
+    detail = client.get(f"/staff/policies/{draft.public_id}").get_data(as_text=True)
+    assert "Not ready to publish yet" in detail
+    assert "The Simplified Chinese text is required before publishing" in detail
+
+    with nothing_written():
+        refused = post(client, f"/staff/policies/{draft.public_id}/publish", {"confirm": "y"})
+    assert refused.status_code == 422
+    page = refused.get_data(as_text=True)
+    assert "This draft cannot be published as it is" in page
+    assert "Give the version a Simplified Chinese title before publishing." in page
+    assert "Say what changed in Simplified Chinese too before publishing" in page
+    db.session.refresh(draft)
+    assert draft.published_at is None
+    assert db.session.scalar(select(func.count()).select_from(Notification)) == 0
+
+    # Translated, it publishes.
+    edit = post(client, f"/staff/policies/{draft.public_id}/edit", draft_data())
+    assert edit.status_code == 303
+    done = post(client, f"/staff/policies/{draft.public_id}/publish", {"confirm": "y"})
+    assert done.status_code == 303
+    db.session.refresh(draft)
+    assert draft.number == 2 and draft.title_zh == "隐私政策"
+
+
+def test_a_legacy_version_without_chinese_is_no_base_for_the_chinese_diff(
+    client, login_as, staff, at_midnight
+):
+    make_policy(body=OLD_TEXT)  # published before Chinese was required
+    login_as(staff)
+    fragment = post(client, "/staff/policies/preview", draft_data(), htmx=True).get_data(
+        as_text=True
+    )
+    assert "Version 1 has no text in this language to compare with." in fragment
+    assert '<div class="diff" lang="en">' in fragment
+
+
+def test_the_cli_publishes_through_the_staff_consoles_path(runner, tmp_path, app, at_midnight):
+    """The CLI drafts and publishes with the same service calls as staff: the audit log shows
+    the draft it made and its publication, and Chinese is required the same way."""
+    make_policy(body=OLD_TEXT)
+    english, chinese = tmp_path / "v2.md", tmp_path / "v2.zh.md"
+    english.write_text(NEW_TEXT, encoding="utf-8")
+    chinese.write_text(NEW_TEXT_ZH, encoding="utf-8")
+    effective = (TODAY + timedelta(days=10)).isoformat()
+    args = ["policy", "publish", str(english), "--effective", effective, "--summary", "Clearer"]
+    refused = runner.invoke(args=args)
+    assert refused.exit_code == 2
+    assert "body_md_zh: The Simplified Chinese text is required" in refused.output
+    assert "summary_zh:" in refused.output
+    assert db.session.scalar(select(func.count()).select_from(PolicyVersion)) == 1
+
+    done = runner.invoke(args=[*args, "--file-zh", str(chinese), "--summary-zh", "更清楚"])
+    assert done.exit_code == 0, done.output
+    version = db.session.scalars(select(PolicyVersion).where(PolicyVersion.number == 2)).one()
+    assert (version.title_zh, version.body_md_zh, version.summary_zh) == (
+        "隐私政策",
+        NEW_TEXT_ZH,
+        "更清楚",
+    )
+    entries = db.session.scalars(
+        select(AuditEvent).where(AuditEvent.action.like("policy.%")).order_by(AuditEvent.id)
+    ).all()
+    assert [e.action for e in entries] == ["policy.draft_created", "policy.published"]
+    assert entries[1].details["draft"] == version.public_id == entries[0].details["draft"]
+    assert db.session.scalars(select(FanOut)).one().cause == "policy_version:2"

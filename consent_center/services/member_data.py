@@ -18,14 +18,16 @@ from ..clock import utcnow
 from ..domain import (
     PURPOSES,
     SOURCE_LABELS,
+    Locale,
 )
 from ..extensions import db
 from ..models import DATA_INVENTORY, HELD_TABLES, ConsentEvent, ConsentState, Member, PolicyVersion
+from ..models.policy import PolicyText, for_reader
 from ..models.types import UTCDateTime
 from .audit import record_audit
 from .consents import ConsentView, consent_columns, consent_views
 from .errors import Invalid
-from .policies import in_force
+from .policies import in_force, notice_due_condition
 from .sql import fetch_all
 
 
@@ -139,7 +141,7 @@ class PolicyNotice:
 
     number: int
     effective_at: datetime
-    summary: str
+    summary: PolicyText  # in the member's language; `.summary` and `.lang`
     changed_purpose_keys: tuple[str, ...]
 
 
@@ -161,13 +163,16 @@ def _overview_statement():
     # the version in force as scalar subqueries.
     member_id = bindparam("member_id")
     now = bindparam("now", type_=UTCDateTime())
-    published = PolicyVersion.published_at.is_not(None)
     effective_at = (
         in_force(now, PolicyVersion.effective_at).scalar_subquery().label("policy_effective_at")
     )
     newest_unseen = (
         select(func.max(PolicyVersion.number))
-        .where(published, PolicyVersion.number > bindparam("seen"))
+        .where(
+            notice_due_condition(
+                bindparam("seen"), bindparam("registered", type_=UTCDateTime())
+            )
+        )
         .scalar_subquery()
     )
     notice = aliased(PolicyVersion, name="notice")
@@ -179,6 +184,7 @@ def _overview_statement():
             notice.number.label("notice_number"),
             notice.effective_at.label("notice_effective_at"),
             notice.summary.label("notice_summary"),
+            notice.summary_zh.label("notice_summary_zh"),
             notice.changed_purposes.label("notice_changed_purposes"),
             *_count_columns(member_id),
         )
@@ -194,7 +200,12 @@ def member_overview(member: Member) -> MemberOverview:
     and any pending notice. One query."""
     rows = fetch_all(
         _overview_statement(),
-        {"member_id": member.id, "now": utcnow(), "seen": member.policy_seen_number},
+        {
+            "member_id": member.id,
+            "now": utcnow(),
+            "seen": member.policy_seen_number,
+            "registered": member.created_at,
+        },
     )
     first = rows[0]
     consents = consent_views(member, rows)
@@ -204,7 +215,14 @@ def member_overview(member: Member) -> MemberOverview:
         notice = PolicyNotice(
             first.notice_number,
             first.notice_effective_at,
-            first.notice_summary,
+            # The member's pages are in their language (`web.i18n.select_locale`).
+            for_reader(
+                member.locale,
+                {
+                    Locale.EN: PolicyText(Locale.EN, summary=first.notice_summary),
+                    Locale.ZH: PolicyText(Locale.ZH, summary=first.notice_summary_zh),
+                },
+            ),
             tuple(p for p in first.notice_changed_purposes.split(",") if p),
         )
     return MemberOverview(

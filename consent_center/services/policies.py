@@ -1,66 +1,27 @@
-"""Policy versions: which one is current, safe rendering, and what changed between two."""
+"""Policy versions' lifecycle: drafts, publishing with advance notice, effective dates, the
+version in force, re-consent requests and the notices to members.
+
+The words of a version (rendering, the diff, the shipped seed) are in `policy_text`."""
 
 from __future__ import annotations
 
-import difflib
-import re
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import nh3
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from markdown_it import MarkdownIt
-from markupsafe import Markup
-from sqlalchemy import insert, literal, select
+from sqlalchemy import and_, insert, literal, or_, select
 
 from ..clock import utcnow
-from ..domain import PURPOSES
+from ..domain import PURPOSES, Channel, Locale
 from ..extensions import db
 from ..models import ConsentState, Member, PolicyVersion, ReconsentRequest
+from ..models.policy import PolicyText
 from ..models.types import UTCDateTime
 from .audit import record_audit
 from .errors import Conflict, Invalid, NotAllowed, NotFound
-
-# Raw HTML in policy text is escaped, not passed through; nh3 is a second line of defence.
-_markdown = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
-_ALLOWED_TAGS = {
-    "p",
-    "h1",
-    "h2",
-    "h3",
-    "h4",
-    "ul",
-    "ol",
-    "li",
-    "strong",
-    "em",
-    "a",
-    "blockquote",
-    "code",
-    "pre",
-    "hr",
-    "br",
-    "table",
-    "thead",
-    "tbody",
-    "tr",
-    "th",
-    "td",
-}
-
-
-def render_markdown(text: str) -> Markup:
-    """Render policy Markdown to sanitized HTML."""
-    html = _markdown.render(text or "")
-    clean = nh3.clean(
-        html,
-        tags=_ALLOWED_TAGS,
-        attributes={"a": {"href", "title"}},
-        url_schemes={"https", "http", "mailto", "tel"},
-        link_rel="noopener noreferrer",
-    )
-    return Markup(clean)
+from .guardian_notices import ask_guardians_again
+from .notifications import fan_out_condition, start_fan_out
+from .usability import active_condition
 
 
 def in_force(now, *columns):
@@ -131,67 +92,6 @@ def previous_version(version: PolicyVersion) -> PolicyVersion | None:
     ).first()
 
 
-@dataclass(frozen=True)
-class DiffBlock:
-    """One paragraph of a diff: `same`, `added`, `removed`, or `changed` with word pieces."""
-
-    kind: str
-    text: str = ""
-    pieces: tuple[tuple[str, str], ...] = ()
-
-
-_WORD = re.compile(r"\s+|[\w'-]+|[^\w\s]", re.UNICODE)
-
-
-def _words(text: str) -> list[str]:
-    # CJK text has no spaces: compare it character by character.
-    out: list[str] = []
-    for token in _WORD.findall(text):
-        if any("\u3000" <= ch <= "\u9fff" for ch in token):
-            out.extend(token)
-        else:
-            out.append(token)
-    return out
-
-
-def diff_texts(old: str, new: str) -> list[DiffBlock]:
-    """A readable paragraph-level diff, with word-level detail for edited paragraphs."""
-    old_paras = [p.strip() for p in re.split(r"\n\s*\n|\n(?=[-*#] )", old or "") if p.strip()]
-    new_paras = [p.strip() for p in re.split(r"\n\s*\n|\n(?=[-*#] )", new or "") if p.strip()]
-    blocks: list[DiffBlock] = []
-    matcher = difflib.SequenceMatcher(a=old_paras, b=new_paras, autojunk=False)
-    for op, a1, a2, b1, b2 in matcher.get_opcodes():
-        if op == "equal":
-            blocks.extend(DiffBlock("same", p) for p in old_paras[a1:a2])
-            continue
-        olds, news = old_paras[a1:a2], new_paras[b1:b2]
-        if op == "replace":
-            # Pair edited paragraphs one to one; the rest are plain additions or removals.
-            for o, n in zip(olds, news, strict=False):
-                blocks.append(DiffBlock("changed", pieces=_word_pieces(o, n)))
-            blocks.extend(DiffBlock("removed", p) for p in olds[len(news) :])
-            blocks.extend(DiffBlock("added", p) for p in news[len(olds) :])
-        elif op == "delete":
-            blocks.extend(DiffBlock("removed", p) for p in olds)
-        else:
-            blocks.extend(DiffBlock("added", p) for p in news)
-    return blocks
-
-
-def _word_pieces(old: str, new: str) -> tuple[tuple[str, str], ...]:
-    a, b = _words(old), _words(new)
-    pieces: list[tuple[str, str]] = []
-    for op, a1, a2, b1, b2 in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
-        if op == "equal":
-            pieces.append(("same", "".join(a[a1:a2])))
-        else:
-            if a2 > a1:
-                pieces.append(("removed", "".join(a[a1:a2])))
-            if b2 > b1:
-                pieces.append(("added", "".join(b[b1:b2])))
-    return tuple(pieces)
-
-
 def notice_days(changed_purposes: tuple[str, ...], config) -> int:
     """Days of advance notice a version needs: longer when it changes a purpose."""
     if changed_purposes:
@@ -201,22 +101,46 @@ def notice_days(changed_purposes: tuple[str, ...], config) -> int:
 
 def version_errors(
     *,
-    body_md: str,
-    summary: str,
+    texts: dict[str, PolicyText],
     effective_at: datetime | None,
     changed_purposes: tuple[str, ...],
     config,
     now: datetime | None,
+    publishing: bool,
 ) -> dict[str, list]:
-    """The rules every version meets before it is published, as field errors.
+    """The rules a version meets, as field errors named like its columns (`body_md_zh`...).
+
+    A draft needs its English words; publishing needs the Simplified Chinese ones too, since
+    members read the policy, and are told of its changes, in their own language.
 
     :param now: check the notice period from this moment; None skips that check.
     """
     errors: dict[str, list] = {}
-    if not (body_md or "").strip():
-        errors["body_md"] = [_l("The policy text is required.")]
-    if not (summary or "").strip():
-        errors["summary"] = [_l("Say what changed.")]
+    english, chinese = texts[Locale.EN], texts[Locale.ZH]
+    required = {
+        "title": _l("Give the version a title."),
+        "body_md": _l("The policy text is required."),
+        "summary": _l("Say what changed."),
+    }
+    for part in english.missing:
+        errors[part] = [required[part]]
+    if publishing:
+        required_zh = {
+            "title": _l("Give the version a Simplified Chinese title before publishing."),
+            "body_md": _l(
+                "The Simplified Chinese text is required before publishing: members read "
+                "the policy in their own language."
+            ),
+            "summary": _l(
+                "Say what changed in Simplified Chinese too before publishing: members are "
+                "told in their own language."
+            ),
+        }
+        for part in chinese.missing:
+            errors[f"{part}_zh"] = [required_zh[part]]
+    for text, field in ((english, "title"), (chinese, "title_zh")):
+        if len(text.title) > 200:
+            errors[field] = [_l("Use at most 200 characters.")]
     unknown = [p for p in changed_purposes if p not in PURPOSES]
     if unknown:
         errors["changed_purposes"] = [_l("Unknown purpose: %(names)s", names=", ".join(unknown))]
@@ -228,6 +152,16 @@ def version_errors(
             _l("Members must be told at least %(days)d days in advance.", days=days)
         ]
     return errors
+
+
+def clean_text(text: PolicyText) -> PolicyText:
+    """The words as they are stored: the title on one line, the summary trimmed."""
+    return PolicyText(
+        text.locale,
+        " ".join((text.title or "").split()),
+        text.body_md or "",
+        (text.summary or "").strip(),
+    )
 
 
 # pg_advisory_xact_lock key serialising the numbering of published versions.
@@ -245,61 +179,6 @@ def _next_version_number() -> int:
     if db.session.get_bind().dialect.name == "postgresql":
         db.session.execute(select(db.func.pg_advisory_xact_lock(VERSION_NUMBER_LOCK_KEY)))
     return (db.session.scalar(select(db.func.max(PolicyVersion.number))) or 0) + 1
-
-
-def publish_policy(
-    *,
-    actor: Member | None,
-    title: str,
-    body_md: str,
-    summary: str,
-    effective_at: datetime,
-    changed_purposes: tuple[str, ...] = (),
-    config,
-    allow_immediate: bool = False,
-    notify: bool = True,
-) -> PolicyVersion:
-    """Publish a new, immutable policy version.
-
-    :param effective_at: when it takes effect; at least the notice period from now unless
-        ``allow_immediate`` (used only for the very first version, which replaces nothing).
-    :param notify: tell every member in advance (in-app banner, and email/SMS per their
-        choices, through the outbox in this same transaction).
-    :raises Invalid: on an empty text or summary, an unknown purpose or too short a notice.
-    """
-    now = utcnow()
-    errors = version_errors(
-        body_md=body_md,
-        summary=summary,
-        effective_at=effective_at,
-        changed_purposes=changed_purposes,
-        config=config,
-        now=None if allow_immediate else now,
-    )
-    if errors:
-        raise Invalid(_l("The policy version cannot be published."), errors)
-    version = PolicyVersion(
-        number=_next_version_number(),
-        title=title.strip(),
-        body_md=body_md,
-        summary=summary.strip(),
-        changed_purposes=",".join(changed_purposes),
-        published_at=now,
-        effective_at=effective_at,
-    )
-    db.session.add(version)
-    db.session.flush()
-    record_audit(
-        "policy.published",
-        actor=actor,
-        version=version.number,
-        effective_at=effective_at.isoformat(),
-        changed_purposes=list(changed_purposes),
-    )
-    record_reconsent_requests(version)
-    if notify:
-        notify_policy_change(version, actor)
-    return version
 
 
 def record_reconsent_requests(version: PolicyVersion) -> int:
@@ -331,9 +210,6 @@ def notify_policy_change(version: PolicyVersion, actor: Member | None):
     """Enqueue the advance notice of `version` to every member (see `start_fan_out`); when it
     changes a purpose, a minor's yes for it goes back to the guardians, who are asked again
     (`guardians.ask_guardians_again`)."""
-    from .guardian_notices import ask_guardians_again
-    from .notifications import start_fan_out
-
     ask_guardians_again(version)
     return start_fan_out(
         kind="policy_notice",
@@ -341,35 +217,12 @@ def notify_policy_change(version: PolicyVersion, actor: Member | None):
         actor=actor,
         context={
             "number": version.number,
-            "summary": version.summary,
+            # Each reader is told in their language (`for_reader`); the templates pick.
+            "summaries": {locale: version.text_for_reader(locale).summary for locale in Locale},
             "effective_at": version.effective_at,
             "changed_purpose_keys": version.changed_purpose_keys,
         },
     )
-
-
-def seed_text_to_markdown(text: str) -> tuple[str, str]:
-    """Turn the company's plain-text policy into Markdown; returns (title, markdown).
-
-    Short lines without a final full stop are section headings; "- " lines stay list items.
-    """
-    lines = [line.rstrip() for line in text.strip().splitlines() if line.strip()]
-    title = lines[0].strip()
-    out: list[str] = []
-    for line in lines[1:]:
-        stripped = line.strip()
-        if stripped.startswith("- "):
-            out.append(stripped)
-            continue
-        if out and out[-1].startswith("- "):
-            out.append("")
-        if stripped.lower().startswith(("email:", "tel:")):
-            out.append(stripped + "  ")  # contact lines: hard line breaks, one paragraph
-        elif len(stripped) < 70 and not stripped.endswith((".", ";", ":", "。")):
-            out.extend([f"## {stripped}", ""])
-        else:
-            out.extend([stripped, ""])
-    return title, "\n".join(out).strip() + "\n"
 
 
 def acknowledge_policy_notice(member: Member, number: int) -> None:
@@ -402,8 +255,10 @@ IN_EFFECT = "in_effect"
 SUPERSEDED = "superseded"
 
 
-def _require_staff(actor: Member) -> None:
-    if actor is None or not actor.is_staff:
+def _require_staff(actor: Member | None) -> None:
+    """Staff draft and publish; `None` is the system itself: a `flask` command run by an
+    operator on the server (the CLI and the demo seed)."""
+    if actor is not None and not actor.is_staff:
         raise NotAllowed(_l("Only staff may draft and publish policy versions."))
 
 
@@ -474,18 +329,21 @@ def diff_base(version: PolicyVersion) -> PolicyVersion | None:
 
 
 def save_draft(
-    staff: Member,
+    staff: Member | None,
     draft: PolicyVersion | None = None,
     *,
-    title: str,
-    body_md: str,
-    summary: str,
+    texts: dict[str, PolicyText],
     changed_purposes: tuple[str, ...],
     effective_at: datetime | None,
     config,
+    allow_immediate: bool = False,
 ) -> PolicyVersion:
-    """Create a draft (``draft=None``) or change one; it is checked as publishing would.
+    """Create a draft (``draft=None``) or change one. It needs its English words and meets
+    the rules of publishing but one: the Simplified Chinese words may come later, and
+    `publish_draft` refuses the draft until they have.
 
+    :param texts: the words per language (`Locale`), as staff typed them.
+    :param allow_immediate: skip the notice period (see `publish_draft`).
     :raises NotAllowed: for a non-staff actor.
     :raises Conflict: when `draft` is already published.
     :raises Invalid: with field errors (text, summary, purposes, too short a notice).
@@ -494,28 +352,23 @@ def save_draft(
     if draft is not None and draft.published_at is not None:
         raise Conflict(_l("A published version cannot be changed."))
     changed_purposes = tuple(dict.fromkeys(changed_purposes))
+    texts = {locale: clean_text(texts.get(locale) or PolicyText(locale)) for locale in Locale}
     errors = version_errors(
-        body_md=body_md,
-        summary=summary,
+        texts=texts,
         effective_at=effective_at,
         changed_purposes=changed_purposes,
         config=config,
-        now=utcnow(),
+        now=None if allow_immediate else utcnow(),
+        publishing=False,
     )
-    title = " ".join((title or "").split())
-    if not title:
-        errors["title"] = [_l("Give the version a title.")]
-    elif len(title) > 200:
-        errors["title"] = [_l("Use at most 200 characters.")]
     if errors:
         raise Invalid(_l("The draft cannot be saved."), errors)
     created = draft is None
     if created:
         draft = PolicyVersion(number=None, published_at=None, created_at=utcnow())
         db.session.add(draft)
-    draft.title = title
-    draft.body_md = body_md
-    draft.summary = summary.strip()
+    for text in texts.values():
+        draft.set_text(text)
     draft.changed_purposes = ",".join(changed_purposes)
     draft.effective_at = effective_at
     db.session.flush()
@@ -542,16 +395,29 @@ def discard_draft(staff: Member, draft: PolicyVersion) -> None:
     db.session.flush()
 
 
-def publish_draft(draft: PolicyVersion, staff: Member):
-    """Publish a draft: give it the next number, make it immutable and tell every member in
-    advance through the fan-out (the same rules and notice as `publish_policy`).
+def publish_draft(
+    draft: PolicyVersion,
+    staff: Member | None,
+    *,
+    allow_immediate: bool = False,
+    notify: bool = True,
+):
+    """Publish a draft: give it the next number, make it immutable, record the re-consent
+    requests of the purposes it changes and tell every member in advance through the
+    fan-out. The one way a version is published, from the staff console and the CLI.
 
     The draft's row is locked first, so two staff pressing "publish" at once publish it once.
 
-    :returns: the fan-out of the notice (its progress page is where staff go next).
+    :param allow_immediate: the system may publish the very first version (it replaces
+        nothing) without a notice period; any later version needs one.
+    :param notify: tell every member (in-app banner, and email/SMS per their choices,
+        through the outbox in this same transaction).
+    :returns: the fan-out of the notice (its progress page is where staff go next), or None
+        without `notify`.
     :raises NotAllowed: for a non-staff actor.
     :raises Conflict: when it is already published.
-    :raises Invalid: when it breaks a rule now (e.g. the effective date came too close).
+    :raises Invalid: when it breaks a rule now: no Simplified Chinese words, or an effective
+        date that came too close.
     """
     _require_staff(staff)
     db.session.execute(
@@ -561,13 +427,9 @@ def publish_draft(draft: PolicyVersion, staff: Member):
     if draft.published_at is not None:
         raise Conflict(_l("This version is already published."))
     now = utcnow()
-    errors = version_errors(
-        body_md=draft.body_md,
-        summary=draft.summary,
-        effective_at=draft.effective_at,
-        changed_purposes=draft.changed_purpose_keys,
-        config=current_app.config,
-        now=now,
+    immediate = allow_immediate and staff is None and latest_published_number() == 0
+    errors = publish_errors(
+        draft.texts, draft.effective_at, draft.changed_purpose_keys, now, immediate=immediate
     )
     if errors:
         raise Invalid(_l("The policy version cannot be published."), errors)
@@ -583,15 +445,79 @@ def publish_draft(draft: PolicyVersion, staff: Member):
         changed_purposes=list(draft.changed_purpose_keys),
     )
     record_reconsent_requests(draft)
-    return notify_policy_change(draft, staff)
+    return notify_policy_change(draft, staff) if notify else None
+
+
+def publish_errors(
+    texts: dict[str, PolicyText],
+    effective_at: datetime | None,
+    changed_purposes: tuple[str, ...],
+    now: datetime,
+    *,
+    immediate: bool = False,
+) -> dict[str, list]:
+    """What stops these words from being published now (empty when nothing does)."""
+    return version_errors(
+        texts={locale: clean_text(texts.get(locale) or PolicyText(locale)) for locale in Locale},
+        effective_at=effective_at,
+        changed_purposes=changed_purposes,
+        config=current_app.config,
+        now=None if immediate else now,
+        publishing=True,
+    )
+
+
+def publish_policy(
+    *,
+    actor: Member | None,
+    texts: dict[str, PolicyText],
+    effective_at: datetime,
+    changed_purposes: tuple[str, ...] = (),
+    config,
+    allow_immediate: bool = False,
+    notify: bool = True,
+) -> PolicyVersion:
+    """Draft and publish in one step, for the CLI and the demo seed: `save_draft`, then
+    `publish_draft`, as staff do in two. Nothing is written when the words cannot be
+    published.
+
+    :raises Invalid: as `publish_draft` does.
+    """
+    errors = publish_errors(
+        texts,
+        effective_at,
+        tuple(changed_purposes),
+        utcnow(),
+        immediate=allow_immediate and actor is None and latest_published_number() == 0,
+    )
+    if errors:
+        raise Invalid(_l("The policy version cannot be published."), errors)
+    draft = save_draft(
+        actor,
+        texts=texts,
+        changed_purposes=tuple(changed_purposes),
+        effective_at=effective_at,
+        config=config,
+        allow_immediate=allow_immediate,
+    )
+    publish_draft(draft, actor, allow_immediate=allow_immediate, notify=notify)
+    return draft
+
+
+def notice_due_condition(seen, registered_at):
+    """SQL: a published version a member is still to be told about. It is newer than the
+    last notice they acknowledged (`seen`) and was published or takes effect after they
+    registered: the version they registered under, and older ones, are what they read and
+    agreed to then, so they are no change to them."""
+    return and_(
+        PolicyVersion.published_at.is_not(None),
+        PolicyVersion.number > seen,
+        or_(PolicyVersion.published_at > registered_at, PolicyVersion.effective_at > registered_at),
+    )
 
 
 def notice_reach() -> dict[str, int]:
     """Who a policy notice reaches now: active members in the app, and by email and SMS."""
-    from ..domain import Channel
-    from .notifications import fan_out_condition
-    from .usability import active_condition
-
     email = fan_out_condition(Channel.EMAIL)
     sms = fan_out_condition(Channel.SMS)
     members, by_email, by_sms = db.session.execute(

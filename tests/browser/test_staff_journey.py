@@ -19,6 +19,7 @@ from consent_center.services.localtime import earliest_local_day
 
 pytestmark = pytest.mark.browser
 
+NEW_PARAGRAPH_ZH = "我们也会将您的信息用于广告策划。"
 NEW_PARAGRAPH = "We now also plan advertising with your data when you allow it."
 
 
@@ -59,7 +60,12 @@ def test_publish_with_notice_member_acknowledges(
         staff.fill("#effective_on", effective.isoformat())
         body = staff.input_value("#body_md")
         staff.fill("#body_md", body + "\n\n" + NEW_PARAGRAPH + "\n")
-    pw_expect(staff.locator("#policy-preview ins")).to_contain_text("advertising")
+        # Publishing needs the Simplified Chinese words too (the title and text start from v1).
+        staff.fill("#summary_zh", "我们新增广告策划作为您数据的用途。")
+        body_zh = staff.input_value("#body_md_zh")
+        staff.fill("#body_md_zh", body_zh + "\n\n" + NEW_PARAGRAPH_ZH + "\n")
+    pw_expect(staff.locator("#policy-preview .diff[lang=en] ins")).to_contain_text("advertising")
+    pw_expect(staff.locator("#policy-preview .diff[lang=zh-Hans] ins")).to_contain_text("广告策划")
     axe_check(staff, within=["#policy-preview"])
 
     click_and_wait(staff, "button:has-text('Save draft')")

@@ -32,6 +32,7 @@ from ...services.contact import CATEGORIES, ContactMessage, submit_contact
 from ...services.errors import Invalid
 from ...services.identity import identifier_digest
 from ...services.members import set_locale, unsubscribe_policy_emails
+from ...services.policy_text import diff_for_reader, render_markdown
 from ...services.validation import normalize_email
 from ..auth.views import safe_next
 from ..forms import AppForm, apply_field_errors
@@ -50,12 +51,14 @@ def index():
 @bp.get("/policy")
 @read_only
 def policy():
-    """The policy in effect, with its last-updated date."""
+    """The policy in effect, in the page's language, with its last-updated date."""
     current = policies.current_policy()
+    text = current.text_for_reader(str(get_locale())) if current else None
     return render_template(
         "public/policy.html",
         version=current,
-        body=policies.render_markdown(current.body_md) if current else None,
+        text=text,
+        body=render_markdown(text.body_md) if text else None,
         upcoming=policies.upcoming_policy(),
     )
 
@@ -73,16 +76,18 @@ def policy_versions():
 @bp.get("/policy/versions/<int:number>")
 @read_only
 def policy_version(number: int):
-    """One version, and what changed from the one before it."""
+    """One version in the page's language, and what changed from the one before it."""
+    locale = str(get_locale())
     version = policies.load_published_version(number)
     previous = policies.previous_version(version)
-    diff = policies.diff_texts(previous.body_md, version.body_md) if previous else None
+    text = version.text_for_reader(locale)
     return render_template(
         "public/policy_version.html",
         version=version,
+        text=text,
         previous=previous,
-        diff=diff,
-        body=policies.render_markdown(version.body_md),
+        diff=diff_for_reader(locale, previous, version) if previous else None,
+        body=render_markdown(text.body_md),
         purposes=PURPOSES,
         current=policies.current_policy(),
     )

@@ -30,9 +30,21 @@ def _purpose_choices():
 class PolicyDraftForm(AppForm):
     # The draft being edited (empty for a new one): the preview endpoint needs to know.
     draft = HiddenField()
-    title = StringField(_l("Title"), validators=[Length(max=200)])
-    body_md = TextAreaField(_l("Policy text (Markdown)"))
-    summary = TextAreaField(_l("Summary of changes (members read this first)"))
+    # The words in each language; the Chinese fields carry their language (WCAG 3.1.2).
+    title = StringField(_l("Title in English"), validators=[Length(max=200)])
+    summary = TextAreaField(_l("Summary of changes in English (members read this first)"))
+    body_md = TextAreaField(_l("Policy text in English (Markdown)"))
+    title_zh = StringField(
+        _l("Title in Simplified Chinese"),
+        validators=[Length(max=200)],
+        render_kw={"lang": "zh-Hans"},
+    )
+    summary_zh = TextAreaField(
+        _l("Summary of changes in Simplified Chinese"), render_kw={"lang": "zh-Hans"}
+    )
+    body_md_zh = TextAreaField(
+        _l("Policy text in Simplified Chinese (Markdown)"), render_kw={"lang": "zh-Hans"}
+    )
     changed_purposes = SelectMultipleField(
         _l("Purposes whose terms this version changes"),
         choices=_purpose_choices,

@@ -1,4 +1,5 @@
-"""Staff: policy versions — draft in Markdown with a live preview, compare, publish."""
+"""Staff: policy versions — draft in English and Simplified Chinese Markdown with a live
+preview, compare each language, publish."""
 
 from __future__ import annotations
 
@@ -11,11 +12,13 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from ...clock import utcnow
-from ...domain import OPTIONAL_PURPOSES, PURPOSES
+from ...domain import OPTIONAL_PURPOSES, PURPOSES, Locale
 from ...extensions import db
+from ...models.policy import TEXT_COLUMNS, PolicyText, PolicyVersion
 from ...services import policies as policy_service
 from ...services.errors import Invalid
 from ...services.localtime import display_zone, earliest_local_day, local_day_start
+from ...services.policy_text import diff_of, render_markdown
 from ..forms import apply_field_errors
 from ..htmx import render_page_or_fragment
 from .forms import ConfirmForm, PolicyDraftForm, PublishForm
@@ -40,13 +43,40 @@ def _earliest_dates() -> dict[str, object]:
     }
 
 
-def _preview_context(body_md: str, draft=None) -> dict:
-    base = policy_service.diff_base(draft) if draft is not None else policy_service.current_policy()
+# The language sections of the staff pages, English first; each shows its words with `lang`.
+LANGUAGE_NAMES = {Locale.EN: _l("English"), Locale.ZH: _l("Simplified Chinese")}
+
+
+def _form_texts(form: PolicyDraftForm) -> dict[str, PolicyText]:
     return {
-        "rendered": policy_service.render_markdown(body_md),
-        "diff": policy_service.diff_texts(base.body_md, body_md) if base else None,
-        "base": base,
+        Locale.EN: PolicyText(
+            Locale.EN, form.title.data or "", form.body_md.data or "", form.summary.data or ""
+        ),
+        Locale.ZH: PolicyText(
+            Locale.ZH,
+            form.title_zh.data or "",
+            form.body_md_zh.data or "",
+            form.summary_zh.data or "",
+        ),
     }
+
+
+def _languages(texts: dict[str, PolicyText], base: PolicyVersion | None) -> list[dict]:
+    """Per language: its name, its words rendered, and what changes from `base` in it."""
+    return [
+        {
+            "name": LANGUAGE_NAMES[locale],
+            "text": text,
+            "rendered": render_markdown(text.body_md),
+            "diff": diff_of(base.text(locale), text) if base is not None else None,
+        }
+        for locale, text in texts.items()
+    ]
+
+
+def _preview_context(form: PolicyDraftForm, draft=None) -> dict:
+    base = policy_service.diff_base(draft) if draft is not None else policy_service.current_policy()
+    return {"languages": _languages(_form_texts(form), base), "base": base}
 
 
 def _form_context(form: PolicyDraftForm, draft=None) -> dict:
@@ -60,7 +90,7 @@ def _form_context(form: PolicyDraftForm, draft=None) -> dict:
         ),
         "purposes": [(key, PURPOSES[key].title) for key in OPTIONAL_PURPOSES],
         "earliest": _earliest_dates(),
-        **_preview_context(form.body_md.data or "", draft),
+        **_preview_context(form, draft),
     }
 
 
@@ -76,9 +106,7 @@ def _save(form: PolicyDraftForm, draft=None):
             draft = policy_service.save_draft(
                 current_user,
                 draft,
-                title=form.title.data or "",
-                body_md=form.body_md.data or "",
-                summary=form.summary.data or "",
+                texts=_form_texts(form),
                 changed_purposes=changed,
                 effective_at=local_day_start(form.effective_on.data),
                 config=current_app.config,
@@ -100,6 +128,14 @@ def _save(form: PolicyDraftForm, draft=None):
     return _form_page(form, draft, status=422)
 
 
+def _publish_problems(draft: PolicyVersion) -> list:
+    """What stops a draft from being published now, to show before staff try."""
+    errors = policy_service.publish_errors(
+        draft.texts, draft.effective_at, draft.changed_purpose_keys, utcnow()
+    )
+    return [message for messages in errors.values() for message in messages]
+
+
 @bp.get("/policies")
 def policies():
     """Every version with its status: draft, scheduled, in effect or superseded."""
@@ -115,9 +151,23 @@ def policy_new():
     if request.method == "POST":
         return _save(form)
     current = policy_service.current_policy()
-    form.title.data = current.title if current else _("Privacy policy")
-    form.body_md.data = current.body_md if current else ""
+    if current is not None:
+        _fill(form, current)
+    else:
+        form.title.data = _("Privacy policy")
+    form.summary.data = form.summary_zh.data = ""
     return _form_page(form)
+
+
+def _fill(form: PolicyDraftForm, version: PolicyVersion) -> None:
+    """Put a version's words in both languages into the form."""
+    for locale, (title, body, summary) in TEXT_COLUMNS.items():
+        text = version.text(locale)
+        form[title].data, form[body].data, form[summary].data = (
+            text.title,
+            text.body_md,
+            text.summary,
+        )
 
 
 @bp.post("/policies/preview")
@@ -138,14 +188,15 @@ def policy(public_id: str):
     version = policy_service.load_version_for_staff(current_user, public_id)
     current = policy_service.current_policy()
     base = policy_service.diff_base(version)
+    status = policy_service.version_status(version, current)
     return render_template(
         "staff/policy.html",
         version=version,
-        status=policy_service.version_status(version, current),
+        status=status,
         labels=STATUS_LABELS,
         base=base,
-        diff=policy_service.diff_texts(base.body_md, version.body_md) if base else None,
-        rendered=policy_service.render_markdown(version.body_md),
+        languages=_languages(version.texts, base),
+        problems=_publish_problems(version) if status == policy_service.DRAFT else [],
         discard_form=ConfirmForm(),
     )
 
@@ -158,9 +209,7 @@ def policy_edit(public_id: str):
     if request.method == "POST":
         return _save(form, draft)
     form.draft.data = draft.public_id
-    form.title.data = draft.title
-    form.body_md.data = draft.body_md
-    form.summary.data = draft.summary
+    _fill(form, draft)
     form.changed_purposes.data = list(draft.changed_purpose_keys)
     form.effective_on.data = draft.effective_at.astimezone(display_zone()).date()
     return _form_page(form, draft)
@@ -200,6 +249,7 @@ def policy_publish(public_id: str):
         problems=problems,
         reach=policy_service.notice_reach(),
         base=base,
+        languages=_languages(draft.texts, None),
     ), status
 
 
