@@ -798,6 +798,7 @@ NOT_MEMBER_DATA: dict[tuple[str, str], str] = {
     ("notification", "dedupe_key"): "built from kinds and internal keys only",
     ("notification", "next_attempt_at"): "delivery scheduling",
     ("notification", "lease_until"): "delivery scheduling",
+    ("notification", "request_id"): "random id of the request that wrote it (operations)",
     ("notification", "content_id"): "internal row key (shared, non-personal content)",
     ("notification", "fan_out_id"): "internal row key",
     ("fan_out", "id"): "internal row key",

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from ..clock import utcnow
 from ..domain import NotificationStatus
 from ..extensions import db
+from ..observability import current_request_id
 from .types import UTCDateTime, key_string, new_public_id
 
 
@@ -139,6 +140,9 @@ class Notification(db.Model):
     order_key: Mapped[str | None] = mapped_column(String(80))
     last_error: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The request whose transaction wrote the row (`observability`), for following it into
+    # the worker's log and a webhook's X-Request-Id; NULL when a command wrote it.
+    request_id: Mapped[str | None] = mapped_column(String(64), default=current_request_id)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
