@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +26,7 @@ staff_cli = AppGroup("staff", help="Staff accounts.")
 minors_cli = AppGroup("minors", help="Minors and their guardians.")
 members_cli = AppGroup("members", help="Member accounts.")
 retention_cli = AppGroup("retention", help="Retention limits (docs/retention.md).")
+metrics_cli = AppGroup("metrics", help="Prometheus metrics (docs/deploy.md).")
 
 SEED_POLICY = PROJECT_ROOT.parent / "shared" / "seed-privacy-policy.txt"
 DEMO_MEMBER_EMAIL = "member@example.com"
@@ -231,8 +231,7 @@ def notify_worker(poll: float | None, batch: int | None) -> None:
     """Deliver queued email and SMS continuously (run any number on PostgreSQL)."""
     from .notify.worker import run_worker
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    run_worker(poll, batch)
+    run_worker(poll, batch)  # logs through the app's handler (observability.py)
 
 
 @notify_cli.command("daily")
@@ -330,6 +329,16 @@ def retention_run() -> None:
         click.echo(f"{name}: {count}")
 
 
+@metrics_cli.command("serve")
+@click.option("--bind", default=None, help="host:port (default METRICS_BIND).")
+def metrics_serve(bind: str | None) -> None:
+    """Serve this node's metrics (every process under METRICS_DIR) to Prometheus until
+    stopped; bind it where only the scraper can reach it."""
+    from .metrics import serve_metrics
+
+    serve_metrics(current_app._get_current_object(), bind or current_app.config["METRICS_BIND"])
+
+
 def register_cli(app: Flask) -> None:
     from .api_cli import api_token_cli, webhooks_cli
 
@@ -344,3 +353,4 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(minors_cli)
     app.cli.add_command(members_cli)
     app.cli.add_command(retention_cli)
+    app.cli.add_command(metrics_cli)

@@ -112,13 +112,25 @@ def listen_for_commits() -> None:
         event.listen(Session, "after_rollback", _rolled_back)
 
 
+# Each request's labelled children, found once: `labels()` takes a lock and builds a key.
+_request_children: dict[tuple[str, str, str], tuple] = {}
+
+
 def count_request(endpoint: str, method: str, status: str, seconds: float) -> None:
     """One request has ended (`observability.RequestObserver`)."""
+    key = (endpoint, method, status)
+    children = _request_children.get(key)
+    if children is None:
+        children = _request_children[key] = (
+            REQUESTS.labels(endpoint, method, status),
+            REQUEST_SECONDS.labels(endpoint),
+            RATE_LIMITED.labels(endpoint) if status == "429" else None,
+        )
     IN_FLIGHT.dec()
-    REQUESTS.labels(endpoint, method, status).inc()
-    REQUEST_SECONDS.labels(endpoint).observe(seconds)
-    if status == "429":
-        RATE_LIMITED.labels(endpoint).inc()
+    children[0].inc()
+    children[1].observe(seconds)
+    if children[2] is not None:
+        children[2].inc()
 
 
 def count_delivery(channel: str, kind: str, outcome: str, age_seconds: float | None,

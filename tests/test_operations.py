@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -398,3 +399,37 @@ def test_the_daily_command_is_idempotent(app, runner):
     second = runner.invoke(args=["notify", "daily"])
     assert second.exit_code == 0
     assert all(line.endswith(": 0") for line in second.output.splitlines()), second.output
+
+
+def test_a_worker_process_s_deliveries_reach_the_node_metrics_server(app, smtp, tmp_path):
+    """Real processes: a notify worker counts into METRICS_DIR, and `flask metrics serve`
+    answers Prometheus over HTTP with its counts and the outbox's depth."""
+    import urllib.request
+
+    from tests.test_worker_processes import enqueue_many, start_worker, stop, worker_env
+
+    env = worker_env(app, smtp, METRICS_DIR=tmp_path)
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    port = closed_port()
+    enqueue_many(3)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "flask", "metrics", "serve", "--bind", f"127.0.0.1:{port}"],
+        env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    worker = start_worker(env)
+    sent = 'cc_notify_deliveries_total{channel="email",kind="contact_ack",outcome="sent"} 3.0'
+    body = ""
+    try:
+        deadline = time.monotonic() + 60
+        while sent not in body and time.monotonic() < deadline:
+            time.sleep(0.2)
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+                    body = r.read().decode()
+            except OSError:
+                continue
+    finally:
+        stop(worker)
+        stop(server)
+    assert sent in body, body[-2000:]
+    assert "cc_outbox_messages" in body and 'cc_scrape_source_up{source="database"} 1.0' in body
