@@ -336,7 +336,10 @@ def metrics_serve(bind: str | None) -> None:
     stopped; bind it where only the scraper can reach it."""
     from .metrics import serve_metrics
 
-    serve_metrics(current_app._get_current_object(), bind or current_app.config["METRICS_BIND"])
+    try:
+        serve_metrics(current_app._get_current_object(), bind or current_app.config["METRICS_BIND"])
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 def register_cli(app: Flask) -> None:

@@ -283,20 +283,40 @@ def metrics_wsgi_app(app):
     return make_wsgi_app(registry_for(app))
 
 
+WILDCARD_HOSTS = ("", "0.0.0.0", "::", "*")
+
+
+def metrics_address(app, bind: str) -> tuple[str, int]:
+    """(host, port) from "host:port". Production refuses a wildcard host: the metrics
+    server must listen on an address chosen for the scraper, never on every interface.
+
+    :raises ValueError: for a malformed or (in production) wildcard address.
+    """
+    host, _, port = bind.rpartition(":")
+    host = host.strip("[]")
+    if not port.isdigit():
+        raise ValueError(f"METRICS_BIND must be host:port, not {bind!r}")
+    if host in WILDCARD_HOSTS and app.config.get("ENV_NAME") == "production":
+        raise ValueError(
+            "METRICS_BIND listens on every interface: in production name the private "
+            "address the scraper reaches (or 127.0.0.1 with a local agent)."
+        )
+    return host or "0.0.0.0", int(port)
+
+
 def serve_metrics(app, bind: str) -> None:
     """Serve the node's metrics on `bind` ("host:port") until SIGTERM or SIGINT."""
     import signal
     import threading
     from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-    host, _, port = bind.rpartition(":")
+    host, port = metrics_address(app, bind)
 
     class _Quiet(WSGIRequestHandler):
         def log_message(self, format, *args):  # noqa: A002 - wsgiref's signature
             pass
 
-    server = make_server(host.strip("[]") or "127.0.0.1", int(port), metrics_wsgi_app(app),
-                         handler_class=_Quiet)
+    server = make_server(host, port, metrics_wsgi_app(app), handler_class=_Quiet)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())

@@ -337,6 +337,20 @@ def test_gunicorn_child_exit_marks_the_worker_dead(tmp_path, monkeypatch):
     assert sorted(p.name for p in pid_dir.iterdir()) == ["counter_99999.db"]
 
 
+def test_production_refuses_to_serve_metrics_on_every_interface(app):
+    from consent_center.metrics import metrics_address
+
+    app.config["ENV_NAME"] = "production"
+    for wildcard in ("0.0.0.0:9464", ":9464", "[::]:9464"):
+        with pytest.raises(ValueError, match="every interface"):
+            metrics_address(app, wildcard)
+    assert metrics_address(app, "10.0.3.7:9464") == ("10.0.3.7", 9464)
+    with pytest.raises(ValueError):
+        metrics_address(app, "127.0.0.1")
+    app.config["ENV_NAME"] = "development"
+    assert metrics_address(app, "0.0.0.0:9464") == ("0.0.0.0", 9464)
+
+
 # --- Logs ----------------------------------------------------------------------------------
 
 
