@@ -68,3 +68,16 @@ def test_gunicorn_loads_the_configuration():
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
+
+
+def test_every_setting_read_from_the_environment_is_in_the_readme():
+    import re
+
+    sources = (ROOT / "consent_center" / "config.py").read_text() + (
+        ROOT / "gunicorn.conf.py"
+    ).read_text()
+    names = set(re.findall(r'_(?:str|int|bool)\(\s*"([A-Z0-9_]+)"', sources))
+    names |= set(re.findall(r'os\.environ\.get\("([A-Z0-9_]+)"', sources))
+    assert {"LOG_FORMAT", "METRICS_DIR", "METRICS_BIND", "GUNICORN_BIND"} <= names
+    readme = (ROOT / "README.md").read_text()
+    assert sorted(n for n in names if f"`{n}`" not in readme) == []
