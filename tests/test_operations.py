@@ -29,7 +29,7 @@ from consent_center.observability import JsonFormatter, configure_logging, set_r
 from consent_center.services.consents import set_consent
 from consent_center.services.outgoing_webhooks import add_webhook
 from consent_center.services.sms_guard import spend_sms
-from tests.conftest import post
+from tests.conftest import make_member, post
 from tests.support.api import bearer, grant, make_token, webhook_receiver
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -136,6 +136,25 @@ def test_the_request_id_is_stored_on_the_messages_the_request_wrote(client, memb
     assert response.status_code == 303
     [row] = db.session.scalars(select(Notification)).all()
     assert row.request_id == "req-sign-in-0001"
+
+
+def test_a_fan_out_s_rows_carry_the_request_id_of_the_publish(app, member):
+    from datetime import timedelta
+
+    from consent_center import clock
+    from consent_center.services.policies import publish_policy
+
+    make_member()
+    set_request_id("req-publish-00007")
+    try:
+        publish_policy(actor=None, title="Privacy policy", body_md="# P\n\nNew.\n",
+                       summary="Clearer", effective_at=clock.utcnow() + timedelta(days=8),
+                       config=app.config)  # fmt: skip
+        db.session.commit()
+    finally:
+        set_request_id(None)
+    rows = db.session.scalars(select(Notification)).all()
+    assert len(rows) == 2 and {row.request_id for row in rows} == {"req-publish-00007"}
 
 
 def test_messages_written_outside_a_request_have_no_request_id(app, member, policy):

@@ -27,6 +27,7 @@ from ..extensions import db
 from ..models import FanOut, Member, Notification, NotificationContent, NotificationSubject
 from ..models.notification import DUE_CHANNEL
 from ..models.types import UTCDateTime
+from ..observability import current_request_id
 from ..sealed import seal
 from .audit import record_audit
 from .errors import NotFound
@@ -356,6 +357,7 @@ def start_fan_out(
                 literal(0),
                 literal(now, UTCDateTime()),
                 literal(now, UTCDateTime()),
+                literal(current_request_id(), String()),
             ).where(condition)
         )
     columns = [
@@ -372,6 +374,7 @@ def start_fan_out(
         "attempts",
         "next_attempt_at",
         "created_at",
+        "request_id",  # the column's default, spelled out: a UNION cannot be extended
     ]
     # One statement for both channels, and a plain INSERT (ON CONFLICT DO NOTHING made every
     # row a speculative insertion, a large share of the cost). No key can exist yet: every key
