@@ -189,9 +189,11 @@ def configure_logging(log_format: str) -> None:
 
     Replaces the handler this function installed before (tests create many apps).
     """
-    logger = logging.getLogger("consent_center")
+    from flask.logging import default_handler
+
+    logger = logging.getLogger("consent_center")  # the app's logger (`app.logger`) too
     for handler in list(logger.handlers):
-        if getattr(handler, "_consent_center", False) or handler.name == "flask.app":
+        if getattr(handler, "_consent_center", False) or handler is default_handler:
             logger.removeHandler(handler)
     handler = logging.StreamHandler(sys.stderr)
     handler._consent_center = True
@@ -205,10 +207,10 @@ def configure_logging(log_format: str) -> None:
 
 
 def init_app(app) -> None:
-    from flask import request
-
     """Logs, the commit-time metrics and the request middleware (after the consents lane, so
     the lane's requests are measured too)."""
+    from flask import request
+
     from . import metrics
 
     configure_logging(app.config.get("LOG_FORMAT", "text"))
@@ -218,4 +220,5 @@ def init_app(app) -> None:
     def name_the_endpoint(_error) -> None:
         # Always runs, after errors too; the middleware reads it once the body is sent.
         request.environ[ENDPOINT_KEY] = request.endpoint
+
     app.wsgi_app = RequestObserver(app.wsgi_app, metrics.IN_FLIGHT.inc, metrics.count_request)
