@@ -9,7 +9,7 @@ TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/consent_center_test
 export TEST_DATABASE_URL
 
 .PHONY: run test setup vendor translations messages lint bench browser-deps clean \
-	snapshots screenshots
+	snapshots screenshots deploy-check
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -59,6 +59,13 @@ screenshots: setup browser-deps
 
 lint: setup
 	$(VENV)/bin/ruff check .
+
+# deploy/systemd through `systemd-analyze verify` (installs Debian's systemd if missing) and
+# gunicorn.conf.py through gunicorn's own check (docs/deploy.md). `make test` runs the same
+# checks wherever systemd-analyze is present.
+deploy-check: setup
+	@command -v systemd-analyze >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd >/dev/null; }
+	$(PY) -m pytest -n 0 -q tests/test_deploy.py
 
 bench: setup
 	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 
 from flask import Flask
@@ -31,6 +30,11 @@ def create_app(config: BaseConfig | str | None = None, **overrides) -> Flask:
     app.config["ENV_NAME"] = config.ENV_NAME
     app.config.update(overrides)
     os.makedirs(app.instance_path, exist_ok=True)
+    # Before prometheus_client is imported (by `observability.init_app`): it reads the
+    # multiprocess directory once.
+    from .observability import prepare_multiprocess
+
+    prepare_multiprocess(app.config.get("METRICS_DIR"))
 
     # Imported here, not above: every module of the package imports this package first, so
     # importing them while it loads would be an import circle (and importing `domain` or a
@@ -53,6 +57,9 @@ def create_app(config: BaseConfig | str | None = None, **overrides) -> Flask:
     from .web import register_web
 
     register_web(app)
+    from . import observability
+
+    observability.init_app(app)  # around every layer, the consents lane too
     # Outermost, so every layer (the API's consents lane too) sees the client's address.
     hops = app.config.get("PROXY_FIX_HOPS") or 0
     if hops:
@@ -63,7 +70,6 @@ def create_app(config: BaseConfig | str | None = None, **overrides) -> Flask:
     from .cli import register_cli
 
     register_cli(app)
-    logging.getLogger("consent_center").setLevel(logging.INFO)
     return app
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +16,7 @@ from .api_cli import api_token_cli, webhooks_cli
 from .clock import utcnow
 from .domain import Locale, MemberStatus, Role
 from .extensions import db
+from .metrics import serve_metrics
 from .models import Member, PolicyVersion
 from .models.policy import PolicyText
 from .notify.worker import DAILY_TASKS, DailyTasks, drain, run_worker
@@ -40,6 +40,7 @@ staff_cli = AppGroup("staff", help="Staff accounts.")
 minors_cli = AppGroup("minors", help="Minors and their guardians.")
 members_cli = AppGroup("members", help="Member accounts.")
 retention_cli = AppGroup("retention", help="Retention limits (docs/retention.md).")
+metrics_cli = AppGroup("metrics", help="Prometheus metrics (docs/deploy.md).")
 
 DEMO_MEMBER_EMAIL = "member@example.com"
 DEMO_STAFF_EMAIL = "staff@example.com"
@@ -233,8 +234,7 @@ def policy_publish(
 @click.option("--batch", type=int, default=None, help="Messages claimed per round.")
 def notify_worker(poll: float | None, batch: int | None) -> None:
     """Deliver queued email and SMS continuously (run any number on PostgreSQL)."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    run_worker(poll, batch)
+    run_worker(poll, batch)  # logs through the app's handler (observability.py)
 
 
 @notify_cli.command("daily")
@@ -318,6 +318,17 @@ def retention_run() -> None:
         click.echo(f"{name}: {count}")
 
 
+@metrics_cli.command("serve")
+@click.option("--bind", default=None, help="host:port (default METRICS_BIND).")
+def metrics_serve(bind: str | None) -> None:
+    """Serve this node's metrics (every process under METRICS_DIR) to Prometheus until
+    stopped; bind it where only the scraper can reach it."""
+    try:
+        serve_metrics(current_app._get_current_object(), bind or current_app.config["METRICS_BIND"])
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
 def register_cli(app: Flask) -> None:
     app.cli.add_command(api_token_cli)
     app.cli.add_command(webhooks_cli)
@@ -330,3 +341,4 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(minors_cli)
     app.cli.add_command(members_cli)
     app.cli.add_command(retention_cli)
+    app.cli.add_command(metrics_cli)

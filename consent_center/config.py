@@ -210,6 +210,13 @@ class BaseConfig:
         # Ed25519 private key (PEM, or base64 of the 32 raw bytes) signing `flask ledger heads`
         # and receipts; its public key is served at /.well-known/consent-ledger-key.
         self.LEDGER_SIGNING_KEY = _str("LEDGER_SIGNING_KEY", DEV_LEDGER_SIGNING_KEY)
+        # Operations (docs/deploy.md): log lines as JSON objects ("json", production's
+        # default) or readable text; Prometheus metrics of every process on this node,
+        # counted in files under METRICS_DIR and served by `flask metrics serve` on
+        # METRICS_BIND (loopback unless an operator opens it to the scraper's network).
+        self.LOG_FORMAT = _str("LOG_FORMAT", "text")
+        self.METRICS_DIR = _str("METRICS_DIR")
+        self.METRICS_BIND = _str("METRICS_BIND", "127.0.0.1:9464")
         self.BABEL_DEFAULT_LOCALE = "en"
         # Dates and times are shown in this zone (stored in UTC).
         self.BABEL_DEFAULT_TIMEZONE = _str("DISPLAY_TIMEZONE", "Asia/Shanghai")
@@ -259,6 +266,10 @@ class ProductionConfig(BaseConfig):
         super().__init__()
         self.SESSION_COOKIE_SECURE = _bool("SESSION_COOKIE_SECURE", True)
         self.REMEMBER_COOKIE_SECURE = True
+        self.LOG_FORMAT = _str("LOG_FORMAT", "json")
+        # A database error's text names the statement, never its values (addresses, codes):
+        # it may reach the logs.
+        self.SQLALCHEMY_ENGINE_OPTIONS["hide_parameters"] = True
 
     def validate(self) -> None:
         problems = [p for p in self._problems() if p]

@@ -16,6 +16,7 @@ from werkzeug.test import EnvironBuilder, run_wsgi_app
 from consent_center import clock, create_app
 from consent_center.extensions import db
 from consent_center.models import ApiToken
+from consent_center.observability import RequestObserver
 from consent_center.services.api_tokens import hash_token
 from consent_center.web.api import lane
 from consent_center.web.api.lane import ConsentsLane
@@ -36,7 +37,7 @@ def both_ways(
 
     :param passed_on: a list that gets one item each time the lane passes a request on.
     """
-    the_lane = app.wsgi_app
+    the_lane = app.wsgi_app.wsgi_app  # inside the request observer (observability.py)
     assert isinstance(the_lane, ConsentsLane)
     db.session.commit()  # as IsolatedClient: each request in its own app context
     flask_app = the_lane.wsgi_app
@@ -187,4 +188,5 @@ def test_a_proxy_s_client_address_reaches_the_lane(monkeypatch):
     monkeypatch.setenv("DATABASE_URL", "sqlite://")
     app = create_app("development", PROXY_FIX_HOPS=1, DEV_MAILBOX=False)
     assert isinstance(app.wsgi_app, ProxyFix)
-    assert isinstance(app.wsgi_app.app, ConsentsLane)
+    assert isinstance(app.wsgi_app.app, RequestObserver)
+    assert isinstance(app.wsgi_app.app.wsgi_app, ConsentsLane)

@@ -9,29 +9,6 @@ from consent_center.config import DEFAULT_SECRET
 from tests.support.writes import nothing_written
 
 
-def test_healthz_names_backend_and_reachability(client, backend):
-    response = client.get("/healthz")
-    assert response.status_code == 200
-    assert response.json == {
-        "status": "ok",
-        "database": {"backend": backend, "reachable": True},
-    }
-
-
-def test_healthz_503_when_database_unreachable(app, monkeypatch):
-    from sqlalchemy.exc import OperationalError
-
-    from consent_center.extensions import db
-
-    def broken(*args, **kwargs):
-        raise OperationalError("SELECT 1", {}, Exception("connection refused"))
-
-    monkeypatch.setattr(db.session, "execute", broken)
-    response = app.test_client().get("/healthz")
-    assert response.status_code == 503
-    assert response.json["database"]["reachable"] is False
-
-
 def test_strict_security_headers(client):
     response = client.get("/")
     csp = response.headers["Content-Security-Policy"]

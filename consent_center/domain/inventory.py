@@ -178,6 +178,7 @@ def erasure_values(group: InventoryGroup, *, now, tombstone: str) -> dict[str, o
 # Columns that hold no information about a member: keys, bookkeeping and company content.
 # Every database column is either in DATA_INVENTORY or here, with the reason (a test checks).
 NOT_MEMBER_DATA: dict[tuple[str, str], str] = {
+    ("notification", "request_id"): "random id of the request that wrote it (operations)",
     ("member", "id"): "internal row key",
     ("consent_state", "member_id"): "internal row key",
     ("consent_event", "id"): "internal row key",

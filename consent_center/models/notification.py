@@ -28,6 +28,7 @@ from ..domain.inventory import (
     held_table,
 )
 from ..extensions import db
+from ..observability import current_request_id
 from .types import UTCDateTime, key_string, new_public_id
 
 
@@ -193,6 +194,9 @@ class Notification(db.Model):
     created_at: Mapped[datetime] = mapped_column(
         UTCDateTime, default=utcnow, info=held(_l("Written at"), retention=RECORD_KEPT)
     )
+    # The request whose transaction wrote the row (`observability`), for following it into
+    # the worker's log and a webhook's X-Request-Id; NULL when a command wrote it.
+    request_id: Mapped[str | None] = mapped_column(String(64), default=current_request_id)
     sent_at: Mapped[datetime | None] = mapped_column(
         UTCDateTime, info=held(_l("Sent at"), retention=RECORD_KEPT)
     )

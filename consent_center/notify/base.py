@@ -20,6 +20,8 @@ class Outgoing:
     headers: dict[str, str] = field(default_factory=dict)
     # Seconds after which the provider should drop an undelivered message (sign-in codes).
     validity_seconds: int | None = None
+    # The request that wrote the message (`observability`): logged, and sent with webhooks.
+    request_id: str | None = None
 
 
 @dataclass(frozen=True)

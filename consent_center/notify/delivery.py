@@ -33,6 +33,7 @@ from ..clock import utcnow
 from ..domain import Channel, NotificationStatus
 from ..extensions import db
 from ..links import public_url_for
+from ..metrics import count_delivery
 from ..models import Notification, NotificationContent
 from ..models.notification import SECRET_TO_DELIVER, TO_DELIVER
 from ..sealed import InvalidToken, open_sealed
@@ -87,6 +88,8 @@ class Claimed:
     body_html: str | None
     content_id: int | None
     secret: str | None
+    created_at: datetime
+    request_id: str | None
 
 
 _CLAIM_COLUMNS = (
@@ -102,6 +105,8 @@ _CLAIM_COLUMNS = (
     Notification.body_html,
     Notification.content_id,
     Notification.secret,
+    Notification.created_at,
+    Notification.request_id,
 )
 
 
@@ -167,6 +172,7 @@ def _outgoing(
         html=html,
         headers=headers,
         validity_seconds=validity,
+        request_id=row.request_id,
     )
 
 
@@ -419,6 +425,7 @@ def send_claimed(rows: list[Claimed]) -> dict:
             conn.commit()
             keeper.release(row)
             counts[status] = counts.get(status, 0) + 1
+            _count(row, status)
         for channel, group in by_channel.items():
             sending: deque[Claimed] = deque()
             messages = _still_ours(group, build, conn, keeper, sending, counts)
@@ -433,7 +440,14 @@ def send_claimed(rows: list[Claimed]) -> dict:
                 elif result.opted_out and row.member_id is not None:
                     record_opt_out(row.member_id)
                 counts[status] = counts.get(status, 0) + 1
+                _count(row, status)
     return counts
+
+
+def _count(row: Claimed, status: str) -> None:
+    """Count one outcome in the worker's metrics (`consent_center.metrics`)."""
+    age = (utcnow() - row.created_at).total_seconds() if row.created_at else None
+    count_delivery(row.channel, row.kind, str(status), age, row.kind in SECRET_KINDS)
 
 
 def _claim(condition, limit: int | None) -> list[Claimed]:

@@ -4,6 +4,7 @@ keeps a member's events in order per subscription."""
 from __future__ import annotations
 
 import json
+import logging
 import socket
 from collections.abc import Iterable, Iterator
 
@@ -20,6 +21,7 @@ from ..clock import utcnow
 from ..domain import NotificationStatus
 from ..extensions import db
 from ..models import Notification, WebhookSubscription
+from ..observability import REQUEST_ID_HEADER
 from ..services.outgoing_webhooks import (
     EVENT_ID_HEADER,
     EVENT_TYPE_HEADER,
@@ -30,6 +32,7 @@ from ..services.outgoing_webhooks import (
 )
 from .base import DeliveryResult, Outgoing
 
+log = logging.getLogger("consent_center.notify")
 USER_AGENT = "ConsentCenter-Webhooks/1"
 # Worth trying again later; every other 4xx means the receiver refuses this event for good.
 TRANSIENT_STATUSES = {408, 425, 429}
@@ -169,6 +172,10 @@ class WebhookTransport:
             EVENT_ID_HEADER: event_id,
             EVENT_TYPE_HEADER: msg.kind,
         }
+        if msg.request_id:
+            headers[REQUEST_ID_HEADER] = msg.request_id
+        log.info("webhook %s to subscription %s", msg.kind, msg.recipient,
+                 extra={"request_id": msg.request_id, "event": event_id, "kind": msg.kind})
         try:
             response = session.post(
                 url, data=body, headers=headers, timeout=timeout, allow_redirects=False

@@ -25,6 +25,7 @@ from sqlalchemy import select
 from ..clock import utcnow
 from ..domain import OPTIONAL_PURPOSES, Actor, Channel, MemberStatus, Method
 from ..extensions import db
+from ..metrics import CODE_FAILURES, count_after_commit
 from ..models import Member, OneTimeCode
 from .audit import record_audit
 from .code_budget import (
@@ -394,6 +395,7 @@ def _count_wrong_code(member: Member) -> None:
         return
     member.code_failures, member.code_failures_since = 0, None
     member.code_locked_until = now + window
+    count_after_commit(db.session, CODE_FAILURES.labels("locked"))
     record_audit("auth.codes_locked", actor=None, subject=member)
     _tell_owner_of_lockout(member)
     raise _lockout(member.code_locked_until)
@@ -437,9 +439,11 @@ def check_code(row: OneTimeCode | None, code: str) -> OneTimeCode:
     code = normalize_code(code)
     if member is None or not hmac.compare_digest(row.code_hash, _code_hash(row.token, code)):
         row.attempts += 1
+        count_after_commit(db.session, CODE_FAILURES.labels("wrong"))
         if member is not None:
             _count_wrong_code(member)
         elif (until := count_unknown_failure(row.identifier_digest)) is not None:
+            count_after_commit(db.session, CODE_FAILURES.labels("locked"))
             raise _lockout(until)
         wrong = _l("That code is not right. Check the latest message and try again.")
         if row.attempts >= current_app.config["SIGN_IN_CODE_MAX_ATTEMPTS"]:

@@ -24,6 +24,7 @@ from ..ledger_keys import (
     public_key_pem,
     sign,
 )
+from ..metrics import CONSENT_CHANGES, count_after_commit
 from ..models import (
     AuditEvent,
     ConsentEvent,
@@ -251,6 +252,7 @@ def set_consent(
     event.hash = event.compute_hash()
     db.session.add(event)
     db.session.flush()
+    count_after_commit(db.session, CONSENT_CHANGES.labels(purpose, "yes" if granted else "no"))
     db.session.execute(
         upsert(ConsentState, ("member_id", "purpose")),
         {

@@ -28,6 +28,7 @@ from ..links import public_url_for
 from ..models import FanOut, Member, Notification, NotificationContent, NotificationSubject
 from ..models.notification import DUE_CHANNEL
 from ..models.types import UTCDateTime
+from ..observability import current_request_id
 from ..sealed import seal
 from .audit import record_audit
 from .errors import NotFound
@@ -345,6 +346,7 @@ def start_fan_out(
                 literal(0),
                 literal(now, UTCDateTime()),
                 literal(now, UTCDateTime()),
+                literal(current_request_id(), String()),
             ).where(condition)
         )
     columns = [
@@ -361,6 +363,7 @@ def start_fan_out(
         "attempts",
         "next_attempt_at",
         "created_at",
+        "request_id",  # the column's default, spelled out: a UNION cannot be extended
     ]
     # One statement for both channels, and a plain INSERT: ON CONFLICT DO NOTHING would make
     # every row a speculative insertion (bench/README.md). No key can exist yet: every key

@@ -91,6 +91,13 @@ def sms_budget_spent_until() -> datetime | None:
     return datetime.fromtimestamp(math.ceil(reset_at), UTC)
 
 
+def sms_budget_use() -> tuple[int, int]:
+    """(texts counted against this hour's budget, texts left in it)."""
+    budget = current_app.config["SMS_HOURLY_BUDGET"]
+    remaining = limiter.limiter.get_window_stats(_budget(), BUDGET_SCOPE, SITE).remaining
+    return budget - remaining, remaining
+
+
 def check_sms_destination(phone: str, field: str = "phone") -> None:
     """Refuse before anything is written: a number outside the allowed countries, or any
     number while the hourly budget is spent (codes and links by SMS use this).

@@ -20,6 +20,7 @@ def register_web(app: Flask) -> None:
     from .member import export as _member_export  # noqa: F401 (routes)
     from .member import notifications as _member_notifications  # noqa: F401 (routes)
     from .member.views import bp as member_bp
+    from .ops.views import bp as ops_bp
     from .public.views import bp as public_bp
     from .staff import deletions as _staff_deletions  # noqa: F401 (routes)
     from .staff.views import bp as staff_bp
@@ -32,6 +33,7 @@ def register_web(app: Flask) -> None:
     i18n.init_app(app)
     errors.init_app(app)
     app.register_blueprint(public_bp)
+    app.register_blueprint(ops_bp)
     app.register_blueprint(auth_bp)
     app.register_blueprint(member_bp)
     if app.config.get("DEV_MAILBOX"):  # development and tests only: it shows every code

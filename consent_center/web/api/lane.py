@@ -32,6 +32,7 @@ from sqlalchemy import Select
 
 from ...clock import utcnow
 from ...database import READ_ENGINE
+from ...observability import ENDPOINT_KEY
 from ...services.api_tokens import CONSENTS_READ, is_token, use_to_note
 from ...services.downstream import (
     consents_answer,
@@ -48,6 +49,8 @@ from .views import COUNTED, consents_json, too_many_requests
 log = logging.getLogger("consent_center.api")
 
 # Public ids are URL-safe base64: anything else is left to Flask's routing.
+# The blueprint's endpoint for the URL the lane answers.
+LANE_ENDPOINT = "api.consents"
 CONSENTS_PATH = re.compile(r"/api/v1/members/([A-Za-z0-9_-]{1,64})/consents")
 
 
@@ -76,6 +79,7 @@ class ConsentsLane:
             answer = None
         if answer is None:
             return self.wsgi_app(environ, start_response)
+        environ[ENDPOINT_KEY] = LANE_ENDPOINT  # measured and logged as the view's requests
         return answer(environ, start_response)
 
     def _answer(self, environ: dict, member_id: str) -> Callable | None:

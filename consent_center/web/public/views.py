@@ -1,4 +1,4 @@
-"""Pages anyone may see: home, the policy and its versions, contact, language, health."""
+"""Pages anyone may see: home, the policy and its versions, contact, language."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from flask import (
     Response,
     current_app,
     flash,
-    jsonify,
     redirect,
     render_template,
     request,
@@ -20,7 +19,6 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
-from sqlalchemy import text
 from wtforms import EmailField, HiddenField, SelectField, StringField, TextAreaField
 from wtforms.validators import Length
 
@@ -203,22 +201,3 @@ def ledger_public_key():
     response = Response(public_key_pem(), mimetype="text/plain")
     response.headers["Cache-Control"] = "public, max-age=3600"
     return response
-
-
-@bp.get("/healthz")
-@read_only
-def healthz():
-    """Liveness and database reachability, for load balancers and `make run`."""
-    backend = db.engine.dialect.name
-    try:
-        db.session.execute(text("SELECT 1"))
-        reachable = True
-    except Exception:  # any driver error means "not reachable"
-        current_app.logger.warning("health check: database unreachable")
-        db.session.rollback()
-        reachable = False
-    body = {
-        "status": "ok" if reachable else "unavailable",
-        "database": {"backend": backend, "reachable": reachable},
-    }
-    return jsonify(body), 200 if reachable else 503
