@@ -143,12 +143,13 @@ def test_a_fan_out_s_rows_carry_the_request_id_of_the_publish(app, member):
 
     from consent_center import clock
     from consent_center.services.policies import publish_policy
+    from tests.conftest import policy_texts
 
     make_member()
     set_request_id("req-publish-00007")
     try:
-        publish_policy(actor=None, title="Privacy policy", body_md="# P\n\nNew.\n",
-                       summary="Clearer", effective_at=clock.utcnow() + timedelta(days=8),
+        publish_policy(actor=None, texts=policy_texts("# P\n\nNew.\n", summary="Clearer"),
+                       effective_at=clock.utcnow() + timedelta(days=8),
                        config=app.config)  # fmt: skip
         db.session.commit()
     finally:
