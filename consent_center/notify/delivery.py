@@ -102,10 +102,6 @@ def transport_for(channel: str):
     """The configured transport for a channel: real when configured, else the dev mailbox
     (development and tests only)."""
     config = current_app.config
-    if channel == Channel.WEBHOOK:
-        from .webhook import WebhookTransport
-
-        return WebhookTransport()
     if channel == Channel.SMS and not config.get("SMS_ENABLED", True):
         from .base import UnavailableTransport
 
@@ -504,11 +500,9 @@ def _due_now():
 
 def claim_due(batch_size: int) -> list[Claimed]:
     """Claim up to `batch_size` due rows for this worker and commit the claim."""
-    from .webhook import in_order_condition
-
     # Codes and links first: a person is waiting for each of them, and no one for a fan-out.
     rows = claim_codes(batch_size)
-    return rows or _claim(and_(due_condition(), in_order_condition()), batch_size)
+    return rows or _claim(due_condition(), batch_size)
 
 
 def claim_codes(batch_size: int) -> list[Claimed]:

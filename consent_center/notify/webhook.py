@@ -1,25 +1,25 @@
-"""Webhooks: POST each event, signed, to its subscription's URL; and the claim rule that
-keeps a member's events in order per subscription."""
+"""Webhooks: each subscription's events, read from the change feed at its own cursor and
+POSTed, signed, to its URL, in feed order."""
 
 from __future__ import annotations
 
 import json
+import logging
 import socket
-from collections.abc import Iterable, Iterator
+from datetime import datetime, timedelta
 
 import requests
 from flask import current_app
 from requests.adapters import HTTPAdapter
-from sqlalchemy import exists, not_, or_, select
-from sqlalchemy.orm import aliased
+from sqlalchemy import or_, select
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError
 
 from ..clock import utcnow
-from ..domain import NotificationStatus
 from ..extensions import db
-from ..models import Notification, WebhookSubscription
+from ..models import WebhookSubscription
+from ..services.downstream import decode_cursor, encode_cursor, read_change_feed
 from ..services.outgoing_webhooks import (
     EVENT_ID_HEADER,
     EVENT_TYPE_HEADER,
@@ -28,29 +28,14 @@ from ..services.outgoing_webhooks import (
     resolve_receiver,
     signature_header,
 )
-from .base import DeliveryResult, Outgoing
+from .base import DeliveryResult
+from .delivery import backoff_seconds
+
+log = logging.getLogger("consent_center.notify")
 
 USER_AGENT = "ConsentCenter-Webhooks/1"
 # Worth trying again later; every other 4xx means the receiver refuses this event for good.
 TRANSIENT_STATUSES = {408, 425, 429}
-
-
-def in_order_condition():
-    """SQL: the row has no ordering key, or no earlier row with its key is still undelivered
-    (pending, or being sent). Rows that failed for good or died no longer hold others back."""
-    earlier = aliased(Notification)
-    return or_(
-        Notification.order_key.is_(None),
-        not_(
-            exists(
-                select(earlier.id).where(
-                    earlier.order_key == Notification.order_key,
-                    earlier.id < Notification.id,
-                    earlier.status.in_([NotificationStatus.PENDING, NotificationStatus.SENDING]),
-                )
-            ).correlate(Notification)
-        ),
-    )
 
 
 def classify_status(status: int) -> DeliveryResult:
@@ -127,55 +112,122 @@ def webhook_session() -> requests.Session:
     return session
 
 
-class WebhookTransport:
-    """Posts each message's JSON body to its subscription, with a signature over it; takes
-    each from `messages` only when it is about to be sent."""
+def post_event(session, url: str, secret: str, body: bytes, event: dict, timeout) -> DeliveryResult:
+    """POST one event's JSON `body`, signed with the subscription's `secret`."""
+    timestamp = int(utcnow().timestamp())
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+        SIGNATURE_HEADER: signature_header(secret, timestamp, body),
+        EVENT_ID_HEADER: event["id"],
+        EVENT_TYPE_HEADER: event["type"],
+    }
+    try:
+        response = session.post(
+            url, data=body, headers=headers, timeout=timeout, allow_redirects=False
+        )
+    except RefusedReceiverAddress as exc:  # never retried: the address is the problem
+        return DeliveryResult(ok=False, error=f"receiver address refused: {exc}")
+    except requests.RequestException as exc:  # timeouts, refused connections, bad TLS
+        return DeliveryResult(ok=False, transient=True, error=type(exc).__name__)
+    response.close()
+    return classify_status(response.status_code)
 
-    def send_each(self, messages: Iterable[Outgoing]) -> Iterator[DeliveryResult]:
-        subscriptions: dict[str, tuple | None] = {}
-        timeout = current_app.config.get("WEBHOOK_TIMEOUT", 10)
-        with webhook_session() as session:  # keep-alive to a receiver within the batch
-            for msg in messages:
-                if msg.recipient not in subscriptions:
-                    subscriptions[msg.recipient] = self._subscription(msg.recipient)
-                found = subscriptions[msg.recipient]
-                if found is None or not found[2]:
-                    yield DeliveryResult(ok=False, error="subscription removed")
-                    continue
-                url, secret, _active = found
-                yield self._post(session, url, secret, msg, timeout)
 
-    @staticmethod
-    def _subscription(public_id: str) -> tuple | None:
-        found = db.session.execute(
-            select(
-                WebhookSubscription.url, WebhookSubscription.secret, WebhookSubscription.active
-            ).where(WebhookSubscription.public_id == public_id)
-        ).first()
+# --- Delivering the feed, one cursor per subscription ------------------------------------
+# Each subscription is delivered by one worker at a time (a lease on its row), in feed
+# order, from its own cursor: a receiver that is down holds back only its own events. An
+# event is retried with backoff up to NOTIFY_MAX_ATTEMPTS tries; the cursor moves past it
+# once it is delivered, refused for good (a 4xx other than 408/425/429) or given up on.
+
+
+def _claim_subscription(now: datetime, done: set[int]) -> WebhookSubscription | None:
+    """Lease the next due subscription not yet served this round, and commit the lease."""
+    query = (
+        select(WebhookSubscription)
+        .where(
+            WebhookSubscription.active.is_(True),
+            or_(
+                WebhookSubscription.next_attempt_at.is_(None),
+                WebhookSubscription.next_attempt_at <= now,
+            ),
+            or_(WebhookSubscription.lease_until.is_(None), WebhookSubscription.lease_until < now),
+        )
+        .order_by(WebhookSubscription.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    )
+    if done:
+        query = query.where(WebhookSubscription.id.not_in(done))
+    sub = db.session.scalars(query).first()
+    if sub is not None:
+        sub.lease_until = now + timedelta(seconds=current_app.config["NOTIFY_LEASE_SECONDS"])
+        db.session.commit()
+    return sub
+
+
+def deliver_webhooks(batch_size: int | None = None, stop=None) -> dict[str, int]:
+    """Deliver every due subscription's new events; returns counts per outcome: ``sent``,
+    ``pending`` (a try failed, retried later), ``failed`` (refused for good) and ``dead``
+    (given up after NOTIFY_MAX_ATTEMPTS tries)."""
+    batch_size = batch_size or current_app.config["NOTIFY_BATCH_SIZE"]
+    totals: dict[str, int] = {}
+    done: set[int] = set()
+    with webhook_session() as session:  # keep-alive to each receiver
+        while not (stop and stop.is_set()):
+            sub = _claim_subscription(utcnow(), done)
+            if sub is None:
+                break
+            done.add(sub.id)
+            for outcome, n in _deliver_subscription(session, sub, batch_size, stop).items():
+                totals[outcome] = totals.get(outcome, 0) + n
+    return totals
+
+
+def _deliver_subscription(session, sub: WebhookSubscription, batch_size, stop) -> dict:
+    counts: dict[str, int] = {}
+    url, secret, events = sub.url, sub.secret, sub.event_set
+    timeout = current_app.config.get("WEBHOOK_TIMEOUT", 10)
+    max_attempts = current_app.config["NOTIFY_MAX_ATTEMPTS"]
+    cursor = decode_cursor(sub.feed_cursor or None)
+    stuck = False
+    while not stuck and not (stop and stop.is_set()):
+        page = read_change_feed(cursor, batch_size)
         db.session.commit()  # hold no transaction open while receivers answer
-        return tuple(found) if found is not None else None
+        handed = 0
+        for item in page.items:
+            if item["type"] in events:
+                body = json.dumps(item, separators=(",", ":"), sort_keys=True).encode()
+                result = post_event(session, url, secret, body, item, timeout)
+                outcome = _record(sub, result, item["id"], max_attempts)
+                counts[outcome] = counts.get(outcome, 0) + 1
+                if outcome == "pending":
+                    stuck = True
+                    break
+            handed += 1
+            cursor = page.cursor_after(handed)
+            sub.feed_cursor = encode_cursor(cursor)
+            db.session.commit()  # each delivery is remembered at once: at least once, not twice
+        if not page.has_more:
+            break
+    sub.lease_until = None
+    db.session.commit()
+    return counts
 
-    def _post(self, session, url: str, secret: str, msg: Outgoing, timeout) -> DeliveryResult:
-        body = msg.text.encode()
-        try:
-            event_id = json.loads(body)["id"]
-        except (ValueError, KeyError, TypeError):
-            return DeliveryResult(ok=False, error="no event in the message")
-        timestamp = int(utcnow().timestamp())
-        headers = {
-            "Content-Type": "application/json",
-            "User-Agent": USER_AGENT,
-            SIGNATURE_HEADER: signature_header(secret, timestamp, body),
-            EVENT_ID_HEADER: event_id,
-            EVENT_TYPE_HEADER: msg.kind,
-        }
-        try:
-            response = session.post(
-                url, data=body, headers=headers, timeout=timeout, allow_redirects=False
-            )
-        except RefusedReceiverAddress as exc:  # never retried: the address is the problem
-            return DeliveryResult(ok=False, error=f"receiver address refused: {exc}")
-        except requests.RequestException as exc:  # timeouts, refused connections, bad TLS
-            return DeliveryResult(ok=False, transient=True, error=type(exc).__name__)
-        response.close()
-        return classify_status(response.status_code)
+
+def _record(sub: WebhookSubscription, result: DeliveryResult, event_id: str, max_attempts: int):
+    """Note a try on the subscription (committed with the cursor); the outcome's name."""
+    now = utcnow()
+    if result.ok:
+        sub.attempts, sub.next_attempt_at, sub.last_error = 0, None, None
+        sub.last_delivered_at = now
+        return "sent"
+    sub.attempts += 1
+    sub.last_error = f"{event_id}: {result.error}"[:200]
+    if result.transient and sub.attempts < max_attempts:
+        sub.next_attempt_at = now + timedelta(seconds=backoff_seconds(sub.attempts))
+        db.session.commit()
+        return "pending"
+    log.warning("webhook %s: event %s not delivered (%s)", sub.public_id, event_id, result.error)
+    sub.attempts, sub.next_attempt_at = 0, None
+    return "dead" if result.transient else "failed"

@@ -19,6 +19,7 @@ from ..models.notification import CONTENT_COLUMNS
 from ..models.types import new_public_id
 from .audit import record_audit
 from .auth import identifier_digest
+from .downstream import announce_erasure
 from .notifications import member_subject, subjects_of
 from .sessions import ERASED, end_all_sessions
 
@@ -112,9 +113,7 @@ def erase_member(member: Member, *, actor: Member | None, reason: str) -> Erasur
     from .guardians import dissolve_guardian_links
 
     dissolve_guardian_links(member)
-    from .outgoing_webhooks import emit_event  # before the id goes: it names the member
-
-    emit_event("member.erased", member)
+    announce_erasure(member)  # before the id goes: the notice names the member
     tombstone = "erased-" + new_public_id()[:24]
     member.public_id = tombstone
     member.name = None

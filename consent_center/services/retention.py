@@ -45,7 +45,7 @@ from ..models import (
 )
 from ..models.notification import CONTENT_COLUMNS
 from .audit import lock_member, record_audit
-from .outgoing_webhooks import forget_expired_erasure_notices
+from .downstream import forget_expired_erasure_notices
 
 CHAIN_CLOSED = "retention.chain_closed"
 # Members whose records are removed per round of statements.
