@@ -13,6 +13,7 @@ from consent_center.extensions import db
 from consent_center.models import ConsentEvent, ConsentState
 from consent_center.services.consents import set_consent, verify_ledger
 from tests.conftest import csrf_token, make_member, post
+from tests.support.api import ledger_event
 from tests.support.queries import count_queries
 from tests.support.writes import nothing_written
 
@@ -112,6 +113,7 @@ def test_chain_links_each_event_to_the_previous(app, member, policy):
     a = set_consent(member, "advertising", True, actor=Actor.MEMBER, method=Method.FORM)
     b = set_consent(member, "advertising", False, actor=Actor.MEMBER, method=Method.FORM)
     db.session.commit()
+    a, b = ledger_event(a), ledger_event(b)
     assert a.prev_hash == "0" * 64 and b.prev_hash == a.hash and (a.seq, b.seq) == (1, 2)
 
 
@@ -164,7 +166,9 @@ def test_receipt_page_and_kantara_json(client, member, login_as, policy):
 
 def test_another_members_receipt_is_404(client, member, login_as, policy):
     other = make_member()
-    ev = set_consent(other, "advertising", True, actor=Actor.MEMBER, method=Method.FORM)
+    ev = ledger_event(
+        set_consent(other, "advertising", True, actor=Actor.MEMBER, method=Method.FORM)
+    )
     db.session.commit()
     login_as(member)
     with nothing_written():
@@ -208,9 +212,16 @@ def test_toggle_issues_a_constant_number_of_statements(client, member, login_as,
         response = client.post("/me/consents/trend_analysis", data={"granted": "1"},
                                headers={"HX-Request": "true", "X-CSRFToken": token})
     assert response.status_code == 200
-    # member; (PostgreSQL: lock the member); chain tails and policy; event; state upsert;
-    # change event; webhook subscriptions; audit entry; the answer's view
-    assert len(statements) == (9 if backend == "postgresql" else 8), statements
+    # The session's member (Flask-Login), then the toggle: the member row locked with the
+    # chain head and the policy in force; the event; the state upsert; the head moved. No
+    # subscription read, no outbox or audit row, and the answer's view is not read back.
+    loader, *toggle = statements
+    assert "member_session" in loader, loader
+    assert len(toggle) == 4, statements
+    assert "FOR UPDATE" in toggle[0] if backend == "postgresql" else "FOR UPDATE" not in toggle[0]
+    assert [s.split()[0] for s in toggle] == ["SELECT", "INSERT", "INSERT", "UPDATE"], toggle
+    assert not any("webhook_subscription" in s or "notification" in s or "audit_event" in s
+                   or "change_event" in s for s in statements)
 
 
 def test_policy_change_asks_again_and_turns_the_purpose_off_until_answered(

@@ -462,7 +462,36 @@ def verify_ledger(member_id: int | None = None, batch: int = 5000) -> ChainRepor
         else:
             keyed = True
         prev_hash, expected_seq = event.hash, event.seq + 1
-    return ChainReport(members, events, broken, state_drift(member_id), legacy)
+    broken += head_problems(member_id)
+    return ChainReport(members, events, sorted(broken), state_drift(member_id), legacy)
+
+
+def head_problems(member_id: int | None = None) -> list[tuple[int, int, str]]:
+    """Every member row whose chain head (`ledger_seq`, `ledger_hash`) is not the last
+    event of its chain (0 and None for an empty one): (member row id, head seq, reason)."""
+    last = (
+        select(ConsentEvent.member_id, func.max(ConsentEvent.seq).label("seq"))
+        .group_by(ConsentEvent.member_id)
+        .subquery()
+    )
+    tail = aliased(ConsentEvent)
+    query = (
+        select(Member.id, Member.ledger_seq, tail.seq)
+        .outerjoin(last, last.c.member_id == Member.id)
+        .outerjoin(tail, (tail.member_id == last.c.member_id) & (tail.seq == last.c.seq))
+        .where(
+            or_(
+                Member.ledger_seq != func.coalesce(tail.seq, 0),
+                Member.ledger_hash.is_distinct_from(tail.hash),
+            )
+        )
+    )
+    if member_id is not None:
+        query = query.where(Member.id == member_id)
+    return [
+        (row_id, head, f"chain head on the member row is not its last link (seq {seq or 0})")
+        for row_id, head, seq in db.session.execute(query)
+    ]
 
 
 def state_drift(member_id: int | None = None) -> list[tuple[str, str, str]]:
