@@ -118,7 +118,8 @@ def test_turning_it_on_again_with_the_signal_asks_and_records_the_override(
     assert advertising(member)
     assert events(member) == [(True, "gpc_override", "member")]
     # The ledger is the record: no copy in the audit log.
-    assert db.session.scalars(select(AuditEvent).where(AuditEvent.action.like("consent.%"))).all() == []
+    copies = select(AuditEvent).where(AuditEvent.action.like("consent.%"))
+    assert db.session.scalars(copies).all() == []
     # The member's confirmed choice stands against the signal from now on.
     client.get("/me", headers=GPC)
     assert advertising(member) and len(events(member)) == 1
