@@ -38,14 +38,11 @@ from .base import DeliveryResult, Outgoing
 
 log = logging.getLogger("consent_center.notify")
 
-# Kinds whose recipient and text are deleted as soon as they are sent (webhook bodies name
-# members; the change_event table keeps the facts).
+# Kinds whose recipient and text are deleted as soon as they are sent.
 SCRUB_AFTER_SEND = {
     "deletion_completed",
     "guardian_refused",
     "guardian_wait_expired",
-    "consent.changed",
-    "member.erased",
 }
 
 # Kinds whose real text (a one-time code, an approval link) is never stored in clear: the row

@@ -6,12 +6,15 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import threading
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import requests
 from flask import current_app
 from requests.adapters import HTTPAdapter
 from sqlalchemy import or_, select
+from sqlalchemy.exc import SQLAlchemyError
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError
@@ -135,13 +138,29 @@ def post_event(session, url: str, secret: str, body: bytes, event: dict, timeout
 
 
 # --- Delivering the feed, one cursor per subscription ------------------------------------
-# Each subscription is delivered by one worker at a time (a lease on its row), in feed
-# order, from its own cursor: a receiver that is down holds back only its own events. An
-# event is retried with backoff up to NOTIFY_MAX_ATTEMPTS tries; the cursor moves past it
-# once it is delivered, refused for good (a 4xx other than 408/425/429) or given up on.
+# Each subscription is delivered by one worker at a time, in feed order, from its own cursor:
+# a receiver that is down holds back only its own events. The worker leases the
+# subscription's row and renews the lease while it works (`_Lease`), so a receiver slower
+# than the lease never has a second worker posting beside it; every write of the cursor
+# checks that the lease is still this worker's. An event is retried with backoff up to
+# NOTIFY_MAX_ATTEMPTS tries; the cursor moves past it once it is delivered, refused for good
+# (a 4xx other than 408/425/429) or given up on.
+
+_table = WebhookSubscription.__table__
 
 
-def _claim_subscription(now: datetime, done: set[int]) -> WebhookSubscription | None:
+@dataclass
+class _Claimed:
+    id: int
+    public_id: str
+    url: str
+    secret: str
+    events: frozenset[str]
+    cursor: str
+    attempts: int
+
+
+def _claim_subscription(now: datetime, done: set[int]) -> tuple[_Claimed, datetime] | None:
     """Lease the next due subscription not yet served this round, and commit the lease."""
     query = (
         select(WebhookSubscription)
@@ -160,10 +179,68 @@ def _claim_subscription(now: datetime, done: set[int]) -> WebhookSubscription | 
     if done:
         query = query.where(WebhookSubscription.id.not_in(done))
     sub = db.session.scalars(query).first()
-    if sub is not None:
-        sub.lease_until = now + timedelta(seconds=current_app.config["NOTIFY_LEASE_SECONDS"])
+    if sub is None:
         db.session.commit()
-    return sub
+        return None
+    claimed = _Claimed(
+        sub.id, sub.public_id, sub.url, sub.secret, sub.event_set, sub.feed_cursor, sub.attempts
+    )
+    until = now + timedelta(seconds=current_app.config["NOTIFY_LEASE_SECONDS"])
+    db.session.execute(_table.update().where(_table.c.id == sub.id).values(lease_until=until))
+    db.session.commit()
+    return claimed, until
+
+
+class _Lease:
+    """The worker's lease on one subscription, renewed every third of NOTIFY_LEASE_SECONDS on
+    a connection of its own while the worker posts. `write(values)` updates the row only
+    while the lease is still this worker's (else `lost` is set and nothing is written)."""
+
+    def __init__(self, sub_id: int, until: datetime) -> None:
+        self._engine = db.engine
+        self._seconds = current_app.config["NOTIFY_LEASE_SECONDS"]
+        self.sub_id, self.until, self.lost = sub_id, until, False
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="webhook-lease", daemon=True)
+
+    def __enter__(self) -> _Lease:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _ours(self):
+        return (_table.c.id == self.sub_id) & (_table.c.lease_until == self.until)
+
+    def write(self, **values) -> bool:
+        with self._lock:
+            if not self.lost:
+                done = db.session.execute(_table.update().where(self._ours()).values(**values))
+                self.lost = done.rowcount != 1
+            db.session.commit()
+            return not self.lost
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._seconds / 3):
+            with self._lock:
+                if self.lost:
+                    return
+                until = utcnow() + timedelta(seconds=self._seconds)
+                try:
+                    with self._engine.begin() as conn:
+                        done = conn.execute(
+                            _table.update().where(self._ours()).values(lease_until=until)
+                        )
+                except SQLAlchemyError:
+                    log.warning("webhook lease renewal failed; retrying", exc_info=True)
+                    continue
+                if done.rowcount == 1:
+                    self.until = until
+                else:
+                    self.lost = True
 
 
 def deliver_webhooks(batch_size: int | None = None, stop=None) -> dict[str, int]:
@@ -175,59 +252,58 @@ def deliver_webhooks(batch_size: int | None = None, stop=None) -> dict[str, int]
     done: set[int] = set()
     with webhook_session() as session:  # keep-alive to each receiver
         while not (stop and stop.is_set()):
-            sub = _claim_subscription(utcnow(), done)
-            if sub is None:
+            claim = _claim_subscription(utcnow(), done)
+            if claim is None:
                 break
+            sub, until = claim
             done.add(sub.id)
-            for outcome, n in _deliver_subscription(session, sub, batch_size, stop).items():
+            with _Lease(sub.id, until) as lease:
+                counts = _deliver_subscription(session, sub, lease, batch_size, stop)
+                lease.write(lease_until=None)
+            for outcome, n in counts.items():
                 totals[outcome] = totals.get(outcome, 0) + n
     return totals
 
 
-def _deliver_subscription(session, sub: WebhookSubscription, batch_size, stop) -> dict:
+def _deliver_subscription(session, sub: _Claimed, lease: _Lease, batch_size, stop) -> dict:
     counts: dict[str, int] = {}
-    url, secret, events = sub.url, sub.secret, sub.event_set
     timeout = current_app.config.get("WEBHOOK_TIMEOUT", 10)
     max_attempts = current_app.config["NOTIFY_MAX_ATTEMPTS"]
-    cursor = decode_cursor(sub.feed_cursor or None)
-    stuck = False
-    while not stuck and not (stop and stop.is_set()):
+    cursor, attempts = decode_cursor(sub.cursor or None), sub.attempts
+    while not (stop and stop.is_set()):
         page = read_change_feed(cursor, batch_size)
         db.session.commit()  # hold no transaction open while receivers answer
-        handed = 0
-        for item in page.items:
-            if item["type"] in events:
+        for handed, item in enumerate(page.items, start=1):
+            values: dict = {}
+            if item["type"] in sub.events:
                 body = json.dumps(item, separators=(",", ":"), sort_keys=True).encode()
-                result = post_event(session, url, secret, body, item, timeout)
-                outcome = _record(sub, result, item["id"], max_attempts)
+                result = post_event(session, sub.url, sub.secret, body, item, timeout)
+                outcome, values = _outcome(sub, result, item["id"], attempts + 1, max_attempts)
                 counts[outcome] = counts.get(outcome, 0) + 1
                 if outcome == "pending":
-                    stuck = True
-                    break
-            handed += 1
-            cursor = page.cursor_after(handed)
-            sub.feed_cursor = encode_cursor(cursor)
-            db.session.commit()  # each delivery is remembered at once: at least once, not twice
+                    lease.write(**values)
+                    return counts
+            cursor, attempts = page.cursor_after(handed), 0
+            # Each event is remembered at once: at least once, and not again after a 2xx.
+            if not lease.write(feed_cursor=encode_cursor(cursor), **values):
+                return counts  # another worker has it now
         if not page.has_more:
-            break
-    sub.lease_until = None
-    db.session.commit()
+            return counts
     return counts
 
 
-def _record(sub: WebhookSubscription, result: DeliveryResult, event_id: str, max_attempts: int):
-    """Note a try on the subscription (committed with the cursor); the outcome's name."""
+def _outcome(sub: _Claimed, result: DeliveryResult, event_id: str, tries: int, max_tries: int):
+    """The outcome of a try and the subscription's columns to write with it."""
     now = utcnow()
     if result.ok:
-        sub.attempts, sub.next_attempt_at, sub.last_error = 0, None, None
-        sub.last_delivered_at = now
-        return "sent"
-    sub.attempts += 1
-    sub.last_error = f"{event_id}: {result.error}"[:200]
-    if result.transient and sub.attempts < max_attempts:
-        sub.next_attempt_at = now + timedelta(seconds=backoff_seconds(sub.attempts))
-        db.session.commit()
-        return "pending"
+        return "sent", {
+            "attempts": 0, "next_attempt_at": None, "last_error": None, "last_delivered_at": now
+        }  # fmt: skip
+    error = f"{event_id}: {result.error}"[:200]
+    if result.transient and tries < max_tries:
+        retry = now + timedelta(seconds=backoff_seconds(tries))
+        return "pending", {"attempts": tries, "next_attempt_at": retry, "last_error": error}
     log.warning("webhook %s: event %s not delivered (%s)", sub.public_id, event_id, result.error)
-    sub.attempts, sub.next_attempt_at = 0, None
-    return "dead" if result.transient else "failed"
+    return ("dead" if result.transient else "failed"), {
+        "attempts": 0, "next_attempt_at": None, "last_error": error
+    }  # fmt: skip
