@@ -272,8 +272,9 @@ def seed_members(app, n: int, service_sample: int, rng: random.Random) -> SeedRe
 
     The first `service_sample` members get theirs through the real service
     (`consent_center.services.consents.set_consent`); everyone else's is computed here with the
-    model's own `chain_hash` and COPYed in, then consent_state and audit_event are derived from
-    those events set-wise, as the service would have written them.
+    model's own `chain_hash` and COPYed in, then consent_state and each member's chain head
+    (`member.ledger_seq`, `ledger_hash`) are derived from those events set-wise, as the
+    service would have written them (a consent change writes no audit entry).
     """
     import psycopg
     from sqlalchemy import select
