@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, insert, literal, or_, select, update
 
 from ..clock import utcnow
-from ..domain import Channel, MemberStatus, NotificationStatus
+from ..domain import MemberStatus, NotificationStatus
 from ..extensions import db
 from ..models import DeletionRequest, Member, Notification, NotificationSubject, OneTimeCode
 from ..models.notification import CONTENT_COLUMNS
@@ -50,10 +50,8 @@ def erase_member(member: Member, *, actor: Member | None, reason: str) -> Erasur
     end_all_sessions(member, reason=ERASED, actor=actor)
     # Every message to the member or about them (a guardian's invitation naming a minor, a
     # contact-form message from their address): bodies and addresses go; the fact that a
-    # message was sent (kind, status) stays.
-    # Webhook deliveries are left to go out first: downstream systems must learn of the
-    # member's earlier events before the erasure notice, and they hold only the public id,
-    # which is scrubbed once each is settled (notify/delivery.py SCRUB_AFTER_SEND).
+    # message was sent (kind, status) stays. (Webhook deliveries store nothing: they are
+    # built from the change feed when sent, notify/webhook.py.)
     keys = subjects_of(member)
     about = or_(
         Notification.member_id == member.id,
@@ -61,8 +59,7 @@ def erase_member(member: Member, *, actor: Member | None, reason: str) -> Erasur
             select(NotificationSubject.notification_id).where(
                 NotificationSubject.subject_key.in_(keys)
             )
-        )
-        & (Notification.channel != Channel.WEBHOOK),
+        ),
     )
     purged = db.session.execute(
         update(Notification)
