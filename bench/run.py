@@ -272,8 +272,9 @@ def seed_members(app, n: int, service_sample: int, rng: random.Random) -> SeedRe
 
     The first `service_sample` members get theirs through the real service
     (`consent_center.services.consents.set_consent`); everyone else's is computed here with the
-    model's own `chain_hash` and COPYed in, then consent_state and audit_event are derived from
-    those events set-wise, as the service would have written them.
+    model's own `chain_hash` and COPYed in, then consent_state and each member's chain head
+    (`member.ledger_seq`, `ledger_hash`) are derived from those events set-wise, as the
+    service would have written them (a consent change writes no audit entry).
     """
     import psycopg
     from sqlalchemy import select
@@ -281,8 +282,7 @@ def seed_members(app, n: int, service_sample: int, rng: random.Random) -> SeedRe
     from consent_center.domain import Actor
     from consent_center.extensions import db
     from consent_center.ledger_keys import current_key_id
-    from consent_center.models import AuditEvent, ConsentEvent, Member
-    from consent_center.models.audit import AUDIT_GENESIS_HASH
+    from consent_center.models import ConsentEvent, Member
     from consent_center.models.consent import GENESIS_HASH
     from consent_center.services.consents import set_consent
 
@@ -320,14 +320,14 @@ def seed_members(app, n: int, service_sample: int, rng: random.Random) -> SeedRe
 
         sample_ids = [m[0] for m in members[:service_sample]]
         direct = members[service_sample:]
-        # Each event and its audit entry are built as (transient) model instances so that
-        # their hashes come from the models' own compute_hash(), chained per member.
+        # Each event is built as a (transient) model instance so that its hash comes from
+        # the model's own compute_hash(), chained per member.
         # The ledger key comes from the app's configuration (never from the database).
         with app.app_context():
             key_id = current_key_id()
-            events, audits = [], []
+            events = []
             for member_id, _public_id in direct:
-                prev, audit_prev = GENESIS_HASH, AUDIT_GENESIS_HASH
+                prev = GENESIS_HASH
                 when = joined + timedelta(seconds=rng.randint(0, 86_400))
                 for seq, (purpose, granted, method) in enumerate(consent_plan(rng), start=1):
                     when += timedelta(
@@ -349,23 +349,7 @@ def seed_members(app, n: int, service_sample: int, rng: random.Random) -> SeedRe
                     )
                     event["hash"] = prev = ConsentEvent(**event).compute_hash()
                     events.append(event)
-                    audit = dict(
-                        key_id=key_id,
-                        actor_member_id=member_id,
-                        subject_member_id=member_id,
-                        action="consent.granted" if granted else "consent.withdrawn",
-                        details={
-                            "method": method, "purpose": purpose, "receipt": event["receipt_id"]
-                        },
-                        created_at=when,
-                        seq=seq,
-                        prev_hash=audit_prev,
-                    )
-                    audit["hash"] = audit_prev = AuditEvent(**audit).compute_hash()
-                    audit["details"] = json.dumps(audit["details"], sort_keys=True)
-                    audits.append(audit)
         copy_rows(conn, "consent_event", events)
-        copy_rows(conn, "audit_event", audits)
         rows = events
         with conn.cursor() as cur:
             direct_ids = [m[0] for m in direct]
@@ -380,6 +364,16 @@ def seed_members(app, n: int, service_sample: int, rng: random.Random) -> SeedRe
                 ORDER BY member_id, purpose, seq DESC
                 """,
                 {"ids": direct_ids, **extra},
+            )
+            # The chain head on each member row, as set_consent keeps it.
+            cur.execute(
+                """
+                UPDATE member SET ledger_seq = last.seq, ledger_hash = last.hash
+                FROM (SELECT DISTINCT ON (member_id) member_id, seq, hash FROM consent_event
+                      WHERE member_id = ANY(%(ids)s) ORDER BY member_id, seq DESC) AS last
+                WHERE member.id = last.member_id
+                """,
+                {"ids": direct_ids},
             )
         conn.commit()
         report.events = len(rows)

@@ -22,8 +22,8 @@ from sqlalchemy import select
 from consent_center import clock
 from consent_center.domain import MemberStatus
 from consent_center.extensions import db
-from consent_center.models import ApiToken, ChangeEvent
-from consent_center.services.downstream import FeedCursor, advance_cursor, decode_cursor
+from consent_center.models import ApiToken, ChangeEvent, ConsentEvent
+from consent_center.services.downstream import StreamCursor, advance_cursor, decode_cursor
 from consent_center.services.erasure import erase_member
 from consent_center.web.api.openapi import openapi_document
 from tests.conftest import make_member, make_policy
@@ -347,37 +347,74 @@ def test_feed_announces_an_erasure_with_the_id_downstream_systems_knew(client, a
     assert known not in formers
 
 
+@pytest.mark.parametrize("limit", [1, 2, 3, 100])
+def test_feed_pages_list_each_event_once_and_an_erasure_after_the_members_events(
+    client, member, policy, limit
+):
+    token = make_token("events:read")
+    other, last = make_member(), make_member()
+    grant(member, "advertising")
+    grant(other, "advertising")
+    erase_member(other, actor=None, reason="test")  # a notice placed before `member`'s next
+    db.session.commit()
+    grant(member, "trend_analysis")
+    grant(last, "advertising")
+    erase_member(member, actor=None, reason="test")
+    db.session.commit()
+    seen, cursor = [], None
+    for _ in range(20):
+        page = feed(client, token, cursor, limit=limit)
+        seen += [(i["type"], i.get("consent", {}).get("purpose")) for i in page["items"]]
+        cursor = page["next_cursor"]
+        if not page["has_more"]:
+            break
+    assert seen == [
+        ("consent.changed", "advertising"),
+        ("consent.changed", "advertising"),
+        ("member.erased", None),
+        ("consent.changed", "trend_analysis"),
+        ("member.erased", None),  # placed after the member's own last event
+        ("consent.changed", "advertising"),
+    ]
+    assert feed(client, token, cursor)["items"] == []
+
+
 def test_feed_comes_back_for_an_event_that_committed_late(client, app, member, policy):
     """Ids are handed out at insert, not at commit (PostgreSQL): an id the reader passed over
     is a hole in its cursor, looked at again until it appears or times out."""
     token = make_token("events:read")
     grant(member, "advertising")
     grant(member, "trend_analysis")
-    event_id = db.session.scalars(select(ChangeEvent.consent_event_id)).first()
 
     def late(row_id: int) -> None:
-        db.session.add(ChangeEvent(id=row_id, public_id=f"late-{row_id}", type="consent.changed",
-                                   member_id=member.id, consent_event_id=event_id))  # fmt: skip
+        # A ledger row whose id was handed out long before its transaction committed.
+        db.session.add(ConsentEvent(id=row_id, receipt_id=f"late-{row_id}", member_id=member.id,
+                                    seq=row_id, purpose="advertising", granted=False,
+                                    actor="member", method="form", created_at=clock.utcnow(),
+                                    prev_hash="0" * 64, hash="0" * 64, key_id="k"))  # fmt: skip
         db.session.commit()
 
     late(1000)
     page = feed(client, token)
     assert [i["id"] for i in page["items"]][-1] == "late-1000"
-    cursor = decode_cursor(page["next_cursor"])
+    cursor = decode_cursor(page["next_cursor"]).ledger
     assert cursor.position == 1000 and [h[:2] for h in cursor.holes] == [(3, 999)]
     late(500)
     page = feed(client, token, page["next_cursor"])
     assert [i["id"] for i in page["items"]] == ["late-500"]
-    assert [h[:2] for h in decode_cursor(page["next_cursor"]).holes] == [(3, 499), (501, 999)]
+    assert [h[:2] for h in decode_cursor(page["next_cursor"]).ledger.holes] == [
+        (3, 499),
+        (501, 999),
+    ]
     # A hole that never fills (a rolled-back transaction) is dropped after a while.
     clock.freeze(clock.utcnow() + timedelta(seconds=app.config["API_FEED_HOLE_SECONDS"] + 1))
     page = feed(client, token, page["next_cursor"])
-    assert page["items"] == [] and decode_cursor(page["next_cursor"]).holes == ()
+    assert page["items"] == [] and decode_cursor(page["next_cursor"]).ledger.holes == ()
 
 
 def test_cursor_arithmetic(app):
     now = clock.utcnow()
-    start = FeedCursor()
+    start = StreamCursor()
     after = advance_cursor(start, [1, 2, 5, 9], now)
     assert after.position == 9 and [h[:2] for h in after.holes] == [(3, 4), (6, 8)]
     again = advance_cursor(after, [4, 7], now)
@@ -391,8 +428,10 @@ def test_cursor_arithmetic(app):
         "not base64 at all!",
         base64.urlsafe_b64encode(b"[2, 5, []]").decode(),
         base64.urlsafe_b64encode(b'{"position": 5}').decode(),
-        base64.urlsafe_b64encode(json.dumps([1, 5, [[4, 9, 0]]]).encode()).decode(),
-        base64.urlsafe_b64encode(json.dumps([1, -1, []]).encode()).decode(),
+        base64.urlsafe_b64encode(json.dumps([2, 5, [[4, 9, 0]], 0, []]).encode()).decode(),
+        base64.urlsafe_b64encode(json.dumps([2, -1, [], 0, []]).encode()).decode(),
+        base64.urlsafe_b64encode(json.dumps([2, 5, [], 1, [[1, 2, 0]]]).encode()).decode(),
+        base64.urlsafe_b64encode(json.dumps([1, 5, []]).encode()).decode(),  # the old format
     ],
 )
 def test_a_bad_cursor_or_limit_is_400(client, cursor):

@@ -13,7 +13,8 @@ from consent_center.extensions import db
 from consent_center.models import ConsentEvent, ConsentState
 from consent_center.services.consents import set_consent, verify_ledger
 from tests.conftest import csrf_token, make_member, post
-from tests.support.queries import count_queries
+from tests.support.api import ledger_event
+from tests.support.queries import count_queries, race
 from tests.support.writes import nothing_written
 
 
@@ -108,10 +109,67 @@ def test_ledger_chain_verifies_and_detects_tampering(app, member, runner, policy
     assert result.exit_code == 1 and "BROKEN" in result.output
 
 
+def test_a_chain_head_out_of_step_with_the_ledger_is_caught(app, member, runner, policy):
+    from consent_center.models import Member
+
+    set_consent(member, "advertising", True, actor=Actor.MEMBER, method=Method.FORM)
+    set_consent(member, "advertising", False, actor=Actor.MEMBER, method=Method.FORM)
+    db.session.commit()
+    assert (member.ledger_seq, verify_ledger().ok) == (2, True)
+    first = db.session.scalars(select(ConsentEvent).where(ConsentEvent.seq == 1)).one()
+    for values in ({"ledger_seq": 1, "ledger_hash": first.hash}, {"ledger_hash": "f" * 64},
+                   {"ledger_seq": 0, "ledger_hash": None}):  # fmt: skip
+        saved = (member.ledger_seq, member.ledger_hash)
+        db.session.execute(update(Member).where(Member.id == member.id).values(**values))
+        db.session.commit()
+        report = verify_ledger()
+        assert not report.ok and [b[0] for b in report.broken] == [member.id], values
+        assert "chain head" in report.broken[0][2]
+        result = runner.invoke(args=["ledger", "verify"])
+        assert result.exit_code == 1 and "BROKEN" in result.output
+        db.session.execute(update(Member).where(Member.id == member.id).values(
+            ledger_seq=saved[0], ledger_hash=saved[1]))  # fmt: skip
+        db.session.commit()
+    assert verify_ledger().ok
+    # A member with no events has an empty head; one that claims a link is caught too.
+    other = make_member()
+    db.session.execute(update(Member).where(Member.id == other.id).values(ledger_seq=1))
+    db.session.commit()
+    assert [b[0] for b in verify_ledger().broken] == [other.id]
+
+
+# PostgreSQL only (SQLite serialises writers itself, so there is no race to test there).
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_concurrent_toggles_never_fork_the_chain(app, member, policy, backend):
+    """Two toggles of one member at once: the second waits on the member row's lock and
+    then reads the head the first left, so both commit, one after the other."""
+    from consent_center.models import Member
+
+    db.session.commit()
+    member_id = member.id
+
+    def toggler(n: int, line) -> None:
+        subject = db.session.get(Member, member_id)
+        line.wait()
+        set_consent(subject, "advertising", n == 1, actor=Actor.MEMBER, method=Method.FORM,
+                    actor_member=subject)  # fmt: skip
+        line.overlap()  # the first holds the lock until the other is waiting for it
+        db.session.commit()
+
+    errors = race(app, toggler)
+    assert not errors, errors
+    db.session.expire_all()
+    chain = db.session.scalars(select(ConsentEvent).order_by(ConsentEvent.seq)).all()
+    assert [e.seq for e in chain] == [1, 2] and chain[1].prev_hash == chain[0].hash
+    assert db.session.get(Member, member_id).ledger_seq == 2
+    assert verify_ledger().ok
+
+
 def test_chain_links_each_event_to_the_previous(app, member, policy):
     a = set_consent(member, "advertising", True, actor=Actor.MEMBER, method=Method.FORM)
     b = set_consent(member, "advertising", False, actor=Actor.MEMBER, method=Method.FORM)
     db.session.commit()
+    a, b = ledger_event(a), ledger_event(b)
     assert a.prev_hash == "0" * 64 and b.prev_hash == a.hash and (a.seq, b.seq) == (1, 2)
 
 
@@ -164,7 +222,9 @@ def test_receipt_page_and_kantara_json(client, member, login_as, policy):
 
 def test_another_members_receipt_is_404(client, member, login_as, policy):
     other = make_member()
-    ev = set_consent(other, "advertising", True, actor=Actor.MEMBER, method=Method.FORM)
+    ev = ledger_event(
+        set_consent(other, "advertising", True, actor=Actor.MEMBER, method=Method.FORM)
+    )
     db.session.commit()
     login_as(member)
     with nothing_written():
@@ -208,9 +268,16 @@ def test_toggle_issues_a_constant_number_of_statements(client, member, login_as,
         response = client.post("/me/consents/trend_analysis", data={"granted": "1"},
                                headers={"HX-Request": "true", "X-CSRFToken": token})
     assert response.status_code == 200
-    # member; (PostgreSQL: lock the member); chain tails and policy; event; state upsert;
-    # change event; webhook subscriptions; audit entry; the answer's view
-    assert len(statements) == (9 if backend == "postgresql" else 8), statements
+    # The session's member (Flask-Login), then the toggle: the member row locked with the
+    # chain head and the policy in force; the event; the state upsert; the head moved. No
+    # subscription read, no outbox or audit row, and the answer's view is not read back.
+    loader, *toggle = statements
+    assert "member_session" in loader, loader
+    assert len(toggle) == 4, statements
+    assert "FOR UPDATE" in toggle[0] if backend == "postgresql" else "FOR UPDATE" not in toggle[0]
+    assert [s.split()[0] for s in toggle] == ["SELECT", "INSERT", "INSERT", "UPDATE"], toggle
+    assert not any("webhook_subscription" in s or "notification" in s or "audit_event" in s
+                   or "change_event" in s for s in statements)
 
 
 def test_policy_change_asks_again_and_turns_the_purpose_off_until_answered(

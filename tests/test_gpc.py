@@ -117,10 +117,9 @@ def test_turning_it_on_again_with_the_signal_asks_and_records_the_override(
         assert response.status_code == 303
     assert advertising(member)
     assert events(member) == [(True, "gpc_override", "member")]
-    audit = db.session.scalars(
-        select(AuditEvent).where(AuditEvent.action == "consent.granted")
-    ).one()
-    assert audit.details["method"] == "gpc_override"
+    # The ledger is the record: no copy in the audit log.
+    copies = select(AuditEvent).where(AuditEvent.action.like("consent.%"))
+    assert db.session.scalars(copies).all() == []
     # The member's confirmed choice stands against the signal from now on.
     client.get("/me", headers=GPC)
     assert advertising(member) and len(events(member)) == 1
@@ -162,3 +161,25 @@ def test_a_minor_is_not_asked_to_override_what_they_cannot_have(client, login_as
     with nothing_written():
         response = post(client, "/me/consents/advertising", {"granted": "1"}, headers=GPC)
     assert response.status_code == 403 and events(minor) == []
+
+
+def test_the_rule_is_the_consent_services(app, member, policy):
+    """`set_consent` itself refuses to turn a GPC purpose on while the browser sends the
+    signal, writing nothing; the member's confirmation (`grant_despite_gpc`) records it."""
+    from consent_center.domain import Actor, Method
+    from consent_center.services.consents import GpcConfirmationNeeded, set_consent
+    from consent_center.services.gpc import grant_despite_gpc
+
+    with nothing_written(), pytest.raises(GpcConfirmationNeeded):
+        set_consent(member, "advertising", True, actor=Actor.MEMBER, method=Method.FORM,
+                    actor_member=member, gpc=True)  # fmt: skip
+    db.session.rollback()
+    # Other purposes, withdrawals and requests without the signal are not asked about.
+    set_consent(member, "trend_analysis", True, actor=Actor.MEMBER, method=Method.FORM,
+                actor_member=member, gpc=True)  # fmt: skip
+    set_consent(member, "advertising", False, actor=Actor.MEMBER, method=Method.FORM,
+                actor_member=member, gpc=True)  # fmt: skip
+    view = grant_despite_gpc(member, "advertising", gpc_sent=True, method=Method.FORM)
+    db.session.commit()
+    assert view.granted and advertising(member)
+    assert events(member) == [(False, "form", "member"), (True, "gpc_override", "member")]

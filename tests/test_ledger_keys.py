@@ -29,8 +29,13 @@ def toggle(member, purpose: str, granted: bool):
 
 
 def history(member) -> None:
+    """Four ledger events, and (consent changes are not copied there) audit entries in the
+    member's audit chain."""
+    from consent_center.services.audit import record_audit
+
     for granted in (True, False, True):
         toggle(member, "advertising", granted)
+        record_audit("test.member", actor=member, subject=member, purpose="advertising")
     toggle(member, "trend_analysis", True)
     db.session.commit()
 
@@ -60,13 +65,18 @@ def plain_audit_hash(e: AuditEvent) -> str:
 
 
 def rewrite_chain(model, rows, plain_hash, key_id=None) -> None:
-    """Recompute every link from the first changed one, like an attacker would."""
+    """Recompute every link from the first changed one, like an attacker would (a ledger
+    chain's head on the member row too)."""
+    from consent_center.models import Member
+
     prev = rows[0].prev_hash
     for row in rows:
         row.prev_hash = prev
         if key_id is not None:
             row.key_id = key_id
         row.hash = prev = plain_hash(row)
+    if model is ConsentEvent:
+        db.session.get(Member, rows[-1].member_id).ledger_hash = rows[-1].hash
     db.session.commit()
 
 

@@ -13,6 +13,7 @@ from consent_center.models import ConsentEvent, ReconsentRequest
 from consent_center.models.consent import chain_hash
 from consent_center.services.consents import set_consent, verify_ledger
 from tests.conftest import make_member, post, publish_notice
+from tests.support.api import ledger_event
 
 
 def test_a_toggle_records_the_pages_language_and_the_receipt_shows_it(
@@ -42,7 +43,9 @@ def test_a_toggle_records_the_pages_language_and_the_receipt_shows_it(
 def test_links_without_a_language_keep_the_hash_they_were_made_with(app, member, policy, runner):
     """Events recorded before the language was kept (and those with no page, like a browser
     signal) have none: their hash is the one computed without it, and the chain verifies."""
-    event = set_consent(member, "advertising", True, actor=Actor.MEMBER, method=Method.GPC)
+    event = ledger_event(
+        set_consent(member, "advertising", True, actor=Actor.MEMBER, method=Method.GPC)
+    )
     db.session.commit()
     assert event.locale is None
     fields = {c: getattr(event, c) for c in (

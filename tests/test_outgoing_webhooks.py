@@ -1,9 +1,8 @@
-"""Outgoing webhooks: events written with their cause, signed deliveries through the outbox,
-retries, per-member order, erasure notices, and the receivers' verification snippet."""
+"""Outgoing webhooks: delivered from the change feed with a cursor per subscription, signed,
+retried, in order, erasure notices, and the receivers' verification snippet."""
 
 from __future__ import annotations
 
-import json
 import re
 import socket
 from datetime import timedelta
@@ -13,11 +12,9 @@ import pytest
 from sqlalchemy import select
 
 from consent_center import clock
-from consent_center.domain import Actor, Method, NotificationStatus
 from consent_center.extensions import db
 from consent_center.models import ChangeEvent, Notification, WebhookSubscription
-from consent_center.notify.worker import drain
-from consent_center.services.consents import set_consent
+from consent_center.notify.webhook import deliver_webhooks as deliver
 from consent_center.services.erasure import erase_member
 from consent_center.services.outgoing_webhooks import add_webhook, remove_webhook
 from tests.conftest import make_member
@@ -48,12 +45,9 @@ def subscribe(url: str, *events: str) -> str:
     return new.secret
 
 
-def webhook_rows() -> list[Notification]:
-    return list(
-        db.session.scalars(
-            select(Notification).where(Notification.channel == "webhook").order_by(Notification.id)
-        )
-    )
+def subscriptions() -> list[WebhookSubscription]:
+    db.session.expire_all()
+    return list(db.session.scalars(select(WebhookSubscription).order_by(WebhookSubscription.id)))
 
 
 def later(minutes: int = 120) -> None:
@@ -79,30 +73,29 @@ def test_cli_adds_lists_and_removes_subscriptions(runner, app):
     assert runner.invoke(args=["webhooks", "remove", sub.public_id]).exit_code != 0
 
 
-def test_an_event_and_its_deliveries_are_written_in_the_changes_transaction(app, member, policy):
+def test_a_toggle_writes_no_outbox_row_and_reads_no_subscription(app, member, policy, client,
+                                                                  login_as):
+    from tests.support.queries import count_queries
+
     subscribe("https://a.example/hook")
-    subscribe("https://b.example/hook", "member.erased")  # not interested in consent changes
-    set_consent(member, "advertising", True, actor=Actor.MEMBER, method=Method.FORM)
-    db.session.rollback()
-    assert db.session.scalars(select(ChangeEvent)).first() is None and webhook_rows() == []
-    event = grant(member, "advertising")
-    change = db.session.scalars(select(ChangeEvent)).one()
-    assert (change.type, change.member_id, change.consent_event_id) == (
-        "consent.changed",
-        member.id,
-        event.id,
-    )
-    [row] = webhook_rows()
-    sub = db.session.scalars(
-        select(WebhookSubscription).where(WebhookSubscription.url == "https://a.example/hook")
-    ).one()
-    assert row.member_id is None  # not a message to the member: not on their pages
-    assert row.recipient == sub.public_id and row.kind == "consent.changed"
-    assert row.dedupe_key == f"webhook:{sub.public_id}:{change.public_id}"
-    assert row.order_key == f"{sub.id}:{member.id}"
-    body = json.loads(row.body_text)
-    assert body["id"] == change.public_id and body["member_id"] == member.public_id
-    assert body["consent"] == {
+    login_as(member)
+    with count_queries() as statements:
+        client.post("/me/consents/advertising", data={"granted": "1"})
+    assert not any("webhook_subscription" in s or "notification" in s for s in statements)
+    assert db.session.scalars(select(Notification)).all() == []
+    assert db.session.scalars(select(ChangeEvent)).all() == []
+
+
+def test_a_subscription_receives_what_happens_after_it_was_added(app, member, policy):
+    grant(member, "trend_analysis")  # before: not for the new receiver
+    with webhook_receiver() as receiver:
+        subscribe(receiver.url)
+        event = grant(member, "advertising")
+        assert deliver() == {"sent": 1}
+        assert deliver() == {}  # the cursor moved past it
+    [got] = receiver.received
+    assert got.json["id"] == event.receipt_id and got.json["member_id"] == member.public_id
+    assert got.json["consent"] == {
         "purpose": "advertising",
         "granted": True,
         "policy_version": 1,
@@ -111,12 +104,23 @@ def test_an_event_and_its_deliveries_are_written_in_the_changes_transaction(app,
     }
 
 
+def test_a_subscription_gets_only_its_event_types(app, member, policy):
+    with webhook_receiver() as receiver:
+        subscribe(receiver.url, "member.erased")
+        grant(member, "advertising")
+        assert deliver() == {}
+        erase_member(member, actor=None, reason="test")
+        db.session.commit()
+        assert deliver() == {"sent": 1}
+    assert [r.json["type"] for r in receiver.received] == ["member.erased"]
+
+
 def test_deliveries_are_signed_and_verify_with_the_documented_snippet(app, member, policy):
     verify = documented_verifier()
     with webhook_receiver() as receiver:
         secret = subscribe(receiver.url)
         grant(member, "advertising")
-        assert drain() == {"sent": 1}
+        assert deliver() == {"sent": 1}
     [got] = receiver.received
     headers = {k.lower(): v for k, v in got.headers.items()}
     assert headers["content-type"] == "application/json"
@@ -130,27 +134,39 @@ def test_deliveries_are_signed_and_verify_with_the_documented_snippet(app, membe
     assert not verify("whsec_wrong", signature, got.body, now=now)
     assert not verify(secret, signature, got.body, now=now + 3600)  # a replay, much later
     assert not verify(secret, "v1=abc", got.body, now=now)
-    # Settled: the body (it names the member) is gone from the outbox.
-    [row] = webhook_rows()
-    assert row.status == NotificationStatus.SENT and row.body_text is None
+    [sub] = subscriptions()
+    assert (sub.attempts, sub.last_error, sub.lease_until) == (0, None, None)
 
 
 def test_a_failing_receiver_gets_retries_and_finally_the_event(app, member, policy):
     with webhook_receiver(500, 503) as receiver:
         subscribe(receiver.url)
         grant(member, "advertising")
-        assert drain() == {"pending": 1}
-        [row] = webhook_rows()
-        assert (row.attempts, row.last_error) == (1, "HTTP 500")
-        assert drain() == {}  # backing off: not due yet
+        assert deliver() == {"pending": 1}
+        [sub] = subscriptions()
+        assert (sub.attempts, sub.last_error.split(": ")[1]) == (1, "HTTP 500")
+        assert deliver() == {}  # backing off: not due yet
         later()
-        assert drain() == {"pending": 1}
+        assert deliver() == {"pending": 1}
         later()
-        assert drain() == {"sent": 1}
+        assert deliver() == {"sent": 1}
     ids = {r.headers["X-Consent-Event-Id"] for r in receiver.received}
     assert len(receiver.received) == 3 and len(ids) == 1  # the same event, to de-duplicate
-    [row] = webhook_rows()
-    assert (row.status, row.attempts) == (NotificationStatus.SENT, 3)
+    [sub] = subscriptions()
+    assert (sub.attempts, sub.next_attempt_at, sub.last_delivered_at is not None) == (0, None, True)
+
+
+def test_a_receiver_that_never_answers_is_given_up_on_event_by_event(app, member, policy):
+    app.config["NOTIFY_MAX_ATTEMPTS"] = 2
+    with webhook_receiver(500, 500) as receiver:
+        subscribe(receiver.url)
+        grant(member, "advertising")
+        grant(member, "advertising", False)
+        assert deliver() == {"pending": 1}
+        later()
+        assert deliver() == {"dead": 1, "sent": 1}  # the next event goes on
+    granted = [r.json["consent"]["granted"] for r in receiver.received]
+    assert granted == [True, True, False]
 
 
 @pytest.mark.parametrize(
@@ -161,7 +177,7 @@ def test_client_errors_are_final_except_timeout_and_too_many(app, member, policy
     with webhook_receiver(answer) as receiver:
         subscribe(receiver.url)
         grant(member, "advertising")
-        assert drain() == {status: 1}
+        assert deliver() == {status: 1}
 
 
 def test_an_unreachable_receiver_is_retried(app, member, policy):
@@ -170,31 +186,44 @@ def test_an_unreachable_receiver_is_retried(app, member, policy):
         port = sock.getsockname()[1]
     subscribe(f"http://127.0.0.1:{port}/hook")
     grant(member, "advertising")
-    assert drain() == {"pending": 1}
-    assert webhook_rows()[0].last_error == "ConnectionError"
+    assert deliver() == {"pending": 1}
+    assert subscriptions()[0].last_error.endswith(": ConnectionError")
 
 
-def test_events_of_one_member_arrive_in_order(app, policy):
+def test_events_arrive_in_feed_order_and_a_failure_holds_back_only_its_subscription(app, policy):
     first, second = make_member(), make_member()
-    with webhook_receiver(500) as receiver:
-        subscribe(receiver.url)
-        grant(first, "advertising")  # this delivery fails once
+    with webhook_receiver(500) as failing, webhook_receiver() as healthy:
+        subscribe(failing.url)
+        subscribe(healthy.url)
+        grant(first, "advertising")  # the failing receiver refuses this once
         grant(first, "advertising", False)
         grant(second, "trend_analysis")
-        assert drain() == {"pending": 1, "sent": 1}
-        # The first member's withdrawal waits behind its grant; the other member's event did not.
-        rows = webhook_rows()
-        assert [r.status for r in rows] == ["pending", "pending", "sent"]
-        assert rows[1].attempts == 0
+        assert deliver() == {"pending": 1, "sent": 3}
         later()
-        assert drain() == {"sent": 2}
-    seen = [(r.json["member_id"], r.json["consent"]["granted"]) for r in receiver.received]
-    assert seen == [
-        (first.public_id, True),
-        (second.public_id, True),
+        assert deliver() == {"sent": 3}
+    expected = [
         (first.public_id, True),
         (first.public_id, False),
+        (second.public_id, True),
     ]
+    seen = [(r.json["member_id"], r.json["consent"]["granted"]) for r in failing.received]
+    assert seen == [expected[0], *expected]
+    assert [(r.json["member_id"], r.json["consent"]["granted"]) for r in healthy.received] == (
+        expected
+    )
+
+
+def test_two_workers_never_deliver_one_subscription_side_by_side(app, member, policy):
+    with webhook_receiver() as receiver:
+        subscribe(receiver.url)
+        grant(member, "advertising")
+        [sub] = subscriptions()
+        sub.lease_until = clock.utcnow() + timedelta(minutes=1)  # another worker holds it
+        db.session.commit()
+        assert deliver() == {}
+        later(2)  # that worker died: its lease runs out
+        assert deliver() == {"sent": 1}
+    assert len(receiver.received) == 1
 
 
 def test_an_erasure_is_announced_after_the_members_earlier_events(app, member, policy):
@@ -204,11 +233,12 @@ def test_an_erasure_is_announced_after_the_members_earlier_events(app, member, p
         grant(member, "advertising")
         erase_member(member, actor=None, reason="test")
         db.session.commit()
-        assert drain() == {"sent": 2}
+        assert deliver() == {"sent": 2}
     kinds = [(r.json["type"], r.json["member_id"]) for r in receiver.received]
-    assert kinds == [("consent.changed", known), ("member.erased", known)]
-    # Nothing in the outbox still names the member.
-    assert all(known not in (r.body_text or "") for r in db.session.scalars(select(Notification)))
+    # The consent change is read from the ledger at delivery: it names the tombstone now.
+    assert kinds == [("consent.changed", member.public_id), ("member.erased", known)]
+    # Nothing stored for deliveries names the member.
+    assert db.session.scalars(select(Notification)).all() == []
 
 
 def test_removing_a_subscription_drops_its_undelivered_events(app, member, policy):
@@ -217,9 +247,7 @@ def test_removing_a_subscription_drops_its_undelivered_events(app, member, polic
     sub = db.session.scalars(select(WebhookSubscription)).one()
     assert remove_webhook(sub.public_id) == 1
     db.session.commit()
-    [row] = webhook_rows()
-    assert row.status == NotificationStatus.FAILED and row.body_text is None
-    assert drain() == {}
+    assert subscriptions() == [] and deliver() == {}
 
 
 # --- Receivers on internal addresses (WEBHOOK_ALLOW_PRIVATE off, as in production) ------
@@ -282,16 +310,15 @@ def test_a_delivery_to_an_internal_address_fails_for_good_at_send_time(app, memb
         subscribe(f"http://localhost:{receiver.port}/hooks/consent")
         app.config["WEBHOOK_ALLOW_PRIVATE"] = False
         grant(member, "advertising")
-        assert drain() == {"failed": 2}
+        assert deliver() == {"failed": 2}
         later()
-        assert drain() == {}  # never retried
+        assert deliver() == {}  # never retried
     assert receiver.received == []
-    errors = sorted(row.last_error for row in webhook_rows())
+    errors = sorted(sub.last_error.split(": ", 1)[1] for sub in subscriptions())
     assert errors == [
         "receiver address refused: 127.0.0.1 is a loopback address",
         "receiver address refused: localhost resolves to 127.0.0.1 is a loopback address",
     ]
-    assert {row.status for row in webhook_rows()} == {NotificationStatus.FAILED}
 
 
 def test_the_connection_goes_to_the_address_that_was_checked(app, member, policy, monkeypatch):
@@ -321,11 +348,11 @@ def test_the_connection_goes_to_the_address_that_was_checked(app, member, policy
         subscribe(f"http://rebind.test:{receiver.port}/hooks/consent")  # the check: allowed
         answers = iter([allowed])  # the worker's one lookup gets the allowed address
         grant(member, "advertising")
-        assert drain() == {"sent": 1}
+        assert deliver() == {"sent": 1}
         assert len(receiver.received) == 1
         assert receiver.received[0].headers["Host"] == f"rebind.test:{receiver.port}"
         grant(member, "advertising", False)  # a new connection: the name now says internal
-        assert drain() == {"failed": 1}
+        assert deliver() == {"failed": 1}
     assert len(receiver.received) == 1
     refused = "receiver address refused: rebind.test resolves to 127.0.0.2 is internal"
-    assert webhook_rows()[-1].last_error == refused
+    assert subscriptions()[-1].last_error.split(": ", 1)[1] == refused

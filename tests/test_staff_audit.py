@@ -5,18 +5,18 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import re
 from datetime import date, timedelta
 
 import pytest
 from sqlalchemy import delete, select, update
 
 from consent_center import clock
-from consent_center.domain import Actor, Method
 from consent_center.extensions import db
 from consent_center.models import AuditEvent
 from consent_center.models.audit import AUDIT_GENESIS_HASH
 from consent_center.services.audit import record_audit, verify_audit_log
-from consent_center.services.consents import set_consent
 from consent_center.services.erasure import erase_member
 from tests.conftest import make_member, make_policy, policy_texts
 from tests.support.queries import race
@@ -37,12 +37,17 @@ def chain_of(subject_id):
     return list(db.session.scalars(select(AuditEvent).where(condition).order_by(AuditEvent.seq)))
 
 
+def member_entry(member, purpose: str = "advertising", **details) -> None:
+    """An entry in the member's own chain (a consent change is in the ledger, not here)."""
+    record_audit("test.member", actor=member, subject=member, purpose=purpose, **details)
+
+
 def test_each_subject_has_its_own_chain(app, member, staff, policy):
     other = make_member()
-    set_consent(member, "advertising", True, actor=Actor.MEMBER, method=Method.FORM)
+    member_entry(member, "advertising", granted=True)
     record_audit("test.system", actor=staff, note="no subject")
-    set_consent(other, "advertising", True, actor=Actor.MEMBER, method=Method.FORM)
-    set_consent(member, "advertising", False, actor=Actor.MEMBER, method=Method.FORM)
+    member_entry(other, "advertising", granted=True)
+    member_entry(member, "advertising", granted=False)
     record_audit("test.system", actor=None)
     db.session.commit()
     mine = chain_of(member.id)
@@ -57,8 +62,8 @@ def test_each_subject_has_its_own_chain(app, member, staff, policy):
 
 
 def test_verify_command_detects_tampering(app, member, staff, runner, policy):
-    set_consent(member, "advertising", True, actor=Actor.MEMBER, method=Method.FORM)
-    set_consent(member, "trend_analysis", True, actor=Actor.MEMBER, method=Method.FORM)
+    member_entry(member, "advertising", granted=True)
+    member_entry(member, "trend_analysis", granted=True)
     record_audit("test.system", actor=staff, count=3)
     db.session.commit()
     result = runner.invoke(args=["audit", "verify"])
@@ -79,7 +84,7 @@ def test_verify_command_detects_tampering(app, member, staff, runner, policy):
 
 def test_verify_detects_a_removed_entry(app, member, staff, runner, policy):
     for granted in (True, False, True):
-        set_consent(member, "advertising", granted, actor=Actor.MEMBER, method=Method.FORM)
+        member_entry(member, "advertising", granted=granted)
     db.session.commit()
     db.session.execute(
         delete(AuditEvent).where(AuditEvent.subject_member_id == member.id, AuditEvent.seq == 2)
@@ -93,7 +98,7 @@ def test_verify_detects_a_removed_entry(app, member, staff, runner, policy):
 
 
 def test_chains_still_verify_after_erasure(app, member, staff, policy):
-    set_consent(member, "advertising", True, actor=Actor.MEMBER, method=Method.FORM)
+    member_entry(member, "advertising", granted=True)
     erase_member(member, actor=staff, reason="test")
     db.session.commit()
     assert [e.action for e in chain_of(member.id)][-1] == "member.erased"
@@ -208,3 +213,40 @@ def test_policy_publication_is_audited_with_the_actor(client, login_as, staff, a
     actions = [e.action for e in chain_of(None)]
     assert actions == ["policy.draft_created", "policy.published", "notify.policy_notice_enqueued"]
     assert verify_audit_log().ok
+
+
+def test_consent_changes_come_from_the_ledger_merged_in_time_order(
+    client, login_as, staff, member, policy
+):
+    """A toggle writes no audit entry; the page and the CSV read it from the ledger, between
+    the log's entries by time, and filter it like them."""
+    from tests.support.api import grant
+
+    seed_log(staff, member)  # 1, 2 and 3 March; the 2 March entry is an old-style copy
+    clock.freeze(local_midnight(date(2026, 3, 2)) + timedelta(hours=12))
+    audit_before = db.session.scalars(select(AuditEvent)).all()
+    event = grant(member, "advertising")
+    assert db.session.scalars(select(AuditEvent)).all() == audit_before
+    login_as(staff)
+
+    def shown(**query) -> list[str]:
+        page = client.get("/staff/audit", query_string=query).get_data(as_text=True)
+        return re.findall(r"<td><code>([\w.]+)</code></td>", page)
+
+    assert shown()[-4:] == [  # newest first
+        "policy.published", "consent.granted", "consent.granted", "policy.draft_created"
+    ]  # fmt: skip
+    page = client.get("/staff/audit").get_data(as_text=True)
+    assert event.receipt_id in page and "Consent ledger" in page
+    assert shown(action="consent", actor=staff.public_id) == []
+    assert shown(action="consent.", actor=member.public_id) == ["consent.granted"] * 2
+    assert shown(until="2026-03-01") == ["policy.draft_created"]
+    response = client.get("/staff/audit.csv?action=consent", buffered=True)
+    rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
+    assert [(r["action"], r["chain"]) for r in rows] == [
+        ("consent.granted", "member"), ("consent.granted", "ledger")
+    ]  # fmt: skip
+    assert rows[1]["hash"] == event.hash and rows[1]["subject"] == member.public_id
+    assert json.loads(rows[1]["details"]) == {
+        "purpose": "advertising", "method": "form", "receipt": event.receipt_id
+    }  # fmt: skip

@@ -178,6 +178,15 @@ def erasure_values(group: InventoryGroup, *, now, tombstone: str) -> dict[str, o
 # Columns that hold no information about a member: keys, bookkeeping and company content.
 # Every database column is either in DATA_INVENTORY or here, with the reason (a test checks).
 NOT_MEMBER_DATA: dict[tuple[str, str], str] = {
+    ("change_event", "after_event_id"): "internal row key (the notice's place in the feed)",
+    ("member", "ledger_seq"): "position of the consent ledger chain's head, no meaning",
+    ("member", "ledger_hash"): "fingerprint of the consent ledger chain's head, no meaning",
+    ("webhook_subscription", "feed_cursor"): "delivery bookkeeping (a place in the feed)",
+    ("webhook_subscription", "attempts"): "delivery bookkeeping",
+    ("webhook_subscription", "next_attempt_at"): "delivery bookkeeping",
+    ("webhook_subscription", "last_error"): "delivery bookkeeping",
+    ("webhook_subscription", "lease_until"): "delivery bookkeeping",
+    ("webhook_subscription", "last_delivered_at"): "delivery bookkeeping",
     ("notification", "request_id"): "random id of the request that wrote it (operations)",
     ("member", "id"): "internal row key",
     ("consent_state", "member_id"): "internal row key",
@@ -262,7 +271,6 @@ NOT_MEMBER_DATA: dict[tuple[str, str], str] = {
     ("change_event", "id"): "internal row key (the change feed's order)",
     ("change_event", "public_id"): "random event id, no meaning",
     ("change_event", "member_id"): "internal row key",
-    ("change_event", "consent_event_id"): "internal row key",
     ("notification", "order_key"): "delivery ordering, built from internal keys only",
     ("notification", "secret"): (
         "a code or link in transit, encrypted with a key outside the database; deleted once sent"

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import ForeignKey, Index, String, text
+from sqlalchemy import ForeignKey, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..clock import utcnow
@@ -37,9 +37,10 @@ class ApiToken(db.Model):
 
 
 class ChangeEvent(db.Model):
-    """One change a downstream system must learn of (a consent given or withdrawn, an erasure),
-    written in the same transaction as the change. Its `id` is the change feed's order; its
-    `public_id` is the event id that the feed and every webhook delivery carry."""
+    """A change downstream systems must learn of that the consent ledger cannot tell them: an
+    erasure (the erased member's ledger names only a tombstone). Written in the erasure's
+    transaction. The change feed (services/downstream.py) lists these beside the ledger's
+    events; `public_id` is the event id the feed and every webhook delivery carry."""
 
     __tablename__ = "change_event"
     __table_args__ = (
@@ -71,7 +72,9 @@ class ChangeEvent(db.Model):
         String(32), info=held(_l("What changed"), retention=KEPT_ANONYMISED)
     )
     member_id: Mapped[int] = mapped_column(ForeignKey("member.id"))
-    consent_event_id: Mapped[int | None] = mapped_column(ForeignKey("consent_event.id"))
+    # The id of the member's last ledger event when this was written (0: none): the feed
+    # lists the notice after it, so a reader learns of a member's changes before their erasure.
+    after_event_id: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(
         UTCDateTime,
         default=utcnow,

@@ -248,6 +248,12 @@ class Member(UserMixin, db.Model):
             erased=None,
         ),
     )
+    # The head of the member's consent ledger chain: the seq and hash of its last event
+    # (0 and None for an empty chain). Kept here because this row is the lock every writer
+    # of the chain takes (`services.consents.set_consent`), so the head is read with the
+    # lock and no query for the chain's tail is needed; `verify_ledger` checks it.
+    ledger_seq: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    ledger_hash: Mapped[str | None] = mapped_column(String(64))
 
     # The key of the signed-in session this object was loaded for (services/sessions.py);
     # not a column. Flask-Login keeps it in the session cookie as the user id.

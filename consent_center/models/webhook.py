@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, String
+from sqlalchemy import Boolean, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..clock import utcnow
@@ -29,6 +29,17 @@ class WebhookSubscription(db.Model):
     events: Mapped[str] = mapped_column(String(200))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Where the notify worker is in the change feed for this receiver (an encoded
+    # `services.downstream.FeedCursor`): every event before it was delivered or given up on.
+    feed_cursor: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # Failed tries of the event at the cursor, when to try it next, and why it last failed.
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(String(200))
+    # A worker delivering to this receiver holds it until then (so two workers never post
+    # the same receiver's events side by side, out of order); expires if that worker dies.
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     @property
     def event_set(self) -> frozenset[str]:

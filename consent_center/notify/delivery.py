@@ -42,18 +42,14 @@ from .base import DeliveryResult, Outgoing, UnavailableTransport
 from .dev import DevMailboxTransport
 from .email import SmtpTransport
 from .sms import TwilioTransport
-from .webhook import WebhookTransport, in_order_condition
 
 log = logging.getLogger("consent_center.notify")
 
-# Kinds whose recipient and text are deleted as soon as they are sent (webhook bodies name
-# members; the change_event table keeps the facts).
+# Kinds whose recipient and text are deleted as soon as they are sent.
 SCRUB_AFTER_SEND = {
     "deletion_completed",
     "guardian_refused",
     "guardian_wait_expired",
-    "consent.changed",
-    "member.erased",
 }
 
 # Kinds whose real text (a one-time code, an approval link) is never stored in clear: the row
@@ -114,8 +110,6 @@ def transport_for(channel: str):
     """The configured transport for a channel: real when configured, else the dev mailbox
     (development and tests only)."""
     config = current_app.config
-    if channel == Channel.WEBHOOK:
-        return WebhookTransport()
     if channel == Channel.SMS and not config.get("SMS_ENABLED", True):
         return UnavailableTransport("SMS is switched off (SMS_ENABLED=false)")
     if channel == Channel.EMAIL and config.get("MAIL_SERVER"):
@@ -511,7 +505,7 @@ def claim_due(batch_size: int) -> list[Claimed]:
     """Claim up to `batch_size` due rows for this worker and commit the claim."""
     # Codes and links first: a person is waiting for each of them, and no one for a fan-out.
     rows = claim_codes(batch_size)
-    return rows or _claim(and_(due_condition(), in_order_condition()), batch_size)
+    return rows or _claim(due_condition(), batch_size)
 
 
 def claim_codes(batch_size: int) -> list[Claimed]:

@@ -25,6 +25,7 @@ from ..services.guardians import erase_unanswered_minors, transition_coming_of_a
 from ..services.members import purge_unverified_members
 from ..services.retention import apply_retention
 from .delivery import claim_codes, claim_due, secret_due, send_claimed
+from .webhook import deliver_webhooks
 
 log = logging.getLogger("consent_center.notify")
 
@@ -175,6 +176,9 @@ class Worker:
             if claim is claim_due and (done := self.daily.run_if_due()) is not None:
                 log.info("daily tasks: %s", done)
             counts = drain(self.batch_size, self.stopping, claim)
+            if claim is claim_due:
+                for outcome, n in deliver_webhooks(self.batch_size, self.stopping).items():
+                    counts[f"webhook {outcome}"] = n
         except Exception:  # a database blip must not kill the worker; the lease protects rows
             log.exception("delivery round failed; retrying after a pause")
             db.session.rollback()

@@ -1,4 +1,7 @@
-"""Writing the audit log (hash-chained per subject), reading it for staff, and verifying it."""
+"""Writing the audit log (hash-chained per subject), reading it for staff, and verifying it.
+
+A member's consent changes are not copied into the audit log: the consent ledger records
+them (with who acted), and staff read both merged in time order (`audit_page`)."""
 
 from __future__ import annotations
 
@@ -8,13 +11,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 
-from sqlalchemy import bindparam, func, or_, select
+from sqlalchemy import bindparam, case, func, literal, or_, select, union_all
 from sqlalchemy.orm import aliased
 
 from ..clock import utcnow
 from ..extensions import db
 from ..ledger_keys import LEGACY_KEY_ID, UnknownKey, current_key_id
-from ..models import AuditEvent, Member
+from ..models import AuditEvent, ConsentEvent, Member
 from ..models.audit import AUDIT_GENESIS_HASH
 
 # pg_advisory_xact_lock key serialising writers of the system chain (entries without a
@@ -198,51 +201,114 @@ class AuditFilters:
 
 @dataclass(frozen=True)
 class AuditRow:
-    event: AuditEvent
+    """One entry as staff read it: from the audit log, or a consent change read from the
+    consent ledger (`chain` "ledger"), which is not copied into the audit log."""
+
+    created_at: datetime
+    action: str
     actor_public_id: str | None
     actor_role: str | None
     subject_public_id: str | None
+    details: dict
+    chain: str  # "system", "member" (audit chains) or "ledger"
+    seq: int
+    prev_hash: str
+    hash: str
 
 
-def _filtered(filters: AuditFilters):
-    actor = aliased(Member)
-    subject = aliased(Member)
-    query = (
-        select(AuditEvent, actor.public_id, actor.role, subject.public_id)
-        .outerjoin(actor, actor.id == AuditEvent.actor_member_id)
-        .outerjoin(subject, subject.id == AuditEvent.subject_member_id)
-    )
-    if filters.actor:
-        needle = filters.actor.strip()
-        query = query.where(or_(actor.public_id == needle, actor.email == needle.lower()))
-    if filters.action:
-        query = query.where(AuditEvent.action.startswith(filters.action.strip(), autoescape=True))
-    if filters.since is not None:
-        query = query.where(AuditEvent.created_at >= filters.since)
-    if filters.until is not None:
-        query = query.where(AuditEvent.created_at < filters.until)
-    return query
+CONSENT_ACTIONS = ("consent.granted", "consent.withdrawn")
+AUDIT, LEDGER = "audit", "ledger"
+
+
+def _ledger_action():
+    return case((ConsentEvent.granted.is_(True), literal(CONSENT_ACTIONS[0])),
+                else_=literal(CONSENT_ACTIONS[1]))  # fmt: skip
+
+
+def _entries(filters: AuditFilters):
+    """SQL: (kind, id, created_at) of every matching entry of the audit log and the ledger."""
+    parts = []
+    for kind, model, actor_column, action in (
+        (AUDIT, AuditEvent, AuditEvent.actor_member_id, AuditEvent.action),
+        (LEDGER, ConsentEvent, ConsentEvent.actor_member_id, _ledger_action()),
+    ):
+        actor = aliased(Member)
+        query = select(
+            literal(kind).label("kind"), model.id.label("id"), model.created_at.label("at")
+        )
+        if filters.actor:
+            needle = filters.actor.strip()
+            query = query.join(actor, actor.id == actor_column).where(
+                or_(actor.public_id == needle, actor.email == needle.lower())
+            )
+        if filters.action:
+            query = query.where(action.startswith(filters.action.strip(), autoescape=True))
+        if filters.since is not None:
+            query = query.where(model.created_at >= filters.since)
+        if filters.until is not None:
+            query = query.where(model.created_at < filters.until)
+        parts.append(query)
+    return union_all(*parts).subquery()
+
+
+def _rows(keys) -> list[AuditRow]:
+    """The entries named by (kind, id) keys, in the keys' order: one query per kind."""
+    wanted = {kind: [k.id for k in keys if k.kind == kind] for kind in (AUDIT, LEDGER)}
+    actor, subject = aliased(Member), aliased(Member)
+    found: dict[tuple[str, int], AuditRow] = {}
+    if wanted[AUDIT]:
+        for e, actor_id, role, subject_id in db.session.execute(
+            select(AuditEvent, actor.public_id, actor.role, subject.public_id)
+            .outerjoin(actor, actor.id == AuditEvent.actor_member_id)
+            .outerjoin(subject, subject.id == AuditEvent.subject_member_id)
+            .where(AuditEvent.id.in_(wanted[AUDIT]))
+        ):
+            found[(AUDIT, e.id)] = AuditRow(
+                e.created_at, e.action, actor_id, role, subject_id, e.details,
+                "system" if e.subject_member_id is None else "member", e.seq, e.prev_hash, e.hash,
+            )  # fmt: skip
+    if wanted[LEDGER]:
+        for e, actor_id, role, subject_id in db.session.execute(
+            select(ConsentEvent, actor.public_id, actor.role, subject.public_id)
+            .outerjoin(actor, actor.id == ConsentEvent.actor_member_id)
+            .join(subject, subject.id == ConsentEvent.member_id)
+            .where(ConsentEvent.id.in_(wanted[LEDGER]))
+        ):
+            details = {"purpose": e.purpose, "method": e.method, "receipt": e.receipt_id}
+            found[(LEDGER, e.id)] = AuditRow(
+                e.created_at, CONSENT_ACTIONS[0] if e.granted else CONSENT_ACTIONS[1], actor_id,
+                role, subject_id, details, LEDGER, e.seq, e.prev_hash, e.hash,
+            )  # fmt: skip
+    return [found[(k.kind, k.id)] for k in keys]
 
 
 def audit_page(filters: AuditFilters, page: int = 1, per_page: int = 100) -> tuple[list, bool]:
-    """One page of matching entries, newest first, and whether an older page exists."""
+    """One page of matching entries (the audit log and the ledger's consent changes merged
+    in time order), newest first, and whether an older page exists."""
     page = max(page, 1)
-    rows = db.session.execute(
-        _filtered(filters)
-        .order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc())
+    entries = _entries(filters)
+    keys = db.session.execute(
+        select(entries)
+        .order_by(entries.c.at.desc(), entries.c.kind, entries.c.id.desc())
         .offset((page - 1) * per_page)
         .limit(per_page + 1)
     ).all()
-    return [AuditRow(*r) for r in rows[:per_page]], len(rows) > per_page
+    return _rows(keys[:per_page]), len(keys) > per_page
 
 
 def audit_actions() -> list[str]:
-    """Every action name in the log (for the filter's suggestions)."""
-    return list(db.session.scalars(select(AuditEvent.action).distinct().order_by("action")))
+    """Every action name in the log and the ledger's two (for the filter's suggestions)."""
+    logged = db.session.scalars(select(AuditEvent.action).distinct())
+    return sorted(set(logged) | set(CONSENT_ACTIONS))
 
 
 def iter_audit_rows(filters: AuditFilters, batch: int = 2000) -> Iterator[AuditRow]:
-    """Every matching entry, oldest first, streamed from the database in batches."""
-    query = _filtered(filters).order_by(AuditEvent.created_at, AuditEvent.id)
-    for row in db.session.execute(query.execution_options(yield_per=batch)):
-        yield AuditRow(*row)
+    """Every matching entry (audit log and ledger merged), oldest first, in batches."""
+    entries = _entries(filters)
+    keys = db.session.execute(
+        select(entries)
+        .order_by(entries.c.at, entries.c.kind, entries.c.id)
+        .execution_options(yield_per=batch)
+    )
+    for part in keys.partitions():
+        yield from _rows(part)

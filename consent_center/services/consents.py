@@ -10,8 +10,9 @@ from functools import cache
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import bindparam, func, or_, select
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.orm import aliased
+from sqlalchemy.orm.attributes import set_committed_value
 
 from ..clock import utcnow
 from ..domain import ADVERTISING, OPTIONAL_PURPOSES, PURPOSES, Actor, GuardianStatus, Method
@@ -26,7 +27,6 @@ from ..ledger_keys import (
 )
 from ..metrics import CONSENT_CHANGES, count_after_commit
 from ..models import (
-    AuditEvent,
     ConsentEvent,
     ConsentState,
     GuardianLink,
@@ -35,11 +35,21 @@ from ..models import (
 )
 from ..models.consent import GENESIS_HASH
 from ..models.types import UTCDateTime
-from .audit import ChainTail, link_problem, lock_member, record_audit
-from .errors import Invalid, NotAllowed, NotFound
+from .audit import link_problem
+from .errors import Conflict, Invalid, NotAllowed, NotFound
+from .guardianship import is_guardian_of
 from .policies import current_policy_id
 from .sql import upsert
-from .usability import is_active_account
+from .usability import is_active_account, is_minor, purpose_barred, stale_grant_condition
+
+# The purposes a Global Privacy Control signal (`Sec-GPC: 1`) opts out of: the sale or
+# sharing of the member's information.
+GPC_PURPOSES = (ADVERTISING,)
+
+
+class GpcConfirmationNeeded(Conflict):
+    """A GPC purpose turned on while the browser sends GPC: the member confirms it first
+    (`services.gpc.grant_despite_gpc`), and the ledger records that they overrode the signal."""
 
 
 @dataclass(frozen=True)
@@ -66,8 +76,6 @@ class ConsentView:
 
 def consent_columns(now):
     """The columns `consent_views` reads, over ConsentState joined to its ConsentEvent."""
-    from .usability import stale_grant_condition
-
     return (
         ConsentState.purpose,
         ConsentState.granted,
@@ -100,8 +108,6 @@ def current_consents(member: Member) -> list[ConsentView]:
 def consent_views(member: Member, rows) -> list[ConsentView]:
     """The views of every optional purpose from rows of `consent_columns` (rows whose
     purpose is None, from an outer join that found nothing, are ignored)."""
-    from .usability import is_minor, purpose_barred
-
     by_purpose = {r.purpose: r for r in rows if r.purpose is not None}
     locked = not is_active_account(member)
     guardian_only = is_minor(member)
@@ -147,8 +153,6 @@ def guardian_names(minor: Member) -> tuple[str, ...]:
 def needs_second_confirmation(member: Member, purpose: str) -> bool:
     """Advertising for a minor (where MINORS_ADVERTISING allows it at all) takes effect only
     once the guardian confirms through a second message sent after a delay ("email plus")."""
-    from .usability import is_minor
-
     return purpose == ADVERTISING and is_minor(member)
 
 
@@ -158,9 +162,6 @@ def guardian_may_grant(
     """A minor's optional consent belongs to the guardian (PIPL art. 31): only an approved
     guardian of theirs, acting as guardian, may grant it, and advertising only through the
     second confirmation (`needs_second_confirmation`). Anyone may grant an adult's."""
-    from .guardianship import is_guardian_of
-    from .usability import is_minor
-
     if not is_minor(member):
         return True
     return (
@@ -190,27 +191,34 @@ def set_consent(
     method: str,
     actor_member: Member | None = None,
     locale: str | None = None,
-) -> ConsentEvent:
-    """Give or withdraw consent for an optional purpose: append a chained event and update
-    the current state, in the caller's transaction.
+    gpc: bool = False,
+) -> ConsentView:
+    """Give or withdraw consent for an optional purpose: append a chained event to the
+    member's ledger and update the current state, in the caller's transaction. Nothing else
+    is written: the change feed, webhooks and the audit pages read the ledger itself.
+
+    Four statements: the member's row is locked (``FOR UPDATE``; SQLite serialises writers
+    on its own) and read for the chain's head and the policy version in force; the event is
+    inserted; the state is upserted; the head moves to the new event. Two writers of one
+    chain extend it one after the other, and (member_id, seq) is unique besides, so
+    concurrent changes cannot fork it.
 
     :param locale: the language of the page the choice was made on (recorded and hashed
         with the event); None when no page was shown.
-
-    The member row is locked first (a no-op on SQLite, whose writers are serialised anyway),
-    and (member_id, seq) is unique, so concurrent changes cannot fork the chain.
-
+    :param gpc: the request carries Global Privacy Control (`Sec-GPC: 1`).
+    :returns: the purpose's new view (its receipt is `receipt_id`), built without reading
+        it back.
     :raises Invalid: for an unknown or non-optional purpose.
     :raises NotAllowed: when the account may not give optional consent (erased, or a minor
         awaiting a guardian, or a registration nobody verified yet), or when someone other
         than a minor's guardian grants a minor's (withdrawing is open to the minor always).
+    :raises GpcConfirmationNeeded: when a GPC purpose is turned on while the browser sends
+        GPC, other than by the member's confirmation (method ``gpc_override``).
     """
     if purpose not in PURPOSES or not PURPOSES[purpose].optional:
         raise Invalid(_l("There is no such optional purpose."))
     if granted and not is_active_account(member):
         raise NotAllowed(_l("This account cannot give optional consent yet."))
-    from .usability import purpose_barred
-
     if granted and purpose_barred(member, purpose):
         raise NotAllowed(
             _l(
@@ -230,25 +238,27 @@ def set_consent(
                 age=current_app.config["MINOR_AGE"],
             )
         )
-    lock_member(member.id)
-    tails = db.session.execute(
-        _tails_statement(), {"member_id": member.id, "now": utcnow()}
-    ).one()
+    if granted and gpc and purpose in GPC_PURPOSES and method != Method.GPC_OVERRIDE:
+        raise GpcConfirmationNeeded(
+            _l("Your browser asks us not to use your information for advertising: confirm first.")
+        )
+    now = utcnow()
+    head = db.session.execute(_head_statement(), {"member_id": member.id, "now": now}).one()
     event = ConsentEvent(
         member_id=member.id,
-        seq=(tails.ledger_seq or 0) + 1,
+        seq=head.ledger_seq + 1,
+        receipt_id=str(uuid.uuid4()),
         purpose=purpose,
         granted=granted,
-        policy_version_id=tails.policy_id,
+        policy_version_id=head.policy_id,
         actor=actor,
         actor_member_id=actor_member.id if actor_member else None,
         method=method,
-        created_at=utcnow(),
-        prev_hash=tails.ledger_hash or GENESIS_HASH,
+        created_at=now,
+        prev_hash=head.ledger_hash or GENESIS_HASH,
         key_id=current_key_id(),
         locale=locale,
     )
-    event.receipt_id = str(uuid.uuid4())
     event.hash = event.compute_hash()
     db.session.add(event)
     db.session.flush()
@@ -261,49 +271,56 @@ def set_consent(
             "granted": granted,
             "event_id": event.id,
             "policy_version_id": event.policy_version_id,
-            "updated_at": event.created_at,
+            "updated_at": now,
         },
     )
-    from .outgoing_webhooks import emit_event  # downstream systems learn of it (issue 7)
-
-    emit_event("consent.changed", member, consent_event=event)
-    record_audit(
-        "consent.granted" if granted else "consent.withdrawn",
-        actor=actor_member or (member if actor == Actor.MEMBER else None),
-        subject=member,
-        tail=ChainTail(tails.audit_seq, tails.audit_hash),
-        purpose=purpose,
-        method=method,
-        receipt=event.receipt_id,
+    db.session.execute(
+        _move_head_statement(),
+        {"member_id": member.id, "seq": event.seq, "hash": event.hash},
     )
-    db.session.flush()
-    return event
+    # The loaded member now matches its row, without reading it back.
+    set_committed_value(member, "ledger_seq", event.seq)
+    set_committed_value(member, "ledger_hash", event.hash)
+    return _view_after(member, event)
+
+
+def _view_after(member: Member, event: ConsentEvent) -> ConsentView:
+    """The purpose's view once `event` is its latest: an answer given now is under the
+    version in force, so it is never one a later version asks about again."""
+    minor = is_minor(member)
+    barred = purpose_barred(member, event.purpose)
+    return ConsentView(
+        event.purpose,
+        PURPOSES[event.purpose].title,
+        PURPOSES[event.purpose].description,
+        granted=event.granted and not barred,
+        changed_at=event.created_at,
+        receipt_id=event.receipt_id,
+        barred=barred,
+        locked=not is_active_account(member),
+        guardian_only=minor,
+        guardians=guardian_names(member) if minor else (),
+    )
 
 
 @cache
-def _tails_statement():
-    # Read after the member's row is locked (a separate statement, so that its snapshot
-    # includes every change committed before the lock was granted): the ledger's and the
-    # audit chain's last links, and the policy version in force, in one round trip.
-    member_id = bindparam("member_id")
-    last_event = (
-        select(ConsentEvent.seq, ConsentEvent.hash)
-        .where(ConsentEvent.member_id == member_id)
-        .order_by(ConsentEvent.seq.desc())
-        .limit(1)
-    )
-    last_audit = (
-        select(AuditEvent.seq, AuditEvent.hash)
-        .where(AuditEvent.subject_member_id == member_id)
-        .order_by(AuditEvent.seq.desc())
-        .limit(1)
-    )
+def _head_statement():
+    # The head is on the row being locked: PostgreSQL returns the row's newest committed
+    # version once the lock is granted, so a writer that waited sees its predecessor's head.
     return select(
-        last_event.with_only_columns(ConsentEvent.seq).scalar_subquery().label("ledger_seq"),
-        last_event.with_only_columns(ConsentEvent.hash).scalar_subquery().label("ledger_hash"),
-        last_audit.with_only_columns(AuditEvent.seq).scalar_subquery().label("audit_seq"),
-        last_audit.with_only_columns(AuditEvent.hash).scalar_subquery().label("audit_hash"),
+        Member.ledger_seq,
+        Member.ledger_hash,
         current_policy_id(bindparam("now", type_=UTCDateTime())).label("policy_id"),
+    ).where(Member.id == bindparam("member_id")).with_for_update(of=Member)
+
+
+@cache
+def _move_head_statement():
+    return (
+        update(Member)
+        .where(Member.id == bindparam("member_id"))
+        .values(ledger_seq=bindparam("seq"), ledger_hash=bindparam("hash"))
+        .execution_options(synchronize_session=False)
     )
 
 
@@ -447,7 +464,36 @@ def verify_ledger(member_id: int | None = None, batch: int = 5000) -> ChainRepor
         else:
             keyed = True
         prev_hash, expected_seq = event.hash, event.seq + 1
-    return ChainReport(members, events, broken, state_drift(member_id), legacy)
+    broken += head_problems(member_id)
+    return ChainReport(members, events, sorted(broken), state_drift(member_id), legacy)
+
+
+def head_problems(member_id: int | None = None) -> list[tuple[int, int, str]]:
+    """Every member row whose chain head (`ledger_seq`, `ledger_hash`) is not the last
+    event of its chain (0 and None for an empty one): (member row id, head seq, reason)."""
+    last = (
+        select(ConsentEvent.member_id, func.max(ConsentEvent.seq).label("seq"))
+        .group_by(ConsentEvent.member_id)
+        .subquery()
+    )
+    tail = aliased(ConsentEvent)
+    query = (
+        select(Member.id, Member.ledger_seq, tail.seq)
+        .outerjoin(last, last.c.member_id == Member.id)
+        .outerjoin(tail, (tail.member_id == last.c.member_id) & (tail.seq == last.c.seq))
+        .where(
+            or_(
+                Member.ledger_seq != func.coalesce(tail.seq, 0),
+                Member.ledger_hash.is_distinct_from(tail.hash),
+            )
+        )
+    )
+    if member_id is not None:
+        query = query.where(Member.id == member_id)
+    return [
+        (row_id, head, f"chain head on the member row is not its last link (seq {seq or 0})")
+        for row_id, head, seq in db.session.execute(query)
+    ]
 
 
 def state_drift(member_id: int | None = None) -> list[tuple[str, str, str]]:

@@ -12,7 +12,7 @@ import logging
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
@@ -28,8 +28,8 @@ from sqlalchemy import (
     select,
     true,
     type_coerce,
+    update,
 )
-from sqlalchemy.orm import aliased
 from sqlalchemy.sql.visitors import replacement_traverse
 
 from ..clock import utcnow
@@ -37,8 +37,8 @@ from ..domain import OPTIONAL_PURPOSES, MemberStatus
 from ..extensions import db
 from ..models import ApiToken, ChangeEvent, ConsentEvent, ConsentState, Member, PolicyVersion
 from .api_tokens import AuthenticatedToken, hash_token, is_token, parse_stored_scopes
+from .audit import lock_member
 from .errors import Invalid, NotFound
-from .outgoing_webhooks import MEMBER_ERASED, erasure_notice_cutoff, event_document
 from .sql import fetch_all
 from .usability import minor_cutoff, stale_grant_condition, usable_condition
 
@@ -292,28 +292,150 @@ def stream_audience(
 
 
 # --- The change feed ---------------------------------------------------------------------
+# The feed is the consent ledger itself (every consent_event row, in id order) merged with
+# the erasure notices (change_event rows), which the ledger cannot carry: an erased member's
+# chain names only a tombstone. Each notice is listed after the member's last ledger event
+# (`after_event_id`), so a reader learns of a member's changes before their erasure. The
+# notices are read before the ledger: a notice that is visible was committed after the
+# member's events (erasure holds the member's row lock), so those are visible too.
+
+CONSENT_CHANGED = "consent.changed"
+MEMBER_ERASED = "member.erased"
+EVENT_TYPES = (CONSENT_CHANGED, MEMBER_ERASED)
+
+
+def iso(value: datetime | None) -> str | None:
+    """A UTC time as ISO 8601 with microseconds and a `Z`, as every API document shows it."""
+    if value is None:
+        return None
+    return value.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def event_document(
+    *,
+    event_id: str,
+    event_type: str,
+    created_at: datetime,
+    member_id: str | None,
+    purpose: str | None = None,
+    granted: bool | None = None,
+    policy_version: int | None = None,
+    actor: str | None = None,
+    method: str | None = None,
+) -> dict:
+    """One event as the change feed lists it and a webhook delivers it (the same shape)."""
+    document: dict = {
+        "id": event_id,
+        "type": event_type,
+        "created_at": iso(created_at),
+        "member_id": member_id,
+    }
+    if event_type == CONSENT_CHANGED:
+        document["consent"] = {
+            "purpose": purpose,
+            "granted": granted,
+            "policy_version": policy_version,
+            "actor": actor,
+            "method": method,
+        }
+    return document
+
+
+def erasure_notice_cutoff(now: datetime | None = None) -> datetime:
+    """Erasure notices older than this no longer name the former member number."""
+    days = current_app.config["API_ERASURE_NOTICE_DAYS"]
+    return (now or utcnow()) - timedelta(days=days)
+
+
+def forget_expired_erasure_notices(now: datetime | None = None) -> int:
+    """Clear the former member number from erasure notices past their notice period (no
+    commit). Runs with every erasure and daily (`flask retention run`); the feed hides
+    expired ones in any case.
+
+    :returns: how many notices were cleared.
+    """
+    return db.session.execute(
+        update(ChangeEvent)
+        .where(
+            ChangeEvent.former_public_id.is_not(None),
+            ChangeEvent.created_at < erasure_notice_cutoff(now),
+        )
+        .values(former_public_id=None)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+
+
+
+def announce_erasure(member: Member) -> ChangeEvent:
+    """Write the erasure notice of `member` for the feed and webhooks (no commit). Call it
+    in the erasure's transaction before the member's public id is replaced: the notice names
+    the member as downstream systems knew them. Expired notices are forgotten on the way.
+    """
+    now = utcnow()
+    lock_member(member.id)  # no ledger event of theirs commits after the notice's place
+    forget_expired_erasure_notices(now)
+    after = db.session.scalar(
+        select(func.coalesce(func.max(ConsentEvent.id), 0)).where(
+            ConsentEvent.member_id == member.id
+        )
+    )
+    notice = ChangeEvent(
+        type=MEMBER_ERASED,
+        member_id=member.id,
+        after_event_id=after,
+        former_public_id=member.public_id,
+        created_at=now,
+    )
+    db.session.add(notice)
+    db.session.flush()
+    return notice
+
 
 MAX_HOLES = 64
-CURSOR_VERSION = 1
+CURSOR_VERSION = 2
+LEDGER, NOTICES = "ledger", "notices"
 
 
 @dataclass(frozen=True)
-class FeedCursor:
-    """Where a reader is in the feed: every event up to `position` was handed out, except the
-    ids in `holes` (first id, last id, unix time first seen missing), which were not yet
-    committed when the reader passed them (PostgreSQL hands out ids at insert, not at commit).
-    Holes are looked at again on each read until they appear or `API_FEED_HOLE_SECONDS` pass
-    (then they were rolled back)."""
+class StreamCursor:
+    """Where a reader is in one stream of the feed: every row up to `position` was handed
+    out, except the ids in `holes` (first id, last id, unix time first seen missing), which
+    were not yet committed when the reader passed them (PostgreSQL hands out ids at insert,
+    not at commit). Holes are looked at again on each read until they appear or
+    `API_FEED_HOLE_SECONDS` pass (then they were rolled back)."""
 
     position: int = 0
     holes: tuple[tuple[int, int, int], ...] = ()
 
 
+@dataclass(frozen=True)
+class FeedCursor:
+    """Where a reader is in the feed: in the ledger, and in the erasure notices."""
+
+    ledger: StreamCursor = StreamCursor()
+    notices: StreamCursor = StreamCursor()
+
+
 def encode_cursor(cursor: FeedCursor) -> str:
     """The cursor as an opaque URL-safe string."""
-    data = [CURSOR_VERSION, cursor.position, [list(h) for h in cursor.holes]]
+    data = [CURSOR_VERSION]
+    for stream in (cursor.ledger, cursor.notices):
+        data += [stream.position, [list(h) for h in stream.holes]]
     raw = json.dumps(data, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _stream(position, holes) -> StreamCursor:
+    holes = tuple((int(a), int(b), int(t)) for a, b, t in holes)
+    if (
+        not isinstance(position, int)
+        or isinstance(position, bool)
+        or not 0 <= position < 2**63
+        or len(holes) > MAX_HOLES
+        or any(not 0 < a <= b <= position or t < 0 for a, b, t in holes)
+    ):
+        raise ValueError("not a stream position")
+    return StreamCursor(position, holes)
 
 
 def decode_cursor(value: str | None) -> FeedCursor:
@@ -324,24 +446,27 @@ def decode_cursor(value: str | None) -> FeedCursor:
     if value is None:
         return FeedCursor()
     problem = BadQuery(_l("The cursor is not one this API gave out."))
-    if len(value) > 4096:
+    if len(value) > 8192:
         raise problem
     try:
         data = json.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
-        version, position, holes = data
-        holes = tuple((int(a), int(b), int(t)) for a, b, t in holes)
+        version, ledger, ledger_holes, notices, notice_holes = data
+        if version != CURSOR_VERSION:
+            raise ValueError("another version")
+        return FeedCursor(_stream(ledger, ledger_holes), _stream(notices, notice_holes))
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
         raise problem from None
-    if (
-        version != CURSOR_VERSION
-        or not isinstance(position, int)
-        or isinstance(position, bool)
-        or not 0 <= position < 2**63
-        or len(holes) > MAX_HOLES
-        or any(not 0 < a <= b <= position or t < 0 for a, b, t in holes)
-    ):
-        raise problem
-    return FeedCursor(position, holes)
+
+
+def feed_end() -> FeedCursor:
+    """A cursor after every event committed so far (where a new webhook subscription starts)."""
+    ledger, notices = db.session.execute(
+        select(
+            select(func.coalesce(func.max(ConsentEvent.id), 0)).scalar_subquery(),
+            select(func.coalesce(func.max(ChangeEvent.id), 0)).scalar_subquery(),
+        )
+    ).one()
+    return FeedCursor(StreamCursor(ledger), StreamCursor(notices))
 
 
 def _without(first: int, last: int, ids: Sequence[int]) -> list[tuple[int, int]]:
@@ -356,9 +481,9 @@ def _without(first: int, last: int, ids: Sequence[int]) -> list[tuple[int, int]]
     return ranges
 
 
-def advance_cursor(cursor: FeedCursor, seen: Sequence[int], now: datetime) -> FeedCursor:
-    """The cursor after handing out the events with ids `seen` (sorted): ids passed over
-    become holes; holes older than API_FEED_HOLE_SECONDS are dropped."""
+def advance_cursor(cursor: StreamCursor, seen: Sequence[int], now: datetime) -> StreamCursor:
+    """The stream's cursor after handing out the rows with ids `seen` (sorted): ids passed
+    over become holes; holes older than API_FEED_HOLE_SECONDS are dropped."""
     stamp = int(now.timestamp())
     position = max(cursor.position, seen[-1]) if seen else cursor.position
     pending = list(cursor.holes)
@@ -374,68 +499,127 @@ def advance_cursor(cursor: FeedCursor, seen: Sequence[int], now: datetime) -> Fe
     if len(holes) > MAX_HOLES:
         log.warning("change feed cursor: %d gaps, keeping the newest %d", len(holes), MAX_HOLES)
         holes = sorted(holes, key=lambda h: (h[2], h[0]))[-MAX_HOLES:]
-    return FeedCursor(position, tuple(sorted(holes)))
+    return StreamCursor(position, tuple(sorted(holes)))
 
 
 @dataclass(frozen=True)
 class FeedPage:
+    """Events in feed order; `streams` says which stream and row id each came from, so
+    `cursor_after(n)` is the cursor once the first n were handed out."""
+
     items: list[dict]
-    cursor: FeedCursor
+    start: FeedCursor
+    streams: list[tuple[str, int]]
     has_more: bool
+    now: datetime
+
+    def cursor_after(self, count: int) -> FeedCursor:
+        taken = self.streams[:count]
+        return FeedCursor(
+            advance_cursor(
+                self.start.ledger, sorted(i for s, i in taken if s == LEDGER), self.now
+            ),
+            advance_cursor(
+                self.start.notices, sorted(i for s, i in taken if s == NOTICES), self.now
+            ),
+        )
+
+    @property
+    def cursor(self) -> FeedCursor:
+        return self.cursor_after(len(self.items))
+
+
+def feed_condition(column, cursor: StreamCursor):
+    """SQL: the row id `column` is past the stream's cursor (after it, or in a hole)."""
+    condition = column > cursor.position
+    for first, last, _ in cursor.holes:
+        condition = or_(condition, column.between(first, last))
+    return condition
 
 
 def read_change_feed(cursor: FeedCursor, limit: int, now: datetime | None = None) -> FeedPage:
-    """The next events after `cursor`, in id order (so, per member, in the order they
-    happened), and the cursor to continue from.
+    """The next events after `cursor` (so, per member, in the order they happened), and
+    the cursor to continue from.
 
-    A consent change names the member by their current public id (a tombstone once erased);
-    an erasure names the former one during the notice period, and null after it.
+    A consent change is a ledger event: its id is the event's receipt id, and it names the
+    member by their current public id (a tombstone once erased); an erasure names the former
+    one during the notice period, and null after it.
     """
     now = now or utcnow()
-    after = ChangeEvent.id > cursor.position
-    for first, last, _ in cursor.holes:
-        after = or_(after, ChangeEvent.id.between(first, last))
-    policy = aliased(PolicyVersion)
-    rows = db.session.execute(
+    notices = db.session.execute(
         select(
             ChangeEvent.id,
             ChangeEvent.public_id,
             ChangeEvent.type,
             ChangeEvent.created_at,
             ChangeEvent.former_public_id,
-            Member.public_id.label("member_public_id"),
+            ChangeEvent.after_event_id,
+        )
+        .where(feed_condition(ChangeEvent.id, cursor.notices))
+        .order_by(ChangeEvent.id)
+        .limit(limit)
+    ).all()
+    events = db.session.execute(
+        select(
+            ConsentEvent.id,
+            ConsentEvent.receipt_id,
+            ConsentEvent.created_at,
             ConsentEvent.purpose,
             ConsentEvent.granted,
             ConsentEvent.actor,
             ConsentEvent.method,
-            policy.number,
+            Member.public_id,
+            PolicyVersion.number,
         )
-        .select_from(ChangeEvent)
-        .join(Member, Member.id == ChangeEvent.member_id)
-        .outerjoin(ConsentEvent, ConsentEvent.id == ChangeEvent.consent_event_id)
-        .outerjoin(policy, policy.id == ConsentEvent.policy_version_id)
-        .where(after)
-        .order_by(ChangeEvent.id)
+        .join(Member, Member.id == ConsentEvent.member_id)
+        .outerjoin(PolicyVersion, PolicyVersion.id == ConsentEvent.policy_version_id)
+        .where(feed_condition(ConsentEvent.id, cursor.ledger))
+        .order_by(ConsentEvent.id)
         .limit(limit)
     ).all()
+    # Merge on the ledger's order: a notice sorts after the event it follows, and never
+    # before an earlier notice (so the notices handed out are always a prefix by id).
+    merged, anchor = [(e.id, 0, e.id, e) for e in events], 0
+    for n in notices:
+        anchor = max(anchor, n.after_event_id)
+        merged.append((anchor, 1, n.id, n))
+    # A stream cut at `limit` may have more rows before the other's next one: stop at its last.
+    bounds = []
+    if len(events) == limit:
+        bounds.append((events[-1].id, 0, events[-1].id))
+    if len(notices) == limit:
+        bounds.append((anchor, 1, notices[-1].id))
+    merged.sort(key=lambda m: m[:3])
+    if bounds:
+        merged = [m for m in merged if m[:3] <= min(bounds)]
+    merged = merged[:limit]
     cutoff = erasure_notice_cutoff(now)
-    items = []
-    for r in rows:
-        if r.type == MEMBER_ERASED:
-            member_id = r.former_public_id if r.created_at >= cutoff else None
-        else:
-            member_id = r.member_public_id
-        items.append(
-            event_document(
-                event_id=r.public_id,
-                event_type=r.type,
-                created_at=r.created_at,
-                member_id=member_id,
-                purpose=r.purpose,
-                granted=r.granted,
-                policy_version=r.number,
-                actor=r.actor,
-                method=r.method,
+    items, streams = [], []
+    for _key, is_notice, row_id, r in merged:
+        if is_notice:
+            streams.append((NOTICES, row_id))
+            items.append(
+                event_document(
+                    event_id=r.public_id,
+                    event_type=r.type,
+                    created_at=r.created_at,
+                    member_id=r.former_public_id if r.created_at >= cutoff else None,
+                )
             )
-        )
-    return FeedPage(items, advance_cursor(cursor, [r.id for r in rows], now), len(rows) == limit)
+        else:
+            streams.append((LEDGER, row_id))
+            items.append(
+                event_document(
+                    event_id=r.receipt_id,
+                    event_type=CONSENT_CHANGED,
+                    created_at=r.created_at,
+                    member_id=r.public_id,
+                    purpose=r.purpose,
+                    granted=r.granted,
+                    policy_version=r.number,
+                    actor=r.actor,
+                    method=r.method,
+                )
+            )
+    has_more = len(items) == limit or bool(bounds)
+    return FeedPage(items, cursor, streams, has_more, now)

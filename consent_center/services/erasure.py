@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, insert, literal, or_, select, update
 
 from ..clock import utcnow
-from ..domain import Channel, NotificationStatus
+from ..domain import NotificationStatus
 from ..domain.inventory import erasure_values
 from ..extensions import db
 from ..models import (
@@ -27,9 +27,9 @@ from ..models import (
 from ..models.notification import CONTENT_COLUMNS
 from ..models.types import new_public_id
 from .audit import record_audit
+from .downstream import announce_erasure
 from .identity import identifier_digest
 from .notifications import member_subject, subjects_of
-from .outgoing_webhooks import emit_event
 from .sessions import ERASED, end_all_sessions
 
 
@@ -59,10 +59,8 @@ def erase_member(member: Member, *, actor: Member | None, reason: str) -> Erasur
     end_all_sessions(member, reason=ERASED, actor=actor)
     # Every message to the member or about them (a guardian's invitation naming a minor, a
     # contact-form message from their address): bodies and addresses go; the fact that a
-    # message was sent (kind, status) stays.
-    # Webhook deliveries are left to go out first: downstream systems must learn of the
-    # member's earlier events before the erasure notice, and they hold only the public id,
-    # which is scrubbed once each is settled (notify/delivery.py SCRUB_AFTER_SEND).
+    # message was sent (kind, status) stays. (Webhook deliveries store nothing: they are
+    # built from the change feed when sent, notify/webhook.py.)
     keys = subjects_of(member)
     about = or_(
         Notification.member_id == member.id,
@@ -70,8 +68,7 @@ def erase_member(member: Member, *, actor: Member | None, reason: str) -> Erasur
             select(NotificationSubject.notification_id).where(
                 NotificationSubject.subject_key.in_(keys)
             )
-        )
-        & (Notification.channel != Channel.WEBHOOK),
+        ),
     )
     purged = db.session.execute(
         update(Notification)
@@ -134,7 +131,7 @@ def erase_member(member: Member, *, actor: Member | None, reason: str) -> Erasur
         .values(erasure_values(HELD_TABLES["guardian_link"], now=now, tombstone=None))
         .execution_options(synchronize_session=False)
     )
-    emit_event("member.erased", member)  # before the id goes: it names the member
+    announce_erasure(member)  # before the id goes: the notice names the member
     tombstone = "erased-" + new_public_id()[:24]
     # Every profile field the inventory says erasure removes (models/member.py `erased=`).
     erased = erasure_values(HELD_TABLES["member"], now=now, tombstone=tombstone)

@@ -5,20 +5,19 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from ..domain import ADVERTISING, Actor, Method
+from ..domain import Actor, Method
 from ..extensions import db
 from ..models import ConsentEvent, ConsentState, Member
-from .consents import set_consent
+from .consents import GPC_PURPOSES, ConsentView, set_consent
 
-# The purposes a GPC signal opts out of.
-GPC_PURPOSES = (ADVERTISING,)
+__all__ = ["GPC_PURPOSES", "apply_gpc_signal", "grant_despite_gpc"]
 
 
-def apply_gpc_signal(member: Member) -> list[ConsentEvent]:
+def apply_gpc_signal(member: Member) -> list[ConsentView]:
     """Withdraw each GPC purpose the member has on, as the member, by method ``gpc`` (no
     commit). A yes the member gave while overriding the signal stands.
 
-    :returns: the withdrawal events written (none when nothing was on).
+    :returns: the new view of each purpose withdrawn (none when nothing was on).
     """
     rows = db.session.execute(
         select(ConsentState.purpose, ConsentState.granted, ConsentEvent.method)
@@ -35,7 +34,7 @@ def apply_gpc_signal(member: Member) -> list[ConsentEvent]:
 
 def grant_despite_gpc(
     member: Member, purpose: str, *, gpc_sent: bool, method: str, locale: str | None = None
-):
+) -> ConsentView:
     """Give consent to a GPC purpose after the member confirmed it (no commit). While the
     browser sends GPC the event's method is ``gpc_override``, which the ledger keeps as proof
     that the member overrode the signal, and which `apply_gpc_signal` respects.

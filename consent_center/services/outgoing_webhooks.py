@@ -1,10 +1,9 @@
-"""Outgoing events: every consent change and erasure becomes a change event, and one signed
-webhook delivery per subscription, through the notification outbox.
+"""Webhook subscriptions: the receivers of the change feed, and how deliveries are signed.
 
-Both are written in the transaction that makes the change, so an event exists exactly when
-its cause committed. Deliveries are at least once (the outbox retries), carry the event id
-for de-duplication, and arrive in order per member and subscription: the outbox does not
-claim a webhook row while an earlier one with the same `order_key` is still undelivered.
+The notify worker delivers each subscription's events from the change feed
+(services/downstream.py) with a cursor stored on the subscription (notify/webhook.py):
+a consent change writes nothing for webhooks. Deliveries are at least once, carry the event
+id for de-duplication, and arrive in feed order per subscription (so in order per member).
 """
 
 from __future__ import annotations
@@ -12,196 +11,33 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
-import json
 import secrets
 import socket
-import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select, update
+from sqlalchemy import func, select
 
-from ..clock import utcnow
-from ..domain import Channel, NotificationStatus
 from ..extensions import db
-from ..models import (
-    ChangeEvent,
-    ConsentEvent,
-    Member,
-    Notification,
-    NotificationSubject,
-    PolicyVersion,
-    WebhookSubscription,
-)
+from ..models import ChangeEvent, ConsentEvent, WebhookSubscription
 from .audit import record_audit
+from .downstream import (
+    CONSENT_CHANGED,
+    EVENT_TYPES,
+    MEMBER_ERASED,
+    decode_cursor,
+    encode_cursor,
+    feed_condition,
+    feed_end,
+)
 from .errors import Invalid, NotFound
-from .notifications import member_subject
 
-CONSENT_CHANGED = "consent.changed"
-MEMBER_ERASED = "member.erased"
-EVENT_TYPES = (CONSENT_CHANGED, MEMBER_ERASED)
 SECRET_PREFIX = "whsec_"
 SIGNATURE_HEADER = "X-Consent-Signature"
 EVENT_ID_HEADER = "X-Consent-Event-Id"
 EVENT_TYPE_HEADER = "X-Consent-Event-Type"
-
-
-def iso(value: datetime | None) -> str | None:
-    """A UTC time as ISO 8601 with microseconds and a `Z`, as every API document shows it."""
-    if value is None:
-        return None
-    return value.isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-def event_document(
-    *,
-    event_id: str,
-    event_type: str,
-    created_at: datetime,
-    member_id: str | None,
-    purpose: str | None = None,
-    granted: bool | None = None,
-    policy_version: int | None = None,
-    actor: str | None = None,
-    method: str | None = None,
-) -> dict:
-    """One event as the change feed lists it and a webhook delivers it (the same shape)."""
-    document: dict = {
-        "id": event_id,
-        "type": event_type,
-        "created_at": iso(created_at),
-        "member_id": member_id,
-    }
-    if event_type == CONSENT_CHANGED:
-        document["consent"] = {
-            "purpose": purpose,
-            "granted": granted,
-            "policy_version": policy_version,
-            "actor": actor,
-            "method": method,
-        }
-    return document
-
-
-def emit_event(
-    event_type: str, member: Member, *, consent_event: ConsentEvent | None = None
-) -> ChangeEvent:
-    """Record a change for downstream systems and enqueue its webhook deliveries (no commit).
-
-    Call it in the transaction that makes the change: from `set_consent` once the ledger row
-    is written, and from `erase_member` before the member's public id is replaced (an erasure
-    notice must name the member as downstream systems knew them).
-
-    :param event_type: ``consent.changed`` (with `consent_event`) or ``member.erased``.
-    """
-    now = utcnow()
-    erased = event_type == MEMBER_ERASED
-    if erased:
-        # set_consent holds this lock already; an erasure takes it too, so the member's change
-        # events are numbered in the order their transactions commit.
-        db.session.execute(select(Member.id).where(Member.id == member.id).with_for_update())
-        forget_expired_erasure_notices(now)
-    change = ChangeEvent(
-        public_id=str(uuid.uuid4()),
-        type=event_type,
-        member_id=member.id,
-        consent_event_id=consent_event.id if consent_event is not None else None,
-        former_public_id=member.public_id if erased else None,
-        created_at=consent_event.created_at if consent_event is not None else now,
-    )
-    db.session.add(change)
-    subscriptions = [
-        (sub_id, public_id)
-        for sub_id, public_id, events in db.session.execute(
-            select(
-                WebhookSubscription.id, WebhookSubscription.public_id, WebhookSubscription.events
-            ).where(WebhookSubscription.active.is_(True))
-        )
-        if event_type in events.split(",")
-    ]
-    if subscriptions:
-        body = json.dumps(
-            _document_for(change, member, consent_event), separators=(",", ":"), sort_keys=True
-        )
-        rows = []
-        for sub_id, sub_public_id in subscriptions:
-            rows.append(
-                Notification(
-                    member_id=None,  # not a message to the member: kept off their pages
-                    channel=Channel.WEBHOOK,
-                    kind=event_type,
-                    dedupe_key=f"webhook:{sub_public_id}:{change.public_id}",
-                    recipient=sub_public_id,
-                    body_text=body,
-                    order_key=f"{sub_id}:{member.id}",
-                    locale="en",
-                    status=NotificationStatus.PENDING,
-                    next_attempt_at=now,
-                    created_at=now,
-                )
-            )
-        db.session.add_all(rows)
-        db.session.flush()
-        # Each delivery names its data subject, so erasure finds the bodies that name them.
-        subject = member_subject(member)
-        db.session.add_all(
-            NotificationSubject(notification_id=row.id, subject_key=subject) for row in rows
-        )
-    db.session.flush()
-    return change
-
-
-def _document_for(change: ChangeEvent, member: Member, consent_event: ConsentEvent | None):
-    if consent_event is None:
-        return event_document(
-            event_id=change.public_id,
-            event_type=change.type,
-            created_at=change.created_at,
-            member_id=change.former_public_id or member.public_id,
-        )
-    number = None
-    if consent_event.policy_version_id is not None:
-        number = db.session.scalar(
-            select(PolicyVersion.number).where(PolicyVersion.id == consent_event.policy_version_id)
-        )
-    return event_document(
-        event_id=change.public_id,
-        event_type=change.type,
-        created_at=change.created_at,
-        member_id=member.public_id,
-        purpose=consent_event.purpose,
-        granted=consent_event.granted,
-        policy_version=number,
-        actor=consent_event.actor,
-        method=consent_event.method,
-    )
-
-
-def erasure_notice_cutoff(now: datetime | None = None) -> datetime:
-    """Erasure notices older than this no longer name the former member number."""
-    days = current_app.config["API_ERASURE_NOTICE_DAYS"]
-    return (now or utcnow()) - timedelta(days=days)
-
-
-def forget_expired_erasure_notices(now: datetime | None = None) -> int:
-    """Clear the former member number from erasure notices past their notice period (no
-    commit). Runs with every erasure and daily (`flask retention run`); the feed hides
-    expired ones in any case.
-
-    :returns: how many notices were cleared.
-    """
-    return db.session.execute(
-        update(ChangeEvent)
-        .where(
-            ChangeEvent.former_public_id.is_not(None),
-            ChangeEvent.created_at < erasure_notice_cutoff(now),
-        )
-        .values(former_public_id=None)
-        .execution_options(synchronize_session=False)
-    ).rowcount
 
 
 # --- Signing ---------------------------------------------------------------------------
@@ -345,7 +181,14 @@ def add_webhook(url: str, events: tuple[str, ...]) -> NewSubscription:
         check_receiver_address(url)
     events = parse_events(",".join(events))
     secret = SECRET_PREFIX + secrets.token_urlsafe(32)
-    sub = WebhookSubscription(url=url, secret=secret, events=",".join(events), active=True)
+    # It receives what happens from now on.
+    sub = WebhookSubscription(
+        url=url,
+        secret=secret,
+        events=",".join(events),
+        active=True,
+        feed_cursor=encode_cursor(feed_end()),
+    )
     db.session.add(sub)
     db.session.flush()
     record_audit("webhook.added", actor=None, subscription=sub.public_id, events=sub.events)
@@ -358,9 +201,9 @@ def list_webhooks() -> list[WebhookSubscription]:
 
 
 def remove_webhook(public_id: str) -> int:
-    """Delete a subscription; its undelivered events are marked failed (no commit).
+    """Delete a subscription (no commit): the events past its cursor are not delivered.
 
-    :returns: how many undelivered events were dropped.
+    :returns: how many events of its types were still waiting for it.
     :raises NotFound: for an unknown id.
     """
     sub = db.session.scalars(
@@ -368,22 +211,21 @@ def remove_webhook(public_id: str) -> int:
     ).first()
     if sub is None:
         raise NotFound(_l("No such webhook subscription."))
-    dropped = db.session.execute(
-        update(Notification)
-        .where(
-            Notification.channel == Channel.WEBHOOK,
-            Notification.recipient == sub.public_id,
-            Notification.status.in_([NotificationStatus.PENDING, NotificationStatus.SENDING]),
-        )
-        .values(
-            status=NotificationStatus.FAILED,
-            last_error="subscription removed",
-            lease_until=None,
-            body_text=None,
-        )
-        .execution_options(synchronize_session=False)
-    ).rowcount
+    dropped = waiting_events(sub)
     db.session.delete(sub)
     record_audit("webhook.removed", actor=None, subscription=public_id, dropped=dropped)
     db.session.flush()
     return dropped
+
+
+def waiting_events(sub: WebhookSubscription) -> int:
+    """How many committed events of the subscription's types are past its cursor."""
+    cursor = decode_cursor(sub.feed_cursor or None)
+    counts = []
+    if CONSENT_CHANGED in sub.event_set:
+        counts.append(
+            select(func.count()).where(feed_condition(ConsentEvent.id, cursor.ledger))
+        )
+    if MEMBER_ERASED in sub.event_set:
+        counts.append(select(func.count()).where(feed_condition(ChangeEvent.id, cursor.notices)))
+    return sum(db.session.scalar(count) for count in counts)

@@ -45,7 +45,7 @@ from ..models import (
 )
 from ..models.notification import CONTENT_COLUMNS
 from .audit import lock_member, record_audit
-from .outgoing_webhooks import forget_expired_erasure_notices
+from .downstream import forget_expired_erasure_notices
 
 CHAIN_CLOSED = "retention.chain_closed"
 # Members whose records are removed per round of statements.
@@ -162,6 +162,8 @@ def close_expired_chains(now: datetime) -> int:
             delete(NotificationSubject).where(NotificationSubject.notification_id.in_(messages)),
             delete(Notification).where(Notification.member_id.in_(ids)),
             delete(AuditEvent).where(AuditEvent.subject_member_id.in_(ids)),
+            # The ledger chain is gone: its head on the member row goes back to empty.
+            update(Member).where(Member.id.in_(ids)).values(ledger_seq=0, ledger_hash=None),
         ):
             db.session.execute(statement.execution_options(synchronize_session=False))
         for member, ledger, audit in heads:

@@ -7,19 +7,12 @@ from flask import Response, flash, redirect
 from flask_babel import gettext as _
 
 from ..domain import PURPOSES
-from ..services import consents as consent_service
 from ..services.consents import ConsentView
 from .htmx import render_page_or_fragment, wants_fragment
 
 
-def view_for_answer(member, purpose: str) -> ConsentView | None:
-    """The switch's new state for an htmx answer (None for a plain form, which redirects).
-    Call it after the change and before the commit, which expires every loaded object."""
-    return consent_service.consent_view(member, purpose) if wants_fragment() else None
-
-
 def consent_answer(
-    view: ConsentView | None,
+    view: ConsentView,
     purpose: str,
     granted: bool,
     *,
@@ -27,8 +20,9 @@ def consent_answer(
     receipt_id: str | None = None,
     ward=None,
 ) -> Response:
-    """Say what changed: the updated switch and an announcement for htmx, else a redirect to
-    `back_to` (at the switch) with the same message flashed.
+    """Say what changed: the updated switch (`view`, as the service returned it) and an
+    announcement for htmx, else a redirect to `back_to` (at the switch) with the same message
+    flashed.
 
     :param receipt_id: the new event's receipt, linked from the message (the member's own).
     :param ward: the minor a guardian acted for (the switch posts to the guardian's page).
@@ -39,7 +33,7 @@ def consent_answer(
         if granted
         else _("%(purpose)s is now off.", purpose=title)
     )
-    if view is not None:
+    if wants_fragment():
         return render_page_or_fragment(
             "member/consent_page.html",
             "member/_consent_switch_response.html",

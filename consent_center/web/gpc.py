@@ -21,7 +21,7 @@ from ..domain import PURPOSES, Method
 from ..extensions import db
 from ..services import consents as consent_service
 from ..services.gpc import GPC_PURPOSES, apply_gpc_signal, grant_despite_gpc
-from .consent_answers import consent_answer, view_for_answer
+from .consent_answers import consent_answer
 from .forms import AppForm
 from .htmx import render_page_or_fragment, wants_fragment
 from .i18n import current_locale
@@ -45,47 +45,36 @@ def gpc_signal() -> bool:
 
 
 def honour_gpc():
-    """Withdraw advertising for a signed-in member whose browser sends GPC, and say why; ask
-    to confirm when they turn it on again while sending it. Costs nothing without the header."""
-    if not gpc_signal() or request.path.startswith(SKIPPED_PREFIXES):
+    """Withdraw advertising for a signed-in member whose browser sends GPC, on any page they
+    load, and say why. Costs nothing without the header. Answers for no view: turning it on
+    again while sending GPC is the consent service's rule (`GpcConfirmationNeeded`)."""
+    if request.method != "GET" or not gpc_signal() or request.path.startswith(SKIPPED_PREFIXES):
         return None
     if not current_user.is_authenticated:
         return None
-    view_args = request.view_args or {}
-    if request.method == "POST":
-        turning_on = (
-            request.endpoint == "member.set_consent"
-            and view_args.get("purpose") in GPC_PURPOSES
-            and request.form.get("granted") == "1"
-        )
-        return _ask_to_confirm(view_args["purpose"]) if turning_on else None
-    if request.method != "GET":
-        return None
-    events = apply_gpc_signal(current_user)
-    if events:
+    views = apply_gpc_signal(current_user)
+    if views:
         db.session.commit()
-        for event in events:
+        for view in views:
             flash(
                 _(
                     "Your browser sent a Global Privacy Control signal, which asks us not to use "
                     "your information for advertising, so we turned off %(purpose)s. You can "
                     "turn it on again on this page if you want to.",
-                    purpose=PURPOSES[event.purpose].title,
+                    purpose=PURPOSES[view.purpose].title,
                 ),
                 "status",
             )
-            flash(event.receipt_id, "receipt")
+            flash(view.receipt_id, "receipt")
     return None
 
 
-def _ask_to_confirm(purpose: str):
-    consent = consent_service.consent_view(current_user, purpose)
-    if consent.barred or consent.locked:
-        return None  # not theirs to turn on at all: the switch's own view says so
+def ask_to_confirm(member, purpose: str):
+    """The confirmation asked when the member turns a GPC purpose on while sending GPC."""
     return render_page_or_fragment(
         "member/gpc_confirm.html",
         "member/_gpc_confirm.html",
-        consent=consent,
+        consent=consent_service.consent_view(member, purpose),
         form=GpcOverrideForm(override_gpc="1"),
     )
 
@@ -99,17 +88,16 @@ def override(purpose: str):
     form = GpcOverrideForm()
     if not form.validate_on_submit() or form.override_gpc.data != "1":
         abort(400)
-    event = grant_despite_gpc(
+    view = grant_despite_gpc(
         current_user,
         purpose,
         gpc_sent=gpc_signal(),
         method=Method.HTMX if wants_fragment() else Method.FORM,
         locale=str(current_locale()),
     )
-    view, receipt_id = view_for_answer(current_user, purpose), event.receipt_id
     db.session.commit()
     return consent_answer(
-        view, purpose, True, back_to=url_for("member.overview"), receipt_id=receipt_id
+        view, purpose, True, back_to=url_for("member.overview"), receipt_id=view.receipt_id
     )
 
 

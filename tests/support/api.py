@@ -40,13 +40,22 @@ def grant(member, purpose: str, granted: bool = True, method: str = Method.FORM)
         guardian = _guardian_of(member)
         if needs_second_confirmation(member, purpose):
             method = Method.GUARDIAN_CONFIRMATION
-        event = set_consent(member, purpose, True, actor=Actor.GUARDIAN, method=method,
-                            actor_member=guardian)  # fmt: skip
+        view = set_consent(member, purpose, True, actor=Actor.GUARDIAN, method=method,
+                           actor_member=guardian)  # fmt: skip
     else:
-        event = set_consent(member, purpose, granted, actor=Actor.MEMBER, method=method,
-                            actor_member=member)  # fmt: skip
+        view = set_consent(member, purpose, granted, actor=Actor.MEMBER, method=method,
+                           actor_member=member)  # fmt: skip
     db.session.commit()
-    return event
+    return ledger_event(view)
+
+
+def ledger_event(view):
+    """The ledger event behind a `ConsentView` that `set_consent` returned."""
+    from consent_center.models import ConsentEvent
+
+    return db.session.scalars(
+        select(ConsentEvent).where(ConsentEvent.receipt_id == view.receipt_id)
+    ).one()
 
 
 def _guardian_of(minor):

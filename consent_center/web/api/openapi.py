@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from ...domain import OPTIONAL_PURPOSES, Actor, Method
 from ...services.api_tokens import AUDIENCES_READ, CONSENTS_READ, EVENTS_READ
-from ...services.downstream import MAX_PAGE
-from ...services.outgoing_webhooks import EVENT_TYPES
+from ...services.downstream import EVENT_TYPES, MAX_PAGE
 
 PUBLIC_ID = {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}
 DATE_TIME = {"type": "string", "format": "date-time"}

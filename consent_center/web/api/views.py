@@ -19,12 +19,12 @@ from ...services.downstream import (
     check_purpose,
     decode_cursor,
     encode_cursor,
+    iso,
     read_change_feed,
     read_member_consents,
     stream_audience,
 )
 from ...services.errors import DomainError
-from ...services.outgoing_webhooks import iso
 from ..ratelimits import hit
 from ..transactions import read_only
 from .auth import (

@@ -39,7 +39,7 @@ from ...services.errors import Conflict, Invalid
 from ...services.identity import find_member_by_contact
 from ...services.notifications import member_messages
 from ...services.usability import purpose_barred
-from ..consent_answers import consent_answer, view_for_answer
+from ..consent_answers import consent_answer
 from ..forms import apply_field_errors, check_code_form
 from ..htmx import render_page_or_fragment, wants_fragment
 from ..i18n import current_locale
@@ -268,7 +268,7 @@ def set_ward_consent(public_id: str, purpose: str):
         return _hold_for_second_confirmation(ward, purpose, public_id)
     if not granted:
         guardian_service.cancel_second_confirmation(ward, current_user)
-    consent_service.set_consent(
+    view = consent_service.set_consent(
         ward,
         purpose,
         granted,
@@ -278,7 +278,6 @@ def set_ward_consent(public_id: str, purpose: str):
         locale=str(current_locale()),
     )
     guardian_service.notify_co_guardians(ward, current_user, purpose, granted)
-    view = view_for_answer(ward, purpose)
     db.session.commit()
     return consent_answer(
         view, purpose, granted, back_to=url_for("guardian.ward", public_id=public_id), ward=ward

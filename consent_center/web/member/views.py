@@ -40,8 +40,9 @@ from ...services.policies import (
     acknowledge_policy_notice,
 )
 from ..auth.forms import CodeForm
-from ..consent_answers import consent_answer, view_for_answer
+from ..consent_answers import consent_answer
 from ..forms import apply_field_errors, check_code_form
+from ..gpc import ask_to_confirm, gpc_signal
 from ..htmx import render_page_or_fragment, wants_fragment
 from ..i18n import current_locale
 from ..sessions import forget_session, renew_session
@@ -130,20 +131,22 @@ def set_consent(purpose: str):
             status_message=_("That did not work: please use the switch on the page."),
         )
     granted = form.granted.data == "1"
-    method = Method.HTMX if wants_fragment() else Method.FORM
-    event = consent_service.set_consent(
-        current_user,
-        purpose,
-        granted,
-        actor=Actor.MEMBER,
-        method=method,
-        actor_member=current_user,
-        locale=str(current_locale()),
-    )
-    view, receipt_id = view_for_answer(current_user, purpose), event.receipt_id
+    try:
+        view = consent_service.set_consent(
+            current_user,
+            purpose,
+            granted,
+            actor=Actor.MEMBER,
+            method=Method.HTMX if wants_fragment() else Method.FORM,
+            actor_member=current_user,
+            locale=str(current_locale()),
+            gpc=gpc_signal(),
+        )
+    except consent_service.GpcConfirmationNeeded:
+        return ask_to_confirm(current_user, purpose)
     db.session.commit()
     return consent_answer(
-        view, purpose, granted, back_to=url_for("member.overview"), receipt_id=receipt_id
+        view, purpose, granted, back_to=url_for("member.overview"), receipt_id=view.receipt_id
     )
 
 

@@ -1,4 +1,5 @@
-"""Staff: the audit log, filtered, and its export as CSV (streamed)."""
+"""Staff: the audit log with the ledger's consent changes merged in, filtered, and its
+export as CSV (streamed)."""
 
 from __future__ import annotations
 
@@ -53,7 +54,8 @@ def _filters(form: AuditFilterForm) -> AuditFilters:
 
 @bp.get("/audit")
 def audit():
-    """The log, newest first, filtered by actor, action and dates."""
+    """The log and the ledger's consent changes, newest first, filtered by actor, action
+    and dates."""
     form = AuditFilterForm(request.args)
     page = page_arg()
     rows, more = audit_page(_filters(form), page)
@@ -92,20 +94,19 @@ def audit_csv():
         writer = csv.writer(buffer)
         writer.writerow(CSV_COLUMNS)
         for n, row in enumerate(iter_audit_rows(filters), start=1):
-            e = row.event
             writer.writerow(
                 _cell(v)
                 for v in (
-                    e.created_at.isoformat(),
-                    e.action,
+                    row.created_at.isoformat(),
+                    row.action,
                     row.actor_public_id,
                     row.actor_role,
                     row.subject_public_id,
-                    json.dumps(e.details, sort_keys=True, ensure_ascii=False),
-                    "system" if e.subject_member_id is None else "member",
-                    e.seq,
-                    e.prev_hash,
-                    e.hash,
+                    json.dumps(row.details, sort_keys=True, ensure_ascii=False),
+                    row.chain,
+                    row.seq,
+                    row.prev_hash,
+                    row.hash,
                 )
             )
             if n % 500 == 0:
