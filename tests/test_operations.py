@@ -159,16 +159,29 @@ def test_a_fan_out_s_rows_carry_the_request_id_of_the_publish(app, member):
 
 
 def test_messages_written_outside_a_request_have_no_request_id(app, member, policy):
-    post_less = add_webhook("https://crm.example.com/hook", ("consent.changed",))
-    assert post_less.secret
+    from datetime import timedelta
+
+    from consent_center import clock
+    from consent_center.models import ConsentEvent
+    from consent_center.services.policies import publish_policy
+    from tests.conftest import policy_texts
+
     grant(member, "trend_analysis")
+    publish_policy(actor=None, texts=policy_texts("# P\n\nNew.\n"),
+                   effective_at=clock.utcnow() + timedelta(days=8), config=app.config)  # fmt: skip
+    db.session.commit()
     rows = db.session.scalars(select(Notification)).all()
-    assert rows and all(row.request_id is None for row in rows)
+    events = db.session.scalars(select(ConsentEvent)).all()
+    assert rows and events
+    assert all(row.request_id is None for row in rows + events)
 
 
 def test_a_webhook_delivery_carries_the_request_id_of_the_change(
     app, client, member, policy, login_as, monkeypatch
 ):
+    from consent_center.models import ConsentEvent
+    from consent_center.notify.webhook import deliver_webhooks
+
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY"):
         monkeypatch.delenv(name, raising=False)
     with webhook_receiver() as receiver:
@@ -178,10 +191,11 @@ def test_a_webhook_delivery_carries_the_request_id_of_the_change(
         response = post(client, "/me/consents/trend_analysis", {"granted": "1"},
                         headers={"X-Request-Id": "req-toggle-000042"})  # fmt: skip
         assert response.status_code == 303
-        webhooks = select(Notification).where(Notification.channel == "webhook")
-        row = db.session.scalars(webhooks).one()
-        assert row.request_id == "req-toggle-000042"
-        assert drain() == {"sent": 1}
+        # The ledger event is the change and carries its request; no outbox row is written.
+        event = db.session.scalars(select(ConsentEvent)).one()
+        assert event.request_id == "req-toggle-000042"
+        assert not db.session.scalars(select(Notification)).all()
+        assert deliver_webhooks() == {"sent": 1}
     [got] = receiver.received
     assert {k.lower(): v for k, v in got.headers.items()}["x-request-id"] == "req-toggle-000042"
 

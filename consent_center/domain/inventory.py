@@ -178,6 +178,8 @@ def erasure_values(group: InventoryGroup, *, now, tombstone: str) -> dict[str, o
 # Columns that hold no information about a member: keys, bookkeeping and company content.
 # Every database column is either in DATA_INVENTORY or here, with the reason (a test checks).
 NOT_MEMBER_DATA: dict[tuple[str, str], str] = {
+    ("consent_event", "request_id"): "random id of the request that wrote it (operations)",
+    ("change_event", "request_id"): "random id of the request that wrote it (operations)",
     ("change_event", "after_event_id"): "internal row key (the notice's place in the feed)",
     ("member", "ledger_seq"): "position of the consent ledger chain's head, no meaning",
     ("member", "ledger_hash"): "fingerprint of the consent ledger chain's head, no meaning",

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from ..clock import utcnow
 from ..domain.inventory import KEPT_ANONYMISED, held, held_table
 from ..extensions import db
+from ..observability import current_request_id
 from .types import UTCDateTime
 
 
@@ -75,6 +76,8 @@ class ChangeEvent(db.Model):
     # The id of the member's last ledger event when this was written (0: none): the feed
     # lists the notice after it, so a reader learns of a member's changes before their erasure.
     after_event_id: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The request whose transaction wrote the notice, carried into its webhook deliveries.
+    request_id: Mapped[str | None] = mapped_column(String(64), default=current_request_id)
     created_at: Mapped[datetime] = mapped_column(
         UTCDateTime,
         default=utcnow,

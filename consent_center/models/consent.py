@@ -14,6 +14,7 @@ from ..clock import utcnow
 from ..domain.inventory import KEPT_ANONYMISED, OUR_SYSTEMS, PROVIDED, held, held_table
 from ..extensions import db
 from ..ledger_keys import link_digest
+from ..observability import current_request_id
 from .types import UTCDateTime
 
 GENESIS_HASH = "0" * 64
@@ -84,6 +85,10 @@ class ConsentEvent(db.Model):
     locale: Mapped[str | None] = mapped_column(
         String(16), info=held(_l("Language of the page you chose on"), retention=KEPT_ANONYMISED)
     )
+    # The request whose transaction wrote the event (`observability`), carried into the
+    # webhook deliveries of it (X-Request-Id); NULL when a command wrote it. Not hashed: it
+    # names an operation, not the choice.
+    request_id: Mapped[str | None] = mapped_column(String(64), default=current_request_id)
 
     def compute_hash(self) -> str:
         """The fingerprint of this event's content chained to the previous one.

@@ -22,6 +22,7 @@ from urllib3.exceptions import ConnectTimeoutError, NameResolutionError
 from ..clock import utcnow
 from ..extensions import db
 from ..models import WebhookSubscription
+from ..observability import REQUEST_ID_HEADER
 from ..services.downstream import decode_cursor, encode_cursor, read_change_feed
 from ..services.outgoing_webhooks import (
     EVENT_ID_HEADER,
@@ -115,8 +116,11 @@ def webhook_session() -> requests.Session:
     return session
 
 
-def post_event(session, url: str, secret: str, body: bytes, event: dict, timeout) -> DeliveryResult:
-    """POST one event's JSON `body`, signed with the subscription's `secret`."""
+def post_event(
+    session, url: str, secret: str, body: bytes, event: dict, timeout, request_id: str | None
+) -> DeliveryResult:
+    """POST one event's JSON `body`, signed with the subscription's `secret`, with the id of
+    the request that made the change (`X-Request-Id`) when there was one."""
     timestamp = int(utcnow().timestamp())
     headers = {
         "Content-Type": "application/json",
@@ -125,6 +129,14 @@ def post_event(session, url: str, secret: str, body: bytes, event: dict, timeout
         EVENT_ID_HEADER: event["id"],
         EVENT_TYPE_HEADER: event["type"],
     }
+    if request_id:
+        headers[REQUEST_ID_HEADER] = request_id
+    log.info(
+        "webhook %s %s",
+        event["type"],
+        event["id"],
+        extra={"request_id": request_id, "event": event["id"], "kind": event["type"]},
+    )
     try:
         response = session.post(
             url, data=body, headers=headers, timeout=timeout, allow_redirects=False
@@ -277,7 +289,9 @@ def _deliver_subscription(session, sub: _Claimed, lease: _Lease, batch_size, sto
             values: dict = {}
             if item["type"] in sub.events:
                 body = json.dumps(item, separators=(",", ":"), sort_keys=True).encode()
-                result = post_event(session, sub.url, sub.secret, body, item, timeout)
+                result = post_event(
+                    session, sub.url, sub.secret, body, item, timeout, page.request_ids[handed - 1]
+                )
                 outcome, values = _outcome(sub, result, item["id"], attempts + 1, max_attempts)
                 counts[outcome] = counts.get(outcome, 0) + 1
                 if outcome == "pending":

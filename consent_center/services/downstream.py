@@ -11,7 +11,7 @@ import json
 import logging
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 from flask import current_app
@@ -512,6 +512,9 @@ class FeedPage:
     streams: list[tuple[str, int]]
     has_more: bool
     now: datetime
+    # The request that wrote each item (`observability`), for its webhook delivery's
+    # X-Request-Id; not part of the document.
+    request_ids: list[str | None] = field(default_factory=list)
 
     def cursor_after(self, count: int) -> FeedCursor:
         taken = self.streams[:count]
@@ -554,6 +557,7 @@ def read_change_feed(cursor: FeedCursor, limit: int, now: datetime | None = None
             ChangeEvent.created_at,
             ChangeEvent.former_public_id,
             ChangeEvent.after_event_id,
+            ChangeEvent.request_id,
         )
         .where(feed_condition(ChangeEvent.id, cursor.notices))
         .order_by(ChangeEvent.id)
@@ -570,6 +574,7 @@ def read_change_feed(cursor: FeedCursor, limit: int, now: datetime | None = None
             ConsentEvent.method,
             Member.public_id,
             PolicyVersion.number,
+            ConsentEvent.request_id,
         )
         .join(Member, Member.id == ConsentEvent.member_id)
         .outerjoin(PolicyVersion, PolicyVersion.id == ConsentEvent.policy_version_id)
@@ -594,8 +599,9 @@ def read_change_feed(cursor: FeedCursor, limit: int, now: datetime | None = None
         merged = [m for m in merged if m[:3] <= min(bounds)]
     merged = merged[:limit]
     cutoff = erasure_notice_cutoff(now)
-    items, streams = [], []
+    items, streams, request_ids = [], [], []
     for _key, is_notice, row_id, r in merged:
+        request_ids.append(r.request_id)
         if is_notice:
             streams.append((NOTICES, row_id))
             items.append(
@@ -622,4 +628,4 @@ def read_change_feed(cursor: FeedCursor, limit: int, now: datetime | None = None
                 )
             )
     has_more = len(items) == limit or bool(bounds)
-    return FeedPage(items, cursor, streams, has_more, now)
+    return FeedPage(items, cursor, streams, has_more, now, request_ids)
