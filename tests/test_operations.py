@@ -166,6 +166,7 @@ def test_messages_written_outside_a_request_have_no_request_id(app, member, poli
     from consent_center.services.policies import publish_policy
     from tests.conftest import policy_texts
 
+    set_request_id(None)  # as in a command or the worker (a test client may leave one set)
     grant(member, "trend_analysis")
     publish_policy(actor=None, texts=policy_texts("# P\n\nNew.\n"),
                    effective_at=clock.utcnow() + timedelta(days=8), config=app.config)  # fmt: skip
