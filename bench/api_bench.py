@@ -88,6 +88,9 @@ def seed(n: int) -> dict:
     """N usable members and 4 x EXCLUDED_EACH who must never appear, with consents, set-wise."""
     import psycopg
 
+    from consent_center.ledger_keys import LEGACY_KEY_ID
+
+
     started = time.monotonic()
     with psycopg.connect(DB_URL, autocommit=False) as conn:
         policy_id = conn.execute("SELECT max(id) FROM policy_version").fetchone()[0]
@@ -115,9 +118,10 @@ def seed(n: int) -> dict:
                 """,
                 {"count": count, **extra},
             )
+        # The chains are not verified on this database (see the docstring): legacy links.
         columns = (
             "receipt_id, member_id, seq, purpose, granted, policy_version_id, actor,"
-            " actor_member_id, method, created_at, prev_hash, hash"
+            " actor_member_id, method, created_at, prev_hash, hash, key_id"
         )
         extra_cols, extra_vals, extra = harness.required_extras(conn, "consent_event", columns)
         conn.execute(
@@ -125,20 +129,20 @@ def seed(n: int) -> dict:
             INSERT INTO consent_event ({columns}{extra_cols})
             SELECT gen_random_uuid()::text, id, 1, 'advertising', name <> 'api-bench withdrawn',
                    %(policy)s, 'member', id, 'form', now() - interval '1 day', repeat('0', 64),
-                   md5(id::text) || md5(public_id){extra_vals}
+                   md5(id::text) || md5(public_id), %(legacy)s{extra_vals}
             FROM member WHERE name LIKE 'api-bench %%'
             """,
-            {"policy": policy_id, **extra},
+            {"policy": policy_id, "legacy": LEGACY_KEY_ID, **extra},
         )
         conn.execute(
             f"""
             INSERT INTO consent_event ({columns}{extra_cols})
             SELECT gen_random_uuid()::text, id, 2, 'trend_analysis', true, %(policy)s, 'member',
                    id, 'form', now() - interval '1 hour', repeat('0', 64),
-                   md5(public_id) || md5(id::text){extra_vals}
+                   md5(public_id) || md5(id::text), %(legacy)s{extra_vals}
             FROM member WHERE name = 'api-bench usable' ORDER BY id LIMIT %(trend)s
             """,
-            {"policy": policy_id, "trend": TREND_MEMBERS, **extra},
+            {"policy": policy_id, "trend": TREND_MEMBERS, "legacy": LEGACY_KEY_ID, **extra},
         )
         given = "member_id, purpose, granted, event_id, policy_version_id, updated_at"
         extra_cols, extra_vals, extra = harness.required_extras(conn, "consent_state", given)

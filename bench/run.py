@@ -221,6 +221,7 @@ def required_extras(conn, table: str, given: str) -> tuple[str, str, dict]:
     no database default: the model's scalar default. Returns (", col, ...", ", %(p)s, ...",
     params) to append to an INSERT's column and value lists; fails clearly when it can't.
     """
+    import consent_center.models  # noqa: F401  (registers every table on the metadata)
     from consent_center.extensions import db
 
     given_names = {c.strip() for c in given.split(",")}
