@@ -274,6 +274,10 @@ def bare_cursor(purpose: str) -> dict:
     return json.loads(done.stdout)
 
 
+class SkipExports(Exception):
+    """--skip-exports: the run ends after the consents measurement."""
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--members", type=int, default=1_000_000, help="usable members")
@@ -282,6 +286,11 @@ def parse_args(argv=None):
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=harness.WRK_THREADS)
     parser.add_argument("--workers", type=int, default=harness.GUNICORN_WORKERS)
+    parser.add_argument("--worker-class", help="gunicorn worker class (gthread, sync)")
+    parser.add_argument("--gthreads", type=int, help="threads per gunicorn gthread worker")
+    parser.add_argument("--root", type=Path, default=harness.ROOT,
+                        help="serve this checkout's wsgi:app (a before/after run)")
+    parser.add_argument("--skip-exports", action="store_true", help="the consents run only")
     parser.add_argument("--keep-db", action="store_true")
     parser.add_argument("--reuse-db", action="store_true", help="skip seeding (after --keep-db)")
     return parser.parse_args(argv)
@@ -289,6 +298,7 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:  # noqa: C901 - a linear script
     args = parse_args(argv)
+    harness.apply_server_options(args)
     logs = harness.RESULTS / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     signal.signal(signal.SIGTERM, harness._on_sigterm)
@@ -336,7 +346,7 @@ def main(argv=None) -> int:  # noqa: C901 - a linear script
         ids.write_text("".join(f"{pid}\t{token}\t{token}\n" for pid in sample))
 
         log(
-            f"gunicorn: sync, {args.workers} workers; wrk: {args.threads} thread(s), "
+            f"gunicorn: {harness.server_settings()}; wrk: {args.threads} thread(s), "
             f"{args.connections} connections, {args.duration:g} s (+{args.warmup:g} s warm-up)"
         )
         hellos = []
@@ -351,8 +361,12 @@ def main(argv=None) -> int:  # noqa: C901 - a linear script
                 harness.stop(server.proc)
 
         hello_run()
+        app_env = dict(env)
+        if args.root.resolve() != harness.ROOT:
+            app_env["PYTHONPATH"] = str(args.root.resolve())
+            log(f"serving the app from {args.root}")
         server = harness.start_server(
-            "api", "wsgi:app", harness.ROOT, env, args.workers, "/healthz", logs
+            "api", "wsgi:app", args.root.resolve(), app_env, None, "/healthz", logs
         )
         try:
             status, _headers, body = harness.http_request(
@@ -395,8 +409,10 @@ def main(argv=None) -> int:  # noqa: C901 - a linear script
             failures.append(f"consents ratio {ratio:.2f} < {TARGET_RATIO}")
 
         log("exports: gunicorn with one sync worker")
+        if args.skip_exports:
+            raise SkipExports
         server = harness.start_server(
-            "api-export", "wsgi:app", harness.ROOT, env, 1, "/healthz", logs
+            "api-export", "wsgi:app", args.root.resolve(), app_env, 1, "/healthz", logs
         )
         try:
             [worker] = worker_pids(server.proc.pid)
@@ -467,6 +483,8 @@ def main(argv=None) -> int:  # noqa: C901 - a linear script
             failures.append(f"export ratio {ratio:.2f} < {TARGET_EXPORT_RATIO}")
         if not flat:
             failures.append(f"export memory grew {growth / 1024:.1f} MiB after 100,000 rows")
+    except SkipExports:
+        pass
     except harness.BenchError as exc:
         log(f"FAILED: {exc}")
         failures.append(str(exc).splitlines()[0])
@@ -486,7 +504,18 @@ def main(argv=None) -> int:  # noqa: C901 - a linear script
             f"bench api_consents {run['rps']:.1f} p99={run['p99_ms']:.2f} ratio={run['ratio']:.2f}"
             f" (target >= {TARGET_RATIO}: {'met' if run['met'] else 'MISSED'})"
         )
-    report.update(ok=not failures, failures=failures, load_before=round(load_before, 2))
+    report.update(
+        ok=not failures,
+        failures=failures,
+        load_before=round(load_before, 2),
+        load_after=round(os.getloadavg()[0], 2),
+        server=harness.server_settings(),
+        commit=harness.commit_of(args.root),
+    )
+    log(
+        f"bench load_average before={load_before:.2f} after={os.getloadavg()[0]:.2f}"
+        f" commit={report['commit']} server={report['server']}"
+    )
     harness.RESULTS.mkdir(parents=True, exist_ok=True)
     (harness.RESULTS / "api_latest.json").write_text(json.dumps(report, indent=2) + "\n")
     for failure in failures:

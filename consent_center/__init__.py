@@ -50,7 +50,7 @@ def create_app(config: BaseConfig | str | None = None, **overrides) -> Flask:
     from .web import register_web
 
     register_web(app)
-    # Outermost, so every layer (the API's consents lane too) sees the client's address.
+    # Outermost, so the site and the API mounted beside it see the client's address.
     hops = app.config.get("PROXY_FIX_HOPS") or 0
     if hops:
         from werkzeug.middleware.proxy_fix import ProxyFix

@@ -7,30 +7,8 @@ from flask_wtf import FlaskForm
 
 
 class AppForm(FlaskForm):
-    """The base of every form here: Flask-WTF's, with WTForms' own messages ("This field is
-    required.") in the page's language from a per-process cache (Flask-WTF reads the
-    catalogue file anew on every request that builds a form)."""
-
-    class Meta(FlaskForm.Meta):
-        def get_translations(self, form):
-            return wtforms_translations()
-
-
-_WTFORMS_TRANSLATIONS: dict = {}
-
-
-def wtforms_translations():
-    from babel import support
-    from wtforms.i18n import messages_path
-
-    from .i18n import current_locale
-
-    locale = current_locale()
-    found = _WTFORMS_TRANSLATIONS.get(locale)
-    if found is None:
-        found = support.Translations.load(messages_path(), [locale], domain="wtforms")
-        _WTFORMS_TRANSLATIONS[locale] = found
-    return found
+    """The base of every form here: Flask-WTF's, whose WTForms messages ("This field is
+    required.") come in the page's language (Flask-Babel's locale)."""
 
 
 def apply_field_errors(form: FlaskForm, field_errors: dict[str, list]) -> None:
