@@ -67,15 +67,25 @@ _COUNTED = {
 }
 
 def _inventory_groups() -> list[GroupView]:
-    """The inventory's groups in the reader's language, without member values."""
+    """The inventory's groups in the reader's language, without member values. Many fields
+    share a text (a source, a recipient, a retention rule, the purposes' titles): each text
+    is translated once per call."""
+    texts: dict[int, str] = {}
+
+    def text(value) -> str:
+        found = texts.get(id(value))
+        if found is None:
+            found = texts[id(value)] = str(value)
+        return found
+
     separator = gettext(", ")
     return [
         GroupView(
-            g.table, str(g.title), str(g.description), None,
+            g.table, text(g.title), text(g.description), None,
             [
-                FieldRow(f.column, str(f.label), None,
-                         separator.join(str(PURPOSES[p].title) for p in f.purposes),
-                         str(SOURCE_LABELS[f.source]), str(f.retention), str(f.recipients))
+                FieldRow(f.column, text(f.label), None,
+                         separator.join(text(PURPOSES[p].title) for p in f.purposes),
+                         text(SOURCE_LABELS[f.source]), text(f.retention), text(f.recipients))
                 for f in g.fields
             ],
         )

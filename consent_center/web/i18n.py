@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from flask import Flask, has_request_context, request, session
-from flask_babel import format_date, format_datetime, get_locale, gettext
+from flask_babel import format_date, format_datetime, get_locale, get_translations, gettext
 from flask_login import current_user
+from jinja2 import pass_context
 from markupsafe import Markup
 
 from ..domain import (
@@ -61,7 +62,32 @@ def init_app(app: Flask) -> None:
             "locales": LOCALE_LABELS,
             "current_locale": current,
             "html_lang": LOCALE_HTML_LANG.get(current, "en"),
+            **template_gettext(get_translations()),
         }
+
+
+def template_gettext(translations) -> dict:
+    """The templates' `_`, `gettext` and `ngettext` for one render, bound to the catalogue
+    of the locale in force (Flask-Babel's `get_translations()`, looked up once per render
+    rather than once per string: a page translates hundreds). They behave as Jinja's
+    new-style gettext: the result is escaped like any value, then `%(name)s` is filled."""
+
+    @pass_context
+    def gettext(context, string: str, **variables):
+        text = translations.ugettext(string)
+        if context.eval_ctx.autoescape:
+            text = Markup(text)
+        return text % variables
+
+    @pass_context
+    def ngettext(context, singular: str, plural: str, num: int, **variables):
+        variables.setdefault("num", num)
+        text = translations.ungettext(singular, plural, num)
+        if context.eval_ctx.autoescape:
+            text = Markup(text)
+        return text % variables
+
+    return {"_": gettext, "gettext": gettext, "ngettext": ngettext}
 
 
 def display_value(value) -> object:
