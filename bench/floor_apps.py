@@ -155,25 +155,24 @@ def _toggle(purpose: str):
             (public_id,),
         ).fetchone()
         member_id = member[0]
-        run("SELECT id FROM member WHERE id = %s FOR UPDATE", (member_id,)).fetchone()
-        tails = run(
-            "SELECT (SELECT seq FROM consent_event WHERE member_id = %(m)s ORDER BY seq DESC"
-            " LIMIT 1), (SELECT hash FROM consent_event WHERE member_id = %(m)s ORDER BY seq"
-            " DESC LIMIT 1), (SELECT seq FROM audit_event WHERE subject_member_id = %(m)s ORDER"
-            " BY seq DESC LIMIT 1), (SELECT hash FROM audit_event WHERE subject_member_id ="
-            " %(m)s ORDER BY seq DESC LIMIT 1), (SELECT id FROM policy_version WHERE"
+        # The lock, the chain head and the policy in force in one statement (the app's way).
+        head = run(
+            "SELECT ledger_seq, ledger_hash, (SELECT id FROM policy_version WHERE"
             " published_at IS NOT NULL AND effective_at <= %(now)s ORDER BY effective_at DESC"
-            " LIMIT 1)",
+            " LIMIT 1) FROM member WHERE id = %(m)s FOR UPDATE OF member",
             {"m": member_id, "now": now},
         ).fetchone()
-        seq, audit_seq = (tails[0] or 0) + 1, (tails[2] or 0) + 1
-        digest = json.dumps([member_id, seq, purpose, granted, now.isoformat(), tails[1]])
+        seq = head[0] + 1
+        digest = hashlib.sha256(
+            json.dumps([member_id, seq, purpose, granted, now.isoformat(), head[1]]).encode()
+        ).hexdigest()
         event_id = run(
             "INSERT INTO consent_event (receipt_id, member_id, seq, purpose, granted,"
-            " policy_version_id, actor, actor_member_id, method, created_at, prev_hash, hash)"
-            " VALUES (%s, %s, %s, %s, %s, %s, 'member', %s, 'htmx', %s, %s, %s) RETURNING id",
-            (str(uuid.uuid4()), member_id, seq, purpose, granted, tails[4], member_id, now,
-             tails[1] or GENESIS, hashlib.sha256(digest.encode()).hexdigest()),
+            " policy_version_id, actor, actor_member_id, method, created_at, prev_hash, hash,"
+            " key_id) VALUES (%s, %s, %s, %s, %s, %s, 'member', %s, 'htmx', %s, %s, %s, 'floor')"
+            " RETURNING id",
+            (str(uuid.uuid4()), member_id, seq, purpose, granted, head[2], member_id, now,
+             head[1] or GENESIS, digest),
         ).fetchone()[0]  # fmt: skip
         run(
             "INSERT INTO consent_state (member_id, purpose, granted, event_id,"
@@ -181,25 +180,11 @@ def _toggle(purpose: str):
             " ON CONFLICT (member_id, purpose) DO UPDATE SET granted = excluded.granted,"
             " event_id = excluded.event_id, policy_version_id = excluded.policy_version_id,"
             " updated_at = excluded.updated_at",
-            (member_id, purpose, granted, event_id, tails[4], now),
+            (member_id, purpose, granted, event_id, head[2], now),
         )
         run(
-            "INSERT INTO change_event (public_id, type, member_id, consent_event_id,"
-            " former_public_id, created_at) VALUES (%s, 'consent.changed', %s, %s, NULL, %s)"
-            " RETURNING id",
-            (str(uuid.uuid4()), member_id, event_id, now),
-        ).fetchone()
-        run("SELECT id, public_id, events FROM webhook_subscription WHERE active IS true")
-        digest = json.dumps([member_id, audit_seq, purpose, tails[3]])
-        run(
-            "INSERT INTO audit_event (actor_member_id, subject_member_id, action, details,"
-            " created_at, seq, prev_hash, hash) VALUES (%s, %s, 'consent.granted', %s, %s, %s,"
-            " %s, %s) RETURNING id",
-            (member_id, member_id, json.dumps({"method": "htmx", "purpose": purpose}), now,
-             audit_seq, tails[3] or GENESIS, hashlib.sha256(digest.encode()).hexdigest()),
-        ).fetchone()  # fmt: skip
-        view = run(
-            "SELECT purpose, granted, updated_at FROM consent_state WHERE member_id = %s",
-            (member_id,),
-        ).fetchall()
+            "UPDATE member SET ledger_seq = %s, ledger_hash = %s WHERE id = %s",
+            (seq, digest, member_id),
+        )
+        view = [(purpose, granted, now)]
     return f'<div class="switch">{purpose} {granted} {len(view)}</div>'

@@ -33,6 +33,7 @@ import os
 import platform
 import random
 import re
+import runpy
 import secrets
 import shutil
 import signal
@@ -58,15 +59,24 @@ DB_URL = f"{PG_SERVER}/{DB_NAME}"
 SCENARIOS = ("hello", "me", "toggle")
 OPTIONAL = ("trend_analysis", "advertising")
 
-# Chosen once by measuring hello world on this 2-core machine (`--tune`: 2, 3, 4, 6 and 8 sync
-# workers, wrk with 1 and 2 threads, 3 interleaved rounds; numbers in bench/README.md): 3 or 4
-# workers with one wrk thread gave the best medians (~7.7k req/s); 4 = 2 x cores also lets a
-# worker run while another waits on PostgreSQL. One wrk thread is plenty for 32 connections and
-# leaves more CPU to the server. The same settings serve every app so the ratios are fair.
-GUNICORN_WORKERS = 4
+# Every server (hello world and the app alike) runs under the project's own production settings,
+# gunicorn.conf.py, so the ratios are fair; GUNICORN_WORKER_CLASS, GUNICORN_WORKERS and
+# GUNICORN_THREADS in the environment (or --worker-class, --workers, --gthreads) change them
+# for every server of a run. One wrk thread is plenty for 32 connections and leaves more CPU to
+# the server (bench/README.md). wrk keeps its connections alive when the server lets it.
+GUNICORN_CONF = ROOT / "gunicorn.conf.py"
+GUNICORN_WORKERS = None  # gunicorn.conf.py's
 WRK_THREADS = 1
 
-TARGETS = {"me": 0.25, "toggle": 0.20}
+TARGETS = {"me": 0.07, "toggle": 0.06}
+
+
+def server_settings() -> str:
+    """The gunicorn settings every server of this run gets, in words."""
+    spec = runpy.run_path(str(GUNICORN_CONF))
+    threads = f" x {spec['threads']} threads" if spec["worker_class"] == "gthread" else ""
+    alive = f", keepalive {spec['keepalive']} s" if spec["worker_class"] != "sync" else ""
+    return f"{spec['worker_class']}, {spec['workers']} workers{threads}{alive}"
 
 
 # --- processes --------------------------------------------------------------------------
@@ -221,6 +231,7 @@ def required_extras(conn, table: str, given: str) -> tuple[str, str, dict]:
     no database default: the model's scalar default. Returns (", col, ...", ", %(p)s, ...",
     params) to append to an INSERT's column and value lists; fails clearly when it can't.
     """
+    import consent_center.models  # noqa: F401  (registers every table on the metadata)
     from consent_center.extensions import db
 
     given_names = {c.strip() for c in given.split(",")}
@@ -498,13 +509,12 @@ class Server:
         return f"http://127.0.0.1:{self.port}"
 
 
-def gunicorn_cmd(app_spec: str, chdir: Path, workers: int, log_path: Path) -> list[str]:
+def gunicorn_cmd(app_spec: str, chdir: Path, workers: int | None, log_path: Path) -> list[str]:
     return [
         str(BIN / "gunicorn"),
-        "--worker-class", "sync",
-        "--workers", str(workers),
+        "--config", str(GUNICORN_CONF),
+        *(["--workers", str(workers)] if workers else []),
         "--bind", "127.0.0.1:0",
-        "--backlog", "2048",
         "--chdir", str(chdir),
         "--error-logfile", str(log_path),
         "--log-level", "info",
@@ -519,7 +529,7 @@ def start_server(
     app_spec: str,
     chdir: Path,
     env: dict,
-    workers: int,
+    workers: int | None,
     health: str,
     logs: Path,
     ok_statuses: tuple[int, ...] = (200,),
@@ -848,6 +858,15 @@ def parse_args(argv=None):
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=WRK_THREADS, help="wrk threads")
     parser.add_argument("--workers", type=int, default=GUNICORN_WORKERS, help="gunicorn workers")
+    parser.add_argument("--worker-class", help="gunicorn worker class (gthread, sync)")
+    parser.add_argument("--gthreads", type=int, help="threads per gunicorn gthread worker")
+    parser.add_argument(
+        "--root",
+        type=Path,
+        default=ROOT,
+        help="serve this checkout's wsgi:app (e.g. an older commit, for a before/after run);"
+        " the database is seeded and migrated by this one",
+    )
     parser.add_argument(
         "--only",
         choices=SCENARIOS,
@@ -868,8 +887,20 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+def apply_server_options(args) -> None:
+    """--worker-class, --workers and --gthreads, for every server this process starts."""
+    for name, value in (
+        ("GUNICORN_WORKER_CLASS", args.worker_class),
+        ("GUNICORN_WORKERS", args.workers),
+        ("GUNICORN_THREADS", args.gthreads),
+    ):
+        if value:
+            os.environ[name] = str(value)
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
+    apply_server_options(args)
     RESULTS.mkdir(parents=True, exist_ok=True)
     logs = RESULTS / "logs"
     logs.mkdir(exist_ok=True)
@@ -927,13 +958,17 @@ def main(argv=None) -> int:
             log(f"  {count} signed-in sessions written")
 
         log(
-            f"gunicorn: sync, {args.workers} workers; wrk: {args.threads} thread(s), "
+            f"gunicorn: {server_settings()}; wrk: {args.threads} thread(s), "
             f"{args.connections} connections, {args.duration:g} s (+{args.warmup:g} s warm-up)"
         )
         hello_env = dict(env, PYTHONUNBUFFERED="1")
+        app_env_ = dict(env)
+        if args.root.resolve() != ROOT:
+            app_env_["PYTHONPATH"] = str(args.root.resolve())
+            log(f"serving the app from {args.root}")
 
         def hello_run() -> None:
-            server = start_server("hello", "hello:app", BENCH, hello_env, args.workers, "/", logs)
+            server = start_server("hello", "hello:app", BENCH, hello_env, None, "/", logs)
             try:
                 results.setdefault("hello", []).append(measure("hello", server, args, None, "/"))
             finally:
@@ -941,7 +976,9 @@ def main(argv=None) -> int:
 
         hello_run()
         if app_scenarios:
-            server = start_server("app", "wsgi:app", ROOT, env, args.workers, "/healthz", logs)
+            server = start_server(
+                "app", "wsgi:app", args.root.resolve(), app_env_, None, "/healthz", logs
+            )
             try:
                 preflight(server, creds)
                 if "me" in app_scenarios:
@@ -1094,11 +1131,11 @@ def main(argv=None) -> int:
         **document_notes,
         "settings": {
             "gunicorn": {
-                "worker_class": "sync",
-                "workers": args.workers,
-                "backlog": 2048,
+                "settings": server_settings(),
+                "config": "gunicorn.conf.py",
                 "bind": "127.0.0.1:<ephemeral>",
                 "app": "wsgi:app / hello:app",
+                "root": str(args.root),
             },
             "wrk": {
                 "threads": args.threads,
@@ -1123,7 +1160,24 @@ def main(argv=None) -> int:
     log(f"wrote {RESULTS / 'latest.json'} ({document['seconds']} s in all)")
     for line in lines:
         print(line)
+    print(
+        f"bench load_average before={load_before[0]:.2f} after={os.getloadavg()[0]:.2f}"
+        f" commit={commit_of(args.root)} server={server_settings()}"
+    )
     return 1 if failures else 0
+
+
+def commit_of(root: Path) -> str:
+    """The commit a checkout serves (`+` when it has changes), or what it says it is."""
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+        return head + ("+" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        marker = root / "COMMIT"
+        return marker.read_text().strip() if marker.exists() else str(root)
 
 
 if __name__ == "__main__":

@@ -59,8 +59,8 @@ def create_app(config: BaseConfig | str | None = None, **overrides) -> Flask:
     register_web(app)
     from . import observability
 
-    observability.init_app(app)  # around every layer, the consents lane too
-    # Outermost, so every layer (the API's consents lane too) sees the client's address.
+    observability.init_app(app)  # around every layer: the site and the API mounted beside it
+    # Outermost, so the site and the API mounted beside it see the client's address.
     hops = app.config.get("PROXY_FIX_HOPS") or 0
     if hops:
         from werkzeug.middleware.proxy_fix import ProxyFix

@@ -64,6 +64,11 @@ class BaseConfig:
     def __init__(self) -> None:
         self.SECRET_KEY = _str("SECRET_KEY", DEFAULT_SECRET)
         self.SQLALCHEMY_DATABASE_URI = _database_url(_str("DATABASE_URL"))
+        # Where read-only requests read (the read pool, `database.py`); None: DATABASE_URL.
+        # A replica must apply each commit before it answers (invariant 4: every read
+        # reflects the latest consent at once), e.g. synchronous_commit = remote_apply.
+        read_url = _str("DATABASE_READ_URL")
+        self.DATABASE_READ_URL = _database_url(read_url) if read_url else None
         # A ping before every checkout costs each request a round trip; without it, after a
         # database restart the first statement on each stale connection fails once and the
         # pool is refreshed. Turn it on where connections are often cut (some proxies do).
@@ -247,6 +252,7 @@ class TestingConfig(BaseConfig):
         self.SQLALCHEMY_DATABASE_URI = _database_url(
             _str("TEST_DATABASE_URL", "sqlite:///:memory:")
         )
+        self.DATABASE_READ_URL = None  # the test database itself
         self.SECRET_KEY = "testing-secret-key"  # noqa: S105
         self.DEV_MAILBOX = True
         self.RATELIMIT_STORAGE_URI = "memory://"
@@ -303,6 +309,7 @@ class ProductionConfig(BaseConfig):
             "otherwise cross the network in the clear.",
             ledger_key_problem(self.LEDGER_KEY or ""),
             signing_key_problem(self.LEDGER_SIGNING_KEY or ""),
+            read_url_problem(self.SQLALCHEMY_DATABASE_URI, self.DATABASE_READ_URL),
             None
             if self.LEDGER_RETENTION_YEARS >= MIN_LEDGER_RETENTION_YEARS
             else f"set LEDGER_RETENTION_YEARS to at least {MIN_LEDGER_RETENTION_YEARS}: records "
@@ -338,6 +345,18 @@ def weak_secret_problem(secret: str) -> str | None:
     steps = sum(abs(ord(a) - ord(b)) <= 1 for a, b in zip(secret, secret[1:], strict=False))
     if bits < MIN_SECRET_BITS_PER_CHARACTER or periodic or steps >= 0.75 * (len(secret) - 1):
         return advice + "; this one is low in entropy (repeated or sequential characters)."
+    return None
+
+
+def read_url_problem(database_url: str, read_url: str | None) -> str | None:
+    """A read pool exists only beside a PostgreSQL database, and reads PostgreSQL."""
+    if read_url is None:
+        return None
+    if not (database_url.startswith("postgresql") and read_url.startswith("postgresql")):
+        return (
+            "DATABASE_READ_URL names a PostgreSQL replica of a PostgreSQL DATABASE_URL: "
+            "unset it, or point both at PostgreSQL."
+        )
     return None
 
 

@@ -4,8 +4,13 @@ Requests marked `@read_only` (`web/transactions.py`) run without a transaction. 
 PostgreSQL their statements go to a second pool whose connections are in autocommit for
 life, so nothing is switched when a connection is checked out or reset when it goes back,
 and psycopg keeps each connection's prepared statements (it drops them all on every
-ROLLBACK). On SQLite (one file, or one connection in memory for the tests) those requests
-switch the ordinary connection to autocommit instead.
+ROLLBACK): a statement run a second time on a connection is prepared there
+(`READ_PREPARE_THRESHOLD`). The read pool connects to `DATABASE_READ_URL`, by default the
+database itself. On SQLite (one file, or one connection in memory for the tests) those
+requests switch the ordinary connection to autocommit instead.
+
+The API (`web/api`) is a Flask app of its own, mounted beside the site; it uses the site's
+engines and read pool (`share_database`), so a process has one set of connection pools.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ from flask_sqlalchemy.session import Session as FlaskSession
 from sqlalchemy import Engine, create_engine, make_url
 
 READ_ENGINE = "consent_center.read_engine"
+# psycopg prepares a statement on a connection once it has run this many times there.
+READ_PREPARE_THRESHOLD = 1
 
 
 class AppSession(FlaskSession):
@@ -32,19 +39,43 @@ def read_engine() -> Engine | None:
 
 
 def init_read_engine(app: Flask) -> bool:
-    """Create the app's read pool where the database has one (PostgreSQL).
+    """Create the app's read pool where the database has one (PostgreSQL), unless the app
+    shares another's (`share_database`).
 
-    :returns: whether it did.
+    :returns: whether the app has one.
     """
-    url = make_url(app.config["SQLALCHEMY_DATABASE_URI"])
+    if READ_ENGINE in app.extensions:
+        return True
+    url = make_url(app.config.get("DATABASE_READ_URL") or app.config["SQLALCHEMY_DATABASE_URI"])
     if url.get_backend_name() != "postgresql":
         return False
     options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+    connect_args = {**options.pop("connect_args", {}), "prepare_threshold": READ_PREPARE_THRESHOLD}
     # Nothing to roll back on return: every statement committed on its own.
     app.extensions[READ_ENGINE] = create_engine(
-        url, isolation_level="AUTOCOMMIT", pool_reset_on_return=None, **options
+        url,
+        isolation_level="AUTOCOMMIT",
+        pool_reset_on_return=None,
+        connect_args=connect_args,
+        **options,
     )
     return True
+
+
+def share_database(app: Flask, site: Flask) -> None:
+    """Bind the session to `app` with `site`'s engines and read pool (the API beside the
+    site: one set of connection pools per process)."""
+    from .extensions import db  # extensions imports this module for AppSession
+
+    db.init_app(app)
+    # Flask-SQLAlchemy keeps each app's engines in one mapping; the API takes the site's
+    # (tests/test_api_app.py checks both apps reach the same engine objects).
+    own = db._app_engines[app]
+    for engine in own.values():
+        engine.dispose()
+    db._app_engines[app] = db._app_engines[site]
+    if READ_ENGINE in site.extensions:
+        app.extensions[READ_ENGINE] = site.extensions[READ_ENGINE]
 
 
 def dispose_read_engine(app: Flask) -> None:

@@ -17,6 +17,7 @@ from consent_center import clock, create_app
 from consent_center.database import dispose_read_engine
 from consent_center.extensions import db, limiter
 from consent_center.models import Member, PolicyVersion
+from consent_center.web.api import api_app
 from consent_center.web.api.auth import BLOCKED_ADDRESSES
 from tests.support.databases import BACKENDS, empty_tables, migrate_fresh, url_for_backend
 
@@ -76,7 +77,7 @@ def app(_session_app: Flask, tmp_path) -> Iterator[Flask]:
     empty_tables(app)
     with app.app_context():
         limiter.reset()
-    app.extensions.pop(BLOCKED_ADDRESSES, None)  # the API's memory of blocked addresses
+    api_app(app).extensions.pop(BLOCKED_ADDRESSES, None)  # its memory of blocked addresses
     ctx = app.app_context()
     ctx.push()
     try:

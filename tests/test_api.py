@@ -123,7 +123,7 @@ def test_requests_are_rate_limited_per_token(app, client, member):
 
 
 def test_refused_tokens_are_limited_per_client_address(app, client, member, policy):
-    """80 random tokens from one address, on every authenticated route (the consents lane's
+    """80 random tokens from one address, on every authenticated route, from
     too, on PostgreSQL): 401 until API_AUTH_FAILURE_LIMIT is spent, then 429, even for a
     right token from that address; nothing is written; another address is unaffected."""
     from consent_center.models import AuditEvent, Notification
@@ -199,9 +199,8 @@ def test_consents_start_off_and_follow_each_change_at_once(client, member, polic
 
 def test_consents_check_the_token_and_read_the_member_in_one_statement(
         client, member, policy, backend):
-    """The hottest API call is one round trip: the token and the member's consents together.
-    On PostgreSQL it runs straight on the read pool's driver connection (past SQLAlchemy's
-    events), whether the lane or the blueprint answers."""
+    """The hottest API call is one round trip: the token and the member's consents together,
+    on the read pool (autocommit, prepared by psycopg) where there is one (PostgreSQL)."""
     token = make_token("consents:read")
     grant(member, "advertising")
     member_id = member.public_id
@@ -210,7 +209,7 @@ def test_consents_check_the_token_and_read_the_member_in_one_statement(
         got = answers(client, token, member_id)
     assert got["advertising"]["state"] == "granted"
     assert len(statements) == 1, statements
-    assert len(statements.on_the_driver) == (1 if backend == "postgresql" else 0)
+    assert len(statements.on_the_read_pool) == (1 if backend == "postgresql" else 0)
 
 
 def test_a_revoked_token_reads_nothing_in_that_one_statement(client, member, runner):
@@ -222,9 +221,8 @@ def test_a_revoked_token_reads_nothing_in_that_one_statement(client, member, run
         with count_queries() as statements:
             response = client.get(CONSENTS.format(member_id), headers=bearer(token))
         assert_problem(response, 401)
-        # Each statement sent reads the token and the consents together, revocation checked
-        # in it (on PostgreSQL the lane sends it, then Flask once more for the refusal).
-        assert statements and all(
+        # One statement reads the token and the consents together, revocation checked in it.
+        assert len(statements) == 1 and all(
             "consents" in s and "api_token.revoked_at IS NULL" in s for s in statements
         ), statements
 

@@ -251,9 +251,9 @@ def test_me_issues_a_constant_number_of_queries(client, member, login_as, policy
     with count_queries() as statements:
         assert client.get("/me").status_code == 200
     # the member (Flask-Login), then consents, record counts and policy facts in one query,
-    # which on PostgreSQL goes straight to the driver (services/sql.py:fetch_all)
+    # both on the read pool on PostgreSQL
     assert len(statements) == 2, statements
-    assert len(statements.on_the_driver) == (1 if backend == "postgresql" else 0)
+    assert len(statements.on_the_read_pool) == (2 if backend == "postgresql" else 0)
 
 
 @pytest.mark.parametrize("events", [1, 200])

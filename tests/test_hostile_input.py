@@ -22,9 +22,11 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 from sqlalchemy import select, text
 from twilio.request_validator import RequestValidator
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import Map, Rule
 
 from consent_center.extensions import db, limiter
 from consent_center.models import Member
+from consent_center.web.api import API_PREFIX, api_app
 from tests.conftest import csrf_token, make_member, make_policy, post
 from tests.support.api import bearer, grant, make_token
 from tests.test_deletion import ask_for_deletion
@@ -178,13 +180,24 @@ def _synthetic(rule) -> dict:
             for name, conv in rule._converters.items()}  # fmt: skip
 
 
+def every_rule(app) -> Map:
+    """The site's routes and the API's, at the path the API is mounted on."""
+    combined = Map(converters=app.url_map.converters)
+    for rule in app.url_map.iter_rules():
+        combined.add(rule.empty())
+    for rule in api_app(app).url_map.iter_rules():
+        combined.add(Rule(API_PREFIX + rule.rule, endpoint=rule.endpoint, methods=rule.methods))
+    return combined
+
+
 def test_every_route_answers_hostile_input_with_a_4xx_and_writes_nothing(app, login_as, client):
     app.config.update(TWILIO_AUTH_TOKEN=TWILIO_TOKEN, TWILIO_ACCOUNT_SID="AC" + "0" * 32,
                       PROPAGATE_UNEXPECTED=False)  # fmt: skip
     clients = _seed(app, client, login_as)
-    adapter = app.url_map.bind("localhost")
-    rules = [r for r in app.url_map.iter_rules() if r.endpoint != "static"]
-    rules.append(next(r for r in app.url_map.iter_rules() if r.endpoint == "static"))
+    url_map = every_rule(app)
+    adapter = url_map.bind("localhost")
+    rules = [r for r in url_map.iter_rules() if r.endpoint != "static"]
+    rules.append(next(r for r in url_map.iter_rules() if r.endpoint == "static"))
     harvested: dict[str, tuple] = {}
     starts = ["/", "/me", "/guardian", "/staff", "/policy", "/contact", "/sign-in", "/register"]
     for role, (c, headers, _who) in clients.items():
@@ -269,7 +282,7 @@ def test_every_route_answers_hostile_input_with_a_4xx_and_writes_nothing(app, lo
     assert not failures, "\n".join(failures)
     assert not problems, "\n".join(problems)
     assert not writes, "\n".join(writes)
-    every = {(r.rule, m) for r in app.url_map.iter_rules() for m in r.methods - {"HEAD", "OPTIONS"}}
+    every = {(r.rule, m) for r in url_map.iter_rules() for m in r.methods - {"HEAD", "OPTIONS"}}
     assert tried == every
     # The values reached the views: forms were validated, pages were shown.
     assert statuses[422] and statuses[200]

@@ -97,3 +97,23 @@ def test_every_public_page_renders_in_chinese(client, policy):
         assert "同意管理中心" in page, path
         left = _words_of_main(page) & english[path] - data
         assert not left, (path, left)
+
+
+def test_templates_translate_fill_and_escape_as_jinja_s_gettext_does(app):
+    """Templates translate through the render's catalogue (web/i18n.py): a translated text
+    is escaped like any value, its placeholders filled; plurals pick their form."""
+    from flask import render_template_string
+    from flask_babel import force_locale
+
+    page = (
+        "{{ _('Table: %(title)s', title='<b>') }}|{{ gettext('Consent Center') }}|"
+        "{{ ngettext('We hold %(num)d record.', 'We hold %(num)d records.', 2) }}"
+    )
+    with app.test_request_context("/"):
+        with force_locale("en"):
+            english = render_template_string(page)
+        with force_locale("zh_Hans_CN"):
+            chinese = render_template_string(page)
+    assert english == "Table: &lt;b&gt;|Consent Center|We hold 2 records."
+    assert "&lt;b&gt;" in chinese and "<b>" not in chinese
+    assert "Consent Center" not in chinese and "2" in chinese.split("|")[2]

@@ -95,7 +95,7 @@ def test_export_of_another_member_is_impossible(client, member, login_as):
 
 
 def test_parts_rendered_once_per_language_follow_the_language(client, member, login_as):
-    """/me's static parts are cached per language: switching language switches them too."""
+    """/me follows the reader's language everywhere: the inventory's tables and the footer too."""
     login_as(member)
     english = client.get("/me").get_data(as_text=True)
     assert "Every field we keep for this, and why" in english

@@ -307,20 +307,9 @@ def test_the_worker_applies_retention_daily(app):
     assert count(OneTimeCode) == 0
 
 
-def fresh_text_caches(app) -> None:
-    """Forget the inventory texts rendered for the shared test app's earlier config (a
-    running app's config never changes, so the app renders them once per language)."""
-    from consent_center.services import member_data
-
-    app.extensions.pop("once_per_language", None)
-    member_data._GROUPS.clear()
-
-
 def test_the_member_pages_state_the_configured_limits(app, client, login_as, request):
     app.config["OUTBOX_RETENTION_DAYS"] = 45
     app.config["LEDGER_RETENTION_YEARS"] = 5
-    fresh_text_caches(app)
-    request.addfinalizer(lambda: fresh_text_caches(app))
     member = make_member()
     login_as(member)
     page = client.get("/me").get_data(as_text=True)

@@ -1,58 +1,91 @@
-"""`services/sql.py`: the hot-read executor gives what SQLAlchemy gives."""
+"""The read pool (`consent_center/database.py`): autocommit connections to DATABASE_READ_URL
+(by default the database itself), where psycopg prepares a statement that runs again."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import pytest
-from flask import g
-from sqlalchemy import bindparam, literal, select
+from sqlalchemy import make_url, select, text
 
-from consent_center.database import READ_ENGINE
-from consent_center.domain import MemberStatus
+from consent_center import create_app
+from consent_center.database import READ_ENGINE, READ_PREPARE_THRESHOLD, dispose_read_engine
 from consent_center.extensions import db
 from consent_center.models import Member
-from consent_center.services.sql import fetch_all
+from consent_center.web.api import api_app
 from tests.conftest import make_member
 
 
-def test_fetch_all_returns_what_sqlalchemy_returns(app, backend):
-    make_member(name="Ada", status=MemberStatus.ACTIVE)
-    make_member(name="Bo", status=MemberStatus.ACTIVE)
+def test_the_read_pool_prepares_a_statement_that_runs_again(app, backend):
+    if backend != "postgresql":
+        assert READ_ENGINE not in app.extensions  # SQLite: the one connection, in autocommit
+        return
+    make_member(name="Ada")
     db.session.commit()
-    after = datetime(2000, 1, 1, tzinfo=UTC)
-    statement = select(
-        Member.public_id,
-        Member.name,
-        Member.created_at,
-        (Member.created_at > bindparam("after", type_=Member.created_at.type)).label("recent"),
-        literal(None).label("absent"),
-    ).where(Member.name != "Someone else").order_by(Member.name)
-    expected = db.session.execute(statement, {"after": after}).all()
-    db.session.commit()
-    with app.test_request_context("/"):
-        g.read_only = True  # as in a @read_only view
-        rows = fetch_all(statement, {"after": after})
-        assert (READ_ENGINE in app.extensions) == (backend == "postgresql")
-    assert [tuple(r) for r in rows] == [tuple(r) for r in expected]
-    assert [r.name for r in rows] == ["Ada", "Bo"]
-    assert all(r.created_at.tzinfo is UTC and r.recent is True for r in rows)
+    statement = select(Member.name).where(Member.name == "Ada")
+    with app.extensions[READ_ENGINE].connect() as connection:
+        assert connection.connection.dbapi_connection.prepare_threshold == READ_PREPARE_THRESHOLD
+        for _ in range(READ_PREPARE_THRESHOLD + 1):
+            assert connection.execute(statement).scalars().all() == ["Ada"]
+        prepared = connection.execute(
+            text("SELECT statement FROM pg_prepared_statements")
+        ).scalars().all()
+    assert any("member.name" in sql for sql in prepared), prepared
 
 
-def test_fetch_all_refuses_a_statement_it_cannot_prepare_once(app, backend):
-    statement = select(Member.id).where(Member.name.in_(["Ada", "Bo"]))
-    with app.test_request_context("/"):
-        g.read_only = True
-        if backend == "postgresql":
-            with pytest.raises(ValueError, match="IN"):
-                fetch_all(statement, {})
-        else:
-            assert fetch_all(statement, {}) == []
+def test_the_read_pool_connects_to_database_read_url(app, backend):
+    if backend != "postgresql":
+        return
+    main = app.config["SQLALCHEMY_DATABASE_URI"]
+    replica = make_url(main).set(database="cc_replica_never_connected")
+    other = create_app(
+        "testing",
+        SQLALCHEMY_DATABASE_URI=main,
+        DATABASE_READ_URL=replica.render_as_string(hide_password=False),
+        DEV_MAILBOX_DIR=app.config["DEV_MAILBOX_DIR"],
+    )
+    try:
+        assert other.extensions[READ_ENGINE].url.database == "cc_replica_never_connected"
+        with other.app_context():
+            assert db.engine.url.database == make_url(main).database
+        # The API beside the site reads through the same pool.
+        assert api_app(other).extensions[READ_ENGINE] is other.extensions[READ_ENGINE]
+    finally:
+        with other.app_context():
+            db.engine.dispose()
+        dispose_read_engine(other)
 
 
-def test_fetch_all_outside_a_read_only_request_sees_the_session_s_own_writes(app):
-    make_member(name="Uncommitted")
-    db.session.flush()
-    rows = fetch_all(select(Member.name).where(Member.name == "Uncommitted"), {})
-    assert [r.name for r in rows] == ["Uncommitted"]
-    db.session.rollback()
+def test_the_read_pool_defaults_to_the_database_itself(app, backend):
+    if backend == "postgresql":
+        read_url = app.extensions[READ_ENGINE].url
+        assert read_url == make_url(app.config["SQLALCHEMY_DATABASE_URI"])
+    assert app.config["DATABASE_READ_URL"] is None
+
+
+@pytest.mark.parametrize(
+    ("database_url", "read_url", "refused"),
+    [
+        ("sqlite://", "postgresql://replica.internal/cc", True),
+        ("postgresql://primary.internal/cc", "sqlite://", True),
+        ("postgresql://primary.internal/cc", "postgresql://replica.internal/cc", False),
+        ("postgresql://primary.internal/cc", None, False),
+    ],
+)
+def test_production_takes_a_read_url_only_beside_postgresql(
+    monkeypatch, database_url, read_url, refused
+):
+    from consent_center.config import ProductionConfig
+    from tests.test_app import PRODUCTION_ENV
+
+    for name, value in PRODUCTION_ENV.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    if read_url is None:
+        monkeypatch.delenv("DATABASE_READ_URL", raising=False)
+    else:
+        monkeypatch.setenv("DATABASE_READ_URL", read_url)
+    config = ProductionConfig()
+    if refused:
+        with pytest.raises(RuntimeError, match="DATABASE_READ_URL"):
+            config.validate()
+    else:
+        config.validate()

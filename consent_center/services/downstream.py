@@ -39,7 +39,6 @@ from ..models import ApiToken, ChangeEvent, ConsentEvent, ConsentState, Member, 
 from .api_tokens import AuthenticatedToken, hash_token, is_token, parse_stored_scopes
 from .audit import lock_member
 from .errors import Invalid, NotFound
-from .sql import fetch_all
 from .usability import minor_cutoff, stale_grant_condition, usable_condition
 
 log = logging.getLogger("consent_center.api")
@@ -88,25 +87,23 @@ class ConsentsAnswer:
 def read_member_consents(token: str, public_id: str, now: datetime | None = None) -> ConsentsAnswer:
     """Look up an API token and a member's consents (each optional purpose's current
     answer and whether it is usable now) in one query: the API's hottest path, one round
-    trip to the database. The caller admits the token before it reads `consents()`.
+    trip to the database (the read pool's, in a read-only request). The caller admits the
+    token before it reads `consents()`.
     """
     if not is_token(token):
         return ConsentsAnswer(None, None)
-    params = consents_query_params(token, public_id, now or utcnow(), _member_consents_key()[0])
-    return consents_answer(fetch_all(token_and_consents_statement(), params))
-
-
-def consents_query_params(token: str, public_id: str, now: datetime, minor_age: int) -> dict:
-    """The parameters of `token_and_consents_statement()`."""
-    return {
+    now = now or utcnow()
+    params = {
         "token_hash": hash_token(token),
         "public_id": public_id,
         "now": now,
-        "cutoff": minor_cutoff(now.date(), minor_age),
+        "cutoff": minor_cutoff(now.date(), _member_consents_key()[0]),
     }
+    rows = db.session.connection().execute(token_and_consents_statement(), params).all()
+    return _consents_answer(rows)
 
 
-def consents_answer(rows: Sequence) -> ConsentsAnswer:
+def _consents_answer(rows: Sequence) -> ConsentsAnswer:
     """The token and the member's consents from the rows of `token_and_consents_statement()`."""
     if not rows:
         return ConsentsAnswer(None, None)

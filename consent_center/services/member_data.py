@@ -28,7 +28,6 @@ from .audit import record_audit
 from .consents import ConsentView, consent_columns, consent_views
 from .errors import Invalid
 from .policies import in_force, notice_due_condition
-from .sql import fetch_all
 
 
 @dataclass(frozen=True)
@@ -57,32 +56,31 @@ _COUNTED = {
     g.table: g.owner for g in DATA_INVENTORY if g.table not in ("member", "consent_state")
 }
 
-# The inventory's groups in each language, translated once per process: the text is the
-# same for every member (bench/README.md, "Measurements once kept in code comments").
-# Groups other than the profile show no member values, so their rows are shared as they
-# are; the profile's rows get the member's values per request.
-_GROUPS: dict[str, list[GroupView]] = {}
+def _inventory_groups() -> list[GroupView]:
+    """The inventory's groups in the reader's language, without member values. Many fields
+    share a text (a source, a recipient, a retention rule, the purposes' titles): each text
+    is translated once per call."""
+    texts: dict[int, str] = {}
 
+    def text(value) -> str:
+        found = texts.get(id(value))
+        if found is None:
+            found = texts[id(value)] = str(value)
+        return found
 
-def _static_groups() -> list[GroupView]:
-    locale = str(get_locale() or "en")
-    cached = _GROUPS.get(locale)
-    if cached is None:
-        separator = gettext(", ")
-        cached = [
-            GroupView(
-                g.table, str(g.title), str(g.description), None,
-                [
-                    FieldRow(f.column, str(f.label), None,
-                             separator.join(str(PURPOSES[p].title) for p in f.purposes),
-                             str(SOURCE_LABELS[f.source]), str(f.retention), str(f.recipients))
-                    for f in g.fields
-                ],
-            )
-            for g in DATA_INVENTORY
-        ]
-        _GROUPS[locale] = cached
-    return cached
+    separator = gettext(", ")
+    return [
+        GroupView(
+            g.table, text(g.title), text(g.description), None,
+            [
+                FieldRow(f.column, text(f.label), None,
+                         separator.join(text(PURPOSES[p].title) for p in f.purposes),
+                         text(SOURCE_LABELS[f.source]), text(f.retention), text(f.recipients))
+                for f in g.fields
+            ],
+        )
+        for g in DATA_INVENTORY
+    ]
 
 
 def _display(member: Member, column: str) -> object:
@@ -125,7 +123,7 @@ def inventory_view(member: Member, consent_count: int | None = None,
     if counts is None:
         counts = record_counts(member)
     groups = []
-    for group in _static_groups():
+    for group in _inventory_groups():
         if group.table == "member":
             fields = [replace(f, value=_display(member, f.column)) for f in group.fields]
             groups.append(replace(group, fields=fields))
@@ -198,7 +196,7 @@ def _overview_statement():
 def member_overview(member: Member) -> MemberOverview:
     """What /me shows: consents, the inventory with values and counts, the policy in force
     and any pending notice. One query."""
-    rows = fetch_all(
+    rows = db.session.connection().execute(
         _overview_statement(),
         {
             "member_id": member.id,
@@ -206,7 +204,7 @@ def member_overview(member: Member) -> MemberOverview:
             "seen": member.policy_seen_number,
             "registered": member.created_at,
         },
-    )
+    ).all()
     first = rows[0]
     consents = consent_views(member, rows)
     counts = {name: getattr(first, name) for name in _COUNTED}

@@ -10,8 +10,7 @@ def register_web(app: Flask) -> None:
     # so importing them while the package itself loads would be an import circle.
     from . import errors, gpc, i18n, inputs, ratelimits, security, transactions
     from . import sessions as _sessions  # noqa: F401 (Flask-Login's user loader)
-    from .api import lane
-    from .api.views import bp as api_bp
+    from .api import mount_api
     from .auth.views import bp as auth_bp
     from .dev.views import bp as dev_bp
     from .guardian.views import bp as guardian_bp
@@ -41,6 +40,5 @@ def register_web(app: Flask) -> None:
     app.register_blueprint(guardian_bp)
     app.register_blueprint(staff_bp)
     app.register_blueprint(webhooks_bp)
-    app.register_blueprint(api_bp)
     gpc.init_app(app)  # Global Privacy Control on every page view
-    lane.init_app(app)  # the API's busiest GET, in front of Flask's request cycle
+    mount_api(app)  # /api/v1: a small app of its own, beside the site

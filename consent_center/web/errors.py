@@ -42,20 +42,25 @@ MESSAGES = {
 }
 
 
+def problem_response(status: int, message=None):
+    """An error in the reader's language as a JSON problem document (paths under /api)."""
+    body = {
+        "type": "about:blank",
+        "title": str(TITLES.get(status, TITLES[500])),
+        "status": status,
+        "detail": str(message or MESSAGES.get(status, MESSAGES[500])),
+    }
+    response = jsonify(body)
+    response.status_code = status
+    response.mimetype = "application/problem+json"
+    return response
+
+
 def error_response(status: int, message=None):
+    if request.path.startswith("/api/"):
+        return problem_response(status, message)
     message = message or MESSAGES.get(status, MESSAGES[500])
     title = TITLES.get(status, TITLES[500])
-    if request.path.startswith("/api/"):
-        body = {
-            "type": "about:blank",
-            "title": str(title),
-            "status": status,
-            "detail": str(message),
-        }
-        response = jsonify(body)
-        response.status_code = status
-        response.mimetype = "application/problem+json"
-        return response
     template = "errors/_alert.html" if wants_fragment() else "errors/error.html"
     response = render_template(template, status=status, title=title, message=message), status
     return response

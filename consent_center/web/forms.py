@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from babel import support
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms.i18n import messages_path
 from wtforms.validators import ValidationError
 
 from ..extensions import db
@@ -19,29 +17,11 @@ from ..services.validation import (
     normalize_email,
     normalize_phone,
 )
-from .i18n import current_locale
 
 
 class AppForm(FlaskForm):
-    """The base of every form here: Flask-WTF's, with WTForms' own messages ("This field is
-    required.") in the page's language from a per-process cache (Flask-WTF reads the
-    catalogue file anew on every request that builds a form)."""
-
-    class Meta(FlaskForm.Meta):
-        def get_translations(self, form):
-            return wtforms_translations()
-
-
-_WTFORMS_TRANSLATIONS: dict = {}
-
-
-def wtforms_translations():
-    locale = current_locale()
-    found = _WTFORMS_TRANSLATIONS.get(locale)
-    if found is None:
-        found = support.Translations.load(messages_path(), [locale], domain="wtforms")
-        _WTFORMS_TRANSLATIONS[locale] = found
-    return found
+    """The base of every form here: Flask-WTF's, whose WTForms messages ("This field is
+    required.") come in the page's language (Flask-Babel's locale)."""
 
 
 def apply_field_errors(form: FlaskForm, field_errors: dict[str, list]) -> None:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from flask import Flask, current_app, g, has_request_context, request, session
+from flask import Flask, has_request_context, request, session
 from flask_babel import format_date, format_datetime, get_locale, get_translations, gettext
 from flask_login import current_user
+from jinja2 import pass_context
 from markupsafe import Markup
 
 from ..domain import (
@@ -31,45 +32,22 @@ def select_locale() -> str:
     chosen = session.get("locale")
     if chosen in LOCALE_LABELS:
         return chosen
+    return browser_locale()
+
+
+def browser_locale() -> str:
+    """The language the request's `Accept-Language` prefers (the API's only guide)."""
+    if not has_request_context():
+        return Locale.EN
     best = request.accept_languages.best_match(["en", "zh", "zh-CN", "zh-Hans"])
     return _BROWSER_TAGS.get((best or "en")[:2], Locale.EN)
 
 
-def _translations():
-    """The translations of the locale in force (as Flask-Babel's `get_translations()`, which
-    `force_locale` also steers), found with one dictionary lookup: templates translate about
-    a hundred strings per page, and Flask-Babel's own path costs several context lookups
-    each."""
-    locale = getattr(g.get("_flask_babel"), "babel_locale", None) if g else None
-    if locale is not None:
-        found = _TRANSLATIONS.get(locale)
-        if found is not None:
-            return found
-    found = get_translations()
-    locale = getattr(g.get("_flask_babel"), "babel_locale", None) if g else None
-    if locale is not None:
-        _TRANSLATIONS[locale] = found
-    return found
-
-
-_TRANSLATIONS: dict = {}
-
-
 def init_app(app: Flask) -> None:
-    # Templates' _(), gettext and ngettext: Flask-Babel's, with a faster lookup.
-    app.jinja_env.install_gettext_callables(
-        gettext=lambda s: _translations().ugettext(s),
-        ngettext=lambda s, p, n: _translations().ungettext(s, p, n),
-        newstyle=True,
-        pgettext=lambda c, s: _translations().upgettext(c, s),
-        npgettext=lambda c, s, p, n: _translations().unpgettext(c, s, p, n),
-    )
-
     app.jinja_env.filters["format_date"] = lambda value, fmt="long": format_date(value, fmt)
     app.jinja_env.filters["format_datetime"] = lambda value: format_datetime(value, "medium")
     app.jinja_env.globals["purposes"] = PURPOSES
     app.jinja_env.globals["channel_labels"] = CHANNEL_LABELS
-    app.jinja_env.globals["once_per_language"] = once_per_language
     app.jinja_env.filters["display_value"] = display_value
     app.jinja_env.globals["refusal_grounds"] = REFUSAL_GROUNDS
     app.jinja_env.globals["withdrawal_note"] = WITHDRAWAL_NOTE
@@ -86,7 +64,32 @@ def init_app(app: Flask) -> None:
             "locales": LOCALE_LABELS,
             "current_locale": current,
             "html_lang": LOCALE_HTML_LANG.get(current, "en"),
+            **template_gettext(get_translations()),
         }
+
+
+def template_gettext(translations) -> dict:
+    """The templates' `_`, `gettext` and `ngettext` for one render, bound to the catalogue
+    of the locale in force (Flask-Babel's `get_translations()`, looked up once per render
+    rather than once per string: a page translates hundreds). They behave as Jinja's
+    new-style gettext: the result is escaped like any value, then `%(name)s` is filled."""
+
+    @pass_context
+    def gettext(context, string: str, **variables):
+        text = translations.ugettext(string)
+        if context.eval_ctx.autoescape:
+            text = Markup(text)
+        return text % variables
+
+    @pass_context
+    def ngettext(context, singular: str, plural: str, num: int, **variables):
+        variables.setdefault("num", num)
+        text = translations.ungettext(singular, plural, num)
+        if context.eval_ctx.autoescape:
+            text = Markup(text)
+        return text % variables
+
+    return {"_": gettext, "gettext": gettext, "ngettext": ngettext}
 
 
 def display_value(value) -> object:
@@ -103,24 +106,6 @@ def display_value(value) -> object:
     return value
 
 
-def once_per_language(*key, caller) -> Markup:
-    """A template's call block rendered once per language (and app), then reused as HTML:
-
-        {% call once_per_language("footer") %}...{% endcall %}
-
-    For parts of pages that depend on nothing but the language, the key and the app's
-    config (navigation, footers, the inventory's tables): most of a page's markup, and
-    most of its rendering time. Anything per member or per request stays outside."""
-    cache = current_app.extensions.setdefault("once_per_language", {})
-    full_key = (key, current_locale(), request.script_root)
-    html = cache.get(full_key)
-    if html is None:
-        html = cache[full_key] = Markup(caller())
-    return html
-
-
 def current_locale():
-    """The request's babel Locale (Flask-Babel's `get_locale()`, after its first call one
-    attribute lookup)."""
-    locale = getattr(g.get("_flask_babel"), "babel_locale", None)
-    return locale if locale is not None else get_locale()
+    """The request's babel Locale (Flask-Babel's `get_locale()`)."""
+    return get_locale()

@@ -7,44 +7,38 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 
-from flask import Flask
+from flask import Flask, current_app
 from sqlalchemy import Engine, event, text
 
+from consent_center.database import READ_ENGINE
 from consent_center.extensions import db
-from consent_center.services import sql
 
 
 class QueryLog(list):
-    """The SQL of every statement sent, in order; `on_the_driver` holds those among them that
-    went straight to psycopg (`services/sql.py`'s prepared reads, past SQLAlchemy)."""
+    """The SQL of every statement sent, in order; `on_the_read_pool` holds those among them
+    that went to the read pool (`consent_center/database.py`)."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.on_the_driver: list[str] = []
+        self.on_the_read_pool: list[str] = []
 
 
 @contextlib.contextmanager
 def count_queries() -> Iterator[QueryLog]:
-    """Count the statements sent to the database inside the block: through SQLAlchemy on
-    every engine and connection (the read pool too), and straight on the driver."""
+    """Count the statements sent to the database inside the block, on every engine and
+    connection (the read pool too)."""
     log = QueryLog()
-    real_run = sql._run
+    read_pool = current_app.extensions.get(READ_ENGINE)
 
     def before(conn, cursor, statement, parameters, context, executemany):
         log.append(statement)
-
-    def run(dbapi_connection, statement, dialect, params):
-        rows = real_run(dbapi_connection, statement, dialect, params)
-        log.append(sql._prepared[id(statement)][1].sql)
-        log.on_the_driver.append(log[-1])
-        return rows
+        if read_pool is not None and conn.engine is read_pool:
+            log.on_the_read_pool.append(statement)
 
     event.listen(Engine, "before_cursor_execute", before)
-    sql._run = run
     try:
         yield log
     finally:
-        sql._run = real_run
         event.remove(Engine, "before_cursor_execute", before)
 
 

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Iterator, Sequence
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
-from werkzeug.exceptions import HTTPException
 
-from ...extensions import csrf, db
 from ...services.api_tokens import AUDIENCES_READ, CONSENTS_READ, EVENTS_READ
 from ...services.downstream import (
     MAX_PAGE,
     BadQuery,
-    PurposeConsent,
     audience_page,
     check_purpose,
     decode_cursor,
@@ -24,7 +20,6 @@ from ...services.downstream import (
     read_member_consents,
     stream_audience,
 )
-from ...services.errors import DomainError
 from ..ratelimits import hit
 from ..transactions import read_only
 from .auth import (
@@ -42,19 +37,14 @@ from .auth import (
 from .openapi import openapi_document
 from .problems import problem
 
-bp = Blueprint("api", __name__, url_prefix="/api/v1")
-csrf.exempt(bp)  # no cookies: every request carries its bearer token
+# Served by the API app (`web/api/__init__.py`), which is mounted at /api/v1.
+bp = Blueprint("api", __name__)
 
 NDJSON = "application/x-ndjson"
 CSV = "text/csv"
 FEED_PAGE = 100
 FEED_MAX_PAGE = 1000
 _PUBLIC_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
-
-
-# Set in the WSGI environ by the consents lane (`lane.py`) for a request it counted and then
-# passed on: each request counts once against its rate limit.
-COUNTED = "consent_center.api_request_counted"
 
 
 def count_request(token: str | None, address: str | None):
@@ -78,10 +68,9 @@ def require_token():
     """Every request counts against its token's rate limit (or its address's, without one);
     every request but the OpenAPI document carries a live token (checked here, or in the
     view's own query), from an address that has not had too many tokens refused."""
-    if not request.environ.get(COUNTED):
-        refused = count_request(bearer_token(), request.remote_addr)
-        if refused is not None:
-            return refused
+    refused = count_request(bearer_token(), request.remote_addr)
+    if refused is not None:
+        return refused
     if request.endpoint == "api.openapi":
         return None
     wait = address_blocked(current_app, request.remote_addr)
@@ -92,21 +81,6 @@ def require_token():
     ):
         return None
     return authenticate()
-
-
-@bp.errorhandler(DomainError)
-def domain_problem(exc: DomainError):
-    """A service's refusal (not found, bad query) as a problem document."""
-    db.session.rollback()
-    return problem(exc.status, str(exc.message) or "The request could not be completed.")
-
-
-@bp.errorhandler(HTTPException)
-def http_problem(exc: HTTPException):
-    """HTTP errors raised in this blueprint (404, 405, ...) as problems."""
-    db.session.rollback()
-    status = exc.code or 500
-    return problem(status, exc.description or "")
 
 
 def _limit(default: int | None, maximum: int) -> int | None:
@@ -137,27 +111,22 @@ def consents(member_id: str):
     refused = admit_token(answer.token, CONSENTS_READ)
     if refused is not None:
         return refused
-    return Response(consents_json(member_id, answer.consents()), mimetype="application/json")
-
-
-def consents_json(member_id: str, answers: list[PurposeConsent]) -> bytes:
-    """The consents endpoint's document (this view's, and the lane's), written as `jsonify`
-    writes JSON: keys sorted, compact, ASCII, a final newline."""
-    document = {
-        "member_id": member_id,
-        "consents": [
-            {
-                "purpose": a.purpose,
-                "state": a.state,
-                "policy_version": a.policy_version,
-                "changed_at": iso(a.changed_at),
-                "usable_now": a.usable_now,
-                "needs_reconsent": a.needs_reconsent,
-            }
-            for a in answers
-        ],
-    }
-    return (json.dumps(document, sort_keys=True, separators=(",", ":")) + "\n").encode()
+    return jsonify(
+        {
+            "member_id": member_id,
+            "consents": [
+                {
+                    "purpose": a.purpose,
+                    "state": a.state,
+                    "policy_version": a.policy_version,
+                    "changed_at": iso(a.changed_at),
+                    "usable_now": a.usable_now,
+                    "needs_reconsent": a.needs_reconsent,
+                }
+                for a in answer.consents()
+            ],
+        }
+    )
 
 
 def _ndjson(batches: Iterable[Sequence]) -> Iterator[str]:
