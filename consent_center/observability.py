@@ -6,7 +6,7 @@ every log line written while the request runs, and is stored on each outbox row 
 writes (the column's default reads it, `current_request_id`), so the worker's log line for a
 message and the webhook it posts (`X-Request-Id`) name the request that caused them.
 
-`RequestObserver` is a WSGI middleware around the whole app, the API's consents lane included,
+`RequestObserver` is a WSGI middleware around the whole app, the API mounted beside it included,
 so every request is measured once (`metrics.count_request`) and logged once, by endpoint name.
 
 Production logs one JSON object per line (`LOG_FORMAT=json`); development keeps Flask's
@@ -35,8 +35,8 @@ from werkzeug.wsgi import ClosingIterator
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 REQUEST_ID_HEADER = "X-Request-Id"
-# The endpoint a request was routed to: set by Flask's teardown (below), or by the consents
-# lane (`web/api/lane.py`) for the requests it answers without Flask.
+# The endpoint a request was routed to: set by the site's and the API's teardown
+# (`name_endpoints`).
 ENDPOINT_KEY = "consent_center.endpoint"
 REQUEST_ID_KEY = "consent_center.request_id"
 # An incoming id is kept only if it looks like one (a UUID, a hex or base64url token): never
@@ -207,18 +207,21 @@ def configure_logging(log_format: str) -> None:
 
 
 def init_app(app) -> None:
-    """Logs, the commit-time metrics and the request middleware (after the consents lane, so
-    the lane's requests are measured too)."""
-    from flask import request
-
+    """Logs, the commit-time metrics and the request middleware, around the site and the API
+    mounted beside it (`web/api`, which names its endpoints with `name_endpoints` too)."""
     from . import metrics
 
     configure_logging(app.config.get("LOG_FORMAT", "text"))
     metrics.listen_for_commits()
+    name_endpoints(app)
+    app.wsgi_app = RequestObserver(app.wsgi_app, metrics.IN_FLIGHT.inc, metrics.count_request)
+
+
+def name_endpoints(app) -> None:
+    """Have `app` tell the middleware the endpoint each request was routed to."""
+    from flask import request
 
     @app.teardown_request
     def name_the_endpoint(_error) -> None:
         # Always runs, after errors too; the middleware reads it once the body is sent.
         request.environ[ENDPOINT_KEY] = request.endpoint
-
-    app.wsgi_app = RequestObserver(app.wsgi_app, metrics.IN_FLIGHT.inc, metrics.count_request)

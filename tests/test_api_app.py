@@ -90,8 +90,9 @@ def test_a_proxy_s_client_address_reaches_the_api(monkeypatch):
         RATELIMIT_STORAGE_URI="memory://",
     )
     assert isinstance(site.wsgi_app, ProxyFix)
-    assert isinstance(site.wsgi_app.app, DispatcherMiddleware)
-    assert site.wsgi_app.app.mounts == {API_PREFIX: api_app(site)}
+    dispatcher = site.wsgi_app.app.wsgi_app  # inside the request observer (observability.py)
+    assert isinstance(dispatcher, DispatcherMiddleware)
+    assert dispatcher.mounts == {API_PREFIX: api_app(site)}
     client = site.test_client()
     path = CONSENTS.format("anyone")
 

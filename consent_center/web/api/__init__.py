@@ -38,6 +38,7 @@ def create_api(site: Flask) -> Flask:
     """The API app, sharing `site`'s configuration, database and guards."""
     from ...database import share_database
     from ...extensions import babel
+    from ...observability import name_endpoints
     from .. import inputs, security, transactions
     from ..i18n import browser_locale
     from .views import bp
@@ -57,6 +58,7 @@ def create_api(site: Flask) -> Flask:
     inputs.init_app(api)  # first: the converter must exist before any route is added
     transactions.init_app(api)
     security.init_app(api)
+    name_endpoints(api)  # requests are measured and logged by endpoint, as the site's are
     _register_errors(api)
     api.register_blueprint(bp)
     return api
