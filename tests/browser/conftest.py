@@ -84,9 +84,12 @@ class LiveServer:
     url: str
     app: Flask
     mailbox: Path
+    # Whatever a module built on top of the seed (tests/browser/test_pages.py); a reset drops it.
+    world: object | None = None
 
     def reset(self) -> None:
         """Empty every table, seed the policy and demo users again, empty the mailbox."""
+        self.world = None
         empty_tables(self.app)
         with self.app.app_context():
             seed_demo()
@@ -116,6 +119,35 @@ class LiveServer:
         match = SIGN_IN_CODE.search(messages[0]["text"])
         assert match, f"no 6-digit code in: {messages[0]['text']!r}"
         return match.group(1)
+
+    def session_cookie(self, email: str | None = None, **values) -> dict:
+        """A session cookie (for `context.add_cookies`): signed in as the member with `email`
+        (a server-side session, as a real sign-in makes) or anonymous, holding `values`.
+
+        A shortcut for tests about what comes after: the code flow itself is driven through
+        the browser in test_member_journey.py.
+        """
+
+        def open_one() -> str | None:
+            from consent_center.services.sessions import open_session
+
+            member = db.session.scalars(select(Member).where(Member.email == email)).first()
+            if member is None:
+                return None
+            key = open_session(member)
+            db.session.commit()
+            return key
+
+        client = self.app.test_client()
+        with client.session_transaction() as session:
+            if email is not None:
+                key = self.query(open_one)
+                assert key, f"no member {email}"
+                session["_user_id"] = key
+                session["_fresh"] = True
+            session.update(values)
+        cookie = client.get_cookie(self.app.config["SESSION_COOKIE_NAME"])
+        return {"name": cookie.key, "value": cookie.value, "url": self.url}
 
     def query(self, fn: Callable[[], object]) -> object:
         """Run `fn` inside an app context (to look at the database) and return its result."""
@@ -429,35 +461,11 @@ def allow_console_error(browsing: Browsing) -> Callable[[Page, str], None]:
 
 @pytest.fixture
 def sign_in(browsing: Browsing, live_server: LiveServer) -> Callable[..., None]:
-    """`sign_in(page, email=demo member)`: a signed-in session, then /me.
-
-    A shortcut for tests about what comes after: the session cookie is made by the app's
-    test client, as in tests/conftest.py's `login_as`. The code flow itself is driven through
-    the browser in test_member_journey.py.
-    """
+    """`sign_in(page, email=demo member)`: a signed-in session (`LiveServer.session_cookie`),
+    then /me."""
 
     def sign_in(page: Page, email: str = DEMO_MEMBER_EMAIL) -> None:
-        def open_one() -> str | None:
-            from consent_center.services.sessions import open_session
-
-            member = db.session.scalars(select(Member).where(Member.email == email)).first()
-            if member is None:
-                return None
-            key = open_session(member)  # a server-side session, as a real sign-in makes
-            db.session.commit()
-            return key
-
-        key = live_server.query(open_one)
-        assert key, f"no member {email}"
-        app = live_server.app
-        client = app.test_client()
-        with client.session_transaction() as session:
-            session["_user_id"] = key
-            session["_fresh"] = True
-        cookie = client.get_cookie(app.config["SESSION_COOKIE_NAME"])
-        page.context.add_cookies(
-            [{"name": cookie.key, "value": cookie.value, "url": live_server.url}]
-        )
+        page.context.add_cookies([live_server.session_cookie(email)])
         browsing.visit(page, "/me")
 
     return sign_in
