@@ -41,6 +41,12 @@ FINAL = {
     NotificationStatus.FAILED,
     NotificationStatus.DEAD,
 }
+# The dashboard's message columns, one per channel.
+CHANNEL_LABELS = {
+    Channel.EMAIL: _l("Email"),
+    Channel.SMS: _l("Text message"),
+    Channel.WEBHOOK: _l("Webhook to our systems"),
+}
 MEMBER_STATUS_LABELS = {
     MemberStatus.ACTIVE: _l("Active"),
     MemberStatus.UNVERIFIED: _l("Waiting for the contact to be verified"),
@@ -103,7 +109,7 @@ def dashboard():
         d=figures,
         chart=chart,
         range_form=form,
-        channels=list(Channel),
+        channels=CHANNEL_LABELS,
         statuses=list(NotificationStatus),
         labels=NOTIFICATION_STATUS_LABELS,
         member_status_labels=MEMBER_STATUS_LABELS,
