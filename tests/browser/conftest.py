@@ -255,6 +255,9 @@ class PageWatch:
     allowed: list[re.Pattern] = field(default_factory=list)
     unaudited: list[str] = field(default_factory=list)
     current: str | None = None  # what the page shows now, if axe has not checked it yet
+    _htmx_get: str | None = None  # the address of the latest htmx GET, until a navigation
+    _navigated_to: str | None = None  # the address of the latest navigation, until htmx asks
+    _address: str | None = None  # the address shown now
 
     def attach(self) -> None:
         self.page.on("console", self._on_console)
@@ -276,17 +279,34 @@ class PageWatch:
     def _on_navigated(self, frame: Frame) -> None:
         if frame is not self.page.main_frame or frame.url == "about:blank":
             return
-        self._mark_changed(f"page {frame.url}")
+        here, before = _address(frame.url), self._address
+        self._address = here
+        if self._htmx_get is not None and here == before:
+            return  # htmx marking the entry it swaps in (history.replaceState): no change
+        # htmx pushing the address it just fetched (hx-push-url) is part of that one change.
+        pushed = self._htmx_get is not None and here == self._htmx_get
+        self._mark_changed(f"page {frame.url}", merge=pushed)
+        self._htmx_get, self._navigated_to = None, here
 
     def _on_request(self, request: Request) -> None:
         url = request.url
         if not url.startswith(self.origin + "/") and not url.startswith("data:"):
             self.errors.append(f"request to another origin: {request.method} {url}")
         if request.headers.get("hx-request") == "true":
-            self._mark_changed(f"htmx {request.method} {urlsplit(url).path} on {self.page.url}")
+            # The back button under htmx history: the address changes, then htmx fetches
+            # that page again; one change.
+            restore = (
+                request.headers.get("hx-history-restore-request") == "true"
+                and _address(url) == self._navigated_to
+            )
+            self._mark_changed(
+                f"htmx {request.method} {urlsplit(url).path} on {self.page.url}", merge=restore
+            )
+            self._htmx_get = _address(url) if request.method == "GET" else None
+            self._navigated_to = None
 
-    def _mark_changed(self, label: str) -> None:
-        if self.current is not None:
+    def _mark_changed(self, label: str, merge: bool = False) -> None:
+        if self.current is not None and not merge:
             self.unaudited.append(self.current)
         self.current = label
 
@@ -390,6 +410,11 @@ class Browsing:
 
     def problems(self) -> list[str]:
         return [p for w in self.watches.values() for p in w.problems()]
+
+
+def _address(url: str) -> str:
+    parts = urlsplit(url)
+    return parts.path + (f"?{parts.query}" if parts.query else "")
 
 
 def format_violations(violations: list[dict]) -> str:
