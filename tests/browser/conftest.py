@@ -258,6 +258,7 @@ class PageWatch:
     _htmx_get: str | None = None  # the address of the latest htmx GET, until a navigation
     _navigated_to: str | None = None  # the address of the latest navigation, until htmx asks
     _address: str | None = None  # the address shown now
+    _loading: bool = False  # a document was requested since the last navigation
 
     def attach(self) -> None:
         self.page.on("console", self._on_console)
@@ -281,8 +282,9 @@ class PageWatch:
             return
         here, before = _address(frame.url), self._address
         self._address = here
-        if self._htmx_get is not None and here == before:
-            return  # htmx marking the entry it swaps in (history.replaceState): no change
+        loaded, self._loading = self._loading, False
+        if not loaded and here == before:
+            return  # history.replaceState of the same address (htmx marks its entries)
         # htmx pushing the address it just fetched (hx-push-url) is part of that one change.
         pushed = self._htmx_get is not None and here == self._htmx_get
         self._mark_changed(f"page {frame.url}", merge=pushed)
@@ -292,6 +294,8 @@ class PageWatch:
         url = request.url
         if not url.startswith(self.origin + "/") and not url.startswith("data:"):
             self.errors.append(f"request to another origin: {request.method} {url}")
+        if request.is_navigation_request() and request.frame == self.page.main_frame:
+            self._loading = True  # a new document, not a change of address within one
         if request.headers.get("hx-request") == "true":
             # The back button under htmx history: the address changes, then htmx fetches
             # that page again; one change.

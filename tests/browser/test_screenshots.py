@@ -16,19 +16,21 @@ import pytest
 from playwright.sync_api import Page
 from playwright.sync_api import expect as pw_expect
 
-from tests.browser.test_pages import LANGUAGES, PHONE, STAFF_SHOTS, _open, _shoot, walker, world
+from tests.browser.test_pages import LANGUAGES, STAFF_SHOTS, _open, _shoot, walker, world
 
 __all__ = ["walker", "world"]  # fixtures of test_pages.py, used here
 
 pytestmark = [pytest.mark.browser, pytest.mark.screenshots]
 
 SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+PHONE_SCREEN = {"width": 375, "height": 812}
 
 
-def shoot(page: Page, name: str) -> None:
-    """A full-page PNG, once web fonts (and CJK fallbacks) are ready and nothing moves."""
+def shoot(page: Page, name: str, full_page: bool = True) -> None:
+    """A PNG (of the whole page, or of the screen), once web fonts (and CJK fallbacks) are
+    ready and nothing moves."""
     page.evaluate("async () => { await document.fonts.ready }")
-    page.screenshot(path=SHOTS / name, full_page=True, animations="disabled", caret="hide")
+    page.screenshot(path=SHOTS / name, full_page=full_page, animations="disabled", caret="hide")
 
 
 def switch_language(page: Page, axe_check, label: str, lang: str) -> None:
@@ -57,13 +59,17 @@ def test_screenshots(page, visit, axe_check, sign_in):
     visit(page, "/policy/versions/1")
     shoot(page, "policy-en.png")
 
-    page.set_viewport_size(PHONE)
+    # A phone's first screen (the whole page is a long scroll).
+    page.set_viewport_size(PHONE_SCREEN)
     visit(page, "/me")
-    shoot(page, "me-phone-en.png")
+    shoot(page, "me-phone-en.png", full_page=False)
+    visit(page, "/me/history")
+    shoot(page, "history-phone-en.png", full_page=False)
     switch_language(page, axe_check, "简体中文", "zh-Hans")
-    shoot(page, "me-phone-zh.png")
-    names = ("me-en.png", "me-zh.png", "policy-en.png", "me-phone-en.png", "me-phone-zh.png")
-    for name in names:
+    shoot(page, "history-phone-zh.png", full_page=False)
+    visit(page, "/me")
+    shoot(page, "me-phone-zh.png", full_page=False)
+    for name in ("me-en.png", "me-zh.png", "policy-en.png", "me-phone-en.png", "me-phone-zh.png"):
         assert (SHOTS / name).stat().st_size > 10_000, name
 
 
