@@ -245,3 +245,14 @@ def test_audit_filter_labels_speak_to_staff(client, login_as, console):
     assert 'href="/staff/audit.csv?action=x"' in client.get("/staff/audit?action=x").get_data(
         as_text=True
     )
+
+
+def test_channels_and_roles_are_shown_in_words(client, login_as, console):
+    admin, _member = console
+    login_as(admin)
+    messages = client.get("/staff/notifications?status=pending").get_data(as_text=True)
+    assert "<td>Email</td>" in messages and "<td>email</td>" not in messages
+    found = client.get("/staff/members?q=ada").get_data(as_text=True)
+    assert "· Administrator" in found and "· admin" not in found
+    log = client.get("/staff/audit").get_data(as_text=True)
+    assert "(Administrator)" in log and "(admin)" not in log

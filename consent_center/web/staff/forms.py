@@ -18,7 +18,7 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, InputRequired, Length, Optional
 
-from ...domain import OPTIONAL_PURPOSES, PURPOSES, Role
+from ...domain import OPTIONAL_PURPOSES, PURPOSES, ROLE_LABELS, Role
 from ...services.dashboard import SERIES_DAYS, SERIES_RANGES
 from ...services.incidents import FIELD_LABELS, FIELDS
 from ..forms import AppForm
@@ -158,7 +158,7 @@ for _prefix in _LANGUAGE_PREFIXES:
 
 
 def _role_choices():
-    return [(Role.STAFF.value, _l("Staff")), (Role.ADMIN.value, _l("Admin"))]
+    return [(role.value, ROLE_LABELS[role]) for role in (Role.STAFF, Role.ADMIN)]
 
 
 class TeamAddForm(AppForm):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from flask import flash, redirect, render_template, url_for
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from ...domain import Role
@@ -16,15 +15,12 @@ from ..member.forms import EmptyForm
 from .forms import TeamAddForm, TeamRoleForm
 from .views import admin_required, bp
 
-ROLE_LABELS = {Role.STAFF: _l("Staff"), Role.ADMIN: _l("Admin"), Role.MEMBER: _l("Member")}
-
 
 def _page(add_form=None, problem=None, status: int = 200):
     return render_template(
         "staff/team.html",
         team=staff_service.team_members(),
         add_form=add_form or TeamAddForm(),
-        role_labels=ROLE_LABELS,
         problem=problem,
     ), status
 

@@ -15,6 +15,7 @@ from sqlalchemy import select, text
 from ...domain import (
     NOTIFICATION_KIND_LABELS,
     NOTIFICATION_STATUS_LABELS,
+    ROLE_LABELS,
     Channel,
     MemberStatus,
     NotificationStatus,
@@ -64,13 +65,18 @@ def require_staff() -> None:
 
 
 @bp.context_processor
-def time_zone_context() -> dict:
-    """The display time zone's name in the reader's language, for the console's pages."""
+def console_context() -> dict:
+    """What every console page shows in words: the display time zone's name in the
+    reader's language, and the labels of channels and roles (never their stored codes)."""
     from babel.dates import get_timezone_name
     from flask_babel import get_locale
 
     zone = display_zone()
-    return {"display_zone_name": get_timezone_name(zone, locale=get_locale(), width="long")}
+    return {
+        "display_zone_name": get_timezone_name(zone, locale=get_locale(), width="long"),
+        "channel_labels": CHANNEL_LABELS,
+        "role_labels": ROLE_LABELS,
+    }
 
 
 def admin_required(view):
