@@ -53,9 +53,11 @@ snapshots: setup
 	UPDATE_SNAPSHOTS=1 $(PY) -m pytest -n 0 -q tests/test_message_snapshots.py \
 	  -k "sqlite or every_message_kind"
 
-# Rewrite docs/screenshots with Chromium; review the pictures, commit.
+# Rewrite docs/screenshots with Chromium, and picture every page at 375 and 1280 px in both
+# languages into test-results/screenshots (git-ignored); look at them, commit docs/screenshots.
 screenshots: setup browser-deps
-	UPDATE_SCREENSHOTS=1 $(PY) -m pytest -n 0 -q tests/browser/test_screenshots.py
+	UPDATE_SCREENSHOTS=1 $(PY) -m pytest -n 0 -q tests/browser/test_pages.py \
+	  tests/browser/test_screenshots.py
 
 lint: setup
 	$(VENV)/bin/ruff check .

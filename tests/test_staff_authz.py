@@ -99,6 +99,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("staff.notifications", "GET"): Rule("staff", 200, _static("/staff/notifications")),
     ("staff.audit", "GET"): Rule("staff", 200, _static("/staff/audit")),
     ("staff.audit_csv", "GET"): Rule("staff", 200, _static("/staff/audit.csv")),
+    ("staff.consent_csv", "GET"): Rule("staff", 200, _static("/staff/consent.csv")),
     ("staff.incidents", "GET"): Rule("staff", 200, _static("/staff/incidents")),
     ("staff.integrations", "GET"): Rule("staff", 200, _static("/staff/integrations")),
     ("staff.incident_new", "GET"): Rule("staff", 200, _static("/staff/incidents/new")),

@@ -2,7 +2,8 @@
 
 Each figure is one set-wise query (GROUP BY in the database), so the dashboard costs the same
 few queries for ten members or a million; Python only folds rows grouped by day (bounded by
-the window's length, not by the number of members) into the 90-day series.
+the window's length, not by the number of members) into the consent series. The series is
+computed in one place (`consent_series`), for the chart and for its CSV export alike.
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ from .localtime import display_zone, local_day_start, local_today
 from .usability import usable_condition
 
 SERIES_DAYS = 90
+# The lengths of consent series staff may ask for, in days (the chart's ranges).
+SERIES_RANGES = (7, 30, 90, 365)
 NOTIFICATION_DAYS = 7
 # Day index for "not within the window yet" (no end, or an end still in the future).
 _NEVER = 1_000_000
@@ -65,6 +68,16 @@ class PurposeRate:
     @property
     def first(self) -> float | None:
         return next((v for v in self.series if v is not None), None)
+
+
+@dataclass(frozen=True)
+class ConsentSeries:
+    """Per day of the window (display time zone), ending today: current members, and per
+    optional purpose the share of them with a standing yes (None without members)."""
+
+    days: list[date]
+    members: list[int]
+    rates: dict[str, list[float | None]]  # purpose -> one value per day
 
 
 @dataclass(frozen=True)
@@ -111,6 +124,13 @@ def _bucket(column, start: datetime, now: datetime):
         (column > now, _NEVER),
         else_=_day_index(column, start),
     )
+
+
+def _no_jit() -> None:
+    if _is_postgres():
+        # These few aggregate queries are estimated "expensive" enough to be JIT-compiled,
+        # which costs more than they take to run; for this transaction only.
+        db.session.execute(text("SET LOCAL jit = off"))
 
 
 def _least(*values):
@@ -224,6 +244,34 @@ def _fold(rows, keys, days: int) -> dict[str, list[int]]:
     return out
 
 
+def consent_series(now: datetime | None = None, days: int = SERIES_DAYS) -> ConsentSeries:
+    """The consent series of the last `days` days (display time zone), from one query over
+    the ledger: the chart, its table and its CSV export all come from here.
+
+    :param now: the moment the series ends (default: the clock).
+    :param days: the window's length; staff choose one of `SERIES_RANGES`.
+    """
+    _no_jit()
+    return _consent_series(now or utcnow(), days)
+
+
+def _consent_series(now: datetime, days: int) -> ConsentSeries:
+    first_day = local_today(now) - timedelta(days=days - 1)
+    start = local_day_start(first_day)
+    versions = list(
+        db.session.scalars(select(PolicyVersion).where(PolicyVersion.published_at.is_not(None)))
+    )
+    folded = _fold(_series_rows(start, now, versions), (_MEMBERS, *OPTIONAL_PURPOSES), days)
+    members = folded[_MEMBERS]
+    rates = {
+        key: [g / m if m else None for g, m in zip(folded[key], members, strict=True)]
+        for key in OPTIONAL_PURPOSES
+    }
+    return ConsentSeries(
+        days=[first_day + timedelta(days=i) for i in range(days)], members=members, rates=rates
+    )
+
+
 def dashboard(now: datetime | None = None, days: int = SERIES_DAYS) -> Dashboard:
     """Every figure of the staff dashboard, in seven queries whatever the number of members.
 
@@ -231,10 +279,7 @@ def dashboard(now: datetime | None = None, days: int = SERIES_DAYS) -> Dashboard
     :param days: the length of the consent series, ending today (display time zone).
     """
     now = now or utcnow()
-    if _is_postgres():
-        # These few aggregate queries are estimated "expensive" enough to be JIT-compiled,
-        # which costs more than they take to run; for this transaction only.
-        db.session.execute(text("SET LOCAL jit = off"))
+    _no_jit()
     by_status = {
         status: n
         for status, n in db.session.execute(
@@ -260,26 +305,18 @@ def dashboard(now: datetime | None = None, days: int = SERIES_DAYS) -> Dashboard
         ._mapping
     )
 
-    first_day = local_today(now) - timedelta(days=days - 1)
-    start = local_day_start(first_day)
-    versions = list(
-        db.session.scalars(select(PolicyVersion).where(PolicyVersion.published_at.is_not(None)))
-    )
-    folded = _fold(_series_rows(start, now, versions), (_MEMBERS, *OPTIONAL_PURPOSES), days)
-    members_series = folded[_MEMBERS]
+    series = _consent_series(now, days)
     current = sum(n for s, n in by_status.items() if s != MemberStatus.ERASED)
-    purposes = []
-    for key in OPTIONAL_PURPOSES:
-        series = [g / m if m else None for g, m in zip(folded[key], members_series, strict=True)]
-        purposes.append(
-            PurposeRate(
-                key,
-                PURPOSES[key].title,
-                int(usable_now[key] or 0),
-                (usable_now[key] or 0) / current if current else None,
-                series,
-            )
+    purposes = [
+        PurposeRate(
+            key,
+            PURPOSES[key].title,
+            int(usable_now[key] or 0),
+            (usable_now[key] or 0) / current if current else None,
+            series.rates[key],
         )
+        for key in OPTIONAL_PURPOSES
+    ]
 
     notifications = {
         (channel, status): n
@@ -298,8 +335,8 @@ def dashboard(now: datetime | None = None, days: int = SERIES_DAYS) -> Dashboard
     return Dashboard(
         now=now,
         members_by_status=by_status,
-        days=[first_day + timedelta(days=i) for i in range(days)],
-        members_series=members_series,
+        days=series.days,
+        members_series=series.members,
         purposes=purposes,
         notifications=notifications,
         open_deletions=int(open_count),

@@ -17,9 +17,10 @@ def wants_fragment() -> bool:
 
 
 def render_page_or_fragment(page: str, fragment: str, status: int = 200, **context) -> Response:
-    """Render the full page, or only its fragment for htmx; always `Vary: HX-Request`."""
+    """Render the full page, or only its fragment for htmx; always `Vary` on the headers that
+    decide (a history restore is an htmx request that wants the page)."""
     template = fragment if wants_fragment() else page
     response = make_response(render_template(template, **context), status)
-    response.vary.add("HX-Request")
+    response.vary.update(("HX-Request", "HX-History-Restore-Request"))
     return response
 

@@ -84,9 +84,12 @@ class LiveServer:
     url: str
     app: Flask
     mailbox: Path
+    # Whatever a module built on top of the seed (tests/browser/test_pages.py); a reset drops it.
+    world: object | None = None
 
     def reset(self) -> None:
         """Empty every table, seed the policy and demo users again, empty the mailbox."""
+        self.world = None
         empty_tables(self.app)
         with self.app.app_context():
             seed_demo()
@@ -116,6 +119,35 @@ class LiveServer:
         match = SIGN_IN_CODE.search(messages[0]["text"])
         assert match, f"no 6-digit code in: {messages[0]['text']!r}"
         return match.group(1)
+
+    def session_cookie(self, email: str | None = None, **values) -> dict:
+        """A session cookie (for `context.add_cookies`): signed in as the member with `email`
+        (a server-side session, as a real sign-in makes) or anonymous, holding `values`.
+
+        A shortcut for tests about what comes after: the code flow itself is driven through
+        the browser in test_member_journey.py.
+        """
+
+        def open_one() -> str | None:
+            from consent_center.services.sessions import open_session
+
+            member = db.session.scalars(select(Member).where(Member.email == email)).first()
+            if member is None:
+                return None
+            key = open_session(member)
+            db.session.commit()
+            return key
+
+        client = self.app.test_client()
+        with client.session_transaction() as session:
+            if email is not None:
+                key = self.query(open_one)
+                assert key, f"no member {email}"
+                session["_user_id"] = key
+                session["_fresh"] = True
+            session.update(values)
+        cookie = client.get_cookie(self.app.config["SESSION_COOKIE_NAME"])
+        return {"name": cookie.key, "value": cookie.value, "url": self.url}
 
     def query(self, fn: Callable[[], object]) -> object:
         """Run `fn` inside an app context (to look at the database) and return its result."""
@@ -223,6 +255,10 @@ class PageWatch:
     allowed: list[re.Pattern] = field(default_factory=list)
     unaudited: list[str] = field(default_factory=list)
     current: str | None = None  # what the page shows now, if axe has not checked it yet
+    _htmx_get: str | None = None  # the address of the latest htmx GET, until a navigation
+    _navigated_to: str | None = None  # the address of the latest navigation, until htmx asks
+    _address: str | None = None  # the address shown now
+    _loading: bool = False  # a document was requested since the last navigation
 
     def attach(self) -> None:
         self.page.on("console", self._on_console)
@@ -244,17 +280,37 @@ class PageWatch:
     def _on_navigated(self, frame: Frame) -> None:
         if frame is not self.page.main_frame or frame.url == "about:blank":
             return
-        self._mark_changed(f"page {frame.url}")
+        here, before = _address(frame.url), self._address
+        self._address = here
+        loaded, self._loading = self._loading, False
+        if not loaded and here == before:
+            return  # history.replaceState of the same address (htmx marks its entries)
+        # htmx pushing the address it just fetched (hx-push-url) is part of that one change.
+        pushed = self._htmx_get is not None and here == self._htmx_get
+        self._mark_changed(f"page {frame.url}", merge=pushed)
+        self._htmx_get, self._navigated_to = None, here
 
     def _on_request(self, request: Request) -> None:
         url = request.url
         if not url.startswith(self.origin + "/") and not url.startswith("data:"):
             self.errors.append(f"request to another origin: {request.method} {url}")
+        if request.is_navigation_request() and request.frame == self.page.main_frame:
+            self._loading = True  # a new document, not a change of address within one
         if request.headers.get("hx-request") == "true":
-            self._mark_changed(f"htmx {request.method} {urlsplit(url).path} on {self.page.url}")
+            # The back button under htmx history: the address changes, then htmx fetches
+            # that page again; one change.
+            restore = (
+                request.headers.get("hx-history-restore-request") == "true"
+                and _address(url) == self._navigated_to
+            )
+            self._mark_changed(
+                f"htmx {request.method} {urlsplit(url).path} on {self.page.url}", merge=restore
+            )
+            self._htmx_get = _address(url) if request.method == "GET" else None
+            self._navigated_to = None
 
-    def _mark_changed(self, label: str) -> None:
-        if self.current is not None:
+    def _mark_changed(self, label: str, merge: bool = False) -> None:
+        if self.current is not None and not merge:
             self.unaudited.append(self.current)
         self.current = label
 
@@ -326,6 +382,14 @@ class Browsing:
             within,
         )
         watch.current = None
+        if within is None:
+            # The whole document as it is now: every earlier change on this address (a page
+            # that polls itself may swap before the first check of it) ends here.
+            watch.unaudited = [
+                label
+                for label in watch.unaudited
+                if label != f"page {page.url}" and not label.endswith(f" on {page.url}")
+            ]
         violations = result["violations"]
         if violations:
             raise AssertionError(f"axe on {page.url}:\n" + format_violations(violations))
@@ -358,6 +422,11 @@ class Browsing:
 
     def problems(self) -> list[str]:
         return [p for w in self.watches.values() for p in w.problems()]
+
+
+def _address(url: str) -> str:
+    parts = urlsplit(url)
+    return parts.path + (f"?{parts.query}" if parts.query else "")
 
 
 def format_violations(violations: list[dict]) -> str:
@@ -429,35 +498,11 @@ def allow_console_error(browsing: Browsing) -> Callable[[Page, str], None]:
 
 @pytest.fixture
 def sign_in(browsing: Browsing, live_server: LiveServer) -> Callable[..., None]:
-    """`sign_in(page, email=demo member)`: a signed-in session, then /me.
-
-    A shortcut for tests about what comes after: the session cookie is made by the app's
-    test client, as in tests/conftest.py's `login_as`. The code flow itself is driven through
-    the browser in test_member_journey.py.
-    """
+    """`sign_in(page, email=demo member)`: a signed-in session (`LiveServer.session_cookie`),
+    then /me."""
 
     def sign_in(page: Page, email: str = DEMO_MEMBER_EMAIL) -> None:
-        def open_one() -> str | None:
-            from consent_center.services.sessions import open_session
-
-            member = db.session.scalars(select(Member).where(Member.email == email)).first()
-            if member is None:
-                return None
-            key = open_session(member)  # a server-side session, as a real sign-in makes
-            db.session.commit()
-            return key
-
-        key = live_server.query(open_one)
-        assert key, f"no member {email}"
-        app = live_server.app
-        client = app.test_client()
-        with client.session_transaction() as session:
-            session["_user_id"] = key
-            session["_fresh"] = True
-        cookie = client.get_cookie(app.config["SESSION_COOKIE_NAME"])
-        page.context.add_cookies(
-            [{"name": cookie.key, "value": cookie.value, "url": live_server.url}]
-        )
+        page.context.add_cookies([live_server.session_cookie(email)])
         browsing.visit(page, "/me")
 
     return sign_in

@@ -8,7 +8,7 @@ import io
 import json
 from datetime import timedelta
 
-from flask import Response, render_template, request, stream_with_context
+from flask import Response, request, stream_with_context
 from flask_login import current_user
 
 from ...extensions import db
@@ -20,6 +20,7 @@ from ...services.audit import (
     record_audit,
 )
 from ...services.localtime import local_day_start
+from ..htmx import render_page_or_fragment
 from ..inputs import page_arg
 from .forms import AuditFilterForm
 from .views import bp
@@ -55,15 +56,16 @@ def _filters(form: AuditFilterForm) -> AuditFilters:
 @bp.get("/audit")
 def audit():
     """The log and the ledger's consent changes, newest first, filtered by actor, action
-    and dates."""
+    and dates; htmx swaps the entries."""
     form = AuditFilterForm(request.args)
-    page = page_arg()
-    rows, more = audit_page(_filters(form), page)
-    return render_template(
+    number = page_arg()
+    rows, more = audit_page(_filters(form), number)
+    return render_page_or_fragment(
         "staff/audit.html",
+        "staff/_audit_results.html",
         form=form,
         rows=rows,
-        page=page,
+        page_number=number,
         more=more,
         actions=audit_actions(),
         args={k: v for k, v in request.args.items() if k != "page" and v},

@@ -18,7 +18,8 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, InputRequired, Length, Optional
 
-from ...domain import MEMBER_STATUS_LABELS, OPTIONAL_PURPOSES, PURPOSES, Role
+from ...domain import MEMBER_STATUS_LABELS, OPTIONAL_PURPOSES, PURPOSES, ROLE_LABELS, Role
+from ...services.dashboard import SERIES_DAYS, SERIES_RANGES
 from ...services.incidents import AUDIENCE_STATUSES, FIELD_LABELS, FIELDS
 from ..forms import AppForm
 
@@ -83,16 +84,30 @@ class MemberSearchForm(AppForm):
     q = SearchField(_l("Name, email, phone or member number"), validators=[Length(max=200)])
 
 
+class ChartRangeForm(AppForm):
+    """The consent chart's period (a GET form: the address is the chart)."""
+
+    class Meta:
+        csrf = False
+
+    days = SelectField(
+        _l("Period"),
+        choices=lambda: [(n, _l("The last %(n)d days", n=n)) for n in SERIES_RANGES],
+        coerce=int,
+        default=SERIES_DAYS,
+    )
+
+
 class AuditFilterForm(AppForm):
     class Meta:
         csrf = False
 
-    actor = StringField(_l("Who acted (member number or email)"), validators=[Length(max=254)])
-    action = StringField(
-        _l("Action (or its start, such as “policy.”)"), validators=[Length(max=64)]
+    actor = StringField(
+        _l("Done by (a member number or an email address)"), validators=[Length(max=254)]
     )
-    since = DateField(_l("From (date)"), validators=[Optional()])
-    until = DateField(_l("Until (date, inclusive)"), validators=[Optional()])
+    action = StringField(_l("What was done"), validators=[Length(max=64)])
+    since = DateField(_l("On or after"), validators=[Optional()])
+    until = DateField(_l("On or before"), validators=[Optional()])
 
 
 _LANGUAGE_PREFIXES = {"en": "en", "zh": "zh_Hans_CN"}
@@ -152,7 +167,7 @@ for _prefix in _LANGUAGE_PREFIXES:
 
 
 def _role_choices():
-    return [(Role.STAFF.value, _l("Staff")), (Role.ADMIN.value, _l("Admin"))]
+    return [(role.value, ROLE_LABELS[role]) for role in (Role.STAFF, Role.ADMIN)]
 
 
 class TeamAddForm(AppForm):

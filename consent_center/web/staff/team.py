@@ -6,7 +6,7 @@ from flask import flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from ...domain import ROLE_LABELS, Role
+from ...domain import Role
 from ...extensions import db
 from ...services import staff as staff_service
 from ...services.errors import Conflict, Invalid
@@ -21,7 +21,6 @@ def _page(add_form=None, problem=None, status: int = 200):
         "staff/team.html",
         team=staff_service.team_members(),
         add_form=add_form or TeamAddForm(),
-        role_labels=ROLE_LABELS,
         problem=problem,
     ), status
 

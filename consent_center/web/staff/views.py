@@ -3,18 +3,21 @@ progress. The other areas of the console live beside this module and share its b
 
 from __future__ import annotations
 
+import csv
+import io
 from functools import wraps
 
-from flask import Blueprint, abort, render_template, request
+from flask import Blueprint, Response, abort, render_template, request
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 from sqlalchemy import select, text
 
 from ...domain import (
+    CHANNEL_LABELS,
     MEMBER_STATUS_LABELS,
     NOTIFICATION_KIND_LABELS,
     NOTIFICATION_STATUS_LABELS,
-    Channel,
+    ROLE_LABELS,
     NotificationStatus,
     Role,
 )
@@ -22,12 +25,15 @@ from ...extensions import db
 from ...models import FanOut, Notification, WebhookSubscription
 from ...models.notification import GAVE_UP
 from ...services.api_tokens import list_api_tokens
+from ...services.dashboard import SERIES_DAYS, consent_series
 from ...services.dashboard import dashboard as dashboard_figures
+from ...services.localtime import display_zone
 from ...services.notifications import fan_out_progress, load_fan_out
 from ...services.policies import current_policy, upcoming_policy
 from ...services.sms_guard import sms_budget_spent_until
 from ..htmx import render_page_or_fragment
 from .charts import rate_chart
+from .forms import ChartRangeForm
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
 
@@ -47,6 +53,21 @@ def require_staff() -> None:
         abort(403)
 
 
+@bp.context_processor
+def console_context() -> dict:
+    """What every console page shows in words: the display time zone's name in the
+    reader's language, and the labels of channels and roles (never their stored codes)."""
+    from babel.dates import get_timezone_name
+    from flask_babel import get_locale
+
+    zone = display_zone()
+    return {
+        "display_zone_name": get_timezone_name(zone, locale=get_locale(), width="long"),
+        "channel_labels": CHANNEL_LABELS,
+        "role_labels": ROLE_LABELS,
+    }
+
+
 def admin_required(view):
     """Only admins (staff get 403); runs after `require_staff`."""
 
@@ -59,16 +80,31 @@ def admin_required(view):
     return wrapped
 
 
+def _chart_days() -> int:
+    """The chart's period from the address (?days=7|30|90|365; 90 without one); 400 else."""
+    form = ChartRangeForm(request.args)
+    if "days" not in request.args:
+        return SERIES_DAYS
+    if not form.validate():
+        abort(400)
+    return form.days.data
+
+
 @bp.get("")
 def dashboard():
-    """Members, consent, notifications and deletion requests at a glance."""
-    figures = dashboard_figures()
+    """Members, consent, notifications and deletion requests at a glance; the consent chart
+    over the period chosen (htmx swaps the chart alone and pushes its address)."""
+    days = _chart_days()
+    figures = dashboard_figures(days=days)
     chart = rate_chart(figures.days, [(p.purpose, p.title, p.series) for p in figures.purposes])
-    return render_template(
+    form = ChartRangeForm(formdata=None, days=days)
+    return render_page_or_fragment(
         "staff/dashboard.html",
+        "staff/_consent_chart.html",
         d=figures,
         chart=chart,
-        channels=list(Channel),
+        range_form=form,
+        channels=CHANNEL_LABELS,
         statuses=list(NotificationStatus),
         labels=NOTIFICATION_STATUS_LABELS,
         member_status_labels=MEMBER_STATUS_LABELS,
@@ -76,6 +112,22 @@ def dashboard():
         upcoming=upcoming_policy(),
         sms_paused_until=sms_budget_spent_until(),
     )
+
+
+@bp.get("/consent.csv")
+def consent_csv():
+    """The chart's series as CSV: one row per day, the members then each purpose's share."""
+    series = consent_series(days=_chart_days())
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["day", "members", *(f"{key}_share" for key in series.rates)])
+    for i, day in enumerate(series.days):
+        shares = ("" if r[i] is None else f"{r[i]:.4f}" for r in series.rates.values())
+        writer.writerow([day.isoformat(), series.members[i], *shares])
+    response = Response(buffer.getvalue(), mimetype="text/csv")
+    filename = f"consent-{series.days[0].isoformat()}-{series.days[-1].isoformat()}.csv"
+    response.headers["Content-Disposition"] = f"attachment; filename={filename}"
+    return response
 
 
 @bp.app_template_filter("fan_out_cause")
