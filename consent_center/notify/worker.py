@@ -182,11 +182,10 @@ class Worker:
             counts = drain(self.batch_size, self.stopping, claim)
         except Exception:  # a database blip must not kill the worker; the lease protects rows
             log.exception("delivery round failed; retrying after a pause")
-            db.session.rollback()
             counts = {}
         if counts:
             log.info("delivered: %s", ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
-        db.session.remove()  # a fresh session (and connection state) each round
+        _end_session()  # a fresh session (and connection state) each round
 
     def _code_lane(self, app) -> None:
         with app.app_context():
@@ -214,6 +213,19 @@ class Worker:
             self.wake.wait(min(self.secret_poll, left))
             if secret_due():
                 return
+
+
+def _end_session() -> None:
+    """End the round's session whatever became of its connection. When the database cut it (a
+    failover, `pg_terminate_backend`), even the rollback raises; that must not end the loop,
+    or the process would live on, delivering codes only (the code lane is another thread)."""
+    try:
+        db.session.remove()
+    except Exception:
+        log.warning(
+            "the round's database connection was lost; the next round opens another", exc_info=True
+        )
+        db.session.remove()  # the lost connection is invalidated by now: this one succeeds
 
 
 def run_worker(poll_seconds: float | None = None, batch_size: int | None = None) -> None:
