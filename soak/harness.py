@@ -290,9 +290,12 @@ def main(argv: list[str] | None = None) -> int:
     # compresses them with everything else, so its retries fit its shorter drain.
     backoff = max(3, round(30 * scale))
     lease = max(20, round(120 * scale))
+    # The drain waits for every message: a large fan-out needs time after the load.
     drain_seconds = (
-        args.drain_minutes if args.drain_minutes is not None else max(1.5, args.minutes / 2)
-    ) * 60
+        args.drain_minutes * 60
+        if args.drain_minutes is not None
+        else max(150.0, args.minutes * 30, args.members / 100)
+    )
     users = args.users or (30 if args.minutes >= 4 else 16)
     workdir = Path(tempfile.mkdtemp(prefix="soak-"))
     stack = Stack(args.database_url, workdir, backoff, lease)
@@ -349,8 +352,10 @@ def run(stack: Stack, args, load_seconds: float, drain_seconds: float, users: in
         stack.start_worker(name)
     for name in ("web-a", "web-b"):
         stack.wait_for_port(stack.web_ports[name], name, path="/healthz")
-    ids_file = stack.workdir / "member_ids.txt"
-    ids_file.write_text("\n".join(seed.bulk_public_ids(args.database_url)))
+    ids, phones = seed.bulk_sample(args.database_url)
+    ids_file, phones_file = stack.workdir / "member_ids.txt", stack.workdir / "phones.txt"
+    ids_file.write_text("\n".join(ids))
+    phones_file.write_text("\n".join(phones))
     log(f"stack up: web {stack.web_ports}, redis {stack.redis_port}, receivers {stack.ports}")
 
     # -- load and faults --------------------------------------------------------------
@@ -363,6 +368,7 @@ def run(stack: Stack, args, load_seconds: float, drain_seconds: float, users: in
         SOAK_PUBLIC_HOST=PUBLIC_HOST,
         SOAK_API_TOKEN=token,
         SOAK_MEMBER_IDS=str(ids_file),
+        SOAK_PHONES=str(phones_file),
         SOAK_STAFF_EMAIL=STAFF_EMAIL,
         SOAK_PUBLISH_AT=str(load_start + faults.PUBLISH_AT * load_seconds),
     )

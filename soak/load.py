@@ -67,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
 
     users = [
         locustfile.Member,
+        locustfile.TextingMember,
         locustfile.Visitor,
         locustfile.ApiReader,
         locustfile.Staff,

@@ -10,7 +10,8 @@ hand, each through the balancer again.
 
 Configuration comes from the environment the harness sets: SOAK_HOSTS (comma-separated base
 URLs), SOAK_CONTROL (the sinks' control API), SOAK_PUBLIC_HOST, SOAK_API_TOKEN,
-SOAK_MEMBER_IDS (a file of member ids for API reads), SOAK_STAFF_EMAIL, SOAK_PUBLISH_AT
+SOAK_MEMBER_IDS (a file of member ids for API reads), SOAK_PHONES (numbers of seeded
+members who sign in by SMS), SOAK_STAFF_EMAIL, SOAK_PUBLISH_AT
 (epoch seconds at which staff publish the new policy version).
 """
 
@@ -38,6 +39,8 @@ PUBLISH_AT = float(os.environ.get("SOAK_PUBLISH_AT", "0") or 0)
 CODE_WAIT_SECONDS = float(os.environ.get("SOAK_CODE_WAIT", "150"))
 _ids_file = os.environ.get("SOAK_MEMBER_IDS")
 MEMBER_IDS = Path(_ids_file).read_text().split() if _ids_file else []
+_phones_file = os.environ.get("SOAK_PHONES")
+PHONES = Path(_phones_file).read_text().split() if _phones_file else []
 
 CSRF = re.compile(r'name="csrf_token"(?: type="hidden")? value="([^"]+)"')
 PUBLIC_ID_IN_URL = re.compile(r"/staff/(?:policies|fan-outs?)/([A-Za-z0-9_-]{16,})")
@@ -137,37 +140,38 @@ class SoakUser(HttpUser):
 
     # -- codes ------------------------------------------------------------------------
 
-    def read_code(self, to: str) -> str | None:
-        """The code the SMTP server received for `to` (waits while the mail is delayed:
-        the SMTP server may be down, and then the worker retries)."""
-        started = time.time()
-        while time.time() - started < CODE_WAIT_SECONDS:
-            found = _control.get(f"{CONTROL}/code", params={"to": to}, timeout=5).json()
+    def read_code(self, to: str, since: float) -> str | None:
+        """The code the SMTP server or the Twilio stand-in received for `to` after `since`
+        (waits while it is delayed: during an outage the worker retries)."""
+        while time.time() - since < CODE_WAIT_SECONDS:
+            found = _control.get(
+                f"{CONTROL}/code", params={"to": to, "since": since}, timeout=5
+            ).json()
             if found.get("code"):
-                _control.post(f"{CONTROL}/code/forget", params={"to": to}, timeout=5)
-                _fire("code: sent to read", started, True)
+                _fire("code: asked to read", since, True)
                 return found["code"]
             time.sleep(0.25)
-        _fire("code: sent to read", started, False, "no code arrived")
+        _fire("code: asked to read", since, False, "no code arrived")
         return None
 
-    def enter_code(self, to: str) -> bool:
-        code = self.read_code(to)
+    def enter_code(self, to: str, since: float) -> bool:
+        code = self.read_code(to, since)
         if code is None:
             return False
         response = self.post("/sign-in/code", "sign-in: code", {"code": code})
         return response.ok and "/sign-in" not in response.url
 
-    def sign_in(self, email: str) -> bool:
+    def sign_in(self, identifier: str) -> bool:
         self.get("/sign-in", "page: sign-in")
-        self.post("/sign-in", "sign-in: ask", {"identifier": email})
-        return self.enter_code(email)
+        since = time.time()
+        self.post("/sign-in", "sign-in: ask", {"identifier": identifier})
+        return self.enter_code(identifier, since)
 
 
 class Member(SoakUser):
     """Registers, signs in with the emailed code, looks around and changes their mind."""
 
-    weight = 8
+    weight = 6
 
     def on_start(self) -> None:
         super().on_start()
@@ -177,6 +181,7 @@ class Member(SoakUser):
         self.sign_ins = 0
         self.get("/register", "page: register")
         ticked = {p: "y" for p in OPTIONAL if random.random() < 0.3}
+        since = time.time()
         response = self.post(
             "/register",
             "register",
@@ -190,7 +195,7 @@ class Member(SoakUser):
                 **ticked,
             },
         )
-        if response.ok and self.enter_code(self.email):
+        if response.ok and self.enter_code(self.email, since):
             self.signed_in = True
             self.sign_ins += 1
             self.state.update({p: True for p in ticked})
@@ -237,6 +242,30 @@ class Member(SoakUser):
         self.post("/sign-out", "sign-out")
         self.signed_in = self.sign_in(self.email)
         self.sign_ins += 1
+
+
+class TextingMember(Member):
+    """A seeded member who signs in by SMS (the code goes through the Twilio stand-in),
+    then does what every member does."""
+
+    weight = 3
+
+    def on_start(self) -> None:
+        SoakUser.on_start(self)
+        self.email = random.choice(PHONES) if PHONES else ""
+        self.state = dict.fromkeys(OPTIONAL, False)  # the audience sample aside, all off
+        self.sign_ins = 1
+        self.signed_in = bool(self.email) and self.sign_in(self.email)
+        if self.signed_in:
+            page = self.get("/me", "page: /me")
+            for purpose in OPTIONAL:  # read the switches' state from the page
+                found = re.search(
+                    rf'action="/me/consents/{purpose}".*?name="granted" value="([01])"',
+                    page.text,
+                    re.S,
+                )
+                if found:
+                    self.state[purpose] = found.group(1) == "0"
 
 
 class Visitor(SoakUser):

@@ -121,13 +121,15 @@ def seed_members(url: str, n: int) -> int:
     return count
 
 
-def bulk_public_ids(url: str, limit: int = 5000) -> list[str]:
+def bulk_sample(url: str, limit: int = 5000) -> tuple[list[str], list[str]]:
+    """Public ids and mobile numbers of a random sample of the seeded members."""
     with psycopg.connect(url) as conn:
         rows = conn.execute(
-            "SELECT public_id FROM member WHERE email LIKE 'bulk-%%' ORDER BY random() LIMIT %s",
+            "SELECT public_id, phone FROM member WHERE email LIKE 'bulk-%%'"
+            " ORDER BY random() LIMIT %s",
             (limit,),
         ).fetchall()
-    return [r[0] for r in rows]
+    return [r[0] for r in rows], [r[1] for r in rows]
 
 
 def grant_sample(app, n: int, seed: int = 7) -> int:

@@ -54,7 +54,8 @@ class RecordingSmtpSink(SmtpSink):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.received: list[tuple[str, str, float]] = []  # (message id, recipient, time)
-        self.texts: dict[str, str] = {}  # live recipient -> text of the latest message
+        # live recipient -> (text of the latest message, when it arrived)
+        self.texts: dict[str, tuple[str, float]] = {}
 
     def _record(self, message: ReceivedMessage) -> None:
         message_id = (message.message.get("Message-ID") or "").strip()
@@ -62,7 +63,7 @@ class RecordingSmtpSink(SmtpSink):
             for rcpt in message.rcpt_tos:
                 self.received.append((message_id, rcpt.lower(), message.received_at))
                 if LIVE_MARK in rcpt:
-                    self.texts[rcpt.lower()] = _text_of(message.message)
+                    self.texts[rcpt.lower()] = (_text_of(message.message), message.received_at)
             self._cond.notify_all()
 
 
@@ -166,21 +167,25 @@ class Sinks:
 
         threading.Thread(target=back, daemon=True).start()
 
-    def code_for(self, recipient: str) -> dict:
+    def code_for(self, recipient: str, since: float) -> dict:
+        """The code in the latest message to `recipient` (an address or a number) that
+        arrived at or after `since`."""
         recipient = recipient.lower()
+        text = None
         with self.smtp._cond:
-            text = self.smtp.texts.get(recipient)
+            found = self.smtp.texts.get(recipient)
+        if found is not None and found[1] >= since:
+            text = found[0]
         if text is None:
-            for message in reversed(self.twilio.messages):
-                if message["to"] == recipient:
-                    text = message["body"] or ""
-                    break
-        found = CODE.findall(text or "")
-        return {"code": found[-1] if found else None, "text_seen": text is not None}
-
-    def forget_code(self, recipient: str) -> None:
-        with self.smtp._cond:
-            self.smtp.texts.pop(recipient.lower(), None)
+            with self.twilio._cond:
+                for message in reversed(self.twilio._messages):
+                    if message["received_at"] < since:
+                        break
+                    if message["to"] == recipient:
+                        text = message["body"] or ""
+                        break
+        codes = CODE.findall(text or "")
+        return {"code": codes[-1] if codes else None}
 
     def report(self) -> dict:
         with self.smtp._cond:
@@ -221,7 +226,7 @@ def control_server(sinks: Sinks) -> ThreadingHTTPServer:
         def do_GET(self) -> None:  # noqa: N802
             path, query = self._query()
             if path == "/code":
-                self._answer(sinks.code_for(query.get("to", "")))
+                self._answer(sinks.code_for(query.get("to", ""), float(query.get("since", 0))))
             elif path == "/report":
                 self._answer(sinks.report())
             else:
@@ -234,8 +239,6 @@ def control_server(sinks: Sinks) -> ThreadingHTTPServer:
                 sinks.take_smtp_down(seconds)
             elif path == "/twilio/fail":
                 sinks.twilio.fail_for(seconds)
-            elif path == "/code/forget":
-                sinks.forget_code(query.get("to", ""))
             else:
                 self._answer({"error": "not found"}, 404)
                 return
