@@ -30,6 +30,9 @@ from pathlib import Path
 
 import psycopg
 
+# For every member and purpose, the state row against the latest event (one query).
+from bench.run import INVARIANT_SQL
+
 HTTP_TYPES = {"GET", "POST"}
 # A stale pooled connection fails on its first use after pg_terminate_backend; the pools are
 # used within seconds under this load, so a failure later than this is not that.
@@ -38,20 +41,6 @@ REDIS_GRACE = 2.0
 SLACK = 0.5
 # A message is "in flight" at a fault when the receiver accepted it this shortly before.
 IN_FLIGHT_WINDOW = 5.0
-
-INVARIANT_SQL = """
-WITH latest AS (
-    SELECT DISTINCT ON (member_id, purpose) member_id, purpose, granted, id
-    FROM consent_event
-    ORDER BY member_id, purpose, seq DESC
-)
-SELECT count(*) AS pairs,
-       count(*) FILTER (WHERE s.member_id IS NULL) AS state_missing,
-       count(*) FILTER (WHERE l.member_id IS NULL) AS state_without_event,
-       count(*) FILTER (WHERE l.granted IS DISTINCT FROM s.granted) AS granted_differs,
-       count(*) FILTER (WHERE l.id IS DISTINCT FROM s.event_id) AS points_elsewhere
-FROM latest l FULL JOIN consent_state s ON s.member_id = l.member_id AND s.purpose = l.purpose
-"""
 
 
 def _connect(stack):
@@ -104,7 +93,9 @@ class Figures:
         load_start: float,
         drained_at: float | None,
         failures: list[str],
+        alive: dict[str, bool],
     ) -> None:
+        self.alive = alive
         self.stack = stack
         self.records = (
             [json.loads(line) for line in requests_file.read_text().splitlines() if line.strip()]
@@ -145,14 +136,10 @@ class Figures:
 
     def processes(self) -> None:
         """Every process of the stack still runs (a killed worker was started again)."""
-        gone = [
-            name
-            for name, proc in self.stack.procs.items()
-            if proc.poll() is not None and name != "locust"
-        ]
+        gone = [name for name, up in self.alive.items() if not up and name != "locust"]
         self.line(
             "processes alive",
-            ", ".join(sorted(self.stack.procs)) + (f"; exited: {', '.join(gone)}" if gone else ""),
+            ", ".join(sorted(self.alive)) + (f"; exited: {', '.join(gone)}" if gone else ""),
             not gone,
         )
 
@@ -413,7 +400,7 @@ class Figures:
             "none lost",
             f"{len(open_rows)} pending or sending, {len(given_up)} given up with a reason "
             f"({no_reason} without); {drained}",
-            not open_rows and no_reason == 0,
+            self.drained_at is not None and not open_rows and no_reason == 0,
         )
         for (kind, status, error), n in sorted(reasons.items(), key=lambda x: -x[1])[:8]:
             self.lines.append(f"  {n} {kind} {status}: {error}")

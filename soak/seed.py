@@ -13,6 +13,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
+from bench.run import required_extras
+
 BULK_EMAIL = "bulk-{g}@members.example.com"
 # Mainland China mobile numbers (SMS_ALLOWED_COUNTRIES defaults to CN), one per member.
 BULK_PHONE_BASE = 13_800_000_000
@@ -59,33 +61,6 @@ def empty_schema(url: str) -> None:
         conn.execute("CREATE SCHEMA public")
 
 
-def required_extras(conn, table: str, given: set[str]) -> tuple[str, str, dict]:
-    """Columns NOT NULL without a database default that `given` leaves out, filled with the
-    model's scalar default (so a column added by a later migration does not break the soak):
-    (", col", ", %(p)s", params)."""
-    from consent_center.extensions import db
-
-    missing = [
-        name
-        for (name,) in conn.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_name = %s"
-            " AND is_nullable = 'NO' AND column_default IS NULL AND is_identity = 'NO'",
-            (table,),
-        )
-        if name not in given
-    ]
-    columns, values, params = "", "", {}
-    for name in missing:
-        column = db.metadata.tables[table].c.get(name)
-        default = column.default if column is not None else None
-        if default is None or not default.is_scalar:
-            raise RuntimeError(f"soak/seed.py does not fill {table}.{name} (NOT NULL): add it")
-        columns += f", {name}"
-        values += f", %(extra_{name})s"
-        params[f"extra_{name}"] = default.arg
-    return columns, values, params
-
-
 def seed_members(url: str, n: int) -> int:
     """Insert `n` verified members in one INSERT ... SELECT; returns how many exist."""
     given = (
@@ -94,9 +69,9 @@ def seed_members(url: str, n: int) -> int:
         " policy_seen_number"
     )
     with psycopg.connect(url) as conn:
-        extra_cols, extra_vals, extra = required_extras(
-            conn, "member", {c.strip() for c in given.split(",")}
-        )
+        # Columns a later migration made NOT NULL without a database default: bench/run.py's
+        # helper fills them with the model's default.
+        extra_cols, extra_vals, extra = required_extras(conn, "member", given)
         seen = conn.execute("SELECT coalesce(max(number), 0) FROM policy_version").fetchone()[0]
         # 16 random bytes as URL-safe base64 without padding: the shape of new_public_id().
         conn.execute(
