@@ -450,6 +450,10 @@ def run(stack: Stack, args, load_seconds: float, drain_seconds: float, users: in
         stack, requests_file, report, injector.faults, load_start, drained_at, failures, alive
     )
     figures.run_all()
+    figures.lines.append(
+        f"{'machine':<34} load average {os.getloadavg()[0]:.2f} (1 min) on {os.cpu_count()} "
+        f"cores at the end; the run took {time.time() - stack.t0:.0f}s"
+    )
     for line in figures.lines:
         print(line, flush=True)
     if args.report:
