@@ -9,7 +9,7 @@ TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/consent_center_test
 export TEST_DATABASE_URL
 
 .PHONY: run test setup vendor translations messages lint bench browser-deps clean \
-	snapshots screenshots deploy-check
+	snapshots screenshots deploy-check soak
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -77,6 +77,12 @@ bench: setup
 	$(PY) bench/dashboard_bench.py
 	$(PY) bench/floor_bench.py
 	$(PY) bench/signin_timing.py
+
+# The soak-and-chaos run (docs/soak.md): the production stack on this machine under Locust
+# traffic while workers, SMTP, Twilio, PostgreSQL connections and Redis fail on a schedule;
+# exits 1 if an invariant failed. SOAK_ARGS="--minutes 2 --members 2000" for the short one.
+soak: setup
+	$(PY) -m soak $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) instance/*.db instance/dev_mailbox .pytest_cache

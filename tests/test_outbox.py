@@ -327,3 +327,31 @@ def test_a_code_without_a_readable_sealed_message_is_never_sent(app, client, mem
         "no sealed message",
         "sealed under another SECRET_KEY",
     }
+
+
+def test_a_round_whose_database_connection_was_cut_does_not_end_the_worker(
+    app, member, smtp, backend, monkeypatch
+):
+    """The soak found it: after `pg_terminate_backend` even the round's rollback raised, which
+    ended the worker's main loop while its code lane kept the process alive, so nothing but
+    codes was ever delivered again. The round must survive, and the next one deliver."""
+    if backend != "postgresql":
+        pytest.skip("pg_terminate_backend is PostgreSQL's")
+    from consent_center.notify import worker as worker_module
+    from consent_center.notify.delivery import claim_due
+
+    enqueue(member, 2)
+    worker = worker_module.Worker(poll_seconds=0.01)
+
+    def cut_mid_round(*args, **kwargs):
+        pid = db.session.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        with db.engine.connect() as admin:
+            admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        raise RuntimeError("a send failed while the database cut the round's connection")
+
+    monkeypatch.setattr(worker_module, "drain", cut_mid_round)
+    worker._round(claim_due)
+    monkeypatch.undo()
+    worker._round(claim_due)
+    assert statuses() == ["sent", "sent"]
+    assert len(smtp.wait_for(2)) == 2

@@ -356,3 +356,30 @@ def test_the_connection_goes_to_the_address_that_was_checked(app, member, policy
     assert len(receiver.received) == 1
     refused = "receiver address refused: rebind.test resolves to 127.0.0.2 is internal"
     assert subscriptions()[-1].last_error.split(": ", 1)[1] == refused
+
+
+def test_a_consent_change_is_not_held_back_by_a_fan_out(app, member, policy):
+    """Webhooks get their turn between outbox batches: a change made while thousands of
+    policy notices wait reaches downstream systems before those notices are all sent."""
+    from consent_center.notify.worker import deliver_everything
+    from consent_center.services.policies import publish_policy
+    from tests.conftest import policy_texts
+
+    for _ in range(4):
+        make_member()
+    publish_policy(actor=None, texts=policy_texts("# P\n\nNew.\n"),
+                   effective_at=clock.utcnow() + timedelta(days=8), config=app.config)  # fmt: skip
+    db.session.commit()
+    waiting = select(Notification).where(Notification.status == "pending")
+    assert len(db.session.scalars(waiting).all()) >= 5
+    with webhook_receiver() as receiver:
+        add_webhook(receiver.url, ("consent.changed",))
+        grant(member, "trend_analysis")
+
+        class UntilTheChangeArrives:  # the worker's stop event, set by the receiver
+            def is_set(self) -> bool:
+                return bool(receiver.received)
+
+        counts = deliver_everything(batch_size=1, stop=UntilTheChangeArrives())
+    assert counts == {"webhook sent": 1}
+    assert len(db.session.scalars(waiting).all()) >= 5  # the notices still wait their turn

@@ -80,20 +80,44 @@ class DailyTasks:
 
 
 def drain(
-    batch_size: int | None = None, stop: threading.Event | None = None, claim=claim_due
+    batch_size: int | None = None,
+    stop: threading.Event | None = None,
+    claim=claim_due,
+    batches: int | None = None,
 ) -> dict[str, int]:
-    """Deliver due messages batch by batch until none is due; returns counts per outcome.
+    """Deliver due messages batch by batch until none is due (or `batches` were sent);
+    returns counts per outcome.
 
     :param claim: `claim_due` (everything, codes first) or `claim_codes` (codes only).
     """
     batch_size = batch_size or current_app.config["NOTIFY_BATCH_SIZE"]
     totals: dict[str, int] = {}
-    while not (stop and stop.is_set()):
+    while not (stop and stop.is_set()) and batches != 0:
         rows = claim(batch_size)
         if not rows:
             break
         for status, n in send_claimed(rows).items():
             totals[status] = totals.get(status, 0) + n
+        if batches is not None:
+            batches -= 1
+    return totals
+
+
+def deliver_everything(batch_size: int | None = None, stop: threading.Event | None = None):
+    """The outbox and the webhooks until neither has anything due; returns counts per
+    outcome (webhooks' prefixed "webhook "). Webhooks get their turn between outbox batches,
+    so a fan-out of many thousands of messages never holds back a consent change on its way
+    to downstream systems."""
+    totals: dict[str, int] = {}
+    while not (stop and stop.is_set()):
+        hooks = deliver_webhooks(batch_size, stop)
+        sent = drain(batch_size, stop, claim_due, batches=1)
+        for outcome, n in hooks.items():
+            totals[f"webhook {outcome}"] = totals.get(f"webhook {outcome}", 0) + n
+        for outcome, n in sent.items():
+            totals[outcome] = totals.get(outcome, 0) + n
+        if not sent and not hooks:
+            break
     return totals
 
 
@@ -175,17 +199,16 @@ class Worker:
         try:
             if claim is claim_due and (done := self.daily.run_if_due()) is not None:
                 log.info("daily tasks: %s", done)
-            counts = drain(self.batch_size, self.stopping, claim)
             if claim is claim_due:
-                for outcome, n in deliver_webhooks(self.batch_size, self.stopping).items():
-                    counts[f"webhook {outcome}"] = n
+                counts = deliver_everything(self.batch_size, self.stopping)
+            else:
+                counts = drain(self.batch_size, self.stopping, claim)
         except Exception:  # a database blip must not kill the worker; the lease protects rows
             log.exception("delivery round failed; retrying after a pause")
-            db.session.rollback()
             counts = {}
         if counts:
             log.info("delivered: %s", ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
-        db.session.remove()  # a fresh session (and connection state) each round
+        _end_session()  # a fresh session (and connection state) each round
 
     def _code_lane(self, app) -> None:
         with app.app_context():
@@ -213,6 +236,19 @@ class Worker:
             self.wake.wait(min(self.secret_poll, left))
             if secret_due():
                 return
+
+
+def _end_session() -> None:
+    """End the round's session whatever became of its connection. When the database cut it (a
+    failover, `pg_terminate_backend`), even the rollback raises; that must not end the loop,
+    or the process would live on, delivering codes only (the code lane is another thread)."""
+    try:
+        db.session.remove()
+    except Exception:
+        log.warning(
+            "the round's database connection was lost; the next round opens another", exc_info=True
+        )
+        db.session.remove()  # the lost connection is invalidated by now: this one succeeds
 
 
 def run_worker(poll_seconds: float | None = None, batch_size: int | None = None) -> None:
