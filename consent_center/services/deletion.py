@@ -3,7 +3,7 @@ policy's terms, completed by erasure by the due date."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
@@ -22,19 +22,24 @@ from ..models import DeletionRequest, Member
 from .audit import record_audit
 from .erasure import erase_member
 from .errors import Conflict, Invalid, NotAllowed, NotFound
+from .localtime import add_working_days, local_day_end, local_today
 from .notifications import enqueue_notification, member_subject
 from .validation import secret_text_problem
 
 
-def add_working_days(start: datetime, days: int) -> datetime:
-    """`start` plus `days` working days (Monday to Friday)."""
-    current = start
-    added = 0
-    while added < days:
-        current += timedelta(days=1)
-        if current.weekday() < 5:
-            added += 1
-    return current
+def due_at_for(received_at: datetime) -> datetime:
+    """When a request received at `received_at` must be answered: the end of the
+    DELETION_DUE_WORKING_DAYS-th working day after the day it arrived, counted in the display
+    time zone on the calendar of the company's jurisdiction (COMPANY_JURISDICTION), so it
+    never falls on a weekend or a public holiday, and China's make-up working days count.
+    The one place a due date is computed; pages and messages show the stored `due_at`."""
+    config = current_app.config
+    due_day = add_working_days(
+        local_today(received_at),
+        config["DELETION_DUE_WORKING_DAYS"],
+        config["COMPANY_JURISDICTION"],
+    )
+    return local_day_end(due_day)
 
 
 def open_request_for(member: Member) -> DeletionRequest | None:
@@ -111,7 +116,7 @@ def request_deletion(
         status=DeletionStatus.RECEIVED,
         reason=reason,
         received_at=now,
-        due_at=add_working_days(now, current_app.config["DELETION_DUE_WORKING_DAYS"]),
+        due_at=due_at_for(now),
         notify_channel=Channel.EMAIL if member.email else Channel.SMS,
         notify_to=member.email or member.phone,
         notify_locale=member.locale,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import abort, current_app, flash, redirect, render_template, url_for
+from flask import abort, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -36,7 +36,7 @@ class DeletionForm(AppForm):
 def delete_start():
     """What deletion erases and keeps, when it will be done, and how to ask."""
     existing = deletion_service.open_request_for(current_user)
-    due = deletion_service.add_working_days(utcnow(), request_due_days())
+    due = deletion_service.due_at_for(utcnow())
     return render_template(
         "member/delete.html",
         existing=existing,
@@ -44,10 +44,6 @@ def delete_start():
         send_form=EmptyForm(),
         form=DeletionForm() if DELETION.pending() else None,
     )
-
-
-def request_due_days() -> int:
-    return current_app.config["DELETION_DUE_WORKING_DAYS"]
 
 
 @bp.post("/delete/code")
@@ -95,7 +91,7 @@ def delete_confirm():
         existing=existing,
         send_form=EmptyForm(),
         form=form,
-        due=deletion_service.add_working_days(utcnow(), request_due_days()),
+        due=deletion_service.due_at_for(utcnow()),
     ), status
 
 
