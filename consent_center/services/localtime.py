@@ -107,3 +107,33 @@ def add_working_days(start: date, days: int, jurisdiction: str) -> date:
 def local_day_end(day: date) -> datetime:
     """The last second of `day` in the display time zone, as a UTC instant."""
     return local_day_start(day + timedelta(days=1)) - timedelta(seconds=1)
+
+
+# How a date or a moment reads, per language: the one definition every page and message uses
+# (through the `format_date` and `format_datetime` template filters). Numeric dates such as
+# 1/10/27 are ambiguous across countries; a month's name or 年月日 is not.
+_DAY_PATTERNS = {"en": "d MMMM y", "zh": "y年M月d日"}
+_SHORT_DAY_PATTERNS = {"en": "d MMM", "zh": "M月d日"}  # axis labels, where the year is known
+_MOMENT_PATTERNS = {"en": "d MMMM y, HH:mm", "zh": "y年M月d日 HH:mm"}
+
+
+def _pattern(patterns: dict[str, str]) -> str:
+    from flask_babel import get_locale
+
+    return patterns.get(str(get_locale() or "en")[:2], patterns["en"])
+
+
+def format_day(value: date | datetime, style: str = "long") -> str:
+    """A day in the language in force (a datetime is first moved to the display time zone):
+    "10 January 2027", "2027年1月10日"; `style="short"` drops the year ("10 Jan")."""
+    from flask_babel import format_date
+
+    return format_date(value, _pattern(_SHORT_DAY_PATTERNS if style == "short" else _DAY_PATTERNS))
+
+
+def format_moment(value: datetime) -> str:
+    """A moment in the display time zone and the language in force: "10 January 2027, 14:05",
+    "2027年1月10日 14:05"."""
+    from flask_babel import format_datetime
+
+    return format_datetime(value, _pattern(_MOMENT_PATTERNS))

@@ -9,6 +9,7 @@ from flask_login import current_user
 from markupsafe import Markup
 
 from ..domain import LOCALE_HTML_LANG, LOCALE_LABELS, Locale
+from ..services.localtime import format_day, format_moment
 
 _BROWSER_TAGS = {"en": Locale.EN, "zh": Locale.ZH}
 
@@ -48,7 +49,7 @@ _TRANSLATIONS: dict = {}
 
 
 def init_app(app: Flask) -> None:
-    from flask_babel import format_date, format_datetime, gettext
+    from flask_babel import gettext
 
     # Templates' _(), gettext and ngettext: Flask-Babel's, with a faster lookup.
     app.jinja_env.install_gettext_callables(
@@ -66,8 +67,8 @@ def init_app(app: Flask) -> None:
         WITHDRAWAL_NOTE,
     )
 
-    app.jinja_env.filters["format_date"] = lambda value, fmt="long": format_date(value, fmt)
-    app.jinja_env.filters["format_datetime"] = lambda value: format_datetime(value, "medium")
+    app.jinja_env.filters["format_date"] = format_day
+    app.jinja_env.filters["format_datetime"] = format_moment
     app.jinja_env.globals["purposes"] = PURPOSES
     app.jinja_env.globals["once_per_language"] = once_per_language
     app.jinja_env.filters["display_value"] = display_value
@@ -94,16 +95,16 @@ def init_app(app: Flask) -> None:
 def display_value(value) -> object:
     """A stored value as a page shows it: dates and times in the reader's language, yes/no
     for flags, "(none)" for nothing."""
-    from flask_babel import format_date, format_datetime, gettext
+    from flask_babel import gettext
 
     if value is None or value == "":
         return Markup('<span class="muted">%s</span>') % gettext("(none)")
     if value is True or value is False:
         return gettext("Yes") if value else gettext("No")
     if isinstance(value, datetime):
-        return format_datetime(value, "medium")
+        return format_moment(value)
     if isinstance(value, date):
-        return format_date(value, "long")
+        return format_day(value)
     return value
 
 

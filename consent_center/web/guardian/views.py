@@ -14,7 +14,6 @@ from flask import (
     session,
     url_for,
 )
-from flask_babel import format_datetime
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -36,6 +35,7 @@ from ...services import deletion as deletion_service
 from ...services import guardians as guardian_service
 from ...services import member_data
 from ...services.errors import Conflict, Invalid
+from ...services.localtime import format_moment
 from ...services.notifications import member_messages
 from ...services.usability import purpose_barred
 from ..consent_answers import consent_answer, view_for_answer
@@ -293,7 +293,7 @@ def _hold_for_second_confirmation(ward: Member, purpose: str, public_id: str):
         "%(purpose)s stays off for now. We will send you a second confirmation on %(when)s; "
         "it takes effect only once you confirm through that message.",
         purpose=PURPOSES[purpose].title,
-        when=format_datetime(link.pending_send_at, "medium"),
+        when=format_moment(link.pending_send_at),
     )
     view = consent_service.consent_view(ward, purpose) if wants_fragment() else None
     db.session.commit()

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 from flask import current_app, flash, redirect, render_template, request, url_for
-from flask_babel import format_date
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -15,7 +14,12 @@ from ...domain import OPTIONAL_PURPOSES, PURPOSES
 from ...extensions import db
 from ...services import policies as policy_service
 from ...services.errors import Invalid
-from ...services.localtime import display_zone, earliest_local_day, local_day_start
+from ...services.localtime import (
+    display_zone,
+    earliest_local_day,
+    format_day,
+    local_day_start,
+)
 from ..forms import apply_field_errors
 from ..htmx import render_page_or_fragment
 from .forms import ConfirmForm, PolicyDraftForm, PublishForm
@@ -90,7 +94,7 @@ def _save(form: PolicyDraftForm, draft=None):
                 earliest = _earliest_dates()["purpose" if changed else "plain"]
                 errors["effective_on"] = [
                     *errors.pop("effective_at"),
-                    _("Choose %(date)s or later.", date=format_date(earliest, "long")),
+                    _("Choose %(date)s or later.", date=format_day(earliest)),
                 ]
             apply_field_errors(form, errors)
         else:
@@ -187,7 +191,7 @@ def policy_publish(public_id: str):
                         "Version %(n)d is published and takes effect on %(date)s. Members "
                         "see the notice now; the messages are on their way.",
                         n=draft.number,
-                        date=format_date(draft.effective_at, "long"),
+                        date=format_day(draft.effective_at),
                     ),
                     "status",
                 )
