@@ -97,3 +97,40 @@ def test_every_public_page_renders_in_chinese(client, policy):
         assert "同意管理中心" in page, path
         left = _words_of_main(page) & english[path] - data
         assert not left, (path, left)
+
+
+ENGLISH_BROWSER = {"Accept-Language": "en-GB,en;q=0.9"}
+
+
+def test_a_member_who_chose_chinese_stays_in_chinese_after_signing_out(client):
+    from tests.conftest import make_member
+    from tests.test_auth import latest_code
+
+    member = make_member(locale="zh_Hans_CN")
+    post(client, "/sign-in", {"identifier": member.email}, headers=ENGLISH_BROWSER)
+    response = post(client, "/sign-in/code", {"code": latest_code(member.email)})
+    assert response.status_code == 303
+    cookie = client.get_cookie("cc_locale")
+    assert cookie.value == "zh_Hans_CN" and cookie.http_only and cookie.max_age >= 365 * 24 * 3600
+    assert post(client, "/sign-out", {}).status_code == 303
+    page = client.get("/", headers=ENGLISH_BROWSER).get_data(as_text=True)
+    assert '<html lang="zh-Hans">' in page
+
+
+def test_an_anonymous_visitors_choice_outlives_the_session(client):
+    post(client, "/language", {"locale": "zh_Hans_CN", "next": "/"})
+    with client.session_transaction() as session:
+        session.clear()  # as after signing out, or a new browser session
+    page = client.get("/", headers=ENGLISH_BROWSER).get_data(as_text=True)
+    assert '<html lang="zh-Hans">' in page
+    post(client, "/language", {"locale": "en", "next": "/"})
+    with client.session_transaction() as session:
+        session.clear()
+    page = client.get("/", headers={"Accept-Language": "zh-CN"}).get_data(as_text=True)
+    assert '<html lang="en">' in page
+
+
+def test_a_members_stored_language_wins_over_the_cookie(client, member, login_as):
+    client.set_cookie("cc_locale", "zh_Hans_CN")
+    login_as(member)  # English
+    assert '<html lang="en">' in client.get("/me").get_data(as_text=True)

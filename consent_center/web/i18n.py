@@ -1,10 +1,11 @@
-"""Language: the member's stored choice, else the session's, else the browser's."""
+"""Language: the member's stored choice, else the session's, else the one this browser chose
+before (a long-lived cookie, so it outlives signing out), else the browser's."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
 
-from flask import Flask, g, has_request_context, request, session
+from flask import Flask, Response, current_app, g, has_request_context, request, session
 from flask_login import current_user
 from markupsafe import Markup
 
@@ -12,6 +13,9 @@ from ..domain import LOCALE_HTML_LANG, LOCALE_LABELS, Locale
 from ..services.localtime import format_day, format_moment
 
 _BROWSER_TAGS = {"en": Locale.EN, "zh": Locale.ZH}
+LOCALE_COOKIE = "cc_locale"
+# A language preference, no personal data: kept for a year, renewed on each choice.
+LOCALE_COOKIE_MAX_AGE = 365 * 24 * 3600
 
 
 def select_locale() -> str:
@@ -19,11 +23,26 @@ def select_locale() -> str:
         return Locale.EN
     if current_user and current_user.is_authenticated:
         return current_user.locale
-    chosen = session.get("locale")
-    if chosen in LOCALE_LABELS:
-        return chosen
+    for chosen in (session.get("locale"), request.cookies.get(LOCALE_COOKIE)):
+        if chosen in LOCALE_LABELS:
+            return chosen
     best = request.accept_languages.best_match(["en", "zh", "zh-CN", "zh-Hans"])
     return _BROWSER_TAGS.get((best or "en")[:2], Locale.EN)
+
+
+def remember_locale(response: Response, locale: str) -> Response:
+    """Keep `locale` on this browser (on a language switch, and at sign-in from the member's
+    stored choice), so the site stays in it after signing out."""
+    if locale in LOCALE_LABELS:
+        response.set_cookie(
+            LOCALE_COOKIE,
+            locale,
+            max_age=LOCALE_COOKIE_MAX_AGE,
+            secure=current_app.config["SESSION_COOKIE_SECURE"],
+            httponly=True,
+            samesite="Lax",
+        )
+    return response
 
 
 def _translations():

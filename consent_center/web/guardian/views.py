@@ -41,7 +41,7 @@ from ...services.usability import purpose_barred
 from ..consent_answers import consent_answer, view_for_answer
 from ..forms import apply_field_errors, check_code_form
 from ..htmx import render_page_or_fragment, wants_fragment
-from ..i18n import current_locale
+from ..i18n import current_locale, remember_locale
 from ..member.export import ExportForm, download, export_page
 from ..member.forms import ConsentForm, EmptyForm
 from ..reauth import WARD_DELETION, WARD_EXPORT
@@ -173,7 +173,9 @@ def decide(token: str):
                 begin_session(guardian)
                 session["is_guardian"] = True
                 flash(_("Thank you. The account is approved."), "status")
-                return redirect(url_for("guardian.dashboard"), 303)
+                return remember_locale(
+                    redirect(url_for("guardian.dashboard"), 303), guardian.locale
+                )
         else:
             status = 422
     elif request.method == "POST":

@@ -41,7 +41,7 @@ from ..auth.forms import CodeForm
 from ..consent_answers import consent_answer, view_for_answer
 from ..forms import apply_field_errors, check_code_form
 from ..htmx import render_page_or_fragment, wants_fragment
-from ..i18n import current_locale
+from ..i18n import current_locale, remember_locale
 from ..sessions import forget_session, renew_session
 from ..transactions import read_only
 from .forms import ConsentForm, EmptyForm, ProfileForm
@@ -233,7 +233,7 @@ def profile():
                 }
                 return redirect(url_for("member.confirm_identity"), 303)
             flash(_("Your profile is saved."), "status")
-            return redirect(url_for("member.overview"), 303)
+            return remember_locale(redirect(url_for("member.overview"), 303), current_user.locale)
     elif request.method == "POST":
         status = 422
     return render_template("member/profile.html", form=form, remove_form=EmptyForm()), status

@@ -35,6 +35,7 @@ from ...services.members import set_locale, unsubscribe_policy_emails
 from ...services.validation import normalize_email
 from ..auth.views import safe_next
 from ..forms import AppForm, apply_field_errors
+from ..i18n import remember_locale
 from ..transactions import read_only
 
 bp = Blueprint("public", __name__)
@@ -189,7 +190,8 @@ def choose_language():
         if current_user.is_authenticated:
             set_locale(current_user, locale)
             db.session.commit()
-    return redirect(safe_next(request.form.get("next")) or url_for("public.index"), 303)
+    response = redirect(safe_next(request.form.get("next")) or url_for("public.index"), 303)
+    return remember_locale(response, locale)
 
 
 @bp.get(LEDGER_PUBLIC_KEY_PATH)
