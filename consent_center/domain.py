@@ -778,6 +778,21 @@ DATA_INVENTORY: tuple[InventoryGroup, ...] = (
     ),
 )
 
+# The same groups as a guardian reads them on a child's page (about the child, not "your").
+WARD_GROUP_TITLES = {
+    "member": _l("Profile"),
+    "consent_state": _l("Current consent choices"),
+    "consent_event": _l("Consent history"),
+    "reconsent_request": _l("When we asked again"),
+    "one_time_code": _l("Sign-in and verification codes"),
+    "member_session": _l("Where they are signed in"),
+    "notification": _l("Messages we sent"),
+    "deletion_request": _l("Deletion requests"),
+    "guardian_link": _l("Guardians"),
+    "change_event": _l("Changes announced to our other systems"),
+    "audit_event": _l("Security and audit log"),
+}
+
 # Columns that hold no information about a member: keys, bookkeeping and company content.
 # Every database column is either in DATA_INVENTORY or here, with the reason (a test checks).
 NOT_MEMBER_DATA: dict[tuple[str, str], str] = {

@@ -159,6 +159,29 @@ def test_second_request_while_open_links_to_the_first(client, member, login_as):
     assert db.session.scalars(select(DeletionRequest)).all() == [first]
 
 
+def test_me_shows_the_open_request_and_offers_no_second(client, member, login_as, app):
+    clock.freeze(datetime(2026, 11, 25, 9, tzinfo=UTC))
+    login_as(member)
+    assert 'href="/me/delete"' in client.get("/me").get_data(as_text=True)
+    first = ask_for_deletion(client, member)
+    page = client.get("/me").get_data(as_text=True)
+    assert "Your deletion request is open" in page and "16 December 2026" in page
+    assert f"/me/deletion/{first.public_id}" in page and 'href="/me/delete"' not in page
+    assert "Received" in page
+    delete_page = client.get("/me/delete").get_data(as_text=True)
+    assert "Send me a confirmation code" not in delete_page and "16 December 2026" in delete_page
+    # A second request, posted anyway (an old tab), is refused politely: no error page, no
+    # new request, the open one shown.
+    with nothing_written():
+        response = post(client, "/me/delete", {"code": "123456", "confirm": "y"})
+    assert response.status_code == 303
+    assert response.headers["Location"] == f"/me/deletion/{first.public_id}"
+    assert "already open" in client.get(response.headers["Location"]).get_data(as_text=True)
+    app.config["BABEL_DEFAULT_LOCALE"] = "en"
+    post(client, "/language", {"locale": "zh_Hans_CN", "next": "/me"})
+    assert "2026年12月16日" in client.get("/me").get_data(as_text=True)
+
+
 def test_withdraw_while_open(client, member, login_as):
     login_as(member)
     deletion = ask_for_deletion(client, member)

@@ -149,6 +149,11 @@ def load_request_for(actor: Member, public_id: str) -> DeletionRequest:
     raise NotFound(_l("No such request."))
 
 
+def subject_of(request: DeletionRequest) -> Member:
+    """The member whose data the request is about."""
+    return db.session.get(Member, request.member_id)
+
+
 def may_withdraw(request: DeletionRequest, actor: Member) -> bool:
     """Whether `actor` made this request (and so may withdraw it while it is open)."""
     return request.requested_by_id == actor.id

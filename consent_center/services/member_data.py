@@ -25,10 +25,11 @@ from ..domain import (
     SOURCE_LABELS,
 )
 from ..extensions import db
-from ..models import ConsentEvent, ConsentState, Member, PolicyVersion
+from ..models import ConsentEvent, ConsentState, DeletionRequest, Member, PolicyVersion
 from ..models.types import UTCDateTime
 from .audit import record_audit
 from .consents import ConsentView, consent_columns, consent_views
+from .deletion import open_request_for
 from .errors import Invalid
 from .policies import in_force
 from .sql import fetch_all
@@ -165,6 +166,7 @@ class MemberOverview:
     groups: list[GroupView]
     policy_effective_at: datetime | None  # when the version in force took effect
     notice: PolicyNotice | None  # the newest published version not yet acknowledged
+    open_deletion: DeletionRequest | None  # shown instead of a second "delete my data"
 
 
 @cache
@@ -226,6 +228,7 @@ def member_overview(member: Member) -> MemberOverview:
         groups=inventory_view(member, consent_count=len(consents), counts=counts),
         policy_effective_at=first.policy_effective_at,
         notice=notice,
+        open_deletion=open_request_for(member),
     )
 
 

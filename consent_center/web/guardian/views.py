@@ -17,13 +17,16 @@ from flask import (
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from ...clock import utcnow
 from ...domain import (
     ACTOR_LABELS,
+    DELETION_STATUS_LABELS,
     METHOD_LABELS,
     NOTIFICATION_KIND_LABELS,
     NOTIFICATION_STATUS_LABELS,
     OPTIONAL_PURPOSES,
     PURPOSES,
+    WARD_GROUP_TITLES,
     Actor,
     Method,
 )
@@ -42,6 +45,7 @@ from ..consent_answers import consent_answer, view_for_answer
 from ..forms import apply_field_errors, check_code_form
 from ..htmx import render_page_or_fragment, wants_fragment
 from ..i18n import current_locale, remember_locale
+from ..member.deletion import show_open_request
 from ..member.export import ExportForm, download, export_page
 from ..member.forms import ConsentForm, EmptyForm
 from ..reauth import WARD_DELETION, WARD_EXPORT
@@ -236,6 +240,10 @@ def _ward_page(ward: Member, *, deletion_form=None, invite_form=None, status: in
         history=consent_service.consent_history(ward, limit=100),
         messages=member_messages(ward),
         requests=deletion_service.member_requests(ward),
+        open_deletion=deletion_service.open_request_for(ward),
+        due=deletion_service.due_at_for(utcnow()),
+        deletion_labels=DELETION_STATUS_LABELS,
+        ward_group_titles=WARD_GROUP_TITLES,
         links=guardian_service.links_of_minor(ward),
         actors=ACTOR_LABELS,
         methods=METHOD_LABELS,
@@ -385,6 +393,8 @@ def ward_deletion_code(public_id: str):
     ward = guardian_service.load_ward_for(current_user, public_id)
     if not EmptyForm().validate_on_submit():
         abort(400)
+    if deletion_service.open_request_for(ward) is not None:
+        return redirect(url_for("guardian.ward", public_id=public_id) + "#open-deletion", 303)
     WARD_DELETION.send(current_user, ward.public_id)
     return redirect(url_for("guardian.ward", public_id=public_id) + "#ward-deletion", 303)
 
@@ -395,6 +405,9 @@ def request_ward_deletion(public_id: str):
     by staff like any request)."""
     ward = guardian_service.load_ward_for(current_user, public_id)
     form = WardDeletionForm()
+    existing = deletion_service.open_request_for(ward)
+    if existing is not None:
+        return show_open_request(existing.public_id)
     status = 422
     if form.validate_on_submit():
         failed = WARD_DELETION.check(form, current_user, ward.public_id)
@@ -405,10 +418,9 @@ def request_ward_deletion(public_id: str):
                 deletion = deletion_service.request_deletion(
                     ward, requested_by=current_user, reason=form.reason.data
                 )
-            except Conflict:
+            except Conflict as exc:  # opened meanwhile, by the other guardian or the child
                 db.session.rollback()
-                flash(_("A deletion request is already open for this account."), "status")
-                return redirect(url_for("guardian.ward", public_id=public_id), 303)
+                return show_open_request(exc.field_errors["open"][0])
             except Invalid as exc:
                 db.session.rollback()
                 apply_field_errors(form, exc.field_errors)

@@ -19,6 +19,7 @@ from flask_login import current_user, login_required
 
 from ...domain import (
     ACTOR_LABELS,
+    DELETION_STATUS_LABELS,
     METHOD_LABELS,
     OPTIONAL_PURPOSES,
     PURPOSES,
@@ -82,6 +83,8 @@ def overview():
         groups=overview.groups,
         policy_effective_at=overview.policy_effective_at,
         notice=overview.notice,
+        open_deletion=overview.open_deletion,
+        deletion_labels=DELETION_STATUS_LABELS,
         status_message=None,
     )
 
