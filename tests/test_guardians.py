@@ -415,3 +415,19 @@ def test_second_guardians_refusal_declines_only_and_the_invitation_names_the_inv
     actions = db.session.scalars(select(AuditEvent.action)).all()
     assert "member.erased" not in actions and "guardian.declined" in actions
     assert guardian_client.get(f"/guardian/wards/{minor.public_id}").status_code == 200
+
+
+def test_guardian_sees_who_looked_at_the_wards_data(family, app, login_as):
+    from tests.support.staff import make_staff
+
+    minor, guardian, guardian_client = family
+    staff_client = login_as(make_staff(), on=app.test_client())
+    staff_client.get(f"/staff/members/{minor.public_id}?reason=member_request")
+    page = unescape(guardian_client.get(
+        f"/guardian/wards/{minor.public_id}/access-log").get_data(as_text=True))
+    assert f"Who looked at {minor.name}'s data" in page
+    assert "Answering a request or question from the member" in page
+    ward_page = guardian_client.get(f"/guardian/wards/{minor.public_id}").get_data(as_text=True)
+    assert f"/guardian/wards/{minor.public_id}/access-log" in ward_page
+    stranger = login_as(make_member(), on=app.test_client())
+    assert stranger.get(f"/guardian/wards/{minor.public_id}/access-log").status_code == 404

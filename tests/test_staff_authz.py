@@ -78,7 +78,9 @@ RULES: dict[tuple[str, str], Rule] = {
         "staff", 303, lambda o: f"/staff/policies/{o.draft.public_id}/discard"
     ),
     ("staff.members", "GET"): Rule("staff", 200, _static("/staff/members?q=member")),
-    ("staff.member", "GET"): Rule("staff", 200, lambda o: f"/staff/members/{o.member.public_id}"),
+    ("staff.member", "GET"): Rule(
+        "staff", 200, lambda o: f"/staff/members/{o.member.public_id}?reason=member_request"
+    ),
     ("staff.deletions", "GET"): Rule("staff", 200, _static("/staff/deletions")),
     ("staff.deletion", "GET"): Rule(
         "staff", 200, lambda o: f"/staff/deletions/{o.deletion.public_id}"

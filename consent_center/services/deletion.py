@@ -16,9 +16,11 @@ from ..domain import (
     DeletionStatus,
     MemberStatus,
     RefusalGround,
+    StaffAccessReason,
 )
 from ..extensions import db
 from ..models import DeletionRequest, Member
+from .access_log import record_staff_access
 from .audit import record_audit
 from .erasure import erase_member
 from .errors import Conflict, Invalid, NotAllowed, NotFound
@@ -147,6 +149,24 @@ def load_request_for(actor: Member, public_id: str) -> DeletionRequest:
     if is_guardian_of(actor, request.member_id):
         return request
     raise NotFound(_l("No such request."))
+
+
+def open_request_for_review(staff: Member, public_id: str) -> DeletionRequest:
+    """A request as staff open it to decide: its page shows the member's record, so the
+    viewing is audited (reason: deciding a deletion request).
+
+    :raises NotAllowed: for anyone but staff.
+    :raises NotFound: for an unknown request.
+    """
+    _require_staff(staff)
+    request = load_request_for(staff, public_id)
+    record_staff_access(
+        staff,
+        subject_of(request),
+        reason=StaffAccessReason.DELETION_REQUEST,
+        request=request.public_id,
+    )
+    return request
 
 
 def subject_of(request: DeletionRequest) -> Member:

@@ -37,6 +37,7 @@ from ...services import consents as consent_service
 from ...services import deletion as deletion_service
 from ...services import guardians as guardian_service
 from ...services import member_data
+from ...services.access_log import staff_access_log
 from ...services.errors import Conflict, Invalid
 from ...services.localtime import format_moment
 from ...services.notifications import member_messages
@@ -255,6 +256,13 @@ def _ward_page(ward: Member, *, deletion_form=None, invite_form=None, status: in
         purposes=PURPOSES,
         pending=guardian_service.pending_confirmation(ward, current_user),
     ), status
+
+
+@bp.get("/wards/<public_id>/access-log")
+def ward_access_log(public_id: str):
+    """Who looked at the ward's data: each time staff viewed or exported the record, and why."""
+    ward = guardian_service.load_ward_for(current_user, public_id)
+    return render_template("member/access_log.html", accesses=staff_access_log(ward), ward=ward)
 
 
 @bp.post("/wards/<public_id>/consents/<purpose>")

@@ -33,6 +33,7 @@ from ...services import auth as auth_service
 from ...services import consents as consent_service
 from ...services import member_data
 from ...services import sessions as session_service
+from ...services.access_log import staff_access_log
 from ...services.errors import Invalid
 from ...services.members import ProfileChanges, remove_phone, update_profile
 from ...services.policies import (
@@ -160,6 +161,15 @@ def history():
         purposes=PURPOSES,
         actors=ACTOR_LABELS,
         methods=METHOD_LABELS,
+    )
+
+
+@bp.get("/access-log")
+@read_only
+def access_log():
+    """Who looked at my data: each time staff viewed or exported my record, and why."""
+    return render_template(
+        "member/access_log.html", accesses=staff_access_log(current_user), ward=None
     )
 
 

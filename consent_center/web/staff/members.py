@@ -11,6 +11,7 @@ from ...domain import (
     METHOD_LABELS,
     NOTIFICATION_KIND_LABELS,
     NOTIFICATION_STATUS_LABELS,
+    STAFF_ACCESS_REASONS,
     Actor,
 )
 from ...extensions import db
@@ -47,8 +48,14 @@ def members():
 
 @bp.get("/members/<public_id>")
 def member(public_id: str):
-    """One member's record: inventory, consent ledger, messages, requests, guardians."""
-    record = view_member(current_user, public_id)
+    """One member's record: inventory, consent ledger, messages, requests, guardians. The
+    reason comes first (the member sees it, with the time and the role, never the name)."""
+    reason = request.args.get("reason", "")
+    if reason not in STAFF_ACCESS_REASONS:
+        return render_template(
+            "staff/member_reason.html", public_id=public_id, reasons=STAFF_ACCESS_REASONS
+        )
+    record = view_member(current_user, public_id, reason)
     db.session.commit()  # the audit entry of this viewing
     try:
         from ...domain import GUARDIAN_STATUS_LABELS
