@@ -804,6 +804,19 @@ DATA_INVENTORY: tuple[InventoryGroup, ...] = (
     ),
 )
 
+# Profile columns that are the account's bookkeeping (internal numbers, counters, dates that
+# are empty until erasure): the member's page says what they are and why, never their values.
+PROFILE_BOOKKEEPING = frozenset({
+    "public_id",
+    "erased_at",
+    "policy_seen_number",
+    "confirm_guardian_choices",
+    "pending_purposes",
+    "code_failures",
+    "code_failures_since",
+    "code_locked_until",
+})
+
 # The same groups as a guardian reads them on a child's page (about the child, not "your").
 WARD_GROUP_TITLES = {
     "member": _l("Profile"),

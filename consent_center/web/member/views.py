@@ -22,6 +22,7 @@ from ...domain import (
     DELETION_STATUS_LABELS,
     METHOD_LABELS,
     OPTIONAL_PURPOSES,
+    PROFILE_BOOKKEEPING,
     PURPOSES,
     Actor,
     Channel,
@@ -86,6 +87,7 @@ def overview():
         notice=overview.notice,
         open_deletion=overview.open_deletion,
         deletion_labels=DELETION_STATUS_LABELS,
+        bookkeeping=PROFILE_BOOKKEEPING,
         status_message=None,
     )
 
