@@ -118,6 +118,19 @@ ACTOR_LABELS = {
 }
 
 
+class BirthDateReviewStatus(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REFUSED = "refused"
+
+
+BIRTH_DATE_REVIEW_LABELS = {
+    BirthDateReviewStatus.PENDING: _l("Waiting for review"),
+    BirthDateReviewStatus.APPROVED: _l("Approved"),
+    BirthDateReviewStatus.REFUSED: _l("Refused"),
+}
+
+
 class StaffAccessReason(StrEnum):
     """Why a staff member opened a member's record: asked before the record is shown,
     audited with the viewing, and shown to the member on "Who looked at my data"."""
@@ -715,6 +728,24 @@ DATA_INVENTORY: tuple[InventoryGroup, ...] = (
         ),
     ),
     _group(
+        "birth_date_review",
+        _l("Date-of-birth corrections waiting for review"),
+        _l(
+            "A corrected date of birth that would make you an adult or a minor in our records: "
+            "staff check it before it takes effect."
+        ),
+        (
+            "requested_birth_date",
+            _l("The date of birth you asked for"),
+            (SERVICE,),
+            PROVIDED,
+            _UNTIL_ERASED,
+        ),
+        ("status", _l("Where the review stands"), (SERVICE,), RECORDED, _UNTIL_ERASED),
+        ("requested_at", _l("Asked on"), (SERVICE,), RECORDED, _UNTIL_ERASED),
+        ("decided_at", _l("Decided on"), (SERVICE,), RECORDED, _UNTIL_ERASED),
+    ),
+    _group(
         "guardian_link",
         _l("Your guardians"),
         _l("The parent or guardian who approved your account, and how."),
@@ -827,6 +858,7 @@ WARD_GROUP_TITLES = {
     "member_session": _l("Where they are signed in"),
     "notification": _l("Messages we sent"),
     "deletion_request": _l("Deletion requests"),
+    "birth_date_review": _l("Date-of-birth corrections waiting for review"),
     "guardian_link": _l("Guardians"),
     "change_event": _l("Changes announced to our other systems"),
     "audit_event": _l("Security and audit log"),
@@ -856,6 +888,10 @@ NOT_MEMBER_DATA: dict[tuple[str, str], str] = {
     ("notification", "fan_out_id"): "internal row key",
     ("fan_out", "id"): "internal row key",
     ("deletion_request", "id"): "internal row key",
+    ("birth_date_review", "id"): "internal row key",
+    ("birth_date_review", "public_id"): "random handle, no meaning",
+    ("birth_date_review", "member_id"): "internal row key",
+    ("birth_date_review", "decided_by_id"): "staff member who decided (staff data)",
     ("guardian_link", "id"): "internal row key",
     ("guardian_link", "public_id"): "random handle, no meaning",
     ("guardian_link", "minor_id"): "internal row key",

@@ -14,7 +14,14 @@ from sqlalchemy import delete, insert, literal, or_, select, update
 from ..clock import utcnow
 from ..domain import Channel, MemberStatus, NotificationStatus
 from ..extensions import db
-from ..models import DeletionRequest, Member, Notification, NotificationSubject, OneTimeCode
+from ..models import (
+    BirthDateReview,
+    DeletionRequest,
+    Member,
+    Notification,
+    NotificationSubject,
+    OneTimeCode,
+)
 from ..models.notification import CONTENT_COLUMNS
 from ..models.types import new_public_id
 from .audit import record_audit
@@ -107,6 +114,13 @@ def erase_member(member: Member, *, actor: Member | None, reason: str) -> Erasur
         update(DeletionRequest)
         .where(DeletionRequest.member_id == member.id)
         .values(reason=None)
+        .execution_options(synchronize_session=False)
+    )
+    # A date-of-birth correction is the member's data through and through (the audit log
+    # keeps that one was asked and decided).
+    db.session.execute(
+        delete(BirthDateReview)
+        .where(BirthDateReview.member_id == member.id)
         .execution_options(synchronize_session=False)
     )
     from .guardians import dissolve_guardian_links

@@ -64,6 +64,7 @@ _COUNTED = {
     "member_session": "member_id",
     "audit_event": "subject_member_id",
     "deletion_request": "member_id",
+    "birth_date_review": "member_id",
     "guardian_link": "minor_id",
     "change_event": "member_id",
 }

@@ -36,7 +36,13 @@ from ...services import member_data
 from ...services import sessions as session_service
 from ...services.access_log import staff_access_log
 from ...services.errors import Invalid
-from ...services.members import ProfileChanges, remove_phone, update_profile
+from ...services.members import (
+    ProfileChanges,
+    is_minor_born,
+    pending_birth_date_review,
+    remove_phone,
+    update_profile,
+)
 from ...services.policies import (
     acknowledge_policy_notice,
 )
@@ -229,15 +235,26 @@ def profile():
             locale=form.locale.data,
             email=form.email.data,
             phone=form.phone.data,
+            birth_date=form.birth_date.data,
         )
         try:
-            change = update_profile(current_user, changes)
+            update = update_profile(current_user, changes)
         except Invalid as exc:
             db.session.rollback()
             apply_field_errors(form, exc.field_errors)
             status = 422
         else:
             db.session.commit()
+            if update.birth_date_review is not None:
+                flash(
+                    _(
+                        "Your new date of birth would make you an adult or a minor in our "
+                        "records, so our staff check it before it takes effect; until then we "
+                        "keep the one we have. Your other changes are saved."
+                    ),
+                    "status",
+                )
+            change = update.contact_change
             if change is not None:
                 proof = change.proof
                 session[CONTACT_PROOF] = {
@@ -251,7 +268,14 @@ def profile():
             return remember_locale(redirect(url_for("member.overview"), 303), current_user.locale)
     elif request.method == "POST":
         status = 422
-    return render_template("member/profile.html", form=form, remove_form=EmptyForm()), status
+    review = pending_birth_date_review(current_user)
+    return render_template(
+        "member/profile.html",
+        form=form,
+        remove_form=EmptyForm(),
+        birth_date_review=review,
+        becomes_minor=review is not None and is_minor_born(review.requested_birth_date),
+    ), status
 
 
 @bp.route("/profile/confirm-identity", methods=["GET", "POST"])
