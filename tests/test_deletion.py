@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 from flask import current_app
@@ -15,7 +16,8 @@ from consent_center.extensions import db
 from consent_center.models import AuditEvent, DeletionRequest, Member, Notification
 from consent_center.notify.worker import drain
 from consent_center.services.consents import set_consent, verify_ledger
-from consent_center.services.deletion import add_working_days
+from consent_center.services.deletion import due_at_for
+from consent_center.services.localtime import is_working_day, schedule_known
 from tests.conftest import make_member, make_policy, post
 from tests.support.outbox import deliver, mailbox
 from tests.support.writes import WRONG_CODE, nothing_written
@@ -47,10 +49,76 @@ def staff(app):
     return make_member(role="staff", email="staff@example.org")
 
 
-def test_due_date_skips_weekends():
-    friday = datetime(2026, 11, 27, 10, tzinfo=UTC)
-    assert add_working_days(friday, 1).weekday() == 0  # Monday
-    assert (add_working_days(friday, 15) - friday).days == 21
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def local(*args) -> datetime:
+    """A moment in the display time zone (the tests' DISPLAY_TIMEZONE, Asia/Shanghai)."""
+    return datetime(*args, tzinfo=SHANGHAI)
+
+
+def due_day(app, received: datetime, days: int | None = None) -> date:
+    if days is not None:
+        app.config["DELETION_DUE_WORKING_DAYS"] = days
+    return due_at_for(received.astimezone(UTC)).astimezone(SHANGHAI).date()
+
+
+def test_due_date_of_a_friday_evening_request_is_a_working_day(app):
+    # 22:00 on Friday in Shanghai is 14:00 UTC: the same Friday either way, and the
+    # following Saturday and Sunday never count.
+    friday_evening = local(2026, 11, 27, 22)
+    assert due_day(app, friday_evening, 1) == date(2026, 11, 30)  # Monday
+    # Shortly after midnight on Saturday in Shanghai, still Friday in UTC: the local day
+    # counts, so the first working day is Monday, not a Saturday.
+    assert due_day(app, local(2026, 11, 28, 1), 1) == date(2026, 11, 30)
+    for days in range(1, 25):
+        due = due_day(app, friday_evening, days)
+        assert due.weekday() < 5, (days, due)
+    assert due_day(app, friday_evening, 15) == date(2026, 12, 18)
+
+
+def test_due_at_is_the_end_of_the_due_day_in_the_display_time_zone(app):
+    due = due_at_for(local(2026, 11, 25, 17).astimezone(UTC))
+    assert due == local(2026, 12, 16, 23, 59, 59)
+
+
+def test_make_up_saturdays_count_as_working_days(app):
+    # 2026: the State Council moved working days to Saturday 14 February and Saturday
+    # 10 October (调休).
+    assert is_working_day(date(2026, 2, 14), "CN") and is_working_day(date(2026, 10, 10), "CN")
+    assert not is_working_day(date(2026, 2, 21), "CN")  # an ordinary Saturday
+    assert due_day(app, local(2026, 2, 13, 20), 1) == date(2026, 2, 14)
+
+
+def test_chinese_new_year_and_national_day_weeks_are_skipped(app):
+    # Spring Festival 2026: 15-23 February off; the 14th and the 28th are make-up days.
+    assert due_day(app, local(2026, 2, 14, 18), 1) == date(2026, 2, 24)
+    assert due_day(app, local(2026, 2, 14, 18), 5) == date(2026, 2, 28)  # Saturday, worked
+    # National Day 2026: 1-7 October off.
+    assert due_day(app, local(2026, 9, 30, 18), 1) == date(2026, 10, 8)
+    assert due_day(app, local(2026, 9, 30, 18), 3) == date(2026, 10, 10)  # make-up Saturday
+    for start in (local(2026, 1, 20, 9), local(2026, 9, 15, 9)):
+        for days in range(1, 30):
+            due = due_day(app, start, days)
+            assert is_working_day(due, "CN")
+            assert not (date(2026, 2, 15) <= due <= date(2026, 2, 23))
+            assert not (date(2026, 10, 1) <= due <= date(2026, 10, 7))
+
+
+def test_beyond_the_known_schedule_weekends_and_statutory_holidays_still_count(app):
+    # The installed calendar has no official schedule for 2030: it still knows its statutory
+    # holidays (Spring Festival from the lunar calendar, National Day) and the weekend.
+    assert schedule_known(2026, "CN") and not schedule_known(2030, "CN")
+    assert not is_working_day(date(2030, 10, 1), "CN")
+    assert not is_working_day(date(2030, 2, 3), "CN")  # 2030 Spring Festival (lunar new year)
+    assert not is_working_day(date(2030, 1, 5), "CN")  # a Saturday
+    assert is_working_day(date(2030, 1, 7), "CN")
+
+
+def test_another_jurisdictions_calendar(app):
+    app.config["COMPANY_JURISDICTION"] = "GB"
+    # Christmas and Boxing Day 2026 (a Saturday: the bank holiday moves to Monday 28th).
+    assert due_day(app, local(2026, 12, 24, 9), 1) == date(2026, 12, 29)
 
 
 def test_request_needs_a_fresh_code_and_confirmation(client, member, login_as):
@@ -73,7 +141,7 @@ def test_member_requests_and_is_notified_with_due_date(client, member, login_as,
     login_as(member)
     deletion = ask_for_deletion(client, member, reason="I no longer use the service")
     assert deletion.status == "received" and deletion.reason == "I no longer use the service"
-    assert deletion.due_at == datetime(2026, 12, 16, 9, tzinfo=UTC)
+    assert deletion.due_at == datetime(2026, 12, 16, 15, 59, 59, tzinfo=UTC)
     assert deletion.notify_to == member.email
     kinds = db.session.scalars(select(Notification.kind)).all()
     assert "deletion_received" in kinds
@@ -89,6 +157,29 @@ def test_second_request_while_open_links_to_the_first(client, member, login_as):
     assert f"/me/deletion/{first.public_id}" in page
     assert post(client, "/me/delete/code", {}).status_code == 303
     assert db.session.scalars(select(DeletionRequest)).all() == [first]
+
+
+def test_me_shows_the_open_request_and_offers_no_second(client, member, login_as, app):
+    clock.freeze(datetime(2026, 11, 25, 9, tzinfo=UTC))
+    login_as(member)
+    assert 'href="/me/delete"' in client.get("/me").get_data(as_text=True)
+    first = ask_for_deletion(client, member)
+    page = client.get("/me").get_data(as_text=True)
+    assert "Your deletion request is open" in page and "16 December 2026" in page
+    assert f"/me/deletion/{first.public_id}" in page and 'href="/me/delete"' not in page
+    assert "Received" in page
+    delete_page = client.get("/me/delete").get_data(as_text=True)
+    assert "Send me a confirmation code" not in delete_page and "16 December 2026" in delete_page
+    # A second request, posted anyway (an old tab), is refused politely: no error page, no
+    # new request, the open one shown.
+    with nothing_written():
+        response = post(client, "/me/delete", {"code": "123456", "confirm": "y"})
+    assert response.status_code == 303
+    assert response.headers["Location"] == f"/me/deletion/{first.public_id}"
+    assert "already open" in client.get(response.headers["Location"]).get_data(as_text=True)
+    app.config["BABEL_DEFAULT_LOCALE"] = "en"
+    post(client, "/language", {"locale": "zh_Hans_CN", "next": "/me"})
+    assert "2026年12月16日" in client.get("/me").get_data(as_text=True)
 
 
 def test_withdraw_while_open(client, member, login_as):

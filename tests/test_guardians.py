@@ -248,7 +248,36 @@ def test_guardian_exports_and_requests_deletion_for_the_ward(family):
     assert response.status_code == 303
     request = db.session.scalars(select(DeletionRequest)).one()
     assert request.member_id == minor.id and request.requested_by_id == guardian.id
-    assert guardian_client.get(response.headers["Location"]).status_code == 200
+    assert response.headers["Location"] == f"/me/deletion/{request.public_id}"
+    # Confirmed like a member's own request, worded about the child.
+    status = unescape(guardian_client.get(response.headers["Location"]).get_data(as_text=True))
+    assert "Your request is received." in status and "Received" in status
+    assert f"Deletion request for {minor.name}" in status and "Your deletion request" not in status
+    assert f"Back to {minor.name}'s details" in status and "Withdraw my request" in status
+    # The ward's page now shows the open request and its due date instead of a second form.
+    ward_page = unescape(
+        guardian_client.get(f"/guardian/wards/{minor.public_id}").get_data(as_text=True))
+    assert f"A deletion request for {minor.name} is open" in ward_page
+    assert "We will answer by" in ward_page and "Send me a confirmation code" not in ward_page
+    with nothing_written():
+        again = post(guardian_client, deletion_url, {"confirm": "y", "code": code})
+    assert again.status_code == 303 and again.headers["Location"] == response.headers["Location"]
+    assert post(guardian_client, code_url, {}).headers["Location"].endswith("#open-deletion")
+
+
+def test_guardian_pages_speak_about_the_child(family):
+    minor, guardian, guardian_client = family
+    page = unescape(
+        guardian_client.get(f"/guardian/wards/{minor.public_id}").get_data(as_text=True))
+    for heading in (f"{minor.name}'s details", f"{minor.name}'s choices",
+                    f"What we hold about {minor.name}", f"Delete {minor.name}'s data",
+                    f"Download {minor.name}'s data"):
+        assert heading in page, heading
+    assert "Your profile" not in page and "Their choices" not in page
+    guardian_client.set_cookie("cc_locale", "zh_Hans_CN")
+    post(guardian_client, "/language", {"locale": "zh_Hans_CN", "next": "/"})
+    page = guardian_client.get(f"/guardian/wards/{minor.public_id}").get_data(as_text=True)
+    assert f"{minor.name}的信息" in page
 
 
 def test_only_the_guardian_who_asked_withdraws_a_wards_request(family, app, login_as):
@@ -386,3 +415,19 @@ def test_second_guardians_refusal_declines_only_and_the_invitation_names_the_inv
     actions = db.session.scalars(select(AuditEvent.action)).all()
     assert "member.erased" not in actions and "guardian.declined" in actions
     assert guardian_client.get(f"/guardian/wards/{minor.public_id}").status_code == 200
+
+
+def test_guardian_sees_who_looked_at_the_wards_data(family, app, login_as):
+    from tests.support.staff import make_staff
+
+    minor, guardian, guardian_client = family
+    staff_client = login_as(make_staff(), on=app.test_client())
+    staff_client.get(f"/staff/members/{minor.public_id}?reason=member_request")
+    page = unescape(guardian_client.get(
+        f"/guardian/wards/{minor.public_id}/access-log").get_data(as_text=True))
+    assert f"Who looked at {minor.name}'s data" in page
+    assert "Answering a request or question from the member" in page
+    ward_page = guardian_client.get(f"/guardian/wards/{minor.public_id}").get_data(as_text=True)
+    assert f"/guardian/wards/{minor.public_id}/access-log" in ward_page
+    stranger = login_as(make_member(), on=app.test_client())
+    assert stranger.get(f"/guardian/wards/{minor.public_id}/access-log").status_code == 404

@@ -117,3 +117,40 @@ def test_templates_translate_fill_and_escape_as_jinja_s_gettext_does(app):
     assert english == "Table: &lt;b&gt;|Consent Center|We hold 2 records."
     assert "&lt;b&gt;" in chinese and "<b>" not in chinese
     assert "Consent Center" not in chinese and "2" in chinese.split("|")[2]
+
+
+ENGLISH_BROWSER = {"Accept-Language": "en-GB,en;q=0.9"}
+
+
+def test_a_member_who_chose_chinese_stays_in_chinese_after_signing_out(client):
+    from tests.conftest import make_member
+    from tests.test_auth import latest_code
+
+    member = make_member(locale="zh_Hans_CN")
+    post(client, "/sign-in", {"identifier": member.email}, headers=ENGLISH_BROWSER)
+    response = post(client, "/sign-in/code", {"code": latest_code(member.email)})
+    assert response.status_code == 303
+    cookie = client.get_cookie("cc_locale")
+    assert cookie.value == "zh_Hans_CN" and cookie.http_only and cookie.max_age >= 365 * 24 * 3600
+    assert post(client, "/sign-out", {}).status_code == 303
+    page = client.get("/", headers=ENGLISH_BROWSER).get_data(as_text=True)
+    assert '<html lang="zh-Hans">' in page
+
+
+def test_an_anonymous_visitors_choice_outlives_the_session(client):
+    post(client, "/language", {"locale": "zh_Hans_CN", "next": "/"})
+    with client.session_transaction() as session:
+        session.clear()  # as after signing out, or a new browser session
+    page = client.get("/", headers=ENGLISH_BROWSER).get_data(as_text=True)
+    assert '<html lang="zh-Hans">' in page
+    post(client, "/language", {"locale": "en", "next": "/"})
+    with client.session_transaction() as session:
+        session.clear()
+    page = client.get("/", headers={"Accept-Language": "zh-CN"}).get_data(as_text=True)
+    assert '<html lang="en">' in page
+
+
+def test_a_members_stored_language_wins_over_the_cookie(client, member, login_as):
+    client.set_cookie("cc_locale", "zh_Hans_CN")
+    login_as(member)  # English
+    assert '<html lang="en">' in client.get("/me").get_data(as_text=True)

@@ -52,7 +52,8 @@ def test_inventory_names_only_real_columns_and_purposes():
 def test_me_shows_every_profile_field_with_purpose_source_retention(client, member, login_as):
     login_as(member)
     page = client.get("/me").get_data(as_text=True)
-    assert member.email in page and member.name in page and member.public_id in page
+    assert member.email in page and member.name in page
+    assert member.public_id not in page  # an internal number: listed, its value not shown
     for group in DATA_INVENTORY:
         assert escape(str(group.title)) in page
         for f in group.fields:
@@ -150,3 +151,21 @@ def test_erasure_writes_what_each_column_declares(app, member):
         select(DeletionRequest).filter_by(member_id=member.id)
     ).one()
     assert request.reason is None and request.status is not None
+
+
+def test_members_never_see_internal_values(client, login_as):
+    from tests.conftest import make_member
+
+    member = make_member(policy_seen_number=7, code_failures=3)
+    login_as(member)
+    page = client.get("/me").get_data(as_text=True)
+    profile = page.split('id="group-member"', 1)[1].split("<details", 1)[0]
+    for label in ("Member number", "Erased on", "Latest policy version whose change notice",
+                  "Wrong sign-in codes entered recently"):
+        assert label not in profile, label
+    assert member.public_id not in page
+    assert "Date of birth" in profile and "1 January 1990" in profile
+    # Listed, with their purpose, but without values.
+    bookkeeping = page.split("Bookkeeping we keep about your account", 1)[1].split("</details>")[0]
+    assert "Member number" in bookkeeping and "Erased on" in bookkeeping
+    assert 'class="value"' not in bookkeeping

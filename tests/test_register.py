@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
+from html import unescape
 
 import pytest
 from sqlalchemy import func, select
@@ -237,3 +239,29 @@ def test_a_refused_card_number_is_not_shown_back(client):
         response = post(client, "/register", dict(GOOD, name="Li 4111 1111 1111 1111"))
     assert response.status_code == 422
     assert b"4111 1111 1111 1111" not in response.data
+
+
+def test_the_code_page_names_the_address_just_given(client, policy):
+    response = post(client, "/register", dict(GOOD, email="wang.fang@example.org", locale="en"))
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "We sent a 6-digit code to w***@example.org" in page
+    assert "wang.fang@example.org" not in page  # masked
+
+
+def test_the_guardian_field_says_it_is_optional(client):
+    page = client.get("/register").get_data(as_text=True)
+    assert "guardian's email or mobile number (optional)" in unescape(page)
+
+
+@pytest.mark.parametrize("path", ["/register", "/sign-in"])
+def test_each_error_is_shown_once(client, path):
+    data = dict(GOOD, name="   ", birth_date="") if path == "/register" else {"identifier": "x"}
+    page = post(client, path, data).get_data(as_text=True)
+    summary = page.split('class="error-summary"', 1)[1].split("</div>", 1)[0]
+    errors = re.findall(r'<ul class="field-errors"[^>]*>(.*?)</ul>', page, re.S)
+    messages = [m.strip() for block in errors for m in re.findall(r"<li>(.*?)</li>", block, re.S)]
+    assert messages
+    for message in messages:
+        assert page.count(message) == 1, message
+        assert message not in summary
+    assert 'href="#' in summary

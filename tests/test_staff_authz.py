@@ -14,7 +14,7 @@ import contextlib
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 from flask import url_for
@@ -41,6 +41,7 @@ class Objects:
     fan_out: object
     incident: object
     teammate: object
+    review: object
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,16 @@ RULES: dict[tuple[str, str], Rule] = {
         "staff", 303, lambda o: f"/staff/policies/{o.draft.public_id}/discard"
     ),
     ("staff.members", "GET"): Rule("staff", 200, _static("/staff/members?q=member")),
-    ("staff.member", "GET"): Rule("staff", 200, lambda o: f"/staff/members/{o.member.public_id}"),
+    ("staff.member", "GET"): Rule(
+        "staff", 200, lambda o: f"/staff/members/{o.member.public_id}?reason=member_request"
+    ),
+    ("staff.birth_date_reviews", "GET"): Rule("staff", 200, _static("/staff/birth-dates")),
+    ("staff.birth_date_review", "GET"): Rule(
+        "staff", 200, lambda o: f"/staff/birth-dates/{o.review.public_id}"
+    ),
+    ("staff.decide_birth_date", "POST"): Rule(
+        "staff", 400, lambda o: f"/staff/birth-dates/{o.review.public_id}"
+    ),
     ("staff.deletions", "GET"): Rule("staff", 200, _static("/staff/deletions")),
     ("staff.deletion", "GET"): Rule(
         "staff", 200, lambda o: f"/staff/deletions/{o.deletion.public_id}"
@@ -161,8 +171,12 @@ def make_objects() -> Objects:
     )
     db.session.add_all([draft, fan_out, incident])
     teammate = make_staff()
+    review = models.BirthDateReview(
+        member_id=member.id, requested_birth_date=date(2015, 1, 1), status="pending"
+    )
+    db.session.add(review)
     db.session.commit()
-    return Objects(member, deletion, draft, fan_out, incident, teammate)
+    return Objects(member, deletion, draft, fan_out, incident, teammate, review)
 
 
 def make_guardian():

@@ -12,7 +12,7 @@ from consent_center.extensions import db
 from consent_center.models import AuditEvent
 from consent_center.services.consents import set_consent
 from consent_center.services.deletion import request_deletion
-from tests.conftest import make_member, make_policy
+from tests.conftest import make_member, make_policy, post
 from tests.support.staff import make_staff
 from tests.support.writes import nothing_written
 
@@ -90,7 +90,7 @@ def test_member_page_shows_the_record_and_audits_the_view(client, login_as, staf
     request_deletion(li, requested_by=li, reason="moving abroad")
     db.session.commit()
     login_as(staff)
-    response = client.get(f"/staff/members/{li.public_id}")
+    response = client.get(f"/staff/members/{li.public_id}?reason=member_request")
     assert response.status_code == 200
     page = response.get_data(as_text=True)
     assert "Li Wei" in page and li.email in page and "+8613912345678" in page
@@ -103,7 +103,7 @@ def test_member_page_shows_the_record_and_audits_the_view(client, login_as, staf
     ).one()
     assert (viewed.actor_member_id, viewed.subject_member_id) == (staff.id, li.id)
     with nothing_written():
-        assert client.get("/staff/members/nobody-here").status_code == 404
+        assert client.get("/staff/members/nobody-here?reason=security").status_code == 404
 
 
 def test_member_page_shows_guardian_links(client, login_as, staff, people):
@@ -122,7 +122,50 @@ def test_member_page_shows_guardian_links(client, login_as, staff, people):
     )
     db.session.commit()
     login_as(staff)
-    page = client.get(f"/staff/members/{minor.public_id}").get_data(as_text=True)
+    page = client.get(f"/staff/members/{minor.public_id}?reason=legal").get_data(as_text=True)
     assert "Guardian links" in page and "Guardian:" in page and "Li Wei" in page
-    page = client.get(f"/staff/members/{guardian.public_id}").get_data(as_text=True)
+    page = client.get(f"/staff/members/{guardian.public_id}?reason=legal").get_data(as_text=True)
     assert "Ward:" in page and "Xiao Ming" in page
+
+
+def test_staff_say_why_before_a_record_opens(client, login_as, staff, people):
+    li = people["li"]
+    login_as(staff)
+    with nothing_written():
+        page = client.get(f"/staff/members/{li.public_id}").get_data(as_text=True)
+        assert "Why are you opening this record?" in page and "Li Wei" not in page
+        page = client.get(f"/staff/members/{li.public_id}?reason=curious").get_data(as_text=True)
+        assert "Why are you opening this record?" in page and li.email not in page
+    client.get(f"/staff/members/{li.public_id}?reason=security")
+    viewed = db.session.scalars(
+        select(AuditEvent).where(AuditEvent.action == "staff.member_viewed")).one()
+    assert viewed.details == {"reason": "security", "role": "staff"}
+
+
+def test_who_looked_at_my_data(client, app, login_as, staff, people):
+    li, other = people["li"], people["ana"]
+    staff_client = login_as(staff, on=app.test_client())
+    staff_client.get(f"/staff/members/{li.public_id}?reason=member_request")
+    staff_client.get(f"/staff/members/{other.public_id}?reason=security")  # not Li's
+    deletion = request_deletion(li, requested_by=li, reason=None)
+    db.session.commit()
+    assert staff_client.get(f"/staff/deletions/{deletion.public_id}").status_code == 200
+    login_as(li)
+    overview = client.get("/me").get_data(as_text=True)
+    assert 'href="/me/access-log"' in overview
+    page = client.get("/me/access-log").get_data(as_text=True)
+    assert "Who looked at my data" in page
+    assert "Answering a request or question from the member" in page
+    assert "Deciding a deletion request" in page
+    assert "Investigating a security problem" not in page  # another member's record
+    assert staff.name not in page and staff.email not in page  # the role, never the name
+    assert page.count("<td>Staff</td>") == 2
+    post(client, "/language", {"locale": "zh_Hans_CN", "next": "/"})
+    page = client.get("/me/access-log").get_data(as_text=True)
+    assert "谁查看了我的数据" in page and "处理删除请求" in page
+
+
+def test_an_untouched_record_says_so(client, login_as, people):
+    login_as(people["li"])
+    page = client.get("/me/access-log").get_data(as_text=True)
+    assert "has opened your record" in page and "<table" not in page

@@ -7,9 +7,11 @@ fact lives. The inventory itself is on the model columns (models/inventory.py).
 
 from .inventory import (
     NOT_MEMBER_DATA,
+    PROFILE_BOOKKEEPING,
     PROVIDED,
     RECORDED,
     SOURCE_LABELS,
+    WARD_GROUP_TITLES,
     InventoryField,
     InventoryGroup,
 )
@@ -26,6 +28,7 @@ from .refusals import REFUSAL_GROUNDS, REFUSAL_REMEDIES, RefusalGround
 from .settings import CODE_RETENTION_HOURS, Setting
 from .vocabulary import (
     ACTOR_LABELS,
+    BIRTH_DATE_REVIEW_LABELS,
     CHANNEL_LABELS,
     DELETION_STATUS_LABELS,
     GENDER_LABELS,
@@ -38,8 +41,11 @@ from .vocabulary import (
     NOTIFICATION_STATUS_LABELS,
     OPEN_DELETION_STATUSES,
     ROLE_LABELS,
+    STAFF_ACCESS_ACTIONS,
+    STAFF_ACCESS_REASONS,
     STAFF_ACTOR_LABELS,
     Actor,
+    BirthDateReviewStatus,
     Channel,
     DeletionStatus,
     Gender,
@@ -49,6 +55,7 @@ from .vocabulary import (
     Method,
     NotificationStatus,
     Role,
+    StaffAccessReason,
 )
 
 __all__ = [
@@ -66,6 +73,13 @@ __all__ = [
     "NOTIFICATION_KIND_LABELS",
     "NOTIFICATION_STATUS_LABELS",
     "NOT_MEMBER_DATA",
+    "PROFILE_BOOKKEEPING",
+    "WARD_GROUP_TITLES",
+    "BIRTH_DATE_REVIEW_LABELS",
+    "STAFF_ACCESS_ACTIONS",
+    "STAFF_ACCESS_REASONS",
+    "BirthDateReviewStatus",
+    "StaffAccessReason",
     "OPEN_DELETION_STATUSES",
     "OPTIONAL_PURPOSES",
     "PROVIDED",

@@ -175,9 +175,42 @@ def erasure_values(group: InventoryGroup, *, now, tombstone: str) -> dict[str, o
     }
 
 
+# Profile columns that are the account's bookkeeping (internal numbers, counters, dates that
+# are empty until erasure): the member's page says what they are and why, never their values.
+PROFILE_BOOKKEEPING = frozenset({
+    "public_id",
+    "erased_at",
+    "policy_seen_number",
+    "confirm_guardian_choices",
+    "pending_purposes",
+    "code_failures",
+    "code_failures_since",
+    "code_locked_until",
+})
+
+# The same groups as a guardian reads them on a child's page (about the child, not "your").
+WARD_GROUP_TITLES = {
+    "member": _l("Profile"),
+    "consent_state": _l("Current consent choices"),
+    "consent_event": _l("Consent history"),
+    "reconsent_request": _l("When we asked again"),
+    "one_time_code": _l("Sign-in and verification codes"),
+    "member_session": _l("Where they are signed in"),
+    "notification": _l("Messages we sent"),
+    "deletion_request": _l("Deletion requests"),
+    "birth_date_review": _l("Date-of-birth corrections waiting for review"),
+    "guardian_link": _l("Guardians"),
+    "change_event": _l("Changes announced to our other systems"),
+    "audit_event": _l("Security and audit log"),
+}
+
 # Columns that hold no information about a member: keys, bookkeeping and company content.
 # Every database column is either in DATA_INVENTORY or here, with the reason (a test checks).
 NOT_MEMBER_DATA: dict[tuple[str, str], str] = {
+    ("birth_date_review", "id"): "internal row key",
+    ("birth_date_review", "public_id"): "random handle, no meaning",
+    ("birth_date_review", "member_id"): "internal row key",
+    ("birth_date_review", "decided_by_id"): "staff member who decided (staff data)",
     ("consent_event", "request_id"): "random id of the request that wrote it (operations)",
     ("change_event", "request_id"): "random id of the request that wrote it (operations)",
     ("change_event", "after_event_id"): "internal row key (the notice's place in the feed)",

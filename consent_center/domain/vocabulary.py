@@ -123,6 +123,45 @@ STAFF_ACTOR_LABELS = {
 }
 
 
+class BirthDateReviewStatus(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REFUSED = "refused"
+
+
+BIRTH_DATE_REVIEW_LABELS = {
+    BirthDateReviewStatus.PENDING: _l("Waiting for review"),
+    BirthDateReviewStatus.APPROVED: _l("Approved"),
+    BirthDateReviewStatus.REFUSED: _l("Refused"),
+}
+
+
+class StaffAccessReason(StrEnum):
+    """Why a staff member opened a member's record: asked before the record is shown,
+    audited with the viewing, and shown to the member on "Who looked at my data"."""
+
+    MEMBER_REQUEST = "member_request"
+    DELETION_REQUEST = "deletion_request"
+    BIRTH_DATE_REVIEW = "birth_date_review"
+    SECURITY = "security"
+    LEGAL = "legal"
+
+
+STAFF_ACCESS_REASONS = {
+    StaffAccessReason.MEMBER_REQUEST: _l("Answering a request or question from the member"),
+    StaffAccessReason.DELETION_REQUEST: _l("Deciding a deletion request"),
+    StaffAccessReason.BIRTH_DATE_REVIEW: _l("Reviewing a correction of the date of birth"),
+    StaffAccessReason.SECURITY: _l("Investigating a security problem"),
+    StaffAccessReason.LEGAL: _l("Meeting a legal obligation"),
+}
+# The audit actions that mean "staff saw or took a copy of this member's record", each as the
+# member reads it on "Who looked at my data".
+STAFF_ACCESS_ACTIONS = {
+    "staff.member_viewed": _l("Viewed the record"),
+    "staff.member_exported": _l("Exported the record"),
+}
+
+
 class Channel(StrEnum):
     EMAIL = "email"
     SMS = "sms"

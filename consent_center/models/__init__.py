@@ -3,6 +3,7 @@
 from .api import ApiToken, ChangeEvent
 from .audit import AuditEvent
 from .auth import MemberSession, OneTimeCode
+from .birth_date_review import BirthDateReview
 from .consent import ConsentEvent, ConsentState, ReconsentRequest
 from .deletion import DeletionRequest
 from .guardian import GuardianLink
@@ -20,6 +21,7 @@ __all__ = [
     "ChangeEvent",
     "WebhookSubscription",
     "AuditEvent",
+    "BirthDateReview",
     "ConsentEvent",
     "ConsentState",
     "ReconsentRequest",

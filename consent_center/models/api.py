@@ -60,7 +60,7 @@ class ChangeEvent(db.Model):
                     "systems that use your information, so they follow your choice at once."
                 ),
                 owner="member_id",
-                position=10,
+                position=11,
             )
         },
     )

@@ -43,7 +43,7 @@ class AuditEvent(db.Model):
                     "kept to protect it from unauthorized access."
                 ),
                 owner="subject_member_id",
-                position=11,
+                position=12,
             )
         },
     )

@@ -29,7 +29,7 @@ class GuardianLink(db.Model):
             _l("Your guardians"),
             _l("The parent or guardian who approved your account, and how."),
             owner="minor_id",
-            position=9,
+            position=10,
         )
     }
 

@@ -17,13 +17,13 @@ import time
 from datetime import UTC, datetime
 
 from flask import current_app
-from flask_babel import format_datetime
 from flask_babel import lazy_gettext as _l
 from limits import parse
 
 from ..extensions import limiter
 from ..models import Member
 from .errors import TooManyAttempts
+from .localtime import format_moment
 
 DESTINATION_SCOPE = "code-destination"
 MEMBER_SCOPE = "code-member"
@@ -41,7 +41,7 @@ class CodeBudgetSpent(TooManyAttempts):
 
 def try_again_at(at: datetime) -> str:
     """A moment as the member reads it: in the display time zone and the page's language."""
-    return format_datetime(at, "short")
+    return format_moment(at)
 
 
 def spend_code_budget(destination_digest: str, requested_by: Member | None) -> None:

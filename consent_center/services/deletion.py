@@ -3,7 +3,7 @@ policy's terms, completed by erasure by the due date."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
@@ -15,27 +15,34 @@ from ..domain import (
     DeletionStatus,
     MemberStatus,
     RefusalGround,
+    StaffAccessReason,
 )
 from ..extensions import db
 from ..models import DeletionRequest, Member
+from .access_log import record_staff_access
 from .audit import record_audit
 from .erasure import erase_member
 from .errors import Conflict, Invalid, NotAllowed, NotFound
 from .guardianship import is_guardian_of
+from .localtime import add_working_days, local_day_end, local_today
 from .notifications import enqueue_notification, member_subject
 from .reach import ACCOUNT, DECISION, contacts, first_contact
 from .validation import secret_text_problem
 
 
-def add_working_days(start: datetime, days: int) -> datetime:
-    """`start` plus `days` working days (Monday to Friday)."""
-    current = start
-    added = 0
-    while added < days:
-        current += timedelta(days=1)
-        if current.weekday() < 5:
-            added += 1
-    return current
+def due_at_for(received_at: datetime) -> datetime:
+    """When a request received at `received_at` must be answered: the end of the
+    DELETION_DUE_WORKING_DAYS-th working day after the day it arrived, counted in the display
+    time zone on the calendar of the company's jurisdiction (COMPANY_JURISDICTION), so it
+    never falls on a weekend or a public holiday, and China's make-up working days count.
+    The one place a due date is computed; pages and messages show the stored `due_at`."""
+    config = current_app.config
+    due_day = add_working_days(
+        local_today(received_at),
+        config["DELETION_DUE_WORKING_DAYS"],
+        config["COMPANY_JURISDICTION"],
+    )
+    return local_day_end(due_day)
 
 
 def open_request_for(member: Member) -> DeletionRequest | None:
@@ -99,7 +106,7 @@ def request_deletion(
         status=DeletionStatus.RECEIVED,
         reason=reason,
         received_at=now,
-        due_at=add_working_days(now, current_app.config["DELETION_DUE_WORKING_DAYS"]),
+        due_at=due_at_for(now),
         notify_channel=notify_channel,
         notify_to=notify_to,
         notify_locale=member.locale,
@@ -128,6 +135,29 @@ def load_request_for(actor: Member, public_id: str) -> DeletionRequest:
     if is_guardian_of(actor, request.member_id):
         return request
     raise NotFound(_l("No such request."))
+
+
+def open_request_for_review(staff: Member, public_id: str) -> DeletionRequest:
+    """A request as staff open it to decide: its page shows the member's record, so the
+    viewing is audited (reason: deciding a deletion request).
+
+    :raises NotAllowed: for anyone but staff.
+    :raises NotFound: for an unknown request.
+    """
+    _require_staff(staff)
+    request = load_request_for(staff, public_id)
+    record_staff_access(
+        staff,
+        subject_of(request),
+        reason=StaffAccessReason.DELETION_REQUEST,
+        request=request.public_id,
+    )
+    return request
+
+
+def subject_of(request: DeletionRequest) -> Member:
+    """The member whose data the request is about."""
+    return db.session.get(Member, request.member_id)
 
 
 def may_withdraw(request: DeletionRequest, actor: Member) -> bool:

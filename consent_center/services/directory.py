@@ -11,7 +11,7 @@ from sqlalchemy.orm import aliased
 
 from ..extensions import db
 from ..models import DeletionRequest, GuardianLink, Member, Notification
-from .audit import record_audit
+from .access_log import record_staff_access
 from .consents import ConsentView, consent_history, current_consents
 from .errors import NotAllowed, NotFound
 from .member_data import GroupView, inventory_view
@@ -84,17 +84,19 @@ def _guardian_links(member: Member) -> list:
     ]
 
 
-def view_member(staff: Member, public_id: str) -> MemberRecord:
-    """One member's record for staff; the viewing itself is audited (``staff.member_viewed``).
+def view_member(staff: Member, public_id: str, reason: str) -> MemberRecord:
+    """One member's record for staff; the viewing itself is audited (``staff.member_viewed``)
+    with the staff member's role and reason, which the member sees on "Who looked at my data".
 
     :raises NotAllowed: for a non-staff actor.
     :raises NotFound: for an unknown public id.
+    :raises Invalid: without one of `STAFF_ACCESS_REASONS`.
     """
     _require_staff(staff)
     member = db.session.scalars(select(Member).where(Member.public_id == public_id)).first()
     if member is None:
         raise NotFound(_l("No such member."))
-    record_audit("staff.member_viewed", actor=staff, subject=member)
+    record_staff_access(staff, member, reason=reason)
     consents = current_consents(member)
     return MemberRecord(
         member=member,

@@ -17,6 +17,7 @@ from ..domain.inventory import erasure_values
 from ..extensions import db
 from ..models import (
     HELD_TABLES,
+    BirthDateReview,
     DeletionRequest,
     GuardianLink,
     Member,
@@ -116,6 +117,13 @@ def erase_member(member: Member, *, actor: Member | None, reason: str) -> Erasur
         update(DeletionRequest)
         .where(DeletionRequest.member_id == member.id)
         .values(erasure_values(HELD_TABLES["deletion_request"], now=now, tombstone=None))
+        .execution_options(synchronize_session=False)
+    )
+    # A date-of-birth correction is the member's data through and through (the audit log
+    # keeps that one was asked and decided).
+    db.session.execute(
+        delete(BirthDateReview)
+        .where(BirthDateReview.member_id == member.id)
         .execution_options(synchronize_session=False)
     )
     # Every guardian link naming the member (as the minor, the guardian, or by a contact

@@ -11,17 +11,26 @@ from functools import cache
 
 from flask_babel import get_locale, gettext
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import bindparam, func, literal, select
+from sqlalchemy import bindparam, func, literal, or_, select
 from sqlalchemy.orm import aliased
 
 from ..clock import utcnow
 from ..domain import (
+    OPEN_DELETION_STATUSES,
     PURPOSES,
     SOURCE_LABELS,
     Locale,
 )
 from ..extensions import db
-from ..models import DATA_INVENTORY, HELD_TABLES, ConsentEvent, ConsentState, Member, PolicyVersion
+from ..models import (
+    DATA_INVENTORY,
+    HELD_TABLES,
+    ConsentEvent,
+    ConsentState,
+    DeletionRequest,
+    Member,
+    PolicyVersion,
+)
 from ..models.policy import PolicyText, for_reader
 from ..models.types import UTCDateTime
 from .audit import record_audit
@@ -144,6 +153,15 @@ class PolicyNotice:
 
 
 @dataclass(frozen=True)
+class OpenDeletion:
+    """The member's open deletion request, as /me shows it."""
+
+    public_id: str
+    status: str
+    due_at: datetime
+
+
+@dataclass(frozen=True)
 class MemberOverview:
     """Everything the member's own page shows."""
 
@@ -151,6 +169,7 @@ class MemberOverview:
     groups: list[GroupView]
     policy_effective_at: datetime | None  # when the version in force took effect
     notice: PolicyNotice | None  # the newest published version not yet acknowledged
+    open_deletion: OpenDeletion | None  # shown instead of a second "delete my data"
 
 
 @cache
@@ -174,6 +193,9 @@ def _overview_statement():
         .scalar_subquery()
     )
     notice = aliased(PolicyVersion, name="notice")
+    # At most one request is open at a time (deletion.request_deletion), so this join never
+    # multiplies the consent rows.
+    deletion = aliased(DeletionRequest, name="open_deletion")
     one = select(literal(1).label("one")).subquery("one")
     return (
         select(
@@ -184,10 +206,19 @@ def _overview_statement():
             notice.summary.label("notice_summary"),
             notice.summary_zh.label("notice_summary_zh"),
             notice.changed_purposes.label("notice_changed_purposes"),
+            deletion.public_id.label("deletion_public_id"),
+            deletion.status.label("deletion_status"),
+            deletion.due_at.label("deletion_due_at"),
             *_count_columns(member_id),
         )
         .select_from(one)
         .outerjoin(notice, notice.number == newest_unseen)
+        .outerjoin(
+            deletion,
+            # Spelled out: fetch_all prepares the statement once, so no expanding IN.
+            (deletion.member_id == member_id)
+            & or_(*(deletion.status == literal(s) for s in OPEN_DELETION_STATUSES)),
+        )
         .outerjoin(ConsentState, ConsentState.member_id == member_id)
         .outerjoin(ConsentEvent, ConsentEvent.id == ConsentState.event_id)
     )
@@ -228,6 +259,11 @@ def member_overview(member: Member) -> MemberOverview:
         groups=inventory_view(member, consent_count=len(consents), counts=counts),
         policy_effective_at=first.policy_effective_at,
         notice=notice,
+        open_deletion=OpenDeletion(
+            first.deletion_public_id, first.deletion_status, first.deletion_due_at
+        )
+        if first.deletion_public_id is not None
+        else None,
     )
 
 

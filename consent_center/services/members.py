@@ -10,9 +10,17 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from ..clock import utcnow
-from ..domain import OPTIONAL_PURPOSES, Channel, Gender, Locale, MemberStatus
+from ..domain import (
+    OPTIONAL_PURPOSES,
+    BirthDateReviewStatus,
+    Channel,
+    Gender,
+    Locale,
+    MemberStatus,
+    StaffAccessReason,
+)
 from ..extensions import db
-from ..models import Member, Notification
+from ..models import BirthDateReview, Member, Notification
 from .audit import record_audit
 from .auth import (
     FROM_REGISTRATION,
@@ -24,7 +32,7 @@ from .auth import (
     request_contact_proof,
 )
 from .erasure import erase_member
-from .errors import Invalid
+from .errors import Conflict, Invalid, NotAllowed, NotFound
 from .guardians import OWN_CONTACT_MESSAGE, invite_guardian, own_contacts
 from .sms_guard import sms_country_problem
 from .usability import age_on
@@ -213,6 +221,7 @@ class ProfileChanges:
     locale: str
     email: str | None = None
     phone: str | None = None
+    birth_date: date | None = None  # None: unchanged
 
 
 @dataclass(frozen=True)
@@ -223,12 +232,19 @@ class ContactChange:
     new_values: dict[str, str]  # channel -> the new address
 
 
-def update_profile(member: Member, changes: ProfileChanges) -> ContactChange | None:
-    """Correct the member's profile. Name, gender and language change at once. A new email or
-    phone first needs a fresh code from the member's current verified channel
-    (`auth.confirm_contact_proof`), then one sent to it, and replaces the old one only then.
+@dataclass(frozen=True)
+class ProfileUpdate:
+    contact_change: ContactChange | None  # a new email or phone waiting for its proof
+    birth_date_review: BirthDateReview | None  # a new birth date waiting for staff
 
-    :returns: the contact change started, if the email or phone changed.
+
+def update_profile(member: Member, changes: ProfileChanges) -> ProfileUpdate:
+    """Correct the member's profile. Name, gender, language and date of birth change at once,
+    except a date of birth that would move the member across MINOR_AGE: that waits for staff
+    (`ask_birth_date_review`). A new email or phone first needs a fresh code from the
+    member's current verified channel (`auth.confirm_contact_proof`), then one sent to it,
+    and replaces the old one only then.
+
     :raises Invalid: with field errors; nothing is written then.
     """
     errors: dict[str, list] = {}
@@ -243,6 +259,9 @@ def update_profile(member: Member, changes: ProfileChanges) -> ContactChange | N
         if email is None:
             errors.setdefault("email", []).append(_l("Enter a valid email address."))
     phone = _check_phone(changes.phone, errors)
+    birth_date = changes.birth_date
+    if birth_date is not None and (birth_date > utcnow().date() or birth_date.year < 1900):
+        errors.setdefault("birth_date", []).append(_l("Enter a real date of birth."))
     if errors:
         raise Invalid(_l("Please correct the highlighted fields."), errors)
 
@@ -255,6 +274,13 @@ def update_profile(member: Member, changes: ProfileChanges) -> ContactChange | N
         if getattr(member, attr) != value:
             setattr(member, attr, value)
             changed.append(attr)
+    review = None
+    if birth_date is not None and birth_date != member.birth_date:
+        if crosses_minor_age(member.birth_date, birth_date):
+            review = ask_birth_date_review(member, birth_date)
+        else:
+            member.birth_date = birth_date
+            changed.append("birth_date")
     new_values = {}
     if email and email != member.email:
         new_values[Channel.EMAIL] = email
@@ -263,9 +289,125 @@ def update_profile(member: Member, changes: ProfileChanges) -> ContactChange | N
     if changed:
         member.updated_at = utcnow()
         record_audit("profile.corrected", actor=member, subject=member, fields=changed)
-    if not new_values:
-        return None
-    return ContactChange(request_contact_proof(member, new_values), new_values)
+    contact_change = None
+    if new_values:
+        contact_change = ContactChange(request_contact_proof(member, new_values), new_values)
+    return ProfileUpdate(contact_change, review)
+
+
+# --- Dates of birth that cross MINOR_AGE: staff review --------------------------------------
+
+
+def crosses_minor_age(old: date | None, new: date, today: date | None = None) -> bool:
+    """Whether moving a birth date from `old` to `new` makes an adult a minor or a minor an
+    adult today (under MINOR_AGE is a minor: guardian approval, barred purposes)."""
+    if old is None:
+        return False
+    today = today or utcnow().date()
+    limit = current_app.config["MINOR_AGE"]
+    return (age_on(old, today) < limit) != (age_on(new, today) < limit)
+
+
+def is_minor_born(birth_date: date, today: date | None = None) -> bool:
+    return age_on(birth_date, today or utcnow().date()) < current_app.config["MINOR_AGE"]
+
+
+def pending_birth_date_review(member: Member) -> BirthDateReview | None:
+    return db.session.scalars(
+        select(BirthDateReview).where(
+            BirthDateReview.member_id == member.id,
+            BirthDateReview.status == BirthDateReviewStatus.PENDING,
+        )
+    ).first()
+
+
+def ask_birth_date_review(member: Member, birth_date: date) -> BirthDateReview:
+    """Hold a birth date that crosses MINOR_AGE for staff; the member's record keeps the old
+    one until staff approve. Asking again while one waits replaces the date asked for."""
+    review = pending_birth_date_review(member)
+    if review is None:
+        review = BirthDateReview(member_id=member.id, status=BirthDateReviewStatus.PENDING)
+        db.session.add(review)
+    review.requested_birth_date, review.requested_at = birth_date, utcnow()
+    db.session.flush()
+    record_audit(
+        "profile.birth_date_review_requested", actor=member, subject=member, review=review.public_id
+    )
+    return review
+
+
+def _require_staff(actor: Member) -> None:
+    if actor is None or not actor.is_staff:
+        raise NotAllowed(_l("Only staff may review a date of birth."))
+
+
+def birth_date_reviews(staff: Member) -> list[BirthDateReview]:
+    """The reviews waiting, oldest first (no personal data: the page lists handles and dates
+    of asking; opening one is an audited viewing)."""
+    _require_staff(staff)
+    return list(
+        db.session.scalars(
+            select(BirthDateReview)
+            .where(BirthDateReview.status == BirthDateReviewStatus.PENDING)
+            .order_by(BirthDateReview.requested_at, BirthDateReview.id)
+            .limit(500)
+        )
+    )
+
+
+def open_birth_date_review(staff: Member, public_id: str) -> tuple[BirthDateReview, Member]:
+    """A review and its member, as staff open it to decide: the viewing is audited.
+
+    :raises NotAllowed: for anyone but staff.
+    :raises NotFound: for an unknown review.
+    """
+    review = _load_review(staff, public_id)
+    member = db.session.get(Member, review.member_id)
+    from .access_log import record_staff_access
+
+    record_staff_access(
+        staff, member, reason=StaffAccessReason.BIRTH_DATE_REVIEW, review=review.public_id
+    )
+    return review, member
+
+
+def _load_review(staff: Member, public_id: str) -> BirthDateReview:
+    _require_staff(staff)
+    review = db.session.scalars(
+        select(BirthDateReview).where(BirthDateReview.public_id == public_id)
+    ).first()
+    if review is None:
+        raise NotFound(_l("No such review."))
+    return review
+
+
+def decide_birth_date_review(staff: Member, public_id: str, *, approve: bool) -> BirthDateReview:
+    """Approve (the new date takes effect) or refuse (the old one stays) a waiting review,
+    audited. A member who becomes an adult leaves their guardian's oversight at once, the
+    way every ward who comes of age does (`guardians.transition_coming_of_age`).
+
+    :raises Conflict: when the review was decided already.
+    """
+    review = _load_review(staff, public_id)
+    if review.status != BirthDateReviewStatus.PENDING:
+        raise Conflict(_l("This review was decided already."))
+    member = db.session.get(Member, review.member_id)
+    review.status = BirthDateReviewStatus.APPROVED if approve else BirthDateReviewStatus.REFUSED
+    review.decided_at, review.decided_by_id = utcnow(), staff.id
+    if approve:
+        member.birth_date = review.requested_birth_date
+        member.updated_at = review.decided_at
+    record_audit(
+        "profile.birth_date_review_" + review.status,
+        actor=staff,
+        subject=member,
+        review=review.public_id,
+    )
+    if approve:
+        from .guardians import transition_coming_of_age
+
+        transition_coming_of_age()
+    return review
 
 
 def remove_phone(member: Member) -> None:

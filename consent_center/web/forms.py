@@ -34,11 +34,12 @@ def apply_field_errors(form: FlaskForm, field_errors: dict[str, list]) -> None:
     for name, messages in field_errors.items():
         field = getattr(form, name, None)
         if field is not None and hasattr(field, "errors"):
-            field.errors = list(field.errors) + list(messages)
+            # Each message once, even when a form check and the service both found it.
+            field.errors = list(dict.fromkeys([*field.errors, *messages]))
             if any(str(m) in secret_messages for m in messages):
                 field.data, field.raw_data = "", [""]
         else:
-            form.form_errors.extend(messages)
+            form.form_errors.extend(m for m in messages if m not in form.form_errors)
 
 
 # Field checks that use the services' own rules, so a form reports every error in one round.

@@ -1,11 +1,12 @@
-"""Language: the member's stored choice, else the session's, else the browser's."""
+"""Language: the member's stored choice, else the session's, else the one this browser chose
+before (a long-lived cookie, so it outlives signing out), else the browser's."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
 
-from flask import Flask, has_request_context, request, session
-from flask_babel import format_date, format_datetime, get_locale, get_translations, gettext
+from flask import Flask, Response, current_app, has_request_context, request, session
+from flask_babel import get_locale, get_translations, gettext
 from flask_login import current_user
 from jinja2 import pass_context
 from markupsafe import Markup
@@ -20,8 +21,12 @@ from ..domain import (
     WITHDRAWAL_NOTE,
     Locale,
 )
+from ..services.localtime import format_day, format_moment
 
 _BROWSER_TAGS = {"en": Locale.EN, "zh": Locale.ZH}
+LOCALE_COOKIE = "cc_locale"
+# A language preference, no personal data: kept for a year, renewed on each choice.
+LOCALE_COOKIE_MAX_AGE = 365 * 24 * 3600
 
 
 def select_locale() -> str:
@@ -29,9 +34,9 @@ def select_locale() -> str:
         return Locale.EN
     if current_user and current_user.is_authenticated:
         return current_user.locale
-    chosen = session.get("locale")
-    if chosen in LOCALE_LABELS:
-        return chosen
+    for chosen in (session.get("locale"), request.cookies.get(LOCALE_COOKIE)):
+        if chosen in LOCALE_LABELS:
+            return chosen
     return browser_locale()
 
 
@@ -43,9 +48,24 @@ def browser_locale() -> str:
     return _BROWSER_TAGS.get((best or "en")[:2], Locale.EN)
 
 
+def remember_locale(response: Response, locale: str) -> Response:
+    """Keep `locale` on this browser (on a language switch, and at sign-in from the member's
+    stored choice), so the site stays in it after signing out."""
+    if locale in LOCALE_LABELS:
+        response.set_cookie(
+            LOCALE_COOKIE,
+            locale,
+            max_age=LOCALE_COOKIE_MAX_AGE,
+            secure=current_app.config["SESSION_COOKIE_SECURE"],
+            httponly=True,
+            samesite="Lax",
+        )
+    return response
+
+
 def init_app(app: Flask) -> None:
-    app.jinja_env.filters["format_date"] = lambda value, fmt="long": format_date(value, fmt)
-    app.jinja_env.filters["format_datetime"] = lambda value: format_datetime(value, "medium")
+    app.jinja_env.filters["format_date"] = format_day
+    app.jinja_env.filters["format_datetime"] = format_moment
     app.jinja_env.globals["purposes"] = PURPOSES
     app.jinja_env.globals["channel_labels"] = CHANNEL_LABELS
     app.jinja_env.filters["display_value"] = display_value
@@ -100,9 +120,9 @@ def display_value(value) -> object:
     if value is True or value is False:
         return gettext("Yes") if value else gettext("No")
     if isinstance(value, datetime):
-        return format_datetime(value, "medium")
+        return format_moment(value)
     if isinstance(value, date):
-        return format_date(value, "long")
+        return format_day(value)
     return value
 
 

@@ -41,7 +41,7 @@ class RegisterForm(AppForm):
         _l("Preferred language"), choices=locale_choices, default=Locale.EN, validate_choice=False
     )
     guardian_contact = StringField(
-        _l("Parent's or guardian's email or mobile number"),
+        _l("Parent's or guardian's email or mobile number (optional)"),
         validators=[Optional(), Length(max=254)],
     )
     trend_analysis = BooleanField(_l("Yes, use my information for trend analysis"))

@@ -13,6 +13,7 @@ from ...services.errors import Invalid
 from ...services.guardians import wards_of
 from ...services.members import RegistrationData, register_member
 from ..forms import apply_field_errors, check_code_form
+from ..i18n import remember_locale
 from ..sessions import begin_session, end_session
 from .forms import CodeForm, RegisterForm, SignInForm
 
@@ -120,7 +121,8 @@ def enter_code():
             next_url = safe_next(request.args.get("next"))
             begin_session(member)
             session["is_guardian"] = bool(wards_of(member))
-            return redirect(next_url or url_for("member.overview"), 303)
+            response = redirect(next_url or url_for("member.overview"), 303)
+            return remember_locale(response, member.locale)
     elif request.method == "POST":
         status = 422
     return render_template(

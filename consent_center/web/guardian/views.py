@@ -14,17 +14,19 @@ from flask import (
     session,
     url_for,
 )
-from flask_babel import format_datetime
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from ...clock import utcnow
 from ...domain import (
     ACTOR_LABELS,
+    DELETION_STATUS_LABELS,
     METHOD_LABELS,
     NOTIFICATION_KIND_LABELS,
     NOTIFICATION_STATUS_LABELS,
     OPTIONAL_PURPOSES,
     PURPOSES,
+    WARD_GROUP_TITLES,
     Actor,
     Method,
 )
@@ -35,14 +37,17 @@ from ...services import consents as consent_service
 from ...services import deletion as deletion_service
 from ...services import guardians as guardian_service
 from ...services import member_data
+from ...services.access_log import staff_access_log
 from ...services.errors import Conflict, Invalid
 from ...services.identity import find_member_by_contact
+from ...services.localtime import format_moment
 from ...services.notifications import member_messages
 from ...services.usability import purpose_barred
 from ..consent_answers import consent_answer
 from ..forms import apply_field_errors, check_code_form
 from ..htmx import render_page_or_fragment, wants_fragment
-from ..i18n import current_locale
+from ..i18n import current_locale, remember_locale
+from ..member.deletion import show_open_request
 from ..member.export import ExportForm, download, export_page
 from ..member.forms import ConsentForm, EmptyForm
 from ..reauth import WARD_DELETION, WARD_EXPORT
@@ -172,7 +177,9 @@ def decide(token: str):
                 begin_session(guardian)
                 session["is_guardian"] = True
                 flash(_("Thank you. The account is approved."), "status")
-                return redirect(url_for("guardian.dashboard"), 303)
+                return remember_locale(
+                    redirect(url_for("guardian.dashboard"), 303), guardian.locale
+                )
         else:
             status = 422
     elif request.method == "POST":
@@ -233,6 +240,10 @@ def _ward_page(ward: Member, *, deletion_form=None, invite_form=None, status: in
         history=consent_service.consent_history(ward, limit=100),
         messages=member_messages(ward),
         requests=deletion_service.member_requests(ward),
+        open_deletion=deletion_service.open_request_for(ward),
+        due=deletion_service.due_at_for(utcnow()),
+        deletion_labels=DELETION_STATUS_LABELS,
+        ward_group_titles=WARD_GROUP_TITLES,
         links=guardian_service.links_of_minor(ward),
         actors=ACTOR_LABELS,
         methods=METHOD_LABELS,
@@ -244,6 +255,13 @@ def _ward_page(ward: Member, *, deletion_form=None, invite_form=None, status: in
         purposes=PURPOSES,
         pending=guardian_service.pending_confirmation(ward, current_user),
     ), status
+
+
+@bp.get("/wards/<public_id>/access-log")
+def ward_access_log(public_id: str):
+    """Who looked at the ward's data: each time staff viewed or exported the record, and why."""
+    ward = guardian_service.load_ward_for(current_user, public_id)
+    return render_template("member/access_log.html", accesses=staff_access_log(ward), ward=ward)
 
 
 @bp.post("/wards/<public_id>/consents/<purpose>")
@@ -291,7 +309,7 @@ def _hold_for_second_confirmation(ward: Member, purpose: str, public_id: str):
         "%(purpose)s stays off for now. We will send you a second confirmation on %(when)s; "
         "it takes effect only once you confirm through that message.",
         purpose=PURPOSES[purpose].title,
-        when=format_datetime(link.pending_send_at, "medium"),
+        when=format_moment(link.pending_send_at),
     )
     view = consent_service.consent_view(ward, purpose) if wants_fragment() else None
     db.session.commit()
@@ -381,6 +399,8 @@ def ward_deletion_code(public_id: str):
     ward = guardian_service.load_ward_for(current_user, public_id)
     if not EmptyForm().validate_on_submit():
         abort(400)
+    if deletion_service.open_request_for(ward) is not None:
+        return redirect(url_for("guardian.ward", public_id=public_id) + "#open-deletion", 303)
     WARD_DELETION.send(current_user, ward.public_id)
     return redirect(url_for("guardian.ward", public_id=public_id) + "#ward-deletion", 303)
 
@@ -391,6 +411,9 @@ def request_ward_deletion(public_id: str):
     by staff like any request)."""
     ward = guardian_service.load_ward_for(current_user, public_id)
     form = WardDeletionForm()
+    existing = deletion_service.open_request_for(ward)
+    if existing is not None:
+        return show_open_request(existing.public_id)
     status = 422
     if form.validate_on_submit():
         failed = WARD_DELETION.check(form, current_user, ward.public_id)
@@ -401,10 +424,9 @@ def request_ward_deletion(public_id: str):
                 deletion = deletion_service.request_deletion(
                     ward, requested_by=current_user, reason=form.reason.data
                 )
-            except Conflict:
+            except Conflict as exc:  # opened meanwhile, by the other guardian or the child
                 db.session.rollback()
-                flash(_("A deletion request is already open for this account."), "status")
-                return redirect(url_for("guardian.ward", public_id=public_id), 303)
+                return show_open_request(exc.field_errors["open"][0])
             except Invalid as exc:
                 db.session.rollback()
                 apply_field_errors(form, exc.field_errors)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import abort, current_app, flash, redirect, render_template, url_for
+from flask import abort, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -35,19 +35,20 @@ class DeletionForm(AppForm):
 @bp.get("/delete")
 def delete_start():
     """What deletion erases and keeps, when it will be done, and how to ask."""
-    existing = deletion_service.open_request_for(current_user)
-    due = deletion_service.add_working_days(utcnow(), request_due_days())
     return render_template(
         "member/delete.html",
-        existing=existing,
-        due=due,
+        open_deletion=deletion_service.open_request_for(current_user),
+        deletion_labels=DELETION_STATUS_LABELS,
+        due=deletion_service.due_at_for(utcnow()),
         send_form=EmptyForm(),
         form=DeletionForm() if DELETION.pending() else None,
     )
 
 
-def request_due_days() -> int:
-    return current_app.config["DELETION_DUE_WORKING_DAYS"]
+def show_open_request(public_id: str):
+    """A second request would add nothing: say so politely, and show the open one."""
+    flash(_("A deletion request is already open: here is where it stands."), "status")
+    return redirect(url_for("member.deletion_status", public_id=public_id), 303)
 
 
 @bp.post("/delete/code")
@@ -66,6 +67,8 @@ def delete_confirm():
     """Check the code and open the request."""
     form = DeletionForm()
     existing = deletion_service.open_request_for(current_user)
+    if existing is not None:
+        return show_open_request(existing.public_id)
     status = 422
     if form.validate_on_submit():
         failed = DELETION.check(form, current_user)
@@ -76,10 +79,9 @@ def delete_confirm():
                 deletion = deletion_service.request_deletion(
                     current_user, requested_by=current_user, reason=form.reason.data
                 )
-            except Conflict:
+            except Conflict as exc:  # opened meanwhile, from another device
                 db.session.rollback()
-                flash(_("You already have an open deletion request."), "status")
-                return redirect(url_for("member.delete_start"), 303)
+                return show_open_request(exc.field_errors["open"][0])
             except Invalid as exc:
                 db.session.rollback()
                 apply_field_errors(form, exc.field_errors)
@@ -92,10 +94,10 @@ def delete_confirm():
                 )
     return render_template(
         "member/delete.html",
-        existing=existing,
+        open_deletion=None,
         send_form=EmptyForm(),
         form=form,
-        due=deletion_service.add_working_days(utcnow(), request_due_days()),
+        due=deletion_service.due_at_for(utcnow()),
     ), status
 
 
@@ -103,9 +105,12 @@ def delete_confirm():
 def deletion_status(public_id: str):
     """Where a deletion request stands."""
     deletion = deletion_service.load_request_for(current_user, public_id)
+    # A guardian reads about the child, by name; a member about their own request.
+    ward = None if deletion.member_id == current_user.id else deletion_service.subject_of(deletion)
     return render_template(
         "member/deletion_status.html",
         deletion=deletion,
+        ward=ward if ward is not None and ward.name else None,
         labels=DELETION_STATUS_LABELS,
         is_open=deletion.status in OPEN_DELETION_STATUSES,
         can_withdraw=deletion_service.may_withdraw(deletion, current_user),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from wtforms import EmailField, HiddenField, SelectField, StringField, TelField
+from wtforms import DateField, EmailField, HiddenField, SelectField, StringField, TelField
 from wtforms.validators import DataRequired, Length, Optional
 
 from ..auth.forms import gender_choices, locale_choices
@@ -21,6 +21,7 @@ class ProfileForm(AppForm):
     )
     gender = SelectField(_l("Gender (optional)"), choices=gender_choices, validate_choice=False)
     locale = SelectField(_l("Preferred language"), choices=locale_choices, validate_choice=False)
+    birth_date = DateField(_l("Date of birth"), validators=[Optional()], format="%Y-%m-%d")
     email = EmailField(_l("Email address"), validators=[Optional(), Length(max=254)])
     phone = TelField(_l("Mobile number (optional)"), validators=[Optional(), Length(max=32)])
 

@@ -19,8 +19,10 @@ from flask_login import current_user, login_required
 
 from ...domain import (
     ACTOR_LABELS,
+    DELETION_STATUS_LABELS,
     METHOD_LABELS,
     OPTIONAL_PURPOSES,
+    PROFILE_BOOKKEEPING,
     PURPOSES,
     Actor,
     Channel,
@@ -34,8 +36,15 @@ from ...services import consents as consent_service
 from ...services import guardians as guardian_service
 from ...services import member_data
 from ...services import sessions as session_service
+from ...services.access_log import staff_access_log
 from ...services.errors import Invalid
-from ...services.members import ProfileChanges, remove_phone, update_profile
+from ...services.members import (
+    ProfileChanges,
+    is_minor_born,
+    pending_birth_date_review,
+    remove_phone,
+    update_profile,
+)
 from ...services.policies import (
     acknowledge_policy_notice,
 )
@@ -44,7 +53,7 @@ from ..consent_answers import consent_answer
 from ..forms import apply_field_errors, check_code_form
 from ..gpc import ask_to_confirm, gpc_signal
 from ..htmx import render_page_or_fragment, wants_fragment
-from ..i18n import current_locale
+from ..i18n import current_locale, remember_locale
 from ..sessions import forget_session, renew_session
 from ..transactions import read_only
 from .forms import ConsentForm, EmptyForm, ProfileForm
@@ -85,6 +94,9 @@ def overview():
         groups=overview.groups,
         policy_effective_at=overview.policy_effective_at,
         notice=overview.notice,
+        open_deletion=overview.open_deletion,
+        deletion_labels=DELETION_STATUS_LABELS,
+        bookkeeping=PROFILE_BOOKKEEPING,
         status_message=None,
     )
 
@@ -163,6 +175,15 @@ def history():
     )
 
 
+@bp.get("/access-log")
+@read_only
+def access_log():
+    """Who looked at my data: each time staff viewed or exported my record, and why."""
+    return render_template(
+        "member/access_log.html", accesses=staff_access_log(current_user), ward=None
+    )
+
+
 @bp.get("/receipts/<receipt_id>")
 @read_only
 def receipt(receipt_id: str):
@@ -215,15 +236,26 @@ def profile():
             locale=form.locale.data,
             email=form.email.data,
             phone=form.phone.data,
+            birth_date=form.birth_date.data,
         )
         try:
-            change = update_profile(current_user, changes)
+            update = update_profile(current_user, changes)
         except Invalid as exc:
             db.session.rollback()
             apply_field_errors(form, exc.field_errors)
             status = 422
         else:
             db.session.commit()
+            if update.birth_date_review is not None:
+                flash(
+                    _(
+                        "Your new date of birth would make you an adult or a minor in our "
+                        "records, so our staff check it before it takes effect; until then we "
+                        "keep the one we have. Your other changes are saved."
+                    ),
+                    "status",
+                )
+            change = update.contact_change
             if change is not None:
                 proof = change.proof
                 session[CONTACT_PROOF] = {
@@ -234,10 +266,17 @@ def profile():
                 }
                 return redirect(url_for("member.confirm_identity"), 303)
             flash(_("Your profile is saved."), "status")
-            return redirect(url_for("member.overview"), 303)
+            return remember_locale(redirect(url_for("member.overview"), 303), current_user.locale)
     elif request.method == "POST":
         status = 422
-    return render_template("member/profile.html", form=form, remove_form=EmptyForm()), status
+    review = pending_birth_date_review(current_user)
+    return render_template(
+        "member/profile.html",
+        form=form,
+        remove_form=EmptyForm(),
+        birth_date_review=review,
+        becomes_minor=review is not None and is_minor_born(review.requested_birth_date),
+    ), status
 
 
 @bp.route("/profile/confirm-identity", methods=["GET", "POST"])

@@ -34,6 +34,7 @@ from ...services.policy_text import diff_for_reader, render_markdown
 from ...services.validation import normalize_email
 from ..auth.views import safe_next
 from ..forms import AppForm, apply_field_errors
+from ..i18n import remember_locale
 from ..transactions import read_only
 
 bp = Blueprint("public", __name__)
@@ -192,7 +193,8 @@ def choose_language():
         if current_user.is_authenticated:
             set_locale(current_user, locale)
             db.session.commit()
-    return redirect(safe_next(request.form.get("next")) or url_for("public.index"), 303)
+    response = redirect(safe_next(request.form.get("next")) or url_for("public.index"), 303)
+    return remember_locale(response, locale)
 
 
 @bp.get(LEDGER_PUBLIC_KEY_PATH)

@@ -2,4 +2,13 @@
 routes spread over the area's modules, all imported here so registering the blueprint
 registers every page."""
 
-from . import audit, deletions, incidents, members, policies, team, views  # noqa: F401
+from . import (  # noqa: F401
+    audit,
+    birth_dates,
+    deletions,
+    incidents,
+    members,
+    policies,
+    team,
+    views,
+)

@@ -68,8 +68,11 @@ def _detail(deletion, refuse_form=None, complete_form=None, status=200):
 
 @bp.get("/deletions/<public_id>")
 def deletion(public_id: str):
-    """One request: the member's data summary and history, and the two decisions."""
-    return _detail(deletion_service.load_request_for(current_user, public_id))
+    """One request: the member's data summary and history, and the two decisions (the
+    viewing is audited)."""
+    deletion = deletion_service.open_request_for_review(current_user, public_id)
+    db.session.commit()
+    return _detail(deletion)
 
 
 @bp.post("/deletions/<public_id>/review")

@@ -13,6 +13,7 @@ from ...domain import (
     NOTIFICATION_KIND_LABELS,
     NOTIFICATION_STATUS_LABELS,
     ROLE_LABELS,
+    STAFF_ACCESS_REASONS,
     STAFF_ACTOR_LABELS,
 )
 from ...extensions import db
@@ -42,8 +43,14 @@ def members():
 
 @bp.get("/members/<public_id>")
 def member(public_id: str):
-    """One member's record: inventory, consent ledger, messages, requests, guardians."""
-    record = view_member(current_user, public_id)
+    """One member's record: inventory, consent ledger, messages, requests, guardians. The
+    reason comes first (the member sees it, with the time and the role, never the name)."""
+    reason = request.args.get("reason", "")
+    if reason not in STAFF_ACCESS_REASONS:
+        return render_template(
+            "staff/member_reason.html", public_id=public_id, reasons=STAFF_ACCESS_REASONS
+        )
+    record = view_member(current_user, public_id, reason)
     db.session.commit()  # the audit entry of this viewing
     return render_template(
         "staff/member.html",

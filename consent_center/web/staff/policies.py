@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 from flask import current_app, flash, redirect, render_template, request, url_for
-from flask_babel import format_date
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -17,7 +16,12 @@ from ...extensions import db
 from ...models.policy import TEXT_COLUMNS, PolicyText, PolicyVersion
 from ...services import policies as policy_service
 from ...services.errors import Invalid
-from ...services.localtime import display_zone, earliest_local_day, local_day_start
+from ...services.localtime import (
+    display_zone,
+    earliest_local_day,
+    format_day,
+    local_day_start,
+)
 from ...services.policy_text import diff_of, render_markdown
 from ..forms import apply_field_errors
 from ..htmx import render_page_or_fragment
@@ -118,7 +122,7 @@ def _save(form: PolicyDraftForm, draft=None):
                 earliest = _earliest_dates()["purpose" if changed else "plain"]
                 errors["effective_on"] = [
                     *errors.pop("effective_at"),
-                    _("Choose %(date)s or later.", date=format_date(earliest, "long")),
+                    _("Choose %(date)s or later.", date=format_day(earliest)),
                 ]
             apply_field_errors(form, errors)
         else:
@@ -236,7 +240,7 @@ def policy_publish(public_id: str):
                         "Version %(n)d is published and takes effect on %(date)s. Members "
                         "see the notice now; the messages are on their way.",
                         n=draft.number,
-                        date=format_date(draft.effective_at, "long"),
+                        date=format_day(draft.effective_at),
                     ),
                     "status",
                 )
