@@ -57,9 +57,11 @@ def create_app(config: BaseConfig | str | None = None, **overrides) -> Flask:
     from .web import register_web
 
     register_web(app)
-    from . import observability
+    from . import metrics, observability
 
-    observability.init_app(app)  # around every layer: the site and the API mounted beside it
+    metrics.listen_for_commits()
+    # Around every layer: the site and the API mounted beside it.
+    observability.init_app(app, metrics.IN_FLIGHT.inc, metrics.count_request)
     # Outermost, so the site and the API mounted beside it see the client's address.
     hops = app.config.get("PROXY_FIX_HOPS") or 0
     if hops:

@@ -62,11 +62,9 @@ def init_read_engine(app: Flask) -> bool:
     return True
 
 
-def share_database(app: Flask, site: Flask) -> None:
-    """Bind the session to `app` with `site`'s engines and read pool (the API beside the
-    site: one set of connection pools per process)."""
-    from .extensions import db  # extensions imports this module for AppSession
-
+def share_database(db, app: Flask, site: Flask) -> None:
+    """Bind `db` (the `extensions.db` that `site` uses) to `app` with `site`'s engines and
+    read pool (the API beside the site: one set of connection pools per process)."""
     db.init_app(app)
     # Flask-SQLAlchemy keeps each app's engines in one mapping; the API takes the site's
     # (tests/test_api_app.py checks both apps reach the same engine objects).

@@ -21,12 +21,32 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import signal
+import threading
 from collections.abc import Iterable
 from pathlib import Path
+from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    make_wsgi_app,
+    multiprocess,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
+from sqlalchemy import event, func, select, text
+from sqlalchemy.orm import Session
 
+from .clock import utcnow
+from .extensions import db
+from .models import Notification
+from .models.notification import TO_DELIVER
 from .observability import MULTIPROC_ENV
+from .services.sms_guard import sms_budget_use
 
 log = logging.getLogger("consent_center.metrics")
 
@@ -104,8 +124,6 @@ def _rolled_back(session) -> None:
 
 def listen_for_commits() -> None:
     """Count the pending increments of every session when it commits (once per process)."""
-    from sqlalchemy import event
-    from sqlalchemy.orm import Session
 
     if not event.contains(Session, "after_commit", _committed):
         event.listen(Session, "after_commit", _committed)
@@ -164,8 +182,6 @@ class NodeCollector:
         self.root = Path(root)
 
     def collect(self) -> Iterable:
-        from prometheus_client.multiprocess import MultiProcessCollector
-
         files = []
         for child in sorted(self.root.iterdir()) if self.root.is_dir() else ():
             if not child.is_dir():
@@ -181,8 +197,6 @@ class _Default:
     """This process's own metrics (no multiprocess mode: development and tests)."""
 
     def collect(self) -> Iterable:
-        from prometheus_client import REGISTRY
-
         return REGISTRY.collect()
 
 
@@ -195,8 +209,6 @@ class ScrapeCollector:
         self.app = app
 
     def collect(self) -> Iterable:
-        from prometheus_client.core import GaugeMetricFamily
-
         depth = GaugeMetricFamily(
             "cc_outbox_messages",
             "Messages still to deliver, by channel and status (pending, sending).",
@@ -214,8 +226,6 @@ class ScrapeCollector:
         up = GaugeMetricFamily(
             "cc_scrape_source_up", "Whether a scrape-time source answered.", labels=("source",)
         )
-        from .services.sms_guard import sms_budget_use
-
         with self.app.app_context():
             try:
                 for channel, status, count, seconds in outbox_depth():
@@ -239,13 +249,6 @@ class ScrapeCollector:
 def outbox_depth() -> list[tuple[str, str, int, float]]:
     """(channel, status, messages, age of the oldest in seconds) of the messages still to
     deliver: one query on the partial index `ix_notification_due`."""
-    from sqlalchemy import func, select, text
-
-    from .clock import utcnow
-    from .extensions import db
-    from .models import Notification
-    from .models.notification import TO_DELIVER
-
     now = utcnow()
     rows = db.session.execute(
         select(
@@ -267,7 +270,6 @@ def outbox_depth() -> list[tuple[str, str, int, float]]:
 def registry_for(app):
     """The registry the metrics server exposes: every process of this node (or this process
     alone, without `METRICS_DIR`) and the scrape-time figures."""
-    from prometheus_client import CollectorRegistry
 
     registry = CollectorRegistry(auto_describe=False)
     root = app.config.get("METRICS_DIR")
@@ -278,7 +280,6 @@ def registry_for(app):
 
 def metrics_wsgi_app(app):
     """A WSGI app answering every GET with the node's metrics in Prometheus's text format."""
-    from prometheus_client import make_wsgi_app
 
     return make_wsgi_app(registry_for(app))
 
@@ -306,9 +307,6 @@ def metrics_address(app, bind: str) -> tuple[str, int]:
 
 def serve_metrics(app, bind: str) -> None:
     """Serve the node's metrics on `bind` ("host:port") until SIGTERM or SIGINT."""
-    import signal
-    import threading
-    from wsgiref.simple_server import WSGIRequestHandler, make_server
 
     host, port = metrics_address(app, bind)
 
@@ -331,6 +329,4 @@ def serve_metrics(app, bind: str) -> None:
 def mark_process_dead(pid: int) -> None:
     """A gunicorn worker ended: its live gauges stop counting (gunicorn.conf.py child_exit)."""
     if os.environ.get(MULTIPROC_ENV):
-        from prometheus_client import multiprocess
-
         multiprocess.mark_process_dead(pid)

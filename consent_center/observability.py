@@ -31,6 +31,8 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from pathlib import Path
 
+from flask import request
+from flask.logging import default_handler
 from werkzeug.wsgi import ClosingIterator
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -189,8 +191,6 @@ def configure_logging(log_format: str) -> None:
 
     Replaces the handler this function installed before (tests create many apps).
     """
-    from flask.logging import default_handler
-
     logger = logging.getLogger("consent_center")  # the app's logger (`app.logger`) too
     for handler in list(logger.handlers):
         if getattr(handler, "_consent_center", False) or handler is default_handler:
@@ -206,20 +206,21 @@ def configure_logging(log_format: str) -> None:
     logger.setLevel(logging.INFO)
 
 
-def init_app(app) -> None:
-    """Logs, the commit-time metrics and the request middleware, around the site and the API
-    mounted beside it (`web/api`, which names its endpoints with `name_endpoints` too)."""
-    from . import metrics
+def init_app(app, begin: Callable[[], None], count: Callable) -> None:
+    """Logs and the request middleware, around the site and the API mounted beside it
+    (`web/api`, which names its endpoints with `name_endpoints` too).
 
+    :param begin: called as a request starts (`metrics.IN_FLIGHT.inc`).
+    :param count: called with (endpoint, method, status, seconds) as it ends
+        (`metrics.count_request`).
+    """
     configure_logging(app.config.get("LOG_FORMAT", "text"))
-    metrics.listen_for_commits()
     name_endpoints(app)
-    app.wsgi_app = RequestObserver(app.wsgi_app, metrics.IN_FLIGHT.inc, metrics.count_request)
+    app.wsgi_app = RequestObserver(app.wsgi_app, begin, count)
 
 
 def name_endpoints(app) -> None:
     """Have `app` tell the middleware the endpoint each request was routed to."""
-    from flask import request
 
     @app.teardown_request
     def name_the_endpoint(_error) -> None:

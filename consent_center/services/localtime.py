@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 import holidays
 from flask import current_app
+from flask_babel import format_date, format_datetime, get_locale
 
 from ..clock import utcnow
 
@@ -118,22 +119,16 @@ _MOMENT_PATTERNS = {"en": "d MMMM y, HH:mm", "zh": "y年M月d日 HH:mm"}
 
 
 def _pattern(patterns: dict[str, str]) -> str:
-    from flask_babel import get_locale
-
     return patterns.get(str(get_locale() or "en")[:2], patterns["en"])
 
 
 def format_day(value: date | datetime, style: str = "long") -> str:
     """A day in the language in force (a datetime is first moved to the display time zone):
     "10 January 2027", "2027年1月10日"; `style="short"` drops the year ("10 Jan")."""
-    from flask_babel import format_date
-
     return format_date(value, _pattern(_SHORT_DAY_PATTERNS if style == "short" else _DAY_PATTERNS))
 
 
 def format_moment(value: datetime) -> str:
     """A moment in the display time zone and the language in force: "10 January 2027, 14:05",
     "2027年1月10日 14:05"."""
-    from flask_babel import format_datetime
-
     return format_datetime(value, _pattern(_MOMENT_PATTERNS))

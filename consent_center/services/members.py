@@ -21,6 +21,7 @@ from ..domain import (
 )
 from ..extensions import db
 from ..models import BirthDateReview, Member, Notification
+from .access_log import record_staff_access
 from .audit import record_audit
 from .auth import (
     FROM_REGISTRATION,
@@ -33,7 +34,12 @@ from .auth import (
 )
 from .erasure import erase_member
 from .errors import Conflict, Invalid, NotAllowed, NotFound
-from .guardians import OWN_CONTACT_MESSAGE, invite_guardian, own_contacts
+from .guardians import (
+    OWN_CONTACT_MESSAGE,
+    invite_guardian,
+    own_contacts,
+    transition_coming_of_age,
+)
 from .sms_guard import sms_country_problem
 from .usability import age_on
 from .validation import normalize_email, normalize_phone, secret_text_problem
@@ -363,8 +369,6 @@ def open_birth_date_review(staff: Member, public_id: str) -> tuple[BirthDateRevi
     """
     review = _load_review(staff, public_id)
     member = db.session.get(Member, review.member_id)
-    from .access_log import record_staff_access
-
     record_staff_access(
         staff, member, reason=StaffAccessReason.BIRTH_DATE_REVIEW, review=review.public_id
     )
@@ -404,8 +408,6 @@ def decide_birth_date_review(staff: Member, public_id: str, *, approve: bool) ->
         review=review.public_id,
     )
     if approve:
-        from .guardians import transition_coming_of_age
-
         transition_coming_of_age()
     return review
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import cache
 
 from sqlalchemy import Table
+from sqlalchemy.dialects import postgresql, sqlite
 
 from ..extensions import db
 
@@ -18,10 +19,7 @@ def upsert(model, keys: tuple[str, ...]):
 
 @cache
 def _upsert(table: Table, keys: tuple[str, ...], dialect: str):
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = insert(table)
     return statement.on_conflict_do_update(
         index_elements=list(keys),

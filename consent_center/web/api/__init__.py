@@ -18,6 +18,16 @@ from flask.sessions import SessionInterface
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
+from ...database import share_database
+from ...extensions import babel, db
+from ...observability import name_endpoints
+from ...services.errors import DomainError
+from .. import inputs, security, transactions
+from ..errors import problem_response
+from ..i18n import browser_locale
+from .problems import problem
+from .views import bp
+
 API_PREFIX = "/api/v1"
 API_APP = "consent_center.api_app"
 
@@ -36,13 +46,6 @@ class NoSessions(SessionInterface):
 
 def create_api(site: Flask) -> Flask:
     """The API app, sharing `site`'s configuration, database and guards."""
-    from ...database import share_database
-    from ...extensions import babel
-    from ...observability import name_endpoints
-    from .. import inputs, security, transactions
-    from ..i18n import browser_locale
-    from .views import bp
-
     api = Flask(
         __name__,
         root_path=site.root_path,
@@ -52,7 +55,7 @@ def create_api(site: Flask) -> Flask:
     )
     api.config = site.config  # one configuration (tests change it in one place too)
     api.session_interface = NoSessions()
-    share_database(api, site)
+    share_database(db, api, site)
     # Problem documents in the language the client asks for (Accept-Language).
     babel.init_app(api, locale_selector=browser_locale)
     inputs.init_app(api)  # first: the converter must exist before any route is added
@@ -65,11 +68,6 @@ def create_api(site: Flask) -> Flask:
 
 
 def _register_errors(api: Flask) -> None:
-    from ...extensions import db
-    from ...services.errors import DomainError
-    from ..errors import problem_response
-    from .problems import problem
-
     @api.errorhandler(DomainError)
     def domain_problem(exc: DomainError):
         """A service's refusal (not found, bad query) as a problem document."""

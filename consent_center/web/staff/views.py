@@ -7,7 +7,9 @@ import csv
 import io
 from functools import wraps
 
+from babel.dates import get_timezone_name
 from flask import Blueprint, Response, abort, render_template, request
+from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 from sqlalchemy import select, text
@@ -57,9 +59,6 @@ def require_staff() -> None:
 def console_context() -> dict:
     """What every console page shows in words: the display time zone's name in the
     reader's language, and the labels of channels and roles (never their stored codes)."""
-    from babel.dates import get_timezone_name
-    from flask_babel import get_locale
-
     zone = display_zone()
     return {
         "display_zone_name": get_timezone_name(zone, locale=get_locale(), width="long"),
