@@ -43,7 +43,6 @@ MEMBER_AREAS = ("public", "auth", "member", "guardian", "gpc", "dev")
 NOT_PAGES = {
     "public.ledger_public_key": "a PEM key for verifiers",
     "gpc.gpc_json": "JSON for browsers (Global Privacy Control)",
-    "public.healthz": "a health check for the load balancer",
     "member.receipt_json": "a JSON download",
     "public.guardian_short": "a short link that redirects to the invitation",
     "public.guardian_confirm_short": "a short link that redirects to the confirmation",
@@ -59,6 +58,7 @@ GUARDIAN_EMAIL = "parent.lin@example.org"
 INVITED_GUARDIAN_EMAIL = "parent.wang@example.org"
 LEAVING_EMAIL = "leaving@example.org"
 ADMIN_EMAIL = "admin@example.org"
+REVIEW_EMAIL = "wang.fang@example.org"
 
 
 @dataclass(frozen=True)
@@ -88,6 +88,7 @@ class World:
     incident_id: str
     unsent_incident_id: str
     fan_out_id: str
+    review_id: str
 
 
 def _hash(token: str) -> str:
@@ -131,11 +132,13 @@ def build_world() -> World:
 
     from consent_center.extensions import db
     from consent_center.models import Member, PolicyVersion
+    from consent_center.models.policy import PolicyText
     from consent_center.services import guardians
     from consent_center.services.consents import set_consent
     from consent_center.services.deletion import request_deletion
     from consent_center.services.incidents import FIELDS, save_incident, send_incident
     from consent_center.services.localtime import local_day_start, local_today
+    from consent_center.services.members import ask_birth_date_review
     from consent_center.services.policies import save_draft
 
     def member(email: str) -> Member:
@@ -176,9 +179,20 @@ def build_world() -> World:
     policy = db.session.scalars(select(PolicyVersion)).one()
     draft = save_draft(
         staff,
-        title=policy.title,
-        body_md=policy.body_md + "\n\nWe keep sign-in records for 30 days.",
-        summary="We say how long we keep sign-in records.",
+        texts={
+            Locale.EN: PolicyText(
+                Locale.EN,
+                policy.title,
+                policy.body_md + "\n\nWe keep sign-in records for 30 days.",
+                "We say how long we keep sign-in records.",
+            ),
+            Locale.ZH: PolicyText(
+                Locale.ZH,
+                policy.title_zh,
+                policy.body_md_zh + "\n\n我们保存登录记录30天。",
+                "我们说明登录记录的保存期限。",
+            ),
+        },
         changed_purposes=(),
         effective_at=local_day_start(local_today() + timedelta(days=10)),
         config=current_app.config,
@@ -196,6 +210,10 @@ def build_world() -> World:
     sent = save_incident(staff, content=texts, audience=audience)
     fan_out = send_incident(staff, sent)
     unsent = save_incident(staff, content=texts, audience=audience)
+    corrected = _adult("Wang Fang", REVIEW_EMAIL, demo)
+    db.session.add(corrected)
+    db.session.flush()
+    review = ask_birth_date_review(corrected, date(local_today().year - 15, 1, 1))
     db.session.commit()
     return World(
         receipt_id=event.receipt_id,
@@ -208,6 +226,7 @@ def build_world() -> World:
         incident_id=sent.public_id,
         unsent_incident_id=unsent.public_id,
         fan_out_id=fan_out.public_id,
+        review_id=review.public_id,
     )
 
 
@@ -244,6 +263,7 @@ def _member_shots() -> list[Shot]:
         Shot("receipt", "member.receipt", "/me/receipts/{w.receipt_id}", me),
         Shot("messages", "member.notifications", "/me/notifications", me),
         Shot("profile", "member.profile", "/me/profile", me),
+        Shot("access-log", "member.access_log", "/me/access-log", me),
         Shot(
             "confirm-identity",
             "member.confirm_identity",
@@ -296,6 +316,13 @@ def _member_shots() -> list[Shot]:
         ),
         Shot("ward-export", "guardian.export_ward", ward + "/export", guardian, as_guardian),
         Shot(
+            "ward-access-log",
+            "guardian.ward_access_log",
+            ward + "/access-log",
+            guardian,
+            as_guardian,
+        ),
+        Shot(
             "ward-export-code",
             "guardian.export_ward",
             ward + "/export",
@@ -322,7 +349,20 @@ def _staff_shots() -> list[Shot]:
         Shot("staff-dashboard", "staff.dashboard", "/staff", staff),
         Shot("staff-dashboard-year", "staff.dashboard", "/staff?days=365", staff),
         Shot("staff-members", "staff.members", "/staff/members?q=lin", staff),
-        Shot("staff-member", "staff.member", "/staff/members/{w.member_id}", staff),
+        Shot("staff-member-reason", "staff.member", "/staff/members/{w.member_id}", staff),
+        Shot(
+            "staff-member",
+            "staff.member",
+            "/staff/members/{w.member_id}?reason=member_request",
+            staff,
+        ),
+        Shot("staff-birth-dates", "staff.birth_date_reviews", "/staff/birth-dates", staff),
+        Shot(
+            "staff-birth-date",
+            "staff.birth_date_review",
+            "/staff/birth-dates/{w.review_id}",
+            staff,
+        ),
         Shot("staff-deletions", "staff.deletions", "/staff/deletions", staff),
         Shot("staff-deletion", "staff.deletion", "/staff/deletions/{w.deletion_id}", staff),
         Shot("staff-fan-outs", "staff.fan_outs", "/staff/fan-outs", staff),
