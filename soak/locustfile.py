@@ -342,6 +342,10 @@ class Staff(SoakUser):
         page = self.get("/staff/policies/new", "staff: new draft")
         body = re.search(r"<textarea[^>]*name=\"body_md\"[^>]*>(.*?)</textarea>", page.text, re.S)
         text = _unescape(body.group(1)) if body else "Privacy policy"
+        body_zh = re.search(
+            r"<textarea[^>]*name=\"body_md_zh\"[^>]*>(.*?)</textarea>", page.text, re.S
+        )
+        text_zh = _unescape(body_zh.group(1)) if body_zh else "隐私政策"
         response = self.post(
             "/staff/policies/new",
             "staff: save draft",
@@ -350,6 +354,9 @@ class Staff(SoakUser):
                 "title": "Privacy policy",
                 "body_md": text + "\n\nWe now tell you about changes by email and SMS.\n",
                 "summary": "We now tell you about changes by email and SMS.",
+                "title_zh": "隐私政策",
+                "body_md_zh": text_zh + "\n\n我们现在通过电子邮件和短信告知您变更。\n",
+                "summary_zh": "我们现在通过电子邮件和短信告知您变更。",
                 "effective_on": (date.today() + timedelta(days=10)).isoformat(),
             },
         )

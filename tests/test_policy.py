@@ -188,7 +188,7 @@ def test_chinese_policy_pages_show_chinese_title_text_summaries_and_diff(client)
     assert "Coming soon" not in current
     listing = client.get("/policy/versions", headers=ZH).get_data(as_text=True)
     for summary in ("第一版", "新增趋势分析", "即将生效"):
-        assert f'<td lang="zh-Hans">{summary}</td>' in listing
+        assert f'lang="zh-Hans">{summary}</td>' in listing
     assert "Trends added" not in listing
     page = client.get("/policy/versions/2", headers=ZH).get_data(as_text=True)
     assert (
@@ -210,7 +210,7 @@ def test_a_version_without_chinese_is_shown_in_english_marked_as_english(client)
     assert '<div class="policy-body" lang="en">' in page
     assert '<div class="diff" lang="en">' in page
     listing = client.get("/policy/versions", headers=ZH).get_data(as_text=True)
-    assert '<td lang="en">Legacy</td>' in listing
+    assert 'lang="en">Legacy</td>' in listing
 
 
 def test_diff_compares_the_rendered_text_not_the_markdown():

@@ -96,7 +96,8 @@ def staff_pages(client, member) -> list[str]:
     return [
         "/staff",
         "/staff/members?q=li",
-        f"/staff/members/{member.public_id}",
+        f"/staff/members/{member.public_id}?reason=member_request",
+        "/staff/birth-dates",
         "/staff/deletions",
         f"/staff/deletions/{deletion}",
         "/staff/fan-outs",
@@ -136,14 +137,14 @@ def test_times_are_shown_in_the_display_time_zone(client, login_as, app, console
     db.session.commit()
     login_as(admin)
     page = client.get("/staff/deletions?status=received").get_data(as_text=True)
-    assert "Mar 2, 2026, 7:30:00" in page and "Mar 1, 2026, 11:30" not in page
+    assert "2 March 2026, 07:30" in page and "1 March 2026, 23:30" not in page
     assert "Times are in China Time." in page
     with client.session_transaction() as session:
         session["locale"] = "zh_Hans_CN"
     admin.locale = "zh_Hans_CN"
     db.session.commit()
     page = client.get("/staff/deletions?status=received").get_data(as_text=True)
-    assert "2026年3月2日 07:30:00" in page and "时间均为中国时间。" in page
+    assert "2026年3月2日 07:30" in page and "时间均为中国时间。" in page
 
 
 @pytest.mark.parametrize("days", SERIES_RANGES)
@@ -153,7 +154,7 @@ def test_chart_shows_the_period_chosen(client, login_as, console, days):
     page = client.get(f"/staff?days={days}").get_data(as_text=True)
     assert f"over the last {days} days" in page
     assert f'<option selected value="{days}">' in page
-    first = (TODAY - timedelta(days=days - 1)).strftime("%B %-d, %Y")
+    first = (TODAY - timedelta(days=days - 1)).strftime("%-d %B %Y")
     assert f"one point per day from {first} to" in page
     chart_rows = page.split('id="series-caption"', 1)[1].split("</table>", 1)[0]
     assert chart_rows.count("<tr>") == days + 1  # header row + one per day

@@ -7,8 +7,10 @@ CSRF token from before never carries over.
 from __future__ import annotations
 
 from flask import session
+from flask_babel import get_locale
 from flask_login import current_user, login_user, logout_user
 
+from ..domain import Locale
 from ..extensions import db, login_manager
 from ..models import Member
 from ..services import sessions as session_service
@@ -49,6 +51,9 @@ def end_session() -> None:
 
 
 def forget_session() -> None:
-    """Empty this browser's session (its server-side session has ended already)."""
+    """Empty this browser's session (its server-side session has ended already), keeping
+    only the language it was reading in, so what follows is said in that language."""
+    language = str(get_locale() or Locale.EN)
     logout_user()
     session.clear()
+    session["locale"] = language
