@@ -54,16 +54,43 @@ def outstanding(stack) -> int:
         ).fetchone()[0]
 
 
+def webhooks_owed(stack) -> set[str]:
+    """The event ids every active subscription is owed and its receiver has not had yet:
+    webhooks are the change feed, delivered by a cursor per subscription, so the outbox being
+    empty says nothing about them (a subscription leased by a killed worker waits for its
+    lease to end)."""
+    expected: set[str] = set()
+    with _connect(stack) as conn:
+        for added, kinds in conn.execute(
+            "SELECT created_at, events FROM webhook_subscription WHERE active"
+        ).fetchall():
+            if "consent.changed" in kinds.split(","):
+                expected |= {row[0] for row in conn.execute(
+                    "SELECT receipt_id FROM consent_event WHERE created_at >= %s", (added,)
+                )}  # fmt: skip
+            if "member.erased" in kinds.split(","):
+                expected |= {row[0] for row in conn.execute(
+                    "SELECT public_id FROM change_event WHERE type = 'member.erased'"
+                    " AND created_at >= %s", (added,)
+                )}  # fmt: skip
+    return expected
+
+
 def wait_for_drain(stack, seconds: float) -> float | None:
-    """Wait until nothing is pending or being sent; the time it happened, or None."""
+    """Wait until nothing is pending or being sent in the outbox and every webhook owed has
+    reached its receiver; the time it happened, or None."""
     deadline = time.time() + seconds
     last_report = 0.0
     while time.time() < deadline:
         left = outstanding(stack)
+        hooks = 0
         if left == 0:
-            return time.time()
+            received = {h["event_id"] for h in stack.control("GET", "/report")["webhooks"]}
+            hooks = len(webhooks_owed(stack) - received)
+            if hooks == 0:
+                return time.time()
         if time.time() - last_report > 15:
-            stack.log(f"  {left} messages still pending or being sent")
+            stack.log(f"  {left} messages still pending or being sent, {hooks} webhooks owed")
             last_report = time.time()
         time.sleep(1.0)
     return None
@@ -455,22 +482,9 @@ class Figures:
         hooks = self.report["webhooks"]
         ids = Counter(h["event_id"] for h in hooks)
         twice = sum(1 for n in ids.values() if n > 1)
-        # Webhooks are the change feed delivered by a cursor per subscription: every ledger
-        # event and erasure notice made after a subscription was added is owed to it once.
-        expected: set[str] = set()
-        with _connect(self.stack) as conn:
-            for added, kinds in conn.execute(
-                "SELECT created_at, events FROM webhook_subscription WHERE active"
-            ).fetchall():
-                if "consent.changed" in kinds.split(","):
-                    expected |= {row[0] for row in conn.execute(
-                        "SELECT receipt_id FROM consent_event WHERE created_at >= %s", (added,)
-                    )}  # fmt: skip
-                if "member.erased" in kinds.split(","):
-                    expected |= {row[0] for row in conn.execute(
-                        "SELECT public_id FROM change_event WHERE type = 'member.erased'"
-                        " AND created_at >= %s", (added,)
-                    )}  # fmt: skip
+        # Every ledger event and erasure notice made after a subscription was added is owed
+        # to it once (`webhooks_owed`).
+        expected = webhooks_owed(self.stack)
         missing, unexpected = expected - set(ids), set(ids) - expected
         self.line(
             "webhooks exactly once",
