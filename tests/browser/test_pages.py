@@ -213,7 +213,7 @@ def build_world() -> World:
     corrected = _adult("Wang Fang", REVIEW_EMAIL, demo)
     db.session.add(corrected)
     db.session.flush()
-    review = ask_birth_date_review(corrected, date(local_today().year - 15, 1, 1))
+    review = ask_birth_date_review(corrected, date(local_today().year - 10, 1, 1))
     db.session.commit()
     return World(
         receipt_id=event.receipt_id,
