@@ -189,6 +189,10 @@ def test_guardian_toggles_and_the_minor_sees_the_guardian_as_actor(family, clien
                     {"granted": "1"}, htmx=True)
     assert response.status_code == 200 and 'aria-checked="true"' in response.get_data(
         as_text=True)
+    # The guardian's switch says when it changed and offers no receipt (the child's own): no
+    # separator is left dangling after the time.
+    switch = response.get_data(as_text=True)
+    assert re.search(r'<p class="meta">\s*\S.*\d\s*</p>', switch, re.S) and "·" not in switch
     with nothing_written():
         response = post(guardian_client,
                         f"/guardian/wards/{minor.public_id}/consents/advertising",
