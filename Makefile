@@ -9,7 +9,7 @@ TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/consent_center_test
 export TEST_DATABASE_URL
 
 .PHONY: run test setup vendor translations messages lint bench browser-deps clean \
-	snapshots screenshots deploy-check soak
+	snapshots screenshots deploy-check soak systemd-deps
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -41,8 +41,12 @@ run: setup
 browser-deps:
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; }
 
+# systemd-analyze checks the unit files in deploy/systemd (tests/test_deploy.py).
+systemd-deps:
+	@command -v systemd-analyze >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd >/dev/null; }
+
 # The suite must leave the checkout as it found it (tree_state.py compares before and after).
-test: setup browser-deps
+test: setup browser-deps systemd-deps
 	$(PY) scripts/ensure_test_database.py
 	@state=$$(mktemp) && $(PY) scripts/tree_state.py > $$state \
 	  && $(PY) -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS) \
@@ -65,8 +69,7 @@ lint: setup
 # deploy/systemd through `systemd-analyze verify` (installs Debian's systemd if missing) and
 # gunicorn.conf.py through gunicorn's own check (docs/deploy.md). `make test` runs the same
 # checks wherever systemd-analyze is present.
-deploy-check: setup
-	@command -v systemd-analyze >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd >/dev/null; }
+deploy-check: setup systemd-deps
 	$(PY) -m pytest -n 0 -q tests/test_deploy.py
 
 bench: setup

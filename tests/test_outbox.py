@@ -329,14 +329,14 @@ def test_a_code_without_a_readable_sealed_message_is_never_sent(app, client, mem
     }
 
 
+# PostgreSQL only: `pg_terminate_backend` is how the database cuts a connection.
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
 def test_a_round_whose_database_connection_was_cut_does_not_end_the_worker(
     app, member, smtp, backend, monkeypatch
 ):
     """The soak found it: after `pg_terminate_backend` even the round's rollback raised, which
     ended the worker's main loop while its code lane kept the process alive, so nothing but
     codes was ever delivered again. The round must survive, and the next one deliver."""
-    if backend != "postgresql":
-        pytest.skip("pg_terminate_backend is PostgreSQL's")
     from consent_center.notify import worker as worker_module
     from consent_center.notify.delivery import claim_due
 
