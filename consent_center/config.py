@@ -8,6 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 from cryptography.exceptions import UnsupportedAlgorithm
+from wtforms.i18n import messages_path
 
 from .ledger_keys import parse_signing_key
 
@@ -226,7 +227,11 @@ class BaseConfig:
         # Dates and times are shown in this zone (stored in UTC).
         self.BABEL_DEFAULT_TIMEZONE = _str("DISPLAY_TIMEZONE", "Asia/Shanghai")
         self.HTMX_VERSION = _htmx_version()
-        self.BABEL_TRANSLATION_DIRECTORIES = str(PROJECT_ROOT / "translations")
+        # One catalogue per language for every text on a page: WTForms' own messages ("This
+        # field is required.") merged first, ours over them. Flask-Babel loads it once per
+        # process; the forms take it from there (web/forms.py `AppForm`).
+        self.BABEL_TRANSLATION_DIRECTORIES = f"{messages_path()};{PROJECT_ROOT / 'translations'}"
+        self.BABEL_DOMAIN = "wtforms;messages"
         self.DEV_MAILBOX = False
 
     def validate(self) -> None:

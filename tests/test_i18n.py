@@ -154,3 +154,62 @@ def test_a_members_stored_language_wins_over_the_cookie(client, member, login_as
     client.set_cookie("cc_locale", "zh_Hans_CN")
     login_as(member)  # English
     assert '<html lang="en">' in client.get("/me").get_data(as_text=True)
+
+
+def test_the_translator_gives_what_str_gives_for_every_inventory_text(app):
+    """/me translates the inventory's texts through one catalogue lookup
+    (`domain.text.translator`): each text, with its variables filled, reads exactly as
+    `str()` reads it, in both languages; every inventory text is a `Text`, so none takes
+    the slow road."""
+    from flask_babel import force_locale
+
+    from consent_center.domain import PURPOSES, SOURCE_LABELS
+    from consent_center.domain.text import Text, translator
+    from consent_center.models import DATA_INVENTORY
+
+    texts = [t for g in DATA_INVENTORY for t in (g.title, g.description)]
+    texts += [t for g in DATA_INVENTORY for f in g.fields for t in (f.label, f.retention, f.recipients)]
+    texts += [p.title for p in PURPOSES.values()] + list(SOURCE_LABELS.values())
+    assert all(isinstance(t, Text) for t in texts)
+    assert any(t.variables for t in texts)  # a retention rule naming a setting
+    with app.test_request_context("/"):
+        for locale in ("en", "zh_Hans_CN"):
+            with force_locale(locale):
+                translate = translator()
+                assert [translate(t) for t in texts] == [str(t) for t in texts]
+        with force_locale("zh_Hans_CN"):
+            assert translator()(SOURCE_LABELS["provided"]) != "You gave it"
+            assert translator()("plain") == "plain"
+
+
+def test_form_messages_come_from_the_pages_catalogue_in_its_language(app, monkeypatch):
+    """WTForms' own messages are in the page's catalogue (config `BABEL_DOMAIN`), read once
+    per process, not once per request as Flask-WTF's own translations are."""
+    from babel import support
+    from flask_babel import force_locale
+
+    from consent_center.web.member.forms import ProfileForm
+
+    data = {"name": "x" * 101, "birth_date": "not a date"}
+
+    def errors(locale):
+        with app.test_request_context("/", method="POST", data=data), force_locale(locale):
+            form = ProfileForm(meta={"csrf": False})
+            form.validate()
+            return form.errors
+
+    errors("en"), errors("zh_Hans_CN")  # each language's catalogue loaded once
+    loads = []
+    original = support.Translations.load
+    monkeypatch.setattr(
+        support.Translations, "load",
+        classmethod(lambda cls, *a, **k: loads.append(a) or original(*a, **k)),
+    )
+    english, chinese = errors("en"), errors("zh_Hans_CN")
+    assert english == {
+        "name": ["Field cannot be longer than 100 characters."],
+        "birth_date": ["Not a valid date value."],
+    }
+    assert chinese["name"] == ["字段长度不能超过 100 个字符。"]
+    assert chinese["birth_date"] == ["不是有效的日期值。"]
+    assert loads == []

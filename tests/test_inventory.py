@@ -9,7 +9,7 @@ from sqlalchemy import inspect, select
 
 from consent_center.domain import NOT_MEMBER_DATA, PURPOSES
 from consent_center.extensions import db
-from consent_center.models import DATA_INVENTORY
+from consent_center.models import DATA_INVENTORY, HELD_TABLES
 from tests.conftest import post
 
 
@@ -50,15 +50,40 @@ def test_inventory_names_only_real_columns_and_purposes():
 
 
 def test_me_shows_every_profile_field_with_purpose_source_retention(client, member, login_as):
+    """/me names every part of the data and lists the profile's fields with their values;
+    each other part's fields open from it (in place with htmx, else on their own page),
+    every field with why, where from, how long and with whom."""
     login_as(member)
     page = client.get("/me").get_data(as_text=True)
     assert member.email in page and member.name in page
     assert member.public_id not in page  # an internal number: listed, its value not shown
+    for f in HELD_TABLES["member"].fields:
+        assert escape(str(f.label)) in page, f.column
     for group in DATA_INVENTORY:
         assert escape(str(group.title)) in page
+        if group.table == "member":
+            continue
+        url = f"/me/data/{group.table}"
+        assert f'hx-get="{url}"' in page and f'href="{url}"' in page
+        full = client.get(url).get_data(as_text=True)
+        fragment = client.get(url, headers={"HX-Request": "true"})
+        assert "<html" in full and "<html" not in fragment.get_data(as_text=True)
+        assert "HX-Request" in fragment.headers["Vary"]
         for f in group.fields:
-            assert escape(str(f.label)) in page, f.column
+            assert escape(str(f.label)) in full, f.column
+            assert escape(str(f.label)) in fragment.get_data(as_text=True), f.column
     assert "You gave it" in page and "We recorded it" in page and "Not shared" in page
+
+
+def test_a_part_of_the_data_that_does_not_exist_is_not_found(client, member, login_as):
+    login_as(member)
+    for table in ("nope", "staff_role", "member_session_x", "x" * 300):
+        assert client.get(f"/me/data/{table}").status_code == 404
+    assert client.get("/me/data/%00").status_code == 400  # the inputs guard's
+    own = client.get("/me/data/member").get_data(as_text=True)
+    assert member.email in own and member.public_id not in own
+    stranger = client.application.test_client()
+    assert stranger.get("/me/data/notification").status_code == 302
 
 
 def test_export_holds_every_inventory_field(client, member, login_as, policy):

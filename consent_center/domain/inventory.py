@@ -12,10 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask_babel import lazy_gettext as _l
-
 from .purposes import SERVICE
 from .settings import CODE_RETENTION_HOURS, Setting
+from .text import _l
 
 PROVIDED = "provided"
 RECORDED = "recorded"

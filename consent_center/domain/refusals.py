@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from flask_babel import lazy_gettext as _l
+from .text import _l
 
 
 class RefusalGround(StrEnum):

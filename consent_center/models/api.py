@@ -5,12 +5,12 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from flask_babel import lazy_gettext as _l
 from sqlalchemy import ForeignKey, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..clock import utcnow
 from ..domain.inventory import KEPT_ANONYMISED, held, held_table
+from ..domain.text import _l
 from ..extensions import db
 from ..observability import current_request_id
 from .types import UTCDateTime

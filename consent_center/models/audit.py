@@ -9,12 +9,12 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from flask_babel import lazy_gettext as _l
 from sqlalchemy import JSON, ForeignKey, Index, Integer, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..clock import utcnow
 from ..domain.inventory import KEPT_ANONYMISED, held, held_table
+from ..domain.text import _l
 from ..extensions import db
 from ..ledger_keys import link_digest
 from .types import UTCDateTime

@@ -5,12 +5,12 @@ from __future__ import annotations
 import secrets
 from datetime import datetime
 
-from flask_babel import lazy_gettext as _l
 from sqlalchemy import ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..clock import utcnow
 from ..domain.inventory import CODE_KEPT, PROVIDED, SESSION_KEPT, held, held_table
+from ..domain.text import _l
 from ..extensions import db
 from .types import UTCDateTime
 

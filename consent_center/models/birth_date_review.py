@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from flask_babel import lazy_gettext as _l
 from sqlalchemy import Date, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..clock import utcnow
 from ..domain.inventory import PROVIDED, UNTIL_ERASED, held, held_table
+from ..domain.text import _l
 from ..extensions import db
 from .types import UTCDateTime, new_public_id
 

@@ -6,12 +6,12 @@ import json
 import uuid
 from datetime import datetime
 
-from flask_babel import lazy_gettext as _l
 from sqlalchemy import Boolean, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..clock import utcnow
 from ..domain.inventory import KEPT_ANONYMISED, OUR_SYSTEMS, PROVIDED, held, held_table
+from ..domain.text import _l
 from ..extensions import db
 from ..ledger_keys import link_digest
 from ..observability import current_request_id

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from flask_babel import lazy_gettext as _l
 from sqlalchemy import ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..clock import utcnow
 from ..domain.inventory import COMPLETION_NOTICE_KEPT, KEPT_ANONYMISED, PROVIDED, held, held_table
+from ..domain.text import _l
 from ..extensions import db
 from .types import UTCDateTime, new_public_id
 

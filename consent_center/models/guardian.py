@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from flask_babel import lazy_gettext as _l
 from sqlalchemy import ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -18,6 +17,7 @@ from ..domain.inventory import (
     held,
     held_table,
 )
+from ..domain.text import _l
 from ..extensions import db
 from .types import UTCDateTime, new_public_id
 

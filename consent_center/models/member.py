@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from flask_babel import lazy_gettext as _l
 from flask_login import UserMixin
 from sqlalchemy import Boolean, Date, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
@@ -34,6 +33,7 @@ from ..domain.inventory import (
     held,
     held_table,
 )
+from ..domain.text import _l
 from ..extensions import db
 from .types import UTCDateTime, new_public_id
 

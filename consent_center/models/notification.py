@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from flask_babel import lazy_gettext as _l
 from sqlalchemy import (
     ForeignKey,
     ForeignKeyConstraint,
@@ -27,6 +26,7 @@ from ..domain.inventory import (
     held,
     held_table,
 )
+from ..domain.text import _l
 from ..extensions import db
 from ..observability import current_request_id
 from .types import UTCDateTime, key_string, new_public_id

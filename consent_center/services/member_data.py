@@ -21,6 +21,7 @@ from ..domain import (
     SOURCE_LABELS,
     Locale,
 )
+from ..domain.text import translator
 from ..extensions import db
 from ..models import (
     DATA_INVENTORY,
@@ -35,7 +36,7 @@ from ..models.policy import PolicyText, for_reader
 from ..models.types import UTCDateTime
 from .audit import record_audit
 from .consents import ConsentView, consent_columns, consent_views
-from .errors import Invalid
+from .errors import Invalid, NotFound
 from .policies import in_force, notice_due_condition
 
 
@@ -56,7 +57,7 @@ class GroupView:
     title: str
     description: str
     count: int | None  # records held, for tables other than the profile
-    fields: list[FieldRow]
+    fields: list[FieldRow]  # all of a group shown on its own; only the profile's in an overview
 
 
 # Row counts per member-data table: (table, the column that names the member). The profile
@@ -65,16 +66,18 @@ _COUNTED = {
     g.table: g.owner for g in DATA_INVENTORY if g.table not in ("member", "consent_state")
 }
 
-def _inventory_groups() -> list[GroupView]:
-    """The inventory's groups in the reader's language, without member values. Many fields
-    share a text (a source, a recipient, a retention rule, the purposes' titles): each text
-    is translated once per call."""
+def _inventory_groups(groups=DATA_INVENTORY, fields_of=None) -> list[GroupView]:
+    """Inventory groups in the reader's language, without member values, each with its
+    fields if `fields_of` (default: all) names its table. Many fields share a text (a
+    source, a recipient, a retention rule, the purposes' titles): each text is translated
+    once per call, all through one catalogue lookup."""
+    translate = translator()
     texts: dict[int, str] = {}
 
     def text(value) -> str:
         found = texts.get(id(value))
         if found is None:
-            found = texts[id(value)] = str(value)
+            found = texts[id(value)] = translate(value)
         return found
 
     separator = gettext(", ")
@@ -86,9 +89,9 @@ def _inventory_groups() -> list[GroupView]:
                          separator.join(text(PURPOSES[p].title) for p in f.purposes),
                          text(SOURCE_LABELS[f.source]), text(f.retention), text(f.recipients))
                 for f in g.fields
-            ],
+            ] if fields_of is None or g.table in fields_of else [],
         )
-        for g in DATA_INVENTORY
+        for g in groups
     ]
 
 
@@ -125,21 +128,38 @@ def record_counts(member: Member) -> dict[str, int]:
 
 def inventory_view(member: Member, consent_count: int | None = None,
                    counts: dict[str, int] | None = None) -> list[GroupView]:
-    """Every inventory group with the member's values (profile) or record counts (others).
+    """Every inventory group: the profile's fields with the member's values, the others'
+    record counts (their fields are one `inventory_group` each).
 
     :param counts: the record counts, when the caller has them (else one query).
     """
     if counts is None:
         counts = record_counts(member)
     groups = []
-    for group in _inventory_groups():
+    for group in _inventory_groups(fields_of=("member",)):
         if group.table == "member":
-            fields = [replace(f, value=_display(member, f.column)) for f in group.fields]
-            groups.append(replace(group, fields=fields))
+            groups.append(_with_values(group, member))
         else:
             count = consent_count if group.table == "consent_state" else counts.get(group.table)
             groups.append(replace(group, count=count))
     return groups
+
+
+def inventory_group(member: Member, table: str) -> GroupView:
+    """One inventory group, every field with why we hold it (the profile's with the
+    member's values): the part of /me a member opens. Counts are /me's.
+
+    :raises NotFound: for a table that holds no member data.
+    """
+    if table not in HELD_TABLES:
+        raise NotFound(_l("We hold no such part of your data."))
+    (group,) = _inventory_groups((HELD_TABLES[table],))
+    return _with_values(group, member) if table == "member" else group
+
+
+def _with_values(group: GroupView, member: Member) -> GroupView:
+    values = [replace(f, value=_display(member, f.column)) for f in group.fields]
+    return replace(group, fields=values)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import current_app
+from flask_babel import get_translations
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms.validators import ValidationError
@@ -21,7 +22,12 @@ from ..services.validation import (
 
 class AppForm(FlaskForm):
     """The base of every form here: Flask-WTF's, whose WTForms messages ("This field is
-    required.") come in the page's language (Flask-Babel's locale)."""
+    required.") come in the page's language from the page's own catalogue (WTForms' messages
+    are merged into it: config `BABEL_DOMAIN`), not from a catalogue read per request."""
+
+    class Meta:
+        def get_translations(self, form):
+            return get_translations()
 
 
 def apply_field_errors(form: FlaskForm, field_errors: dict[str, list]) -> None:

@@ -385,3 +385,32 @@ def test_switch_thumb_stays_inside_its_track(page, axe_check, sign_in):
     rem = page.evaluate("() => parseFloat(getComputedStyle(document.documentElement).fontSize)")
     assert track["width"] == pytest.approx(3.2 * rem, abs=1)
     assert track["x"] <= thumb["x"] and thumb["x"] + thumb["width"] <= track["x"] + track["width"]
+
+
+def test_a_part_of_my_data_opens_in_place_with_its_every_field(page, nojs_page, axe_check, sign_in):
+    """Opening "Every field we keep for this, and why" fetches that part's fields into the
+    page (htmx, once); without JavaScript the same list opens on its own page."""
+    sign_in(page)
+    details = page.locator("#group-notification").locator("xpath=..").locator("details")
+    with page.expect_response(lambda r: urlsplit(r.url).path == "/me/data/notification") as info:
+        details.locator("summary").click()
+    assert info.value.request.headers.get("hx-request") == "true"
+    table = details.locator("table.data-table")
+    pw_expect(table).to_be_visible()
+    pw_expect(table.locator("tbody tr").first).to_be_visible()
+    axe_check(page)
+    details.locator("summary").click()  # closed and opened again: nothing fetched twice
+    fetched = []
+    page.on("request", lambda r: fetched.append(r.url) if "/me/data/" in r.url else None)
+    details.locator("summary").click()
+    pw_expect(table).to_be_visible()
+    assert fetched == []
+
+    sign_in(nojs_page)
+    fallback = nojs_page.locator("#group-notification").locator("xpath=..").locator("details")
+    fallback.locator("summary").click()
+    with nojs_page.expect_navigation():
+        fallback.get_by_role("link", name="See every field we keep for this, and why").click()
+    assert path_of(nojs_page) == "/me/data/notification"
+    axe_check(nojs_page)
+    pw_expect(nojs_page.locator("table.data-table tbody tr").first).to_be_visible()

@@ -259,6 +259,7 @@ def _member_shots() -> list[Shot]:
         Shot("sign-in", "auth.sign_in", "/sign-in"),
         Shot("enter-code", "auth.enter_code", "/sign-in/code", session=code_sent),
         Shot("me", "member.overview", "/me", me),
+        Shot("inventory-group", "member.inventory_group", "/me/data/notification", me),
         Shot("history", "member.history", "/me/history", me),
         Shot("receipt", "member.receipt", "/me/receipts/{w.receipt_id}", me),
         Shot("messages", "member.notifications", "/me/notifications", me),

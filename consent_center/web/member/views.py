@@ -101,6 +101,17 @@ def overview():
     )
 
 
+@bp.get("/data/<table>")
+@read_only
+def inventory_group(table: str):
+    """Every field of one part of your data and why we keep it; /me opens it in place."""
+    group = member_data.inventory_group(current_user, table)
+    return render_page_or_fragment(
+        "member/inventory_group.html", "member/_inventory_table.html",
+        group=group, bookkeeping=PROFILE_BOOKKEEPING,
+    )
+
+
 @bp.post("/guardian-choices/confirm")
 def confirm_guardian_choices():
     """Now of age: keep the choices your guardian made (change any with its switch)."""
