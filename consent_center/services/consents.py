@@ -10,7 +10,7 @@ from functools import cache
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -260,8 +260,9 @@ def set_consent(
         locale=locale,
     )
     event.hash = event.compute_hash()
-    db.session.add(event)
-    db.session.flush()
+    # The ledger is append-only: the event is one INSERT, not a unit-of-work flush (its
+    # defaults, such as the request id, are the table's).
+    event.id = db.session.scalar(_insert_event_statement(), _event_row(event))
     count_after_commit(db.session, CONSENT_CHANGES.labels(purpose, "yes" if granted else "no"))
     db.session.execute(
         upsert(ConsentState, ("member_id", "purpose")),
@@ -312,6 +313,20 @@ def _head_statement():
         Member.ledger_hash,
         current_policy_id(bindparam("now", type_=UTCDateTime())).label("policy_id"),
     ).where(Member.id == bindparam("member_id")).with_for_update(of=Member)
+
+
+@cache
+def _insert_event_statement():
+    return insert(ConsentEvent).returning(ConsentEvent.id)
+
+
+def _event_row(event: ConsentEvent) -> dict:
+    """The event's column values as set (unset ones take the table's defaults)."""
+    return {
+        column.key: value
+        for column in ConsentEvent.__table__.columns
+        if (value := getattr(event, column.key)) is not None
+    }
 
 
 @cache
