@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from flask import Flask, jsonify, render_template, request
 from flask_babel import lazy_gettext as _l
@@ -96,10 +97,19 @@ def init_app(app: Flask) -> None:
             with_retry_after(response)
         return response
 
+    register_unexpected(app, lambda: error_response(500))
+
+
+def register_unexpected(app: Flask, answer: Callable[[], object]) -> None:
+    """Any other exception (the site's and the API app's): the transaction is rolled back,
+    the error logged with its request, and the client gets `answer()`, a 500 that says
+    nothing of the cause. Tests see the exception itself unless they ask for the answer
+    (`PROPAGATE_UNEXPECTED`)."""
+
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):
         db.session.rollback()
         log.exception("unhandled error on %s %s", request.method, request.endpoint)
         if app.testing and app.config.get("PROPAGATE_UNEXPECTED", True):
             raise exc
-        return error_response(500)
+        return answer()

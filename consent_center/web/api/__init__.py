@@ -11,8 +11,6 @@ both apps (`create_app`).
 
 from __future__ import annotations
 
-import logging
-
 from flask import Flask, request
 from flask.sessions import SessionInterface
 from werkzeug.exceptions import HTTPException
@@ -23,15 +21,13 @@ from ...extensions import babel, db
 from ...observability import name_endpoints
 from ...services.errors import DomainError
 from .. import inputs, security, transactions
-from ..errors import problem_response
+from ..errors import problem_response, register_unexpected
 from ..i18n import browser_locale
 from .problems import problem
 from .views import bp
 
 API_PREFIX = "/api/v1"
 API_APP = "consent_center.api_app"
-
-log = logging.getLogger("consent_center.web")
 
 
 class NoSessions(SessionInterface):
@@ -87,13 +83,7 @@ def _register_errors(api: Flask) -> None:
             response.headers["Allow"] = ", ".join(exc.valid_methods)
         return response
 
-    @api.errorhandler(Exception)
-    def unexpected(exc: Exception):
-        db.session.rollback()
-        log.exception("unhandled error on %s %s", request.method, request.endpoint)
-        if api.testing and api.config.get("PROPAGATE_UNEXPECTED", True):
-            raise exc
-        return problem_response(500)
+    register_unexpected(api, lambda: problem_response(500))
 
 
 def mount_api(site: Flask) -> Flask:
