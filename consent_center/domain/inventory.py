@@ -305,7 +305,6 @@ NOT_MEMBER_DATA: dict[tuple[str, str], str] = {
     ("change_event", "id"): "internal row key (the change feed's order)",
     ("change_event", "public_id"): "random event id, no meaning",
     ("change_event", "member_id"): "internal row key",
-    ("notification", "order_key"): "delivery ordering, built from internal keys only",
     ("notification", "secret"): (
         "a code or link in transit, encrypted with a key outside the database; deleted once sent"
     ),

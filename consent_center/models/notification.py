@@ -104,14 +104,11 @@ class Notification(db.Model):
         # The staff lists of messages that gave up (few among many sent ones).
         Index("ix_notification_gave_up", "id",
               sqlite_where=text(GAVE_UP), postgresql_where=text(GAVE_UP)),
-        # Partial: most rows (a fan-out's, at insert) have neither, so a bulk enqueue skips
-        # maintaining these two indexes.
+        # Partial: most rows (a fan-out's, at insert) have none, so a bulk enqueue skips
+        # maintaining this index.
         Index("ix_notification_provider_id", "provider_id",
               sqlite_where=text("provider_id IS NOT NULL"),
               postgresql_where=text("provider_id IS NOT NULL")),
-        Index("ix_notification_order_key", "order_key",
-              sqlite_where=text("order_key IS NOT NULL"),
-              postgresql_where=text("order_key IS NOT NULL")),
         # One foreign key for both pointers of a fan-out row: its content must belong to its
         # fan-out, and `notification_content.fan_out_id` in turn references `fan_out`. One
         # check per inserted row instead of two; MATCH FULL: both set or both NULL.
@@ -185,9 +182,6 @@ class Notification(db.Model):
     provider_id: Mapped[str | None] = mapped_column(
         String(200), info=held(_l("Delivery reference"), retention=MESSAGE_CONTENT_KEPT)
     )
-    # Rows with the same key are delivered one at a time, in id order (webhooks: one
-    # subscription and member); NULL for messages that need no order.
-    order_key: Mapped[str | None] = mapped_column(String(80))
     last_error: Mapped[str | None] = mapped_column(
         String(500), info=held(_l("Last delivery problem"), retention=MESSAGE_CONTENT_KEPT)
     )
