@@ -84,7 +84,7 @@ def make_client(config) -> Client:
 
     The environment's proxy and CA settings (`HTTPS_PROXY`, `NO_PROXY`, `REQUESTS_CA_BUNDLE`)
     are read once, here: left to requests, every message would scan the whole environment
-    for them again, a quarter of a worker's time per SMS."""
+    for them again."""
     base_url = config["TWILIO_API_BASE_URL"].rstrip("/")
     http_client = TwilioHttpClient(timeout=config.get("TWILIO_TIMEOUT", 10))
     session = http_client.session
