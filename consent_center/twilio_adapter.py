@@ -80,13 +80,21 @@ def is_configured(config) -> bool:
 
 def make_client(config) -> Client:
     """A client for the configured account, with a timeout (the SDK has none by default)
-    and pointed at TWILIO_API_BASE_URL (a local stand-in in tests)."""
+    and pointed at TWILIO_API_BASE_URL (a local stand-in in tests).
+
+    The environment's proxy and CA settings (`HTTPS_PROXY`, `NO_PROXY`, `REQUESTS_CA_BUNDLE`)
+    are read once, here: left to requests, every message would scan the whole environment
+    for them again."""
+    base_url = config["TWILIO_API_BASE_URL"].rstrip("/")
+    http_client = TwilioHttpClient(timeout=config.get("TWILIO_TIMEOUT", 10))
+    session = http_client.session
+    settings = session.merge_environment_settings(base_url, {}, None, None, None)
+    session.proxies, session.verify = settings["proxies"], settings["verify"]
+    session.trust_env = False
     client = Client(
-        config["TWILIO_ACCOUNT_SID"],
-        config["TWILIO_AUTH_TOKEN"],
-        http_client=TwilioHttpClient(timeout=config.get("TWILIO_TIMEOUT", 10)),
+        config["TWILIO_ACCOUNT_SID"], config["TWILIO_AUTH_TOKEN"], http_client=http_client
     )
-    client.api.base_url = config["TWILIO_API_BASE_URL"].rstrip("/")
+    client.api.base_url = base_url
     return client
 
 

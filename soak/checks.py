@@ -481,15 +481,36 @@ class Figures:
     def webhooks(self) -> None:
         hooks = self.report["webhooks"]
         ids = Counter(h["event_id"] for h in hooks)
-        twice = sum(1 for n in ids.values() if n > 1)
+        first_at: dict[str, float] = {}
+        for h in hooks:
+            first_at[h["event_id"]] = min(h["at"], first_at.get(h["event_id"], h["at"]))
+        # A worker posts one event at a time and moves the subscription's cursor past it as
+        # soon as it is answered: killed (or its connection cut) between the two, it leaves
+        # that one event to be posted again after the lease, like a message in flight.
+        explained, twice = Counter(), 0
+        for event_id, n in ids.items():
+            if n > 1:
+                why = self._in_flight_at_fault("webhook", first_at[event_id]) if n == 2 else None
+                if why:
+                    explained[why] += 1
+                else:
+                    twice += 1
         # Every ledger event and erasure notice made after a subscription was added is owed
         # to it once (`webhooks_owed`).
         expected = webhooks_owed(self.stack)
         missing, unexpected = expected - set(ids), set(ids) - expected
+        self.summary["webhooks"] = {
+            "owed": len(expected),
+            "received": len(hooks),
+            "twice": twice,
+            "repeats_explained": dict(explained),
+            "missing": len(missing),
+        }
         self.line(
             "webhooks exactly once",
             f"{len(expected)} owed per the ledger, {len(hooks)} received, {len(ids)} distinct "
-            f"events, {twice} twice, {len(missing)} missing, {len(unexpected)} not in the ledger",
+            f"events, {twice} twice, {len(missing)} missing, {len(unexpected)} not in the ledger"
+            + "".join(f"; {n} posted again, {why}" for why, n in explained.items()),
             twice == 0 and not missing and not unexpected,
         )
         lags = [

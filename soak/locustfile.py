@@ -6,7 +6,10 @@ client's address in X-Forwarded-For (one made-up address per simulated person, s
 limits count people, not the load generator), X-Forwarded-Proto https and the public host.
 The balancer terminates TLS, so the session cookie (Secure in production) is sent to it: the
 client treats these plain-HTTP hops as the HTTPS they stand for. Redirects are followed by
-hand, each through the balancer again.
+hand, each through the balancer again. Like nginx in front of an upstream by default, the
+balancer opens a connection to the instance for each request (`Connection: close`): a kept-alive
+connection that the instance closes for idling just as the balancer sends on it would be
+a connection error of the balancer's making, which the real one avoids.
 
 Configuration comes from the environment the harness sets: SOAK_HOSTS (comma-separated base
 URLs), SOAK_CONTROL (the sinks' control API), SOAK_PUBLIC_HOST, SOAK_API_TOKEN,
@@ -86,6 +89,7 @@ class SoakUser(HttpUser):
                 "X-Forwarded-Proto": "https",
                 "X-Forwarded-Host": PUBLIC_HOST,
                 "User-Agent": "soak/1 (locust)",
+                "Connection": "close",
             }
         )
         self.csrf = None

@@ -61,8 +61,9 @@ def empty_schema(url: str) -> None:
         conn.execute("CREATE SCHEMA public")
 
 
-def seed_members(url: str, n: int) -> int:
-    """Insert `n` verified members in one INSERT ... SELECT; returns how many exist."""
+def seed_members(url: str, n: int, channels: tuple[str, ...] = ("email", "sms")) -> int:
+    """Insert `n` verified members in one INSERT ... SELECT, choosing policy notices on
+    `channels`; returns how many exist."""
     given = (
         "public_id, name, email, phone, birth_date, locale, role, status, email_verified_at,"
         " phone_verified_at, created_at, updated_at, notify_email, notify_sms,"
@@ -85,11 +86,19 @@ def seed_members(url: str, n: int) -> int:
                    date '1960-01-01' + (g * 37) %% 15000,
                    CASE WHEN g %% 3 = 0 THEN 'zh_Hans_CN' ELSE 'en' END,
                    'member', 'active', now() - interval '30 days', now() - interval '30 days',
-                   now() - interval '30 days', now() - interval '30 days', true, true,
-                   %(seen)s{extra_vals}
+                   now() - interval '30 days', now() - interval '30 days',
+                   %(by_email)s, %(by_sms)s, %(seen)s{extra_vals}
             FROM generate_series(1, %(n)s) AS g
             """,
-            {"n": n, "email": BULK_EMAIL, "phone": BULK_PHONE_BASE, "seen": seen, **extra},
+            {
+                "n": n,
+                "email": BULK_EMAIL,
+                "phone": BULK_PHONE_BASE,
+                "seen": seen,
+                "by_email": "email" in channels,
+                "by_sms": "sms" in channels,
+                **extra,
+            },
         )
         count = conn.execute("SELECT count(*) FROM member").fetchone()[0]
         conn.commit()
@@ -140,7 +149,9 @@ def grant_sample(app, n: int, seed: int = 7) -> int:
     return done
 
 
-def prepare(stack, members: int, *, webhook: str, staff_email: str) -> str:
+def prepare(
+    stack, members: int, *, webhook: str, staff_email: str, channels=("email", "sms")
+) -> str:
     """Everything the run needs in the database, through the app's services in this process
     (each is also a `flask` command: demo seed, staff add, api-token create, webhooks add):
     the company's policy, a staff account, the members, a sample of consents, a webhook
@@ -162,7 +173,7 @@ def prepare(stack, members: int, *, webhook: str, staff_email: str) -> str:
         add_staff(staff_email, role="staff")
         db.session.commit()
     started = time.time()
-    total = seed_members(stack.database_url, members)
+    total = seed_members(stack.database_url, members, channels)
     stack.log(f"seeded {members} members in {time.time() - started:.1f}s ({total} in all)")
     granted = grant_sample(app, min(500, members // 10))
     stack.log(f"{granted} consents given through set_consent (for the audience export)")

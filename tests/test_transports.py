@@ -133,3 +133,42 @@ def test_twilio_timeout_is_transient(app, twilio):
     result = list(TwilioTransport().send_each([outgoing("sms", "+8613800138000")]))[0]
     assert (result.ok, result.transient) == (False, True)
     twilio.wait_for_scripts()
+
+
+@pytest.mark.parametrize("bypassed", [False, True])
+def test_twilio_goes_through_the_proxy_the_environment_names(app, twilio, monkeypatch, bypassed):
+    # The stand-in plays the proxy: requests sends it the absolute URL of the API's host,
+    # which does not resolve, so the message arrives only if the proxy was used.
+    app.config["TWILIO_API_BASE_URL"] = "http://api.twilio.invalid"
+    monkeypatch.setenv("HTTP_PROXY", twilio.base_url)
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.setenv("NO_PROXY", "api.twilio.invalid" if bypassed else "")
+    results = list(
+        TwilioTransport().send_each(
+            [outgoing("sms", "+8613800138000", 1), outgoing("sms", "+8613800138001", 2)]
+        )
+    )
+    if bypassed:
+        assert [(r.ok, r.transient) for r in results] == [(False, True), (False, True)]
+        assert twilio.messages == []
+    else:
+        assert [r.ok for r in results] == [True, True]
+        assert [m["to"] for m in twilio.wait_for(2)] == ["+8613800138000", "+8613800138001"]
+
+
+def test_email_with_a_line_break_in_a_header_is_refused_unsent(app, smtp):
+    results = list(
+        SmtpTransport().send_each(
+            [
+                outgoing("email", "a@example.org", 1, subject="Hello\nBcc: x@example.org"),
+                outgoing("email", "b@example.org", 2, headers={"X-Note": "a\r\nBcc: x"}),
+                outgoing("email", "c@example.org", 3, subject="中文主题", html="<p>Hi</p>"),
+            ]
+        )
+    )
+    assert [(r.ok, r.transient) for r in results] == [(False, False), (False, False), (True, False)]
+    [received] = smtp.wait_for(1)
+    assert received.rcpt_tos == ["c@example.org"] and received.message["Subject"] == "中文主题"
+    assert received.message.get_body(("html",)).get_content() == "<p>Hi</p>"
+    assert received.message.get_body(("plain",)).get_content() == "Hi"
+    assert received.message["Message-ID"] == results[2].provider_id

@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.policy import default as default_policy
+from functools import cached_property
 from types import TracebackType
 from typing import Self
 
@@ -68,8 +69,7 @@ class ReceivedMessage:
         rcpt_tos: The envelope recipients that were accepted (``RCPT TO``), in order.
         data: The raw message bytes as received after ``DATA`` (line endings exactly as the
             client sent them; the terminating ``.`` line removed).
-        message: ``data`` parsed with ``email.policy.default`` after turning CRLF into LF,
-            so ``message.get_content()`` of a CRLF message ends in ``"\\n"``.
+        message: ``data`` parsed (see the property).
         mail_options: ESMTP options given with ``MAIL FROM`` (e.g. ``SIZE=...``).
         received_at: ``time.time()`` when the message was accepted.
     """
@@ -77,11 +77,20 @@ class ReceivedMessage:
     mail_from: str
     rcpt_tos: list[str]
     data: bytes
-    message: EmailMessage
     mail_options: list[str] = field(default_factory=list)
     received_at: float = 0.0
     tls: bool = False
     login: str | None = None
+
+    @cached_property
+    def message(self) -> EmailMessage:
+        """``data`` parsed with ``email.policy.default`` after turning CRLF into LF (so
+        ``message.get_content()`` of a CRLF message ends in ``"\\n"``), when first asked
+        for: parsing costs more than the SMTP exchange itself, and a sink that only counts
+        messages never asks."""
+        parsed = _PARSER.parsebytes(self.data.replace(b"\r\n", b"\n"))
+        assert isinstance(parsed, EmailMessage)
+        return parsed
 
 
 class _SinkHandler:
@@ -126,15 +135,12 @@ class _SinkHandler:
         raw = envelope.original_content or b""
         if isinstance(raw, str):  # only when decode_data=True, which the sink never sets
             raw = raw.encode("utf-8", errors="surrogateescape")
-        parsed = _PARSER.parsebytes(raw.replace(b"\r\n", b"\n"))
-        assert isinstance(parsed, EmailMessage)
         login = getattr(session.auth_data, "login", None) if session.authenticated else None
         self._sink._record(
             ReceivedMessage(
                 mail_from=envelope.mail_from or "",
                 rcpt_tos=list(envelope.rcpt_tos),
                 data=raw,
-                message=parsed,
                 mail_options=list(envelope.mail_options),
                 received_at=time.time(),
                 tls=session.ssl is not None,
@@ -419,7 +425,6 @@ class SmtpSink:
     def _count_connection(self) -> None:
         with self._cond:
             self._connections += 1
-
 
     def hold_after(self, n: int) -> None:
         """Accept `n` messages, then keep every further one waiting in ``DATA`` (and set
