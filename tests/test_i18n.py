@@ -168,7 +168,8 @@ def test_the_translator_gives_what_str_gives_for_every_inventory_text(app):
     from consent_center.models import DATA_INVENTORY
 
     texts = [t for g in DATA_INVENTORY for t in (g.title, g.description)]
-    texts += [t for g in DATA_INVENTORY for f in g.fields for t in (f.label, f.retention, f.recipients)]
+    fields = [f for g in DATA_INVENTORY for f in g.fields]
+    texts += [t for f in fields for t in (f.label, f.retention, f.recipients)]
     texts += [p.title for p in PURPOSES.values()] + list(SOURCE_LABELS.values())
     assert all(isinstance(t, Text) for t in texts)
     assert any(t.variables for t in texts)  # a retention rule naming a setting
