@@ -271,8 +271,10 @@ def main(argv=None) -> int:
             per_request = statements["n"] / args.requests
             trips = redis_trips["n"] / args.requests
             print(f"\n=== {name}: {wall:.2f} ms wall, {cpu:.2f} ms CPU, {per_request:.1f} SQL "
-                  f"statements and {trips:.1f} Redis round trips per request (unprofiled)")  # fmt: skip
-        profiler = cProfile.Profile(time.process_time if args.timer == "cpu" else time.perf_counter)
+                  f"statements and {trips:.1f} Redis round trips per request "
+                  "(unprofiled)")  # fmt: skip
+        clock = time.process_time if args.timer == "cpu" else time.perf_counter
+        profiler = cProfile.Profile(clock)
         with logs_to_devnull():
             profiler.enable()
             for _ in range(args.requests):
