@@ -36,8 +36,9 @@ forwarded_allow_ips = os.environ.get("GUNICORN_FORWARDED_ALLOW_IPS", "127.0.0.1"
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS") or "sync"
 # 2 x cores: a fourth worker runs while others wait on PostgreSQL or Redis.
 workers = _int("GUNICORN_WORKERS", 4)
-# Used by gthread workers only (GUNICORN_WORKER_CLASS=gthread).
-threads = _int("GUNICORN_THREADS", 4)
+# Threads per gthread worker (GUNICORN_WORKER_CLASS=gthread). Gunicorn runs a "sync" worker
+# with more than one thread as a gthread worker, so sync workers get exactly one.
+threads = _int("GUNICORN_THREADS", 4) if worker_class == "gthread" else 1
 # Seconds a kept-alive connection may idle (gthread and async workers; sync workers close
 # every connection after its response).
 keepalive = _int("GUNICORN_KEEPALIVE", 5)

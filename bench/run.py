@@ -72,11 +72,18 @@ TARGETS = {"me": 0.07, "toggle": 0.06}
 
 
 def server_settings() -> str:
-    """The gunicorn settings every server of this run gets, in words."""
+    """The gunicorn settings every server of this run gets, in words: the worker class that
+    gunicorn runs (a "sync" worker with threads > 1 runs as gthread)."""
+    from gunicorn.config import Config
+
     spec = runpy.run_path(str(GUNICORN_CONF))
-    threads = f" x {spec['threads']} threads" if spec["worker_class"] == "gthread" else ""
-    alive = f", keepalive {spec['keepalive']} s" if spec["worker_class"] != "sync" else ""
-    return f"{spec['worker_class']}, {spec['workers']} workers{threads}{alive}"
+    config = Config()
+    for name in ("worker_class", "workers", "threads", "keepalive"):
+        config.set(name, spec[name])
+    worker = config.worker_class_str
+    threads = f" x {config.threads} threads" if worker == "gthread" else ""
+    alive = f", keepalive {config.keepalive} s" if worker != "sync" else ""
+    return f"{worker}, {config.workers} workers{threads}{alive}"
 
 
 # --- processes --------------------------------------------------------------------------

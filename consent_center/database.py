@@ -9,6 +9,11 @@ ROLLBACK): a statement run a second time on a connection is prepared there
 database itself. On SQLite (one file, or one connection in memory for the tests) those
 requests switch the ordinary connection to autocommit instead.
 
+A read-only request on the read pool holds one connection from it (`read_connection`),
+checked out at its first statement and given back when the request ends: Core statements
+run on it without an ORM session (`services/sql.py:connection`; the API's consents are one
+such statement), and the session, if the request uses one, is bound to the same connection.
+
 The API (`web/api`) is a Flask app of its own, mounted beside the site; it uses the site's
 engines and read pool (`share_database`), so a process has one set of connection pools.
 """
@@ -17,18 +22,21 @@ from __future__ import annotations
 
 from flask import Flask, current_app, g, has_app_context
 from flask_sqlalchemy.session import Session as FlaskSession
-from sqlalchemy import Engine, create_engine, make_url
+from sqlalchemy import Connection, Engine, create_engine, make_url
 
 READ_ENGINE = "consent_center.read_engine"
+# The read-only request's connection from the read pool (on `g`).
+READ_CONNECTION = "_cc_read_connection"
 # psycopg prepares a statement on a connection once it has run this many times there.
 READ_PREPARE_THRESHOLD = 1
 
 
 class AppSession(FlaskSession):
-    """Flask-SQLAlchemy's session; a read-only request's statements go to the read pool."""
+    """Flask-SQLAlchemy's session; a read-only request's statements go to its connection
+    from the read pool."""
 
     def get_bind(self, mapper=None, clause=None, bind=None, **kwargs):
-        return super().get_bind(mapper, clause, bind or read_engine(), **kwargs)
+        return super().get_bind(mapper, clause, bind or read_connection(), **kwargs)
 
 
 def read_engine() -> Engine | None:
@@ -38,12 +46,35 @@ def read_engine() -> Engine | None:
     return None
 
 
+def read_connection() -> Connection | None:
+    """This read-only request's connection from the read pool (None when the request is not
+    read-only or the database has no read pool): one per request, in autocommit."""
+    connection = g.get(READ_CONNECTION) if has_app_context() else None
+    if connection is None:
+        engine = read_engine()
+        if engine is None:
+            return None
+        connection = engine.connect()
+        setattr(g, READ_CONNECTION, connection)
+    return connection
+
+
+def give_back_read_connection(_error=None) -> None:
+    """Return the request's read connection to the pool (after the session has closed)."""
+    connection = g.pop(READ_CONNECTION, None)
+    if connection is not None:
+        connection.close()
+
+
 def init_read_engine(app: Flask) -> bool:
     """Create the app's read pool where the database has one (PostgreSQL), unless the app
     shares another's (`share_database`).
 
     :returns: whether the app has one.
     """
+    # Last of all teardowns (they run in reverse order): after the session let go of it.
+    if give_back_read_connection not in app.teardown_appcontext_funcs:
+        app.teardown_appcontext_funcs.insert(0, give_back_read_connection)
     if READ_ENGINE in app.extensions:
         return True
     url = make_url(app.config.get("DATABASE_READ_URL") or app.config["SQLALCHEMY_DATABASE_URI"])

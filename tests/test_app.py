@@ -273,7 +273,8 @@ def test_read_only_views_run_without_a_transaction_and_refuse_orm_writes(app):
         sqlite = db.engine.dialect.name == "sqlite"
         autocommit = raw.isolation_level is None if sqlite else raw.autocommit
         # On PostgreSQL the statements go to the read pool (autocommit for life).
-        pool = "read" if db.session.get_bind() is fresh.extensions.get(READ_ENGINE) else "main"
+        read_pool = fresh.extensions.get(READ_ENGINE)
+        pool = "read" if db.session.get_bind().engine is read_pool else "main"
         return {"read_only": g.read_only, "autocommit": autocommit, "pool": pool}
 
     @fresh.get("/_probe/write")

@@ -21,8 +21,11 @@ def settings(monkeypatch, **env) -> dict:
     config = Config()  # each value is one gunicorn accepts
     for name in ("bind", "worker_class", "workers", "threads", "keepalive", "accesslog"):
         config.set(name, values[name])
-    return {name: values[name] for name in ("bind", "worker_class", "workers", "threads",
-                                            "keepalive", "accesslog")}  # fmt: skip
+    chosen = {name: values[name] for name in ("bind", "worker_class", "workers", "threads",
+                                              "keepalive", "accesslog")}  # fmt: skip
+    # The worker gunicorn actually runs: a "sync" worker with threads > 1 would be gthread.
+    assert config.worker_class_str == chosen["worker_class"]
+    return chosen
 
 
 def test_the_measured_defaults_and_no_access_log(monkeypatch):
@@ -30,10 +33,14 @@ def test_the_measured_defaults_and_no_access_log(monkeypatch):
         "bind": "127.0.0.1:8000",
         "worker_class": "sync",
         "workers": 4,
-        "threads": 4,
+        "threads": 1,
         "keepalive": 5,
         "accesslog": None,
     }
+
+
+def test_sync_workers_have_one_thread_whatever_the_environment_says(monkeypatch):
+    assert settings(monkeypatch, GUNICORN_THREADS="8")["threads"] == 1
 
 
 def test_the_environment_binds_and_overrides(monkeypatch):

@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import make_url, select, text
+from flask import has_request_context
+from sqlalchemy import event, make_url, select, text
+from sqlalchemy.orm import Session
 
 from consent_center import create_app
 from consent_center.database import READ_ENGINE, READ_PREPARE_THRESHOLD, dispose_read_engine
@@ -12,6 +14,7 @@ from consent_center.extensions import db
 from consent_center.models import Member
 from consent_center.web.api import api_app
 from tests.conftest import make_member
+from tests.support.api import bearer, grant, make_token
 
 
 def test_the_read_pool_prepares_a_statement_that_runs_again(app, backend):
@@ -29,6 +32,48 @@ def test_the_read_pool_prepares_a_statement_that_runs_again(app, backend):
             text("SELECT statement FROM pg_prepared_statements")
         ).scalars().all()
     assert any("member.name" in sql for sql in prepared), prepared
+
+
+def test_a_read_only_request_holds_one_read_connection_and_the_api_makes_no_session(
+    app, client, member, policy, login_as, backend
+):
+    """On the read pool a read-only request checks out one connection and gives it back when
+    it ends: /me's session (the signed-in member) and its overview query share it, and the
+    API's consents (one Core statement) make no ORM session at all."""
+    if backend != "postgresql":
+        return
+    pool = app.extensions[READ_ENGINE].pool
+    token = make_token("consents:read")
+    grant(member, "advertising")
+    consents = f"/api/v1/members/{member.public_id}/consents"
+    assert client.get(consents, headers=bearer(token)).status_code == 200  # notes the token's use
+    login_as(member)
+    counts = {"checkout": 0, "checkin": 0, "session": 0}
+
+    def counter(name):
+        def count(*_args):
+            counts[name] += 1
+
+        return count
+
+    def new_session(_session, transaction):
+        if transaction.parent is None and has_request_context():  # not the test's own
+            counts["session"] += 1
+
+    listeners = [(pool, "checkout", counter("checkout")), (pool, "checkin", counter("checkin")),
+                 (Session, "after_transaction_create", new_session)]  # fmt: skip
+    for target, name, listener in listeners:
+        event.listen(target, name, listener)
+    try:
+        assert client.get(consents, headers=bearer(token)).status_code == 200
+        assert counts == {"checkout": 1, "checkin": 1, "session": 0}
+        counts.update(checkout=0, checkin=0, session=0)
+        assert client.get("/me").status_code == 200
+        assert (counts["checkout"], counts["checkin"]) == (1, 1)
+        assert counts["session"] >= 1
+    finally:
+        for target, name, listener in listeners:
+            event.remove(target, name, listener)
 
 
 def test_the_read_pool_connects_to_database_read_url(app, backend):

@@ -18,6 +18,7 @@ from sqlalchemy import bindparam, select, update
 from ..clock import utcnow
 from ..extensions import db
 from ..models import ApiToken
+from . import sql
 from .audit import record_audit
 from .errors import Conflict, Invalid, NotFound
 
@@ -41,10 +42,9 @@ class IssuedToken:
 
 @dataclass(frozen=True)
 class AuthenticatedToken:
-    """The token a request presented, as plain values."""
+    """The token a request presented, as plain values (what admitting it needs)."""
 
     id: int
-    name: str
     scopes: frozenset[str]
     last_used_at: datetime | None
 
@@ -133,18 +133,18 @@ def authenticate_api_token(token: str) -> AuthenticatedToken | None:
         return None
     # Core, not the ORM: this runs on every API request, and plain rows are all it needs.
     row = (
-        db.session.connection()
+        sql.connection()
         .execute(_live_token_statement(), {"token_hash": hash_token(token)})
         .first()
     )
     if row is None:
         return None
-    return AuthenticatedToken(row.id, row.name, parse_stored_scopes(row.scopes), row.last_used_at)
+    return AuthenticatedToken(row.id, parse_stored_scopes(row.scopes), row.last_used_at)
 
 
 @cache
 def _live_token_statement():
-    return select(ApiToken.id, ApiToken.name, ApiToken.scopes, ApiToken.last_used_at).where(
+    return select(ApiToken.id, ApiToken.scopes, ApiToken.last_used_at).where(
         ApiToken.token_hash == bindparam("token_hash"), ApiToken.revoked_at.is_(None)
     )
 

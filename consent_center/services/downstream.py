@@ -24,6 +24,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     func,
+    literal_column,
     or_,
     select,
     true,
@@ -36,6 +37,7 @@ from ..clock import utcnow
 from ..domain import OPTIONAL_PURPOSES, MemberStatus
 from ..extensions import db
 from ..models import ApiToken, ChangeEvent, ConsentEvent, ConsentState, Member, PolicyVersion
+from . import sql
 from .api_tokens import AuthenticatedToken, hash_token, is_token, parse_stored_scopes
 from .audit import lock_member
 from .errors import Invalid, NotFound
@@ -99,7 +101,7 @@ def read_member_consents(token: str, public_id: str, now: datetime | None = None
         "now": now,
         "cutoff": minor_cutoff(now.date(), _member_consents_key()[0]),
     }
-    rows = db.session.connection().execute(token_and_consents_statement(), params).all()
+    rows = sql.connection().execute(token_and_consents_statement(), params).all()
     return _consents_answer(rows)
 
 
@@ -109,7 +111,7 @@ def _consents_answer(rows: Sequence) -> ConsentsAnswer:
         return ConsentsAnswer(None, None)
     first = rows[0]
     found = AuthenticatedToken(
-        first.token_id, first.token_name, parse_stored_scopes(first.scopes), first.last_used_at
+        first.token_id, parse_stored_scopes(first.scopes), first.last_used_at
     )
     if first.member_id is None:
         return ConsentsAnswer(found, None)
@@ -185,7 +187,6 @@ def token_and_consents_statement() -> Select:
         statement = (
             select(
                 ApiToken.id.label("token_id"),
-                ApiToken.name.label("token_name"),
                 ApiToken.scopes,
                 ApiToken.last_used_at,
                 *consents.c,
@@ -198,7 +199,9 @@ def token_and_consents_statement() -> Select:
 
 
 def _bind_the_moment(statement: Select, cutoff: date) -> Select:
-    """Replace the stand-in time and minor cut-off with the parameters `now` and `cutoff`."""
+    """Replace the stand-in time and minor cut-off with the parameters `now` and `cutoff`,
+    and write the rule's constants (statuses, purposes, patterns) into the SQL: an execution
+    then sends only what changes per request (the token, the member, the moment)."""
 
     def replace(element):
         if isinstance(element, BindParameter):
@@ -206,9 +209,21 @@ def _bind_the_moment(statement: Select, cutoff: date) -> Select:
                 return bindparam("now", type_=element.type)
             if element.value == cutoff:
                 return bindparam("cutoff", type_=element.type)
+            return _sql_literal(element)
         return None
 
     return replacement_traverse(statement, {}, replace)
+
+
+def _sql_literal(bind: BindParameter):
+    """A constant text or whole number as an SQL literal (standard SQL, every dialect);
+    anything else stays a parameter."""
+    value = bind.value
+    if isinstance(value, str):
+        return literal_column("'" + str.replace(value, "'", "''") + "'", bind.type)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return literal_column(str(int(value)), bind.type)
+    return None
 
 
 # --- Audiences ---------------------------------------------------------------------------

@@ -34,6 +34,7 @@ from ..models import (
 )
 from ..models.policy import PolicyText, for_reader
 from ..models.types import UTCDateTime
+from . import sql
 from .audit import record_audit
 from .consents import ConsentView, consent_columns, consent_views
 from .errors import Invalid, NotFound
@@ -247,7 +248,7 @@ def _overview_statement():
 def member_overview(member: Member) -> MemberOverview:
     """What /me shows: consents, the inventory with values and counts, the policy in force
     and any pending notice. One query."""
-    rows = db.session.connection().execute(
+    rows = sql.connection().execute(
         _overview_statement(),
         {
             "member_id": member.id,

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from functools import cache
 
-from sqlalchemy import Table
+from sqlalchemy import Connection, Table
 from sqlalchemy.dialects import postgresql, sqlite
 
+from ..database import read_connection
 from ..extensions import db
+
+
+def connection() -> Connection:
+    """The connection a Core statement runs on: a read-only request's own connection from
+    the read pool (no ORM session is made for it), else the session's."""
+    return read_connection() or db.session.connection()
 
 
 def upsert(model, keys: tuple[str, ...]):
