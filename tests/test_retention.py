@@ -312,7 +312,11 @@ def test_the_member_pages_state_the_configured_limits(app, client, login_as, req
     app.config["LEDGER_RETENTION_YEARS"] = 5
     member = make_member()
     login_as(member)
-    page = client.get("/me").get_data(as_text=True)
+    # Each part of the data states its retention in its field list (opened from /me).
+    page = "".join(
+        client.get(f"/me/data/{table}").get_data(as_text=True)
+        for table in ("notification", "consent_event", "one_time_code")
+    )
     assert "Deleted 45 days after the message was sent" in page
     assert "5 years after the erasure it is deleted" in page
     assert "Deleted by our daily clean-up once 24 hours have passed since it expired" in page
@@ -320,7 +324,10 @@ def test_the_member_pages_state_the_configured_limits(app, client, login_as, req
     assert "5 years after the erasure we delete these too" in page
     member.locale = "zh_Hans_CN"
     db.session.commit()
-    page = client.get("/me").get_data(as_text=True)
+    page = "".join(
+        client.get(f"/me/data/{table}").get_data(as_text=True)
+        for table in ("notification", "consent_event")
+    )
     assert "在消息发送（或放弃发送）45天后删除" in page
     assert "删除数据5年后" in page
     assert "删除数据5年后，我们也会删除上述记录" in client.get("/me/delete").get_data(as_text=True)
