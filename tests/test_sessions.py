@@ -232,3 +232,22 @@ def test_the_staff_add_command_demoting_an_admin_signs_them_out(client, runner, 
     result = runner.invoke(args=["staff", "add", "boss@example.org", "--role", "staff"])
     assert result.exit_code == 0, result.output
     assert signed_out(client, "/staff") and sessions_of(admin) == 0
+
+
+def test_an_htmx_request_after_the_session_ended_loads_the_sign_in_page_whole(client):
+    """A part fetched or a switch pressed after the session ended must not put the sign-in
+    page inside the part: htmx is told to load it whole, and to come back to the page."""
+    page = client.get("/me/data/notification")
+    assert page.status_code == 302 and "/sign-in?next=" in page.headers["Location"]
+    part = client.get(
+        "/me/data/notification",
+        headers={"HX-Request": "true", "HX-Current-URL": "http://localhost/me?x=1"},
+    )
+    assert part.status_code == 401 and part.get_data() == b""
+    assert part.headers["HX-Redirect"] == "/sign-in?next=%2Fme%3Fx%3D1"
+    elsewhere = client.get(
+        "/me/data/notification",
+        headers={"HX-Request": "true", "HX-Current-URL": "https://evil.example//x"},
+    )
+    assert elsewhere.headers["HX-Redirect"].startswith("/sign-in")
+    assert "evil" not in elsewhere.headers["HX-Redirect"]

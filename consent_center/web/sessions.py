@@ -6,14 +6,17 @@ CSRF token from before never carries over.
 
 from __future__ import annotations
 
-from flask import session
+from urllib.parse import urlsplit
+
+from flask import make_response, redirect, request, session
 from flask_babel import get_locale
-from flask_login import current_user, login_user, logout_user
+from flask_login import current_user, login_url, login_user, logout_user
 
 from ..domain import Locale
 from ..extensions import db, login_manager
 from ..models import Member
 from ..services import sessions as session_service
+from .htmx import wants_fragment
 
 
 @login_manager.user_loader
@@ -23,6 +26,21 @@ def load_member(key: str) -> Member | None:
     if member is not None:
         member.session_key = key
     return member
+
+
+@login_manager.unauthorized_handler
+def sign_in_first():
+    """Not signed in (or the session ended): to the sign-in page, then back. An htmx request
+    would put the sign-in page inside the part it swaps, so it is told to load the sign-in
+    page whole (`HX-Redirect`), to come back to the page the member was on."""
+    if not wants_fragment():
+        return redirect(login_url(login_manager.login_view, next_url=request.url))
+    page = urlsplit(request.headers.get("HX-Current-URL", ""))
+    back_to = page.path + (f"?{page.query}" if page.query else "") if page.path else None
+    response = make_response("", 401)
+    response.headers["HX-Redirect"] = login_url(login_manager.login_view, next_url=back_to)
+    response.vary.add("HX-Request")
+    return response
 
 
 def begin_session(member: Member) -> None:
