@@ -12,8 +12,10 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 import holidays
+from babel import Locale as BabelLocale
+from babel.dates import DateTimePattern, parse_pattern
 from flask import current_app
-from flask_babel import format_date, format_datetime, get_locale
+from flask_babel import get_locale
 
 from ..clock import utcnow
 
@@ -118,17 +120,33 @@ _SHORT_DAY_PATTERNS = {"en": "d MMM", "zh": "M月d日"}  # axis labels, where th
 _MOMENT_PATTERNS = {"en": "d MMMM y, HH:mm", "zh": "y年M月d日 HH:mm"}
 
 
-def _pattern(patterns: dict[str, str]) -> str:
-    return patterns.get(str(get_locale() or "en")[:2], patterns["en"])
+@lru_cache(maxsize=32)
+def _compiled(pattern: str, locale: str) -> tuple[DateTimePattern, BabelLocale]:
+    # Parsed once per pattern and language: a page shows a dozen dates, and Flask-Babel's
+    # formatters look up the locale, the time zone and the pattern again for each.
+    return parse_pattern(pattern), BabelLocale.parse(locale)
+
+
+def _format(patterns: dict[str, str], value: date | datetime) -> str:
+    locale = str(get_locale() or "en")
+    pattern, babel_locale = _compiled(patterns.get(locale[:2], patterns["en"]), locale)
+    return pattern.apply(value, babel_locale)
+
+
+def _displayed(value: datetime) -> datetime:
+    """`value` in the display time zone (a naive value is UTC, as the database holds it)."""
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(display_zone())
 
 
 def format_day(value: date | datetime, style: str = "long") -> str:
     """A day in the language in force (a datetime is first moved to the display time zone):
     "10 January 2027", "2027年1月10日"; `style="short"` drops the year ("10 Jan")."""
-    return format_date(value, _pattern(_SHORT_DAY_PATTERNS if style == "short" else _DAY_PATTERNS))
+    if isinstance(value, datetime):
+        value = _displayed(value).date()
+    return _format(_SHORT_DAY_PATTERNS if style == "short" else _DAY_PATTERNS, value)
 
 
 def format_moment(value: datetime) -> str:
     """A moment in the display time zone and the language in force: "10 January 2027, 14:05",
     "2027年1月10日 14:05"."""
-    return format_datetime(value, _pattern(_MOMENT_PATTERNS))
+    return _format(_MOMENT_PATTERNS, _displayed(value))
