@@ -51,3 +51,23 @@ def test_no_template_picks_its_own_date_format():
         for argument in re.findall(r"\|format_date(?:time)?\(([^)]*)\)", text):
             assert argument == '"short"' and path.parts[-2] == "staff", (path, argument)
         assert "strftime" not in text, path
+
+
+def test_a_moment_reads_the_same_whatever_zone_it_arrives_in(app):
+    # The database's values are UTC, sometimes naive (SQLite): each is the same instant.
+    from datetime import timedelta, timezone
+
+    new_york = JAN_10.astimezone(timezone(timedelta(hours=-5)))
+    with app.test_request_context(), force_locale("en"):
+        assert format_moment(JAN_10.replace(tzinfo=None)) == "10 January 2027, 14:05"
+        assert format_moment(new_york) == "10 January 2027, 14:05"
+        assert format_day(new_york) == "10 January 2027"
+
+
+def test_dates_follow_the_locale_forced_inside_a_request(app):
+    # A message in the member's language, rendered while a page in another is served.
+    with app.test_request_context(), force_locale("en"):
+        assert format_moment(JAN_10) == "10 January 2027, 14:05"
+        with force_locale("zh_Hans_CN"):
+            assert format_moment(JAN_10) == "2027年1月10日 14:05"
+        assert format_day(JAN_10) == "10 January 2027"

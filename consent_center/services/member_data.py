@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, datetime
 from functools import cache
 
@@ -67,11 +67,13 @@ _COUNTED = {
     g.table: g.owner for g in DATA_INVENTORY if g.table not in ("member", "consent_state")
 }
 
-def _inventory_groups(groups=DATA_INVENTORY, fields_of=None) -> list[GroupView]:
-    """Inventory groups in the reader's language, without member values, each with its
-    fields if `fields_of` (default: all) names its table. Many fields share a text (a
-    source, a recipient, a retention rule, the purposes' titles): each text is translated
-    once per call, all through one catalogue lookup."""
+def _inventory_groups(groups=DATA_INVENTORY, fields_of=None, member: Member | None = None,
+                      counts: dict[str, int | None] | None = None) -> list[GroupView]:
+    """Inventory groups in the reader's language, each with its fields if `fields_of`
+    (default: all) names its table, the profile's fields with `member`'s values, and each
+    group's record count from `counts`. Many fields share a text (a source, a recipient, a
+    retention rule, the purposes' titles): each text is translated once per call, all
+    through one catalogue lookup."""
     translate = translator()
     texts: dict[int, str] = {}
 
@@ -82,11 +84,13 @@ def _inventory_groups(groups=DATA_INVENTORY, fields_of=None) -> list[GroupView]:
         return found
 
     separator = gettext(", ")
+    counts = counts or {}
     return [
         GroupView(
-            g.table, text(g.title), text(g.description), None,
+            g.table, text(g.title), text(g.description), counts.get(g.table),
             [
-                FieldRow(f.column, text(f.label), None,
+                FieldRow(f.column, text(f.label),
+                         _display(member, f.column) if member and g.table == "member" else None,
                          separator.join(text(PURPOSES[p].title) for p in f.purposes),
                          text(SOURCE_LABELS[f.source]), text(f.retention), text(f.recipients))
                 for f in g.fields
@@ -136,14 +140,9 @@ def inventory_view(member: Member, consent_count: int | None = None,
     """
     if counts is None:
         counts = record_counts(member)
-    groups = []
-    for group in _inventory_groups(fields_of=("member",)):
-        if group.table == "member":
-            groups.append(_with_values(group, member))
-        else:
-            count = consent_count if group.table == "consent_state" else counts.get(group.table)
-            groups.append(replace(group, count=count))
-    return groups
+    return _inventory_groups(
+        fields_of=("member",), member=member, counts={**counts, "consent_state": consent_count}
+    )
 
 
 def inventory_group(member: Member, table: str) -> GroupView:
@@ -154,13 +153,8 @@ def inventory_group(member: Member, table: str) -> GroupView:
     """
     if table not in HELD_TABLES:
         raise NotFound(_l("We hold no such part of your data."))
-    (group,) = _inventory_groups((HELD_TABLES[table],))
-    return _with_values(group, member) if table == "member" else group
-
-
-def _with_values(group: GroupView, member: Member) -> GroupView:
-    values = [replace(f, value=_display(member, f.column)) for f in group.fields]
-    return replace(group, fields=values)
+    (group,) = _inventory_groups((HELD_TABLES[table],), member=member)
+    return group
 
 
 @dataclass(frozen=True)
