@@ -9,6 +9,11 @@ target is from what is possible at all on this machine:
 * `consents_bare`: no Flask at all: a hand-written WSGI function that counts the request in
   Redis, runs the API's real consents query (the token and the member, compiled from
   `services/downstream.py`) and writes the JSON document;
+* `consents_stack`: the API's consents request on the stack issue 16 prescribes and nothing
+  else: Flask (no hooks, session, CSRF, logging or metrics), the rate-limit counter through
+  `limits` (Flask-Limiter's storage and strategy), the app's real statement executed by
+  SQLAlchemy Core on a pool like the read pool (autocommit, psycopg preparing it), and the
+  answer by `jsonify`;
 * `toggle_sql`: Flask, the consent toggle's own SQL in one transaction on psycopg (the member,
   its lock, the chain tails, the event, the state upsert, the change event, the webhook
   subscriptions, the audit entry, the switch's view), with no session, CSRF, ORM or template.
@@ -28,7 +33,7 @@ from datetime import UTC, date, datetime
 
 import psycopg
 import redis
-from flask import Flask, request
+from flask import Flask, jsonify, request
 
 DB_URL = os.environ.get("FLOOR_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("FLOOR_REDIS_URL", "redis://127.0.0.1:6379/14")
@@ -102,8 +107,10 @@ def consents_bare(environ, start_response):
     age = _state["minor_age"]
     params = dict(constants, token_hash=token_hash, public_id=member_id, now=now)
     params["cutoff"] = date(now.year - age, now.month, min(now.day, 28))
-    rows = _db().execute(sql, params, prepare=True).fetchall()
-    if not rows or rows[0][4] is None:
+    cursor = _db().execute(sql, params, prepare=True)
+    names = [column.name for column in cursor.description]
+    rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    if not rows or rows[0]["member_id"] is None:
         start_response("404 Not Found", [("Content-Type", "application/json")])
         return [b"{}"]
     body = json.dumps(
@@ -111,15 +118,15 @@ def consents_bare(environ, start_response):
             "member_id": member_id,
             "consents": [
                 {
-                    "purpose": r[5],
-                    "state": "granted" if r[6] else "withdrawn",
-                    "policy_version": r[8],
-                    "changed_at": r[7].isoformat() if r[7] else None,
-                    "usable_now": bool(r[9]),
-                    "needs_reconsent": bool(r[10]),
+                    "purpose": r["purpose"],
+                    "state": "granted" if r["granted"] else "withdrawn",
+                    "policy_version": r["number"],
+                    "changed_at": r["updated_at"].isoformat() if r["updated_at"] else None,
+                    "usable_now": bool(r["usable"]),
+                    "needs_reconsent": bool(r["stale"]),
                 }
                 for r in rows
-                if r[5] is not None
+                if r["purpose"] is not None
             ],
         }
     ).encode()
@@ -127,6 +134,89 @@ def consents_bare(environ, start_response):
         "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
     )
     return [body]
+
+
+consents_stack = Flask("consents_stack")
+
+
+def _stack() -> dict:
+    if "stack" not in _state:
+        from limits import parse
+        from limits.storage import storage_from_string
+        from limits.strategies import FixedWindowRateLimiter
+        from sqlalchemy import create_engine
+
+        os.environ["DATABASE_URL"] = DB_URL
+        from consent_center import create_app
+        from consent_center.services import downstream
+
+        app = create_app("production")
+        with app.app_context():
+            statement = downstream.token_and_consents_statement()
+        engine = create_engine(
+            DB_URL.replace("postgresql://", "postgresql+psycopg://"),
+            isolation_level="AUTOCOMMIT", pool_reset_on_return=None,
+            connect_args={"prepare_threshold": 1},
+        )
+        _state["stack"] = {
+            "statement": statement, "engine": engine, "minor_age": app.config["MINOR_AGE"],
+            "limiter": FixedWindowRateLimiter(storage_from_string(REDIS_URL)),
+            "limit": parse("1000000000 per minute"),
+        }
+    return _state["stack"]
+
+
+@consents_stack.get("/api/v1/members/<member_id>/consents")
+def _consents_stack(member_id: str):
+    stack = _stack()
+    token = request.headers.get("Authorization", "").partition(" ")[2]
+    token_hash = hashlib.sha256(token.encode()).hexdigest()
+    if not stack["limiter"].hit(stack["limit"], "api", token_hash[:32]):
+        return {"title": "Too many requests"}, 429
+    return _stack_answer(stack, member_id, token_hash)
+
+
+# The same with the counter as one Redis INCR (and EXPIRE on a window's first hit) instead of
+# `limits`: how much of the stack's cost is the limiter library.
+consents_stack_incr = Flask("consents_stack_incr")
+
+
+@consents_stack_incr.get("/api/v1/members/<member_id>/consents")
+def _consents_stack_incr(member_id: str):
+    stack = _stack()
+    token = request.headers.get("Authorization", "").partition(" ")[2]
+    token_hash = hashlib.sha256(token.encode()).hexdigest()
+    _count(token_hash[:32])
+    return _stack_answer(stack, member_id, token_hash)
+
+
+def _stack_answer(stack: dict, member_id: str, token_hash: str):
+    now = datetime.now(UTC)
+    cutoff = date(now.year - stack["minor_age"], now.month, min(now.day, 28))
+    with stack["engine"].connect() as connection:
+        rows = connection.execute(
+            stack["statement"],
+            {"token_hash": token_hash, "public_id": member_id, "now": now, "cutoff": cutoff},
+        ).all()
+    if not rows or rows[0].member_id is None:
+        return {}, 404
+    return jsonify(
+        {
+            "member_id": member_id,
+            "consents": [
+                {
+                    "purpose": r.purpose,
+                    "state": "granted" if r.granted else "withdrawn",
+                    "policy_version": r.number,
+                    "changed_at": r.updated_at.isoformat() if r.updated_at else None,
+                    "usable_now": bool(r.usable),
+                    "needs_reconsent": bool(r.stale),
+                }
+                for r in rows
+                if r.purpose is not None
+            ],
+        }
+    )
 
 
 toggle_sql = Flask("toggle_sql")

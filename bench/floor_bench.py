@@ -5,10 +5,12 @@
 `run.py` and `api_bench.py` measure the app against a Flask hello world. This measures, in
 the same way and in one run, apps that do only the least work each request must do
 (`bench/floor_apps.py`): one `SELECT 1`; that plus a Redis counter; the API's consents
-request written without Flask; the consent toggle's SQL in one transaction without session,
+request written without Flask, and on Flask, `limits` and SQLAlchemy Core alone (the stack
+issue 16 prescribes); the consent toggle's SQL in one transaction without session,
 CSRF, ORM or template. Hello world runs before and after, and each floor prints
 `bench floor_<name> <requests/s> p99=<ms> ratio=<r>` against their mean, next to the target
-of the request it stands for. A target above its floor cannot be met by tuning the app:
+of the request it stands for; the app's own consents request is measured in the same run.
+A target above its floor cannot be met by tuning the app:
 only by doing less work per request than the floor does.
 
 Uses the `consent_center_bench` database (built as `run.py` builds it, then dropped) and
@@ -38,9 +40,13 @@ FLOORS = [
     ("floor_select1_redis", "floor_apps:select1_redis", "hello.lua", "/",
      "an API request (+ rate limit)", None),
     ("floor_consents", "floor_apps:consents_bare", "api_consents.lua", None,
-     "GET /api/v1/members/{id}/consents", 0.35),
+     "GET /api/v1/members/{id}/consents", 0.30),
+    ("floor_consents_stack", "floor_apps:consents_stack", "api_consents.lua", None,
+     "the same on Flask, limits and SQLAlchemy Core", 0.30),
+    ("floor_consents_stack_incr", "floor_apps:consents_stack_incr", "api_consents.lua", None,
+     "the same with a Redis INCR instead of limits", 0.30),
     ("floor_toggle", "floor_apps:toggle_sql", "floor_toggle.lua", None,
-     "POST /me/consents/<purpose>", 0.20),
+     "POST /me/consents/<purpose>", 0.06),
 ]  # fmt: skip
 
 
@@ -105,6 +111,16 @@ def main(argv=None) -> int:
                 floors[name] = harness.measure(name, server, args, members, "/", script=script)
             finally:
                 harness.stop(server.proc)
+        # The app itself in the same run, beside the floors of its API request.
+        app_env = dict(env, API_RATE_LIMIT="1000000000 per minute")
+        server = harness.start_server(
+            "app", "wsgi:app", harness.ROOT, app_env, args.workers, "/healthz", logs
+        )
+        try:
+            app_consents = harness.measure("app_consents", server, args, members, "/",
+                                           script="api_consents.lua")  # fmt: skip
+        finally:
+            harness.stop(server.proc)
         hellos.append(hello())
     finally:
         harness.stop_all()
@@ -122,6 +138,10 @@ def main(argv=None) -> int:
         note = f" (target of that request: >= {target:.2f})" if target else ""
         harness.log(f"{name}: {stands_for}, at most {ratio:.2f} of hello world{note}")
         print(f"bench {name} {result.rps:.1f} p99={result.p99_ms:.2f} ratio={ratio:.2f}")
+    ratio = app_consents.rps / baseline
+    harness.log(f"app_consents: the app's GET /api/v1/members/{{id}}/consents, {ratio:.2f}")
+    print(f"bench app_consents {app_consents.rps:.1f} p99={app_consents.p99_ms:.2f} "
+          f"ratio={ratio:.2f}")  # fmt: skip
     return 0
 
 
