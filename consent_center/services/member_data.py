@@ -85,12 +85,15 @@ def _inventory_groups(groups=DATA_INVENTORY, fields_of=None, member: Member | No
 
     separator = gettext(", ")
     counts = counts or {}
+
+    def value(table: str, column: str) -> object:
+        return _display(member, column) if member is not None and table == "member" else None
+
     return [
         GroupView(
             g.table, text(g.title), text(g.description), counts.get(g.table),
             [
-                FieldRow(f.column, text(f.label),
-                         _display(member, f.column) if member and g.table == "member" else None,
+                FieldRow(f.column, text(f.label), value(g.table, f.column),
                          separator.join(text(PURPOSES[p].title) for p in f.purposes),
                          text(SOURCE_LABELS[f.source]), text(f.retention), text(f.recipients))
                 for f in g.fields
