@@ -3,10 +3,10 @@ this file by itself from the working directory). docs/deploy.md has the topology
 
 Chosen by measurement on the 2-core machine with wrk, a client that keeps its connections
 alive whenever the server lets it (bench/README.md, "Gunicorn settings", has the runs):
-sync workers served hello world, `/me` and the toggle faster than gthread workers with
-keep-alive, because on two cores a request here is CPU work, and a gthread worker adds its
-poller, thread hand-off and the GIL shared by its threads to every request, where a sync
-worker only pays a new TCP connection on the same host. Behind a buffering proxy (the usual
+sync workers served `/me` and the toggle with the throughput of gthread workers with
+keep-alive and a p99 1.7-2.7x lower, because on two cores a request here is CPU work, and a
+gthread worker adds its poller, thread hand-off and the GIL shared by its threads to every
+request, where a sync worker only pays a new TCP connection on the same host. Behind a buffering proxy (the usual
 deployment) the proxy holds the clients' connections, which is what sync workers assume.
 
 Each setting can be overridden from the environment (the bench does, to compare).
