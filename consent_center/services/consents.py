@@ -325,12 +325,10 @@ def _insert_event_statement():
 
 
 def _event_row(event: ConsentEvent) -> dict:
-    """The event's column values as set (unset ones take the table's defaults)."""
-    return {
-        column.key: value
-        for column in ConsentEvent.__table__.columns
-        if (value := getattr(event, column.key)) is not None
-    }
+    """The event's column values as set, None included (it is hashed as None); columns never
+    set take the table's defaults, as a unit-of-work INSERT would give them."""
+    given = vars(event)
+    return {c.key: given[c.key] for c in ConsentEvent.__table__.columns if c.key in given}
 
 
 @cache
