@@ -74,7 +74,7 @@ deploy-check: setup systemd-deps
 
 bench: setup
 	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
-	$(PY) bench/run.py $(BENCH_ARGS)
+	$(PY) bench/run.py --rounds 3 $(BENCH_ARGS)
 	$(PY) bench/outbox_bench.py
 	$(PY) bench/api_bench.py
 	$(PY) bench/dashboard_bench.py

@@ -16,7 +16,11 @@ target is from what is possible at all on this machine:
   answer by `jsonify`;
 * `toggle_sql`: Flask, the consent toggle's own SQL in one transaction on psycopg (the member,
   its lock, the chain tails, the event, the state upsert, the change event, the webhook
-  subscriptions, the audit entry, the switch's view), with no session, CSRF, ORM or template.
+  subscriptions, the audit entry, the switch's view), with no session, CSRF, ORM or template;
+* `me_page`: `GET /me`, the page itself: the app's factory, view, query and templates on
+  Flask, Flask-Login (the member loaded through the ORM), Flask-Babel and Flask-WTF, with
+  every layer the app adds around a request taken away (the request observer, the guards,
+  the security headers; see `_me_page_app`).
 
 Served by gunicorn from `bench/` (`floor_apps:select1` and so on) with `FLOOR_DATABASE_URL`
 and `FLOOR_REDIS_URL` set by the harness. Never part of the product.
@@ -278,3 +282,36 @@ def _toggle(purpose: str):
         )
         view = [(purpose, granted, now)]
     return f'<div class="switch">{purpose} {granted} {len(view)}</div>'
+
+
+# --- /me ---------------------------------------------------------------------------------
+# The page itself on the stack, with none of the app's own layers: the app's factory builds it
+# (Flask, Flask-Login loading the member through the ORM by the session's key, Flask-Babel,
+# Flask-WTF's token, Flask-SQLAlchemy, the read pool), the view is the app's own (one service
+# call, one query, the app's templates), and what the app adds around every request is taken
+# away: the request observer (request id, metrics, access log) and the API's mount, the
+# before-request guards (body size, unreadable input, CSRF, GPC), the after-request hooks
+# (security headers and CSP, Flask-Limiter's headers, Flask-Login's remember cookie) and the
+# teardown hooks. Kept: the member pages' own rule (signed in, not awaiting a guardian) and the
+# read-only start (a read-only page runs without a transaction: less work, not more).
+_PAGE_HOOKS_KEPT = ("consent_center.web.transactions", "consent_center.web.member.views")
+
+
+def _me_page_app() -> Flask:
+    from consent_center import create_app
+
+    app = create_app("production")
+    app.__dict__.pop("wsgi_app", None)  # Flask's own wsgi_app, no middleware around it
+    app.before_request_funcs = {
+        scope: [f for f in hooks if getattr(f, "__module__", "") in _PAGE_HOOKS_KEPT]
+        for scope, hooks in app.before_request_funcs.items()
+    }
+    app.after_request_funcs = {}
+    app.teardown_request_funcs = {}
+    return app
+
+
+def me_page(environ, start_response):
+    if "me_page" not in _state:
+        _state["me_page"] = _me_page_app()
+    return _state["me_page"].wsgi_app(environ, start_response)

@@ -1,6 +1,6 @@
 """Floors: how far each target is from what this machine can do at all.
 
-    .venv/bin/python bench/floor_bench.py [--duration 10] [--members 2000]
+    .venv/bin/python bench/floor_bench.py [--duration 10] [--members 2000] [--only NAME,...]
 
 `run.py` and `api_bench.py` measure the app against a Flask hello world. This measures, in
 the same way and in one run, apps that do only the least work each request must do
@@ -33,21 +33,29 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import run as harness  # noqa: E402  (bench/run.py)
 
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
-# (scenario, app in floor_apps, wrk script, path to check, what it stands for, its target)
+# (scenario, app in floor_apps, wrk script, path to check, what it stands for, its target,
+#  the app's own request it is measured beside)
 FLOORS = [
     ("floor_select1", "floor_apps:select1", "hello.lua", "/",
-     "any page that reads the database", None),
+     "any page that reads the database", None, None),
     ("floor_select1_redis", "floor_apps:select1_redis", "hello.lua", "/",
-     "an API request (+ rate limit)", None),
+     "an API request (+ rate limit)", None, None),
     ("floor_consents", "floor_apps:consents_bare", "api_consents.lua", None,
-     "GET /api/v1/members/{id}/consents", 0.30),
+     "GET /api/v1/members/{id}/consents", 0.30, "app_consents"),
     ("floor_consents_stack", "floor_apps:consents_stack", "api_consents.lua", None,
-     "the same on Flask, limits and SQLAlchemy Core", 0.30),
+     "the same on Flask, limits and SQLAlchemy Core", 0.30, "app_consents"),
     ("floor_consents_stack_incr", "floor_apps:consents_stack_incr", "api_consents.lua", None,
-     "the same with a Redis INCR instead of limits", 0.30),
+     "the same with a Redis INCR instead of limits", 0.30, "app_consents"),
     ("floor_toggle", "floor_apps:toggle_sql", "floor_toggle.lua", None,
-     "POST /me/consents/<purpose>", 0.06),
+     "POST /me/consents/<purpose>", 0.06, None),
+    ("floor_me_page", "floor_apps:me_page", "me.lua", "/healthz",
+     "GET /me: the page itself, none of the app's own layers", 0.07, "app_me"),
 ]  # fmt: skip
+# The app's own requests, measured in the same run beside their floors: name -> wrk script.
+APP_REQUESTS = {"app_consents": "api_consents.lua", "app_me": "me.lua"}
+# Scripts that sign in with the members' session cookies (bench/run.py's members file); the
+# others read the API token from the third column of a members file of their own.
+SESSION_SCRIPTS = ("me.lua",)
 
 
 def parse_args(argv=None):
@@ -58,7 +66,15 @@ def parse_args(argv=None):
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=harness.WRK_THREADS)
     parser.add_argument("--workers", type=int, default=harness.GUNICORN_WORKERS)
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--only", type=lambda text: text.split(","), default=None, metavar="NAME[,NAME]",
+        help="only these floors (e.g. floor_me_page), with the app's requests they stand for",
+    )
+    args = parser.parse_args(argv)
+    unknown = set(args.only or ()) - {f[0] for f in FLOORS}
+    if unknown:
+        parser.error(f"no such floor: {', '.join(sorted(unknown))}")
+    return args
 
 
 def main(argv=None) -> int:
@@ -67,8 +83,9 @@ def main(argv=None) -> int:
     logs.mkdir(parents=True, exist_ok=True)
     env = harness.app_env(secrets.token_hex(32))
     floor_env = dict(env, FLOOR_DATABASE_URL=harness.DB_URL, FLOOR_REDIS_URL=REDIS_URL)
+    floors_run = [f for f in FLOORS if args.only is None or f[0] in args.only]
     tmp = Path(tempfile.mkdtemp(prefix="cc-floor-"))
-    members = tmp / "members.tsv"
+    sessions, tokens = tmp / "sessions.tsv", tmp / "tokens.tsv"
     try:
         harness.log(f"database {harness.DB_NAME}: create, migrate, seed {args.members} members")
         harness.create_database()
@@ -84,10 +101,12 @@ def main(argv=None) -> int:
             "consents:read",
         )  # fmt: skip
         token = re.search(r"^(cc_\S+)$", created.stdout, re.M).group(1)
-        harness.write_credentials(app, members)
-        # The member files' third column is the token the consents floor sends.
-        ids = [line.split("\t")[0] for line in members.read_text().splitlines()]
-        members.write_text("".join(f"{i}\tx\t{token}\n" for i in ids))
+        harness.write_credentials(app, sessions)
+        ids = [line.split("\t")[0] for line in sessions.read_text().splitlines()]
+        tokens.write_text("".join(f"{i}\tx\t{token}\n" for i in ids))
+
+        def creds(script: str) -> Path:
+            return sessions if script in SESSION_SCRIPTS else tokens
 
         def hello() -> harness.WrkResult:
             server = harness.start_server(
@@ -100,7 +119,7 @@ def main(argv=None) -> int:
 
         hellos = [hello()]
         floors = {}
-        for name, spec, script, health, _stands_for, _target in FLOORS:
+        for name, spec, script, health, _stands_for, _target, _app_request in floors_run:
             if health:
                 server = harness.start_server(
                     name, spec, harness.BENCH, floor_env, args.workers, health, logs
@@ -108,23 +127,29 @@ def main(argv=None) -> int:
             else:
                 server = _start_without_health(name, spec, floor_env, args, logs)
             try:
-                floors[name] = harness.measure(name, server, args, members, "/", script=script)
+                floors[name] = harness.measure(
+                    name, server, args, creds(script), "/", script=script
+                )
             finally:
                 harness.stop(server.proc)
-        # The app itself in the same run, beside the floors of its API request.
+        # The app itself in the same run, beside the floors of its requests.
         app_env = dict(env, API_RATE_LIMIT="1000000000 per minute")
-        server = harness.start_server(
-            "app", "wsgi:app", harness.ROOT, app_env, args.workers, "/healthz", logs
-        )
-        try:
-            app_consents = harness.measure("app_consents", server, args, members, "/",
-                                           script="api_consents.lua")  # fmt: skip
-        finally:
-            harness.stop(server.proc)
+        apps = {}
+        for name in dict.fromkeys(f[6] for f in floors_run if f[6]):
+            server = harness.start_server(
+                "app", "wsgi:app", harness.ROOT, app_env, args.workers, "/healthz", logs
+            )
+            try:
+                script = APP_REQUESTS[name]
+                apps[name] = harness.measure(name, server, args, creds(script), "/",
+                                             script=script)  # fmt: skip
+            finally:
+                harness.stop(server.proc)
         hellos.append(hello())
     finally:
         harness.stop_all()
-        members.unlink(missing_ok=True)
+        sessions.unlink(missing_ok=True)
+        tokens.unlink(missing_ok=True)
         tmp.rmdir()
         _drop_database()
     baseline = statistics.mean(h.rps for h in hellos)
@@ -132,16 +157,16 @@ def main(argv=None) -> int:
         f"hello runs: {' / '.join(f'{h.rps:.1f}' for h in hellos)} req/s; baseline = their mean"
     )
     print(f"bench hello {baseline:.1f} p99={max(h.p99_ms for h in hellos):.2f} ratio=1.00")
-    for name, _spec, _script, _health, stands_for, target in FLOORS:
+    for name, _spec, _script, _health, stands_for, target, _app_request in floors_run:
         result = floors[name]
         ratio = result.rps / baseline
         note = f" (target of that request: >= {target:.2f})" if target else ""
         harness.log(f"{name}: {stands_for}, at most {ratio:.2f} of hello world{note}")
         print(f"bench {name} {result.rps:.1f} p99={result.p99_ms:.2f} ratio={ratio:.2f}")
-    ratio = app_consents.rps / baseline
-    harness.log(f"app_consents: the app's GET /api/v1/members/{{id}}/consents, {ratio:.2f}")
-    print(f"bench app_consents {app_consents.rps:.1f} p99={app_consents.p99_ms:.2f} "
-          f"ratio={ratio:.2f}")  # fmt: skip
+    for name, result in apps.items():
+        ratio = result.rps / baseline
+        harness.log(f"{name}: the app's own request ({APP_REQUESTS[name]}), {ratio:.2f}")
+        print(f"bench {name} {result.rps:.1f} p99={result.p99_ms:.2f} ratio={ratio:.2f}")
     return 0
 
 

@@ -886,6 +886,12 @@ def parse_args(argv=None):
         help="members whose history is written through set_consent",
     )
     parser.add_argument("--seed", type=int, default=20261125, help="seed for the member data")
+    parser.add_argument(
+        "--rounds", type=int, default=1,
+        help="measure the app's scenarios this many times, hello world before and after each"
+        " round; each round's ratio is against the hello runs around it, and the figure is the"
+        " median round",
+    )  # fmt: skip
     parser.add_argument("--keep-db", action="store_true", help="leave the bench database")
     parser.add_argument(
         "--tune", action="store_true", help="only measure hello world for several worker counts"
@@ -903,6 +909,56 @@ def apply_server_options(args) -> None:
     ):
         if value:
             os.environ[name] = str(value)
+
+
+def measure_app_round(args, app_env_, creds, logs, app_scenarios, results, checks, failures,
+                      *, first: bool) -> None:
+    """One round of the app's scenarios on a fresh server: `/me`, then the toggle, whose
+    measured run must have written one consent event per completed request, with the ledger
+    and the state still agreeing after it."""
+    server = start_server("app", "wsgi:app", args.root.resolve(), app_env_, None, "/healthz", logs)
+    try:
+        if first:
+            preflight(server, creds)
+        if "me" in app_scenarios:
+            results.setdefault("me", []).append(measure("me", server, args, creds, "/me"))
+        if "toggle" in app_scenarios:
+            # Count only the measured run's writes: the warm-up writes too.
+            def remember_count() -> None:
+                checks["_events_before"] = settled_count("consent_event")
+
+            results.setdefault("toggle", []).append(
+                measure(
+                    "toggle", server, args, creds, "/me/consents/advertising",
+                    before=remember_count,
+                )  # fmt: skip
+            )
+    finally:
+        stop(server.proc)  # graceful: requests in flight finish before the counts
+    if "toggle" not in app_scenarios:
+        return
+    added = count_rows("consent_event") - checks.pop("_events_before")
+    done_ = results["toggle"][-1].requests
+    # wrk stops counting at the deadline; up to one request per connection is still in
+    # flight then, and the server completes it.
+    writes_ok = done_ <= added <= done_ + args.connections
+    checks.setdefault("toggle_writes", []).append(
+        {"wrk_completed": done_, "events_added": added, "ok": writes_ok}
+    )
+    log(
+        f"check: toggle wrote {added} consent events for {done_} completed requests:"
+        f" {'ok' if writes_ok else 'MISMATCH'}"
+    )
+    if not writes_ok:
+        failures.append("toggle event count")
+    agree = ledger_state_agree()
+    checks.setdefault("ledger_state_agree", []).append(agree)
+    log(
+        f"check: ledger and state agree for all {agree['pairs']} member/purpose pairs:"
+        f" {'ok' if agree['ok'] else 'FAILED ' + json.dumps(agree)}"
+    )
+    if not agree["ok"]:
+        failures.append("ledger and state disagree")
 
 
 def main(argv=None) -> int:
@@ -982,57 +1038,14 @@ def main(argv=None) -> int:
                 stop(server.proc)
 
         hello_run()
-        if app_scenarios:
-            server = start_server(
-                "app", "wsgi:app", args.root.resolve(), app_env_, None, "/healthz", logs
-            )
-            try:
-                preflight(server, creds)
-                if "me" in app_scenarios:
-                    results["me"] = [measure("me", server, args, creds, "/me")]
-                if "toggle" in app_scenarios:
-                    # Count only the measured run's writes: the warm-up writes too.
-                    def remember_count() -> None:
-                        checks["_events_before"] = settled_count("consent_event")
-
-                    results["toggle"] = [
-                        measure(
-                            "toggle",
-                            server,
-                            args,
-                            creds,
-                            "/me/consents/advertising",
-                            before=remember_count,
-                        )
-                    ]
-            finally:
-                stop(server.proc)  # graceful: requests in flight finish before the counts
-            if "toggle" in app_scenarios:
-                added = count_rows("consent_event") - checks.pop("_events_before")
-                done_ = results["toggle"][0].requests
-                # wrk stops counting at the deadline; up to one request per connection is
-                # still in flight then, and the server completes it.
-                writes_ok = done_ <= added <= done_ + args.connections
-                checks["toggle_writes"] = {
-                    "wrk_completed": done_,
-                    "events_added": added,
-                    "ok": writes_ok,
-                }
-                log(
-                    f"check: toggle wrote {added} consent events for {done_} completed requests:"
-                    f" {'ok' if writes_ok else 'MISMATCH'}"
-                )
-                if not writes_ok:
-                    failures.append("toggle event count")
-                agree = ledger_state_agree()
-                checks["ledger_state_agree"] = agree
-                log(
-                    f"check: ledger and state agree for all {agree['pairs']} member/purpose pairs:"
-                    f" {'ok' if agree['ok'] else 'FAILED ' + json.dumps(agree)}"
-                )
-                if not agree["ok"]:
-                    failures.append("ledger and state disagree")
-        hello_run()
+        for round_no in range(args.rounds if app_scenarios else 0):
+            if args.rounds > 1:
+                log(f"round {round_no + 1} of {args.rounds}")
+            measure_app_round(args, app_env_, creds, logs, app_scenarios, results, checks,
+                              failures, first=round_no == 0)  # fmt: skip
+            hello_run()
+        if not app_scenarios:
+            hello_run()
 
         if app_scenarios:
             for name, result in verify_chains(env).items():
@@ -1084,23 +1097,40 @@ def main(argv=None) -> int:
     hellos = results["hello"]
     baseline = statistics.mean(r.rps for r in hellos)
     lines, measurements = [], []
+    # Round i ran between hello runs i and i + 1: its ratio is against their mean.
+    round_ratios = {
+        s: [
+            r.rps / statistics.mean((hellos[i].rps, hellos[i + 1].rps))
+            for i, r in enumerate(results[s])
+        ]
+        for s in app_scenarios
+    }
     summary = {
         "hello": (baseline, statistics.mean(r.p99_ms for r in hellos), 1.0),
         **{
-            s: (results[s][0].rps, results[s][0].p99_ms, results[s][0].rps / baseline)
+            s: (
+                statistics.median(r.rps for r in results[s]),
+                statistics.median(r.p99_ms for r in results[s]),
+                statistics.median(round_ratios[s]),
+            )
             for s in app_scenarios
         },
     }
+    for name, ratios in round_ratios.items():
+        if len(ratios) > 1:
+            log(f"{name}: ratio per round {' / '.join(f'{x:.3f}' for x in ratios)}; the median"
+                f" round {statistics.median(ratios):.3f}")  # fmt: skip
     if len(hellos) > 1:
-        spread = abs(hellos[0].rps - hellos[1].rps) / baseline * 100
+        spread = (max(r.rps for r in hellos) - min(r.rps for r in hellos)) / baseline * 100
         log(
             f"hello runs: {' / '.join(f'{r.rps:.1f}' for r in hellos)} req/s "
-            f"(differ by {spread:.1f}%); baseline = their mean"
+            f"(differ by up to {spread:.1f}%); each round against the two around it"
         )
         if spread > 15:
             log(
-                "note: the two hello runs differ by more than 15%: the machine was busy during"
-                " the run, so the ratios are uncertain; run again when it is quiet"
+                "note: the hello runs differ by more than 15%: the machine was busy during"
+                " the run, so the ratios are uncertain; run again when it is quiet, or with"
+                " more --rounds"
             )
         document_notes = {"hello_spread_percent": round(spread, 1)}
     else:
@@ -1109,7 +1139,7 @@ def main(argv=None) -> int:
         if name in summary:
             ratio = summary[name][2]
             log(
-                f"target: {name} ratio >= {target:.2f}: {ratio:.2f} "
+                f"target: {name} ratio >= {target:.2f}: {ratio:.3f} "
                 f"{'met' if ratio >= target else 'MISSED'}"
             )
     for name, (rps, p99, ratio) in summary.items():
@@ -1120,6 +1150,7 @@ def main(argv=None) -> int:
                 "rps": round(rps, 1),
                 "p99_ms": round(p99, 2),
                 "ratio": round(ratio, 3),
+                "ratio_per_round": [round(x, 3) for x in round_ratios.get(name, [])],
                 "target_ratio": TARGETS.get(name),
             }
         )
@@ -1151,6 +1182,7 @@ def main(argv=None) -> int:
                 "warmup_s": args.warmup,
                 "timeout": "5s",
             },
+            "rounds": args.rounds,
             "members": args.members,
             "config": "CONSENT_CENTER_ENV=production, random 64-char SECRET_KEY",
         },
