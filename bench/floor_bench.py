@@ -104,6 +104,7 @@ def main(argv=None) -> int:
         harness.write_credentials(app, sessions)
         ids = [line.split("\t")[0] for line in sessions.read_text().splitlines()]
         tokens.write_text("".join(f"{i}\tx\t{token}\n" for i in ids))
+        harness.settle_database()
 
         def creds(script: str) -> Path:
             return sessions if script in SESSION_SCRIPTS else tokens
@@ -162,11 +163,11 @@ def main(argv=None) -> int:
         ratio = result.rps / baseline
         note = f" (target of that request: >= {target:.2f})" if target else ""
         harness.log(f"{name}: {stands_for}, at most {ratio:.2f} of hello world{note}")
-        print(f"bench {name} {result.rps:.1f} p99={result.p99_ms:.2f} ratio={ratio:.2f}")
+        print(f"bench {name} {result.rps:.1f} p99={result.p99_ms:.2f} ratio={ratio:.3f}")
     for name, result in apps.items():
         ratio = result.rps / baseline
         harness.log(f"{name}: the app's own request ({APP_REQUESTS[name]}), {ratio:.2f}")
-        print(f"bench {name} {result.rps:.1f} p99={result.p99_ms:.2f} ratio={ratio:.2f}")
+        print(f"bench {name} {result.rps:.1f} p99={result.p99_ms:.2f} ratio={ratio:.3f}")
     return 0
 
 
