@@ -17,10 +17,11 @@ target is from what is possible at all on this machine:
 * `toggle_sql`: Flask, the consent toggle's own SQL in one transaction on psycopg (the member,
   its lock, the chain tails, the event, the state upsert, the change event, the webhook
   subscriptions, the audit entry, the switch's view), with no session, CSRF, ORM or template;
-* `me_page`: `GET /me`, the page itself: the app's factory, view, query and templates on
-  Flask, Flask-Login (the member loaded through the ORM), Flask-Babel and Flask-WTF, with
-  every layer the app adds around a request taken away (the request observer, the guards,
-  the security headers; see `_me_page_app`).
+* `site_bare`: the app's own site (`GET /me`, the consent toggle) with every layer the app
+  adds around a request taken away (the request observer, the guards, the security headers;
+  see `_site_bare_app`): the app's factory, views, services, queries and templates on Flask,
+  Flask-Login (the member loaded through the ORM), Flask-Babel, Flask-WTF and
+  Flask-SQLAlchemy, and nothing else.
 
 Served by gunicorn from `bench/` (`floor_apps:select1` and so on) with `FLOOR_DATABASE_URL`
 and `FLOOR_REDIS_URL` set by the harness. Never part of the product.
@@ -284,26 +285,29 @@ def _toggle(purpose: str):
     return f'<div class="switch">{purpose} {granted} {len(view)}</div>'
 
 
-# --- /me ---------------------------------------------------------------------------------
-# The page itself on the stack, with none of the app's own layers: the app's factory builds it
-# (Flask, Flask-Login loading the member through the ORM by the session's key, Flask-Babel,
-# Flask-WTF's token, Flask-SQLAlchemy, the read pool), the view is the app's own (one service
-# call, one query, the app's templates), and what the app adds around every request is taken
-# away: the request observer (request id, metrics, access log) and the API's mount, the
-# before-request guards (body size, unreadable input, CSRF, GPC), the after-request hooks
-# (security headers and CSP, Flask-Limiter's headers, Flask-Login's remember cookie) and the
-# teardown hooks. Kept: the member pages' own rule (signed in, not awaiting a guardian) and the
-# read-only start (a read-only page runs without a transaction: less work, not more).
-_PAGE_HOOKS_KEPT = ("consent_center.web.transactions", "consent_center.web.member.views")
+# --- the site, bare ---------------------------------------------------------------------
+# `/me` and the toggle on the stack, with none of the app's own layers: the app's factory
+# builds it (Flask, Flask-Login loading the member through the ORM by the session's key,
+# Flask-Babel, Flask-WTF, Flask-SQLAlchemy, the read pool), the views are the app's own (each
+# one service call, the app's queries and templates), and what the app adds around every
+# request is taken away: the request observer (request id, metrics, access log) and the API's
+# mount, the app's before-request guards (body size, unreadable input, GPC), the after-request
+# hooks (security headers and CSP, Flask-Limiter's headers, Flask-Login's remember cookie) and
+# the teardown hooks. Kept: Flask-WTF's CSRF check (the stack's; the toggle's form relies on
+# it for the htmx header), the member pages' own rule (signed in, not awaiting a guardian) and
+# the read-only start (a read-only page runs without a transaction: less work, not more).
+_SITE_HOOKS_KEPT = (
+    "flask_wtf.csrf", "consent_center.web.transactions", "consent_center.web.member.views"
+)
 
 
-def _me_page_app() -> Flask:
+def _site_bare_app() -> Flask:
     from consent_center import create_app
 
     app = create_app("production")
     app.__dict__.pop("wsgi_app", None)  # Flask's own wsgi_app, no middleware around it
     app.before_request_funcs = {
-        scope: [f for f in hooks if getattr(f, "__module__", "") in _PAGE_HOOKS_KEPT]
+        scope: [f for f in hooks if getattr(f, "__module__", "") in _SITE_HOOKS_KEPT]
         for scope, hooks in app.before_request_funcs.items()
     }
     app.after_request_funcs = {}
@@ -311,7 +315,7 @@ def _me_page_app() -> Flask:
     return app
 
 
-def me_page(environ, start_response):
-    if "me_page" not in _state:
-        _state["me_page"] = _me_page_app()
-    return _state["me_page"].wsgi_app(environ, start_response)
+def site_bare(environ, start_response):
+    if "site_bare" not in _state:
+        _state["site_bare"] = _site_bare_app()
+    return _state["site_bare"].wsgi_app(environ, start_response)

@@ -48,14 +48,18 @@ FLOORS = [
      "the same with a Redis INCR instead of limits", 0.30, "app_consents"),
     ("floor_toggle", "floor_apps:toggle_sql", "floor_toggle.lua", None,
      "POST /me/consents/<purpose>", 0.06, None),
-    ("floor_me_page", "floor_apps:me_page", "me.lua", "/healthz",
+    ("floor_me_page", "floor_apps:site_bare", "me.lua", "/healthz",
      "GET /me: the page itself, none of the app's own layers", 0.07, "app_me"),
+    ("floor_toggle_page", "floor_apps:site_bare", "toggle.lua", "/healthz",
+     "the consent toggle itself, none of the app's own layers", 0.06, "app_toggle"),
 ]  # fmt: skip
 # The app's own requests, measured in the same run beside their floors: name -> wrk script.
-APP_REQUESTS = {"app_consents": "api_consents.lua", "app_me": "me.lua"}
+APP_REQUESTS = {
+    "app_consents": "api_consents.lua", "app_me": "me.lua", "app_toggle": "toggle.lua"
+}
 # Scripts that sign in with the members' session cookies (bench/run.py's members file); the
 # others read the API token from the third column of a members file of their own.
-SESSION_SCRIPTS = ("me.lua",)
+SESSION_SCRIPTS = ("me.lua", "toggle.lua")
 
 
 def parse_args(argv=None):
