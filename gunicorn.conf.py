@@ -6,8 +6,9 @@ alive whenever the server lets it (bench/README.md, "Gunicorn settings", has the
 sync workers served `/me` and the toggle with the throughput of gthread workers with
 keep-alive and a p99 1.7-2.7x lower, because on two cores a request here is CPU work, and a
 gthread worker adds its poller, thread hand-off and the GIL shared by its threads to every
-request, where a sync worker only pays a new TCP connection on the same host. Behind a buffering proxy (the usual
-deployment) the proxy holds the clients' connections, which is what sync workers assume.
+request, where a sync worker only pays a new TCP connection on the same host. Behind a
+buffering proxy (the usual deployment) the proxy holds the clients' connections, which is
+what sync workers assume.
 
 Each setting can be overridden from the environment (the bench does, to compare).
 """

@@ -7,9 +7,13 @@ the same way and in one run, apps that do only the least work each request must 
 (`bench/floor_apps.py`): one `SELECT 1`; that plus a Redis counter; the API's consents
 request written without Flask, and on Flask, `limits` and SQLAlchemy Core alone (the stack
 issue 16 prescribes); the consent toggle's SQL in one transaction without session,
-CSRF, ORM or template. Hello world runs before and after, and each floor prints
+CSRF, ORM or template; and `/me` and the toggle served by the app's own factory, views and
+templates with none of the app's own layers around the request (`floor_apps:site_bare`).
+Hello world runs before and after, and each floor prints
 `bench floor_<name> <requests/s> p99=<ms> ratio=<r>` against their mean, next to the target
-of the request it stands for; the app's own consents request is measured in the same run.
+of the request it stands for; the app's own request that a floor stands for is measured in
+the same run (`bench app_consents`, `app_me`, `app_toggle`). `--only floor_me_page,...`
+runs some floors (and their app requests) only.
 A target above its floor cannot be met by tuning the app:
 only by doing less work per request than the floor does.
 
@@ -161,18 +165,26 @@ def main(argv=None) -> int:
     harness.log(
         f"hello runs: {' / '.join(f'{h.rps:.1f}' for h in hellos)} req/s; baseline = their mean"
     )
-    print(f"bench hello {baseline:.1f} p99={max(h.p99_ms for h in hellos):.2f} ratio=1.00")
+    print(f"bench hello {baseline:.1f} p99={max(h.p99_ms for h in hellos):.2f} ratio=1.00"
+          f"{_cpu(hellos[0])}")  # fmt: skip
     for name, _spec, _script, _health, stands_for, target, _app_request in floors_run:
         result = floors[name]
         ratio = result.rps / baseline
         note = f" (target of that request: >= {target:.2f})" if target else ""
         harness.log(f"{name}: {stands_for}, at most {ratio:.2f} of hello world{note}")
-        print(f"bench {name} {result.rps:.1f} p99={result.p99_ms:.2f} ratio={ratio:.3f}")
+        print(f"bench {name} {result.rps:.1f} p99={result.p99_ms:.2f} ratio={ratio:.3f}"
+              f"{_cpu(result)}")  # fmt: skip
     for name, result in apps.items():
         ratio = result.rps / baseline
         harness.log(f"{name}: the app's own request ({APP_REQUESTS[name]}), {ratio:.2f}")
-        print(f"bench {name} {result.rps:.1f} p99={result.p99_ms:.2f} ratio={ratio:.3f}")
+        print(f"bench {name} {result.rps:.1f} p99={result.p99_ms:.2f} ratio={ratio:.3f}"
+              f"{_cpu(result)}")  # fmt: skip
     return 0
+
+
+def _cpu(result: harness.WrkResult) -> str:
+    """The server's CPU per request (`run.process_tree_cpu`), when it could be read."""
+    return f" cpu_ms={result.server_cpu_ms:.2f}" if result.server_cpu_ms is not None else ""
 
 
 def _start_without_health(name, spec, env, args, logs) -> harness.Server:

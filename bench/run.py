@@ -654,6 +654,11 @@ class WrkResult:
     first_bad_status: int
     socket_errors: dict = field(default_factory=dict)
     raw: str = ""
+    # CPU time of the server's processes (gunicorn's master and workers) per completed
+    # request over the measured run, in ms: unlike requests/s, it does not depend on how fast
+    # the machine happens to run hello world, so it compares two servers measured minutes
+    # apart. None where /proc cannot be read.
+    server_cpu_ms: float | None = None
 
     @property
     def errors(self) -> int:
@@ -772,6 +777,40 @@ def curl_sample(server: Server, scenario: str, creds: Path | None, tries: int = 
     return f"$ curl ... ({scenario}): {verdict}:\n" + "\n".join(out.splitlines()[:30])
 
 
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def process_tree_cpu(root_pid: int) -> float | None:
+    """CPU seconds (user + system) used so far by a process and its live descendants, from
+    /proc (Linux); None elsewhere. A descendant that exits in between takes its time with it:
+    gunicorn's workers here live as long as their server."""
+    children: dict[int, list[int]] = {}
+    times: dict[int, float] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return None
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rpartition(")")[2].split()
+        except OSError:
+            continue  # exited meanwhile
+        pid = int(entry)
+        children.setdefault(int(fields[1]), []).append(pid)  # fields[1]: the parent's pid
+        times[pid] = (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS  # utime + stime
+    if root_pid not in times:
+        return None
+    total, todo = 0.0, [root_pid]
+    while todo:
+        pid = todo.pop()
+        total += times.get(pid, 0.0)
+        todo.extend(children.get(pid, ()))
+    return total
+
+
 def measure(
     name: str,
     server: Server,
@@ -801,12 +840,17 @@ def measure(
         check_errors(warm, server, creds)
     if before is not None:
         before()
+    cpu_before = process_tree_cpu(server.proc.pid)
     result = run_wrk(
         name, server, path, script, creds, args.duration, args.connections, args.threads
     )
+    cpu_after = process_tree_cpu(server.proc.pid)
+    if cpu_before is not None and cpu_after is not None and result.requests:
+        result.server_cpu_ms = (cpu_after - cpu_before) * 1000 / result.requests
+    cpu = f", server CPU {result.server_cpu_ms:.2f} ms each" if result.server_cpu_ms else ""
     log(
         f"  {name}: {result.rps:.1f} req/s, p50 {result.p50_ms:.2f} ms, p99 {result.p99_ms:.2f} ms,"
-        f" {result.requests} requests, errors {result.errors}"
+        f" {result.requests} requests, errors {result.errors}{cpu}"
     )
     check_errors(result, server, creds)
     return result
@@ -1161,7 +1205,9 @@ def main(argv=None) -> int:
                 f"{'met' if ratio >= target else 'MISSED'}"
             )
     for name, (rps, p99, ratio) in summary.items():
-        lines.append(f"bench {name} {rps:.1f} p99={p99:.2f} ratio={ratio:.3f}")
+        cpus = [r.server_cpu_ms for r in results[name] if r.server_cpu_ms is not None]
+        cpu = f" cpu_ms={statistics.median(cpus):.2f}" if cpus else ""
+        lines.append(f"bench {name} {rps:.1f} p99={p99:.2f} ratio={ratio:.3f}{cpu}")
         measurements.append(
             {
                 "name": name,
