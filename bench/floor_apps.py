@@ -301,21 +301,37 @@ _SITE_HOOKS_KEPT = (
 )
 
 
+# Which of the app's layers the bare site takes away (`FLOOR_SITE_STRIP`, comma-separated;
+# default all): to find which of them a difference between the app and the floor comes from.
+_SITE_LAYERS = ("observer", "before", "after", "teardown")
+
+
 def _site_bare_app() -> Flask:
     from consent_center import create_app
 
+    strip = os.environ.get("FLOOR_SITE_STRIP", ",".join(_SITE_LAYERS)).split(",")
+    unknown = set(strip) - set(_SITE_LAYERS) - {""}
+    if unknown:
+        raise ValueError(f"FLOOR_SITE_STRIP: no such layer {', '.join(sorted(unknown))}")
     app = create_app("production")
-    app.__dict__.pop("wsgi_app", None)  # Flask's own wsgi_app, no middleware around it
-    app.before_request_funcs = {
-        scope: [f for f in hooks if getattr(f, "__module__", "") in _SITE_HOOKS_KEPT]
-        for scope, hooks in app.before_request_funcs.items()
-    }
-    app.after_request_funcs = {}
-    app.teardown_request_funcs = {}
+    if "observer" in strip:
+        app.__dict__.pop("wsgi_app", None)  # Flask's own wsgi_app, no middleware around it
+    if "before" in strip:
+        app.before_request_funcs = {
+            scope: [f for f in hooks if getattr(f, "__module__", "") in _SITE_HOOKS_KEPT]
+            for scope, hooks in app.before_request_funcs.items()
+        }
+    if "after" in strip:
+        app.after_request_funcs = {}
+    if "teardown" in strip:
+        app.teardown_request_funcs = {}
     return app
 
 
-def site_bare(environ, start_response):
-    if "site_bare" not in _state:
-        _state["site_bare"] = _site_bare_app()
-    return _state["site_bare"].wsgi_app(environ, start_response)
+def __getattr__(name: str):
+    # `floor_apps:site_bare` is built when gunicorn's worker loads it, as `wsgi:app` is (the
+    # other floors build nothing at import).
+    if name == "site_bare":
+        globals()[name] = _site_bare_app()
+        return globals()[name]
+    raise AttributeError(name)
