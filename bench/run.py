@@ -803,11 +803,11 @@ def process_tree_cpu(root_pid: int) -> float | None:
         times[pid] = (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS  # utime + stime
     if root_pid not in times:
         return None
-    total, todo = 0.0, [root_pid]
-    while todo:
-        pid = todo.pop()
+    total, unvisited = 0.0, [root_pid]
+    while unvisited:
+        pid = unvisited.pop()
         total += times.get(pid, 0.0)
-        todo.extend(children.get(pid, ()))
+        unvisited.extend(children.get(pid, ()))
     return total
 
 
@@ -847,7 +847,11 @@ def measure(
     cpu_after = process_tree_cpu(server.proc.pid)
     if cpu_before is not None and cpu_after is not None and result.requests:
         result.server_cpu_ms = (cpu_after - cpu_before) * 1000 / result.requests
-    cpu = f", server CPU {result.server_cpu_ms:.2f} ms each" if result.server_cpu_ms else ""
+    cpu = (
+        f", server CPU {result.server_cpu_ms:.2f} ms each"
+        if result.server_cpu_ms is not None
+        else ""
+    )
     log(
         f"  {name}: {result.rps:.1f} req/s, p50 {result.p50_ms:.2f} ms, p99 {result.p99_ms:.2f} ms,"
         f" {result.requests} requests, errors {result.errors}{cpu}"
@@ -954,7 +958,10 @@ def parse_args(argv=None):
         "--tune", action="store_true", help="only measure hello world for several worker counts"
     )
     parser.add_argument("--tune-rounds", type=int, default=3)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
+    return args
 
 
 def apply_server_options(args) -> None:
